@@ -1,0 +1,315 @@
+//! The invariants every replay must hold, whatever its scenario asks.
+
+use std::collections::HashSet;
+
+use super::Violation;
+use crate::runner::ReplayOutcome;
+use crate::trace::{ParentKind, SpanData, TraceContext, TraceId};
+
+/// Every violated invariant, in a stable order. With tracing off the only invariant is that
+/// nothing was traced or propagated.
+pub fn check_invariants(outcome: &ReplayOutcome) -> Vec<Violation> {
+    let mut found = Vec::new();
+    if !outcome.tracing {
+        opt_out_propagates_nothing(outcome, &mut found);
+        return found;
+    }
+    let flows = flow_traces(outcome, &mut found);
+    one_trace_per_flow(outcome, &flows, &mut found);
+    no_open_spans(outcome, &mut found);
+    parents_exist(outcome, &mut found);
+    children_within_parents(outcome, &mut found);
+    async_work_follows_its_cause(outcome, &mut found);
+    mock_requests_carry_context(outcome, &flows, &mut found);
+    log_prefixes_match_spans(outcome, &mut found);
+    found
+}
+
+fn violation(
+    found: &mut Vec<Violation>,
+    invariant: &'static str,
+    message: String,
+    spans: &[&SpanData],
+) {
+    found.push(Violation {
+        invariant,
+        message,
+        spans: spans.iter().map(|s| s.span_id).collect(),
+    });
+}
+
+/// The trace id each booking flow answered with (`X-Trace-Id`), in step order.
+fn flow_traces(outcome: &ReplayOutcome, found: &mut Vec<Violation>) -> Vec<TraceId> {
+    let mut traces = Vec::new();
+    for step in outcome.steps.iter().filter(|s| s.action == "book") {
+        let parsed = step.trace_id.as_deref().and_then(|hex| {
+            outcome
+                .captured
+                .trace_ids()
+                .into_iter()
+                .find(|t| t.to_string() == hex)
+        });
+        match parsed {
+            Some(trace) => traces.push(trace),
+            None => violation(
+                found,
+                "one-trace-per-flow",
+                format!(
+                    "the booking at {} answered without an X-Trace-Id naming a captured trace (got {:?})",
+                    crate::clock::Compact(step.at),
+                    step.trace_id
+                ),
+                &[],
+            ),
+        }
+    }
+    traces
+}
+
+fn one_trace_per_flow(outcome: &ReplayOutcome, flows: &[TraceId], found: &mut Vec<Violation>) {
+    let distinct: HashSet<_> = flows.iter().collect();
+    if distinct.len() != flows.len() {
+        violation(
+            found,
+            "one-trace-per-flow",
+            "two booking flows share one trace id".into(),
+            &[],
+        );
+    }
+    let strays: Vec<&SpanData> = outcome
+        .captured
+        .spans
+        .iter()
+        .filter(|s| !flows.contains(&s.trace_id))
+        .collect();
+    if !strays.is_empty() {
+        violation(
+            found,
+            "one-trace-per-flow",
+            format!(
+                "{} span(s) belong to no booking flow's trace (first: `{}`): context was lost somewhere",
+                strays.len(),
+                strays[0].op
+            ),
+            &strays,
+        );
+    }
+}
+
+fn no_open_spans(outcome: &ReplayOutcome, found: &mut Vec<Violation>) {
+    for open in &outcome.captured.open {
+        found.push(Violation {
+            invariant: "no-open-spans",
+            message: format!("span `{}` was never closed", open.op),
+            spans: vec![open.span_id],
+        });
+    }
+}
+
+fn parents_exist(outcome: &ReplayOutcome, found: &mut Vec<Violation>) {
+    let captured = &outcome.captured;
+    for span in &captured.spans {
+        let Some((parent_id, kind)) = span.parent else {
+            continue;
+        };
+        match captured.span(parent_id) {
+            Some(parent) if parent.trace_id == span.trace_id => {}
+            Some(parent) => violation(
+                found,
+                "parent-exists",
+                format!(
+                    "`{}` has parent `{}` from another trace",
+                    span.op, parent.op
+                ),
+                &[span, parent],
+            ),
+            // A parent from outside the replay is fine only if the runner sent it.
+            None if kind == ParentKind::Remote && sent_by_runner(outcome, span) => {}
+            None => violation(
+                found,
+                "parent-exists",
+                format!(
+                    "`{}` names parent {parent_id}, which no captured span has",
+                    span.op
+                ),
+                &[span],
+            ),
+        }
+    }
+}
+
+fn sent_by_runner(outcome: &ReplayOutcome, span: &SpanData) -> bool {
+    outcome
+        .inbound_contexts
+        .iter()
+        .any(|c: &TraceContext| Some(c.span_id) == span.parent_id() && c.trace_id == span.trace_id)
+}
+
+/// A synchronous child (no follows-from link to its parent) starts and ends within its parent.
+fn children_within_parents(outcome: &ReplayOutcome, found: &mut Vec<Violation>) {
+    let captured = &outcome.captured;
+    for span in &captured.spans {
+        let Some(parent) = span.parent_id().and_then(|p| captured.span(p)) else {
+            continue;
+        };
+        if span.links.contains(&parent.span_id) {
+            continue;
+        }
+        if span.start < parent.start || span.end > parent.end {
+            violation(
+                found,
+                "child-within-parent",
+                format!(
+                    "`{}` ({}…{}) is not within its parent `{}` ({}…{})",
+                    span.op, span.start, span.end, parent.op, parent.start, parent.end
+                ),
+                &[span, parent],
+            );
+        }
+    }
+}
+
+/// Async work starts after the span that scheduled it ended, and links to it.
+fn async_work_follows_its_cause(outcome: &ReplayOutcome, found: &mut Vec<Violation>) {
+    let captured = &outcome.captured;
+    for span in &captured.spans {
+        for cause_id in &span.links {
+            match captured.span(*cause_id) {
+                Some(cause) if span.start >= cause.end && cause.trace_id == span.trace_id => {}
+                Some(cause) => violation(
+                    found,
+                    "async-after-cause",
+                    format!(
+                        "`{}` starts at {} but follows from `{}`, which ends at {} (or is in another trace)",
+                        span.op, span.start, cause.op, cause.end
+                    ),
+                    &[span, cause],
+                ),
+                None => violation(
+                    found,
+                    "async-after-cause",
+                    format!("`{}` follows from {cause_id}, which no captured span has", span.op),
+                    &[span],
+                ),
+            }
+        }
+        // A root of async work (a job) must say what caused it.
+        if span.links.is_empty() && ASYNC_OPERATIONS.contains(&span.op) {
+            violation(
+                found,
+                "async-after-cause",
+                format!(
+                    "`{}` runs asynchronously but has no follows-from link",
+                    span.op
+                ),
+                &[span],
+            );
+        }
+    }
+}
+
+/// Operations that run after the request that caused them has answered.
+pub const ASYNC_OPERATIONS: &[&str] = &["webhook_execution"];
+
+/// Every request a mock received names the flow's trace and the span that sent it.
+fn mock_requests_carry_context(
+    outcome: &ReplayOutcome,
+    flows: &[TraceId],
+    found: &mut Vec<Violation>,
+) {
+    let captured = &outcome.captured;
+    for request in &outcome.requests {
+        let context = request
+            .traceparent
+            .as_deref()
+            .and_then(|h| TraceContext::parse_traceparent(h).ok());
+        let Some(context) = context else {
+            found.push(Violation {
+                invariant: "mock-requests-carry-context",
+                message: format!(
+                    "{} {} to mock `{}` carried no valid traceparent (got {:?})",
+                    request.method, request.path, request.mock, request.traceparent
+                ),
+                spans: vec![],
+            });
+            continue;
+        };
+        let sender = captured.span(context.span_id);
+        match sender {
+            Some(span)
+                if span.trace_id == context.trace_id && flows.contains(&context.trace_id) => {}
+            Some(span) => violation(
+                found,
+                "mock-requests-carry-context",
+                format!(
+                    "{} {} to mock `{}` names span `{}` but trace {} (span's trace is {})",
+                    request.method,
+                    request.path,
+                    request.mock,
+                    span.op,
+                    context.trace_id,
+                    span.trace_id
+                ),
+                &[span],
+            ),
+            None => found.push(Violation {
+                invariant: "mock-requests-carry-context",
+                message: format!(
+                    "{} {} to mock `{}` names parent {}, which no captured span has",
+                    request.method, request.path, request.mock, context.span_id
+                ),
+                spans: vec![],
+            }),
+        }
+    }
+}
+
+fn log_prefixes_match_spans(outcome: &ReplayOutcome, found: &mut Vec<Violation>) {
+    let captured = &outcome.captured;
+    for line in &captured.logs {
+        let Some(prefix) = line.span else { continue };
+        let ok = captured
+            .span(prefix.span_id)
+            .is_some_and(|s| s.trace_id == prefix.trace_id && s.op == prefix.op);
+        if !ok {
+            found.push(Violation {
+                invariant: "log-prefix-matches-span",
+                message: format!(
+                    "log line {:?} claims span {} op `{}`, which does not match a captured span",
+                    line.message, prefix.span_id, prefix.op
+                ),
+                spans: vec![],
+            });
+        }
+    }
+}
+
+/// Tracing off: no spans, no `traceparent` on the wire, no `X-Trace-Id` in responses.
+fn opt_out_propagates_nothing(outcome: &ReplayOutcome, found: &mut Vec<Violation>) {
+    let mut leak = |what: String| {
+        found.push(Violation {
+            invariant: "opt-out-propagates-nothing",
+            message: what,
+            spans: vec![],
+        })
+    };
+    if !outcome.captured.spans.is_empty() {
+        leak(format!(
+            "{} spans were captured with tracing off",
+            outcome.captured.spans.len()
+        ));
+    }
+    for r in outcome.requests.iter().filter(|r| r.traceparent.is_some()) {
+        leak(format!(
+            "{} {} to mock `{}` carried a traceparent with tracing off",
+            r.method, r.path, r.mock
+        ));
+    }
+    for s in outcome.steps.iter().filter(|s| s.trace_id.is_some()) {
+        leak(format!(
+            "the {} step at {} answered with X-Trace-Id with tracing off",
+            s.action,
+            crate::clock::Compact(s.at)
+        ));
+    }
+}

@@ -1,0 +1,28 @@
+//! trace-harness replays booking incidents against a simulated booking service and proves that
+//! its distributed tracing follows each booking end to end.
+//!
+//! A replay reads a scenario file, starts wiremock servers for the third parties (Google
+//! Calendar, webhook subscribers) and the booking service on loopback, drives the scenario's
+//! timeline on virtual time, captures every span, then checks the built-in invariants and the
+//! scenario's assertions:
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use trace_harness::{expect, report, runner, scenario::Scenario};
+//!
+//! let scenario = Scenario::load(Path::new("scenarios/calendar_failure.toml"))?;
+//! let outcome = runner::replay(&scenario, runner::ReplayOptions::default())?;
+//! let verdict = expect::judge(&outcome, &scenario.expect);
+//! print!("{}", report::seed_log_view(&outcome));
+//! assert!(verdict.passed(), "{}", report::diagnostics(&outcome, &verdict));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod booking;
+pub mod clock;
+pub mod expect;
+pub mod mocks;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod trace;

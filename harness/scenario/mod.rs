@@ -1,0 +1,491 @@
+//! Scenario files: the TOML schema, parsing with `file:line:col` errors, and validation.
+//! Nothing here runs a replay.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::booking::OPERATIONS;
+use crate::clock;
+use crate::expect::{Assertion, ExpectedStatus, Selector, Target};
+use crate::mocks::{MockBehaviour, MockKind};
+
+/// Upper bounds on what one scenario may ask for, so a typo cannot ask for a billion steps.
+pub const MAX_STEPS: usize = 1_000;
+pub const MAX_MOCKS: usize = 32;
+pub const MAX_BEHAVIOURS: usize = 100;
+pub const MAX_ASSERTIONS: usize = 200;
+
+/// A validated scenario, ready to replay.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The file's stem: `calendar_failure` for `scenarios/calendar_failure.toml`.
+    pub name: String,
+    pub path: PathBuf,
+    pub description: String,
+    pub seed: u64,
+    pub mocks: BTreeMap<String, MockSpec>,
+    pub timeline: Vec<Step>,
+    pub expect: Vec<Assertion>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockSpec {
+    pub kind: MockKind,
+    #[serde(default)]
+    pub respond: Vec<Spanned<MockBehaviour>>,
+}
+
+impl MockSpec {
+    pub fn behaviours(&self) -> Vec<MockBehaviour> {
+        self.respond.iter().map(|b| b.get_ref().clone()).collect()
+    }
+}
+
+/// One step on the timeline, at a virtual offset from the scenario's start.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub at: Duration,
+    pub action: Action,
+}
+
+#[derive(Clone, Debug)]
+pub enum Action {
+    Book(BookStep),
+    Cron(CronJob),
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BookStep {
+    pub event_type_id: u64,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default = "default_start")]
+    pub start: String,
+    #[serde(default = "default_end")]
+    pub end: String,
+    /// The attendee; seeded fake data when absent.
+    #[serde(default)]
+    pub attendee: Option<Attendee>,
+    /// An inbound `traceparent` to continue, as if a caller had one.
+    #[serde(default)]
+    pub traceparent: Option<String>,
+}
+
+fn default_start() -> String {
+    "2026-03-02T10:00:00Z".to_owned()
+}
+
+fn default_end() -> String {
+    "2026-03-02T10:30:00Z".to_owned()
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Attendee {
+    pub name: String,
+    pub email: String,
+}
+
+/// The cron routes the service exposes.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CronJob {
+    /// `POST /api/cron/webhooks`: run due webhook jobs.
+    Webhooks,
+}
+
+// The file as written, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    description: String,
+    seed: u64,
+    #[serde(default)]
+    mocks: BTreeMap<String, Spanned<MockSpec>>,
+    timeline: Spanned<Vec<Spanned<RawStep>>>,
+    #[serde(default)]
+    expect: Vec<Spanned<RawAssertion>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    #[serde(deserialize_with = "clock::deserialize_duration")]
+    at: Duration,
+    #[serde(default)]
+    book: Option<BookStep>,
+    #[serde(default)]
+    cron: Option<CronJob>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAssertion {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    select: Option<Spanned<String>>,
+    #[serde(default)]
+    mock: Option<Spanned<String>>,
+    #[serde(default)]
+    count: Option<usize>,
+    #[serde(default)]
+    status: Option<ExpectedStatus>,
+    #[serde(default)]
+    child_of: Option<Spanned<String>>,
+    #[serde(default)]
+    follows_from: Option<Spanned<String>>,
+    #[serde(default)]
+    log: Option<String>,
+}
+
+/// Why a scenario could not be loaded. Every variant names the file; parse and validation
+/// errors also give line and column and show the offending line.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{}: cannot read the scenario: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Box<Located>),
+}
+
+/// A message pinned to a place in a scenario file.
+#[derive(Debug)]
+pub struct Located {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    source_line: String,
+}
+
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let gutter = " ".repeat(self.line.to_string().len());
+        writeln!(
+            f,
+            "{}:{}:{}: {}",
+            self.path.display(),
+            self.line,
+            self.column,
+            self.message
+        )?;
+        writeln!(f, "{gutter} |")?;
+        writeln!(f, "{} | {}", self.line, self.source_line)?;
+        write!(
+            f,
+            "{gutter} | {}^",
+            " ".repeat(self.column.saturating_sub(1))
+        )
+    }
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates `text`, reporting errors against `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ScenarioError> {
+        let at = |span: Range<usize>, message: String| {
+            ScenarioError::Invalid(Box::new(locate(path, text, span.start, message)))
+        };
+        let raw: RawScenario = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim_end().to_owned();
+            at(e.span().unwrap_or(0..0), message)
+        })?;
+
+        let steps = raw.timeline.get_ref();
+        if steps.is_empty() {
+            return Err(at(
+                raw.timeline.span(),
+                "the timeline is empty: add at least one `[[timeline]]` step".into(),
+            ));
+        }
+        if steps.len() > MAX_STEPS {
+            return Err(at(
+                raw.timeline.span(),
+                format!("{} steps; at most {MAX_STEPS} are allowed", steps.len()),
+            ));
+        }
+        if raw.mocks.len() > MAX_MOCKS {
+            return Err(at(0..0, format!("at most {MAX_MOCKS} mocks are allowed")));
+        }
+        if raw.expect.len() > MAX_ASSERTIONS {
+            return Err(at(
+                raw.expect[MAX_ASSERTIONS].span(),
+                format!("at most {MAX_ASSERTIONS} `[[expect]]` entries are allowed"),
+            ));
+        }
+
+        let mut mocks = BTreeMap::new();
+        for (name, spec) in raw.mocks {
+            let span = spec.span();
+            let spec = spec.into_inner();
+            if spec.respond.len() > MAX_BEHAVIOURS {
+                return Err(at(
+                    span,
+                    format!("at most {MAX_BEHAVIOURS} responses per mock"),
+                ));
+            }
+            for behaviour in &spec.respond {
+                validate_behaviour(spec.kind, behaviour).map_err(|m| at(behaviour.span(), m))?;
+            }
+            mocks.insert(name, spec);
+        }
+
+        let mut timeline = Vec::with_capacity(steps.len());
+        for step in steps {
+            let raw_step = step.get_ref();
+            let action =
+                match (&raw_step.book, raw_step.cron) {
+                    (Some(book), None) => Action::Book(book.clone()),
+                    (None, Some(job)) => Action::Cron(job),
+                    _ => return Err(at(
+                        step.span(),
+                        "a step needs exactly one action: `book = { … }` or `cron = \"webhooks\"`"
+                            .into(),
+                    )),
+                };
+            timeline.push(Step {
+                at: raw_step.at,
+                action,
+            });
+        }
+        // Steps run in time order; equal times keep file order.
+        timeline.sort_by_key(|s| s.at);
+
+        let mut expect = Vec::with_capacity(raw.expect.len());
+        for (i, assertion) in raw.expect.into_iter().enumerate() {
+            let span = assertion.span();
+            expect.push(validate_assertion(
+                i,
+                assertion.into_inner(),
+                &mocks,
+                text,
+                span,
+                &at,
+            )?);
+        }
+
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Scenario {
+            name,
+            path: path.to_owned(),
+            description: raw.description.trim().to_owned(),
+            seed: raw.seed,
+            mocks,
+            timeline,
+            expect,
+        })
+    }
+
+    /// Names of the mocks of one kind, in name order.
+    pub fn mocks_of(&self, kind: MockKind) -> impl Iterator<Item = (&String, &MockSpec)> {
+        self.mocks.iter().filter(move |(_, m)| m.kind == kind)
+    }
+}
+
+fn validate_behaviour(kind: MockKind, behaviour: &Spanned<MockBehaviour>) -> Result<(), String> {
+    let b = behaviour.get_ref();
+    if !(100..=599).contains(&b.status) {
+        return Err(format!(
+            "status {} is not an HTTP status (100–599)",
+            b.status
+        ));
+    }
+    if let Some(reason) = &b.error {
+        let known = kind.error_reasons();
+        if !known.contains(&reason.as_str()) {
+            return Err(format!(
+                "`{reason}` is not an error {} answers with; expected one of: {}",
+                kind.name(),
+                if known.is_empty() {
+                    "(none: use `body`)".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_assertion(
+    index: usize,
+    raw: RawAssertion,
+    mocks: &BTreeMap<String, MockSpec>,
+    text: &str,
+    span: Range<usize>,
+    at: &impl Fn(Range<usize>, String) -> ScenarioError,
+) -> Result<Assertion, ScenarioError> {
+    let selector = |field: &Spanned<String>| -> Result<Selector, ScenarioError> {
+        let selector = Selector::parse(field.get_ref()).map_err(|e| {
+            let offset = string_content_start(text, field.span()) + e.offset;
+            at(offset..offset, format!("invalid selector: {}", e.message))
+        })?;
+        if let Some(op) = selector.operations().find(|op| !OPERATIONS.contains(op)) {
+            let offset = string_content_start(text, field.span())
+                + field.get_ref().find(op).unwrap_or_default();
+            let suggestion = nearest(op, OPERATIONS)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            return Err(at(
+                offset..offset,
+                format!("unknown operation `{op}`{suggestion}"),
+            ));
+        }
+        Ok(selector)
+    };
+    let target =
+        match (&raw.select, &raw.mock) {
+            (Some(select), None) => Target::Spans(selector(select)?),
+            (None, Some(mock)) => {
+                if !mocks.contains_key(mock.get_ref()) {
+                    let known: Vec<&str> = mocks.keys().map(String::as_str).collect();
+                    return Err(at(
+                        mock.span(),
+                        format!(
+                            "no mock named `{}`; the scenario defines: {}",
+                            mock.get_ref(),
+                            known.join(", ")
+                        ),
+                    ));
+                }
+                if raw.status.is_some() || raw.child_of.is_some() || raw.follows_from.is_some() {
+                    return Err(at(span, "a `mock` expectation takes only `count`".into()));
+                }
+                Target::Mock(mock.get_ref().clone())
+            }
+            _ => return Err(at(
+                span,
+                "an expectation needs exactly one of `select = \"span[…]\"` or `mock = \"name\"`"
+                    .into(),
+            )),
+        };
+    Ok(Assertion {
+        name: raw.name.unwrap_or_else(|| format!("expect #{}", index + 1)),
+        target,
+        count: raw.count,
+        status: raw.status,
+        child_of: raw.child_of.as_ref().map(selector).transpose()?,
+        follows_from: raw.follows_from.as_ref().map(selector).transpose()?,
+        log: raw.log,
+    })
+}
+
+/// Where a TOML string's content begins: past the opening quote(s).
+fn string_content_start(text: &str, span: Range<usize>) -> usize {
+    let raw = text.get(span.clone()).unwrap_or_default();
+    let quotes = ["\"\"\"", "'''", "\"", "'"]
+        .into_iter()
+        .find(|q| raw.starts_with(q))
+        .map_or(0, str::len);
+    span.start + quotes
+}
+
+/// The closest known name, if it is close enough to be a likely typo.
+fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(word, k), *k))
+        .filter(|(d, k)| *d <= k.len() / 3 + 1)
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn locate(path: &Path, text: &str, offset: usize, message: String) -> Located {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..offset].chars().count() + 1;
+    let source_line = text[line_start..]
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    Located {
+        path: path.to_owned(),
+        line,
+        column,
+        message,
+        source_line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        Scenario::parse(Path::new("s.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    const MINIMAL: &str =
+        "description = \"d\"\nseed = 1\n[[timeline]]\nat = \"0s\"\nbook = { event_type_id = 1 }\n";
+
+    #[test]
+    fn a_minimal_scenario_parses() {
+        let s = Scenario::parse(Path::new("dir/minimal.toml"), MINIMAL).unwrap();
+        assert_eq!(s.name, "minimal");
+        assert_eq!(s.timeline.len(), 1);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column_and_show_the_line() {
+        let e = error(&MINIMAL.replace("seed = 1", "seed = \"one\""));
+        assert!(
+            e.starts_with("s.toml:2:8: invalid type: string \"one\", expected u64"),
+            "{e}"
+        );
+        assert!(e.contains("2 | seed = \"one\"\n  |        ^"), "{e}");
+        let e = error(&format!("{MINIMAL}colour = 1\n"));
+        assert!(e.starts_with("s.toml:6:1: unknown field `colour`"), "{e}");
+        let e = error(&MINIMAL.replace("\"0s\"", "\"5 minutes\""));
+        assert!(e.starts_with("s.toml:4:6: expected a duration"), "{e}");
+    }
+
+    #[test]
+    fn selector_errors_point_into_the_string() {
+        let text = format!("{MINIMAL}[[expect]]\nselect = 'span[op=\"booking_creatoin\"]'\n");
+        let e = error(&text);
+        assert!(
+            e.starts_with("s.toml:7:20: unknown operation `booking_creatoin`; did you mean `booking_creation`?"),
+            "{e}"
+        );
+        let e = error(&format!("{MINIMAL}[[expect]]\nselect = \"spam\"\n"));
+        assert!(
+            e.starts_with("s.toml:7:11: invalid selector: expected `span`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn references_to_undefined_mocks_are_rejected() {
+        let e = error(&format!(
+            "{MINIMAL}[[expect]]\nmock = \"nobody\"\ncount = 1\n"
+        ));
+        assert!(e.starts_with("s.toml:7:8: no mock named `nobody`"), "{e}");
+    }
+}

@@ -1,0 +1,290 @@
+//! The capture `Layer`: gives every span W3C ids, times it on the flow's virtual clock and
+//! writes spans and events into a [`TraceStore`].
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Span, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{Layer, Registry};
+
+use super::context::{TraceContext, TraceFlags};
+use super::ids::IdGenerator;
+use super::store::{
+    FieldValue, Fields, LogLine, ParentKind, SpanData, SpanRef, SpanStatus, TraceStore,
+};
+use crate::clock;
+
+tokio::task_local! {
+    static REQUEST_ID: Arc<str>;
+}
+
+/// Runs `fut` as part of the request with this legacy request id: every log line written inside
+/// carries it, so `[Request ID: …]` logging keeps working whether tracing is on or off.
+pub async fn with_request_id<F: Future>(request_id: Arc<str>, fut: F) -> F::Output {
+    REQUEST_ID.scope(request_id, fut).await
+}
+
+/// The request id of the request the caller runs in.
+pub fn current_request_id() -> Option<Arc<str>> {
+    REQUEST_ID.try_with(Arc::clone).ok()
+}
+
+/// Captures spans and events into a [`TraceStore`].
+///
+/// With `tracing` off the layer still records log lines (with their request ids) but disables
+/// every span, so instrumented code pays what a disabled span costs and propagates nothing.
+pub struct CaptureLayer {
+    store: Arc<TraceStore>,
+    ids: IdGenerator,
+    tracing: bool,
+}
+
+impl CaptureLayer {
+    pub fn new(store: Arc<TraceStore>, ids: IdGenerator) -> Self {
+        CaptureLayer {
+            store,
+            ids,
+            tracing: true,
+        }
+    }
+
+    /// Tracing opted out: log lines only, no spans, no context.
+    pub fn without_tracing(store: Arc<TraceStore>) -> Self {
+        CaptureLayer {
+            store,
+            ids: IdGenerator::Random,
+            tracing: false,
+        }
+    }
+}
+
+/// Per-span state, kept in the registry's extensions while the span lives.
+struct LiveSpan(SpanData);
+
+impl<S> Layer<S> for CaptureLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if metadata.is_span() && !self.tracing {
+            Interest::never()
+        } else {
+            Interest::always()
+        }
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        self.tracing || !metadata.is_span()
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let inherited = span.parent().and_then(|parent| {
+            let ext = parent.extensions();
+            ext.get::<LiveSpan>().map(|live| {
+                let p = &live.0;
+                (p.trace_id, p.span_id, p.flags, p.tracestate.clone())
+            })
+        });
+        let (trace_id, parent, flags, tracestate) = match inherited {
+            Some((trace, parent, flags, state)) => {
+                (trace, Some((parent, ParentKind::Local)), flags, state)
+            }
+            None => (self.ids.trace_id(), None, TraceFlags::SAMPLED, None),
+        };
+        let mut fields = Fields::new();
+        attrs.record(&mut FieldVisitor {
+            fields: &mut fields,
+            message: None,
+        });
+        let seq = self.store.next_seq();
+        let data = SpanData {
+            seq,
+            trace_id,
+            span_id: self.ids.span_id(),
+            parent,
+            links: Vec::new(),
+            op: attrs.metadata().name(),
+            fields,
+            status: SpanStatus::Ok,
+            start: clock::now(),
+            end: clock::now(),
+            flags,
+            tracestate,
+            request_id: current_request_id(),
+        };
+        self.store.opened(seq, span_ref(&data));
+        span.extensions_mut().insert(LiveSpan(data));
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(live) = ext.get_mut::<LiveSpan>() {
+            values.record(&mut FieldVisitor {
+                fields: &mut live.0.fields,
+                message: None,
+            });
+        }
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        let Some(cause) = ctx
+            .span(follows)
+            .and_then(|s| s.extensions().get::<LiveSpan>().map(|l| l.0.span_id))
+        else {
+            return;
+        };
+        if let Some(span) = ctx.span(id) {
+            let mut ext = span.extensions_mut();
+            if let Some(live) = ext.get_mut::<LiveSpan>() {
+                live.0.links.push(cause);
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Fields::new();
+        let mut message = None;
+        event.record(&mut FieldVisitor {
+            fields: &mut fields,
+            message: Some(&mut message),
+        });
+        let message = message.unwrap_or_default();
+        let level = *event.metadata().level();
+        let span = ctx.event_span(event).and_then(|span| {
+            let mut ext = span.extensions_mut();
+            let live = &mut ext.get_mut::<LiveSpan>()?.0;
+            if level == tracing::Level::ERROR && live.status == SpanStatus::Ok {
+                live.status = SpanStatus::Error(message.clone());
+            }
+            Some(span_ref(live))
+        });
+        self.store.logged(LogLine {
+            seq: self.store.next_seq(),
+            at: clock::now(),
+            level,
+            message,
+            fields,
+            target: event.metadata().target(),
+            span,
+            request_id: current_request_id(),
+        });
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(LiveSpan(mut data)) = span.extensions_mut().remove::<LiveSpan>() else {
+            return;
+        };
+        data.end = clock::try_now().unwrap_or(data.start).max(data.start);
+        self.store.closed(data);
+    }
+}
+
+fn span_ref(data: &SpanData) -> SpanRef {
+    SpanRef {
+        trace_id: data.trace_id,
+        span_id: data.span_id,
+        op: data.op,
+    }
+}
+
+struct FieldVisitor<'a> {
+    fields: &'a mut Fields,
+    message: Option<&'a mut Option<String>>,
+}
+
+impl FieldVisitor<'_> {
+    fn put(&mut self, field: &Field, value: FieldValue) {
+        if field.name() == "message" {
+            if let Some(message) = self.message.as_deref_mut() {
+                *message = Some(value.to_string());
+                return;
+            }
+        }
+        match self.fields.iter_mut().find(|(k, _)| *k == field.name()) {
+            Some((_, slot)) => *slot = value,
+            None => self.fields.push((field.name(), value)),
+        }
+    }
+}
+
+impl Visit for FieldVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, FieldValue::Str(value.to_owned()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, FieldValue::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, FieldValue::U64(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, FieldValue::F64(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, FieldValue::Bool(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, FieldValue::Str(format!("{value:?}")));
+    }
+}
+
+/// How a span relates to a context that crossed a boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Relation {
+    /// The caller waits for us: an inbound HTTP request.
+    ChildOf,
+    /// The cause did not wait: a job scheduled earlier, a callback that arrives later. The span
+    /// continues the cause's trace as its child and also links to it as follows-from.
+    FollowsFrom,
+}
+
+/// Makes `span` continue `parent`'s trace. Call it right after creating the span, before any
+/// child exists. Does nothing when the span is disabled (tracing off).
+pub fn continue_from(span: &Span, parent: &TraceContext, relation: Relation) {
+    with_live(span, |data| {
+        data.trace_id = parent.trace_id;
+        data.parent = Some((parent.span_id, ParentKind::Remote));
+        data.flags = parent.flags.propagated();
+        data.tracestate = parent.tracestate.clone();
+        if relation == Relation::FollowsFrom {
+            data.links.push(parent.span_id);
+        }
+    });
+}
+
+/// The context to propagate from `span`: its trace, itself as the parent, its flags and
+/// `tracestate`. `None` when tracing is off.
+pub fn context_of(span: &Span) -> Option<TraceContext> {
+    with_live(span, |data| TraceContext {
+        trace_id: data.trace_id,
+        span_id: data.span_id,
+        flags: data.flags,
+        tracestate: data.tracestate.clone(),
+    })
+}
+
+/// [`context_of`] the current span.
+pub fn current_context() -> Option<TraceContext> {
+    context_of(&Span::current())
+}
+
+/// Reaches a live span's record through the registry, the way `tracing-opentelemetry`'s
+/// `set_parent` does: downcast the dispatcher to the `Registry` underneath the layers.
+fn with_live<R>(span: &Span, f: impl FnOnce(&mut SpanData) -> R) -> Option<R> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        let span = registry.span(id)?;
+        let mut ext = span.extensions_mut();
+        ext.get_mut::<LiveSpan>().map(|live| f(&mut live.0))
+    })
+    .flatten()
+}

@@ -1,0 +1,266 @@
+//! `TraceContext` and the W3C Trace Context `traceparent` codec (`tracestate` is carried as is).
+//!
+//! Written by hand rather than taken from `opentelemetry`'s propagator: the harness must judge
+//! other code's headers strictly (the propagator accepts uppercase hex, for instance) and the
+//! codec sits on every simulated request, so it must not allocate.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::ids::{SpanId, TraceId};
+
+pub const TRACEPARENT: &str = "traceparent";
+pub const TRACESTATE: &str = "tracestate";
+
+/// The `trace-flags` byte. Only `sampled` (bit 0) and Level 2's `random` (bit 1) are defined;
+/// the spec says the other bits MUST be set to zero when a context is propagated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct TraceFlags(u8);
+
+impl TraceFlags {
+    pub const SAMPLED: TraceFlags = TraceFlags(0x01);
+    pub const RANDOM: TraceFlags = TraceFlags(0x02);
+    const KNOWN: u8 = 0x03;
+
+    pub fn from_byte(byte: u8) -> Self {
+        TraceFlags(byte)
+    }
+    pub fn to_byte(self) -> u8 {
+        self.0
+    }
+    pub fn is_sampled(self) -> bool {
+        self.0 & Self::SAMPLED.0 != 0
+    }
+    /// The flags a vendor may pass on: unknown bits cleared.
+    pub fn propagated(self) -> Self {
+        TraceFlags(self.0 & Self::KNOWN)
+    }
+}
+
+/// The context that crosses a boundary: which trace, which span is the parent, how it is sampled,
+/// and the vendor `tracestate`, carried through unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub flags: TraceFlags,
+    pub tracestate: Option<Arc<str>>,
+}
+
+/// Why a `traceparent` value was rejected. A rejected header means: start a new trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TraceparentError {
+    #[error("traceparent is {0} characters; version 00 needs exactly 55")]
+    Length(usize),
+    #[error("traceparent is shorter than the 55 characters every version starts with")]
+    TooShort,
+    #[error("traceparent field `{0}` is not lowercase hex of the right length")]
+    Hex(&'static str),
+    #[error("traceparent fields must be separated by `-` at positions 2, 35 and 52")]
+    Separator,
+    #[error("traceparent version ff is forbidden")]
+    ForbiddenVersion,
+    #[error("traceparent trace-id is all zeros")]
+    ZeroTraceId,
+    #[error("traceparent parent-id is all zeros")]
+    ZeroParentId,
+    #[error("traceparent of a future version continues with something other than `-`")]
+    FutureVersionTail,
+}
+
+impl TraceContext {
+    /// Parses a `traceparent` header value strictly, as W3C Trace Context specifies:
+    /// version `00` is exactly 55 characters; a higher version (not `ff`) is parsed by its
+    /// first 55 characters, which must be followed by the end of the value or a `-`.
+    pub fn parse_traceparent(value: &str) -> Result<Self, TraceparentError> {
+        let b = value.as_bytes();
+        if b.len() < 2 {
+            return Err(TraceparentError::TooShort);
+        }
+        let version = decode_hex::<1>(&b[0..2]).ok_or(TraceparentError::Hex("version"))?[0];
+        if version == 0xff {
+            return Err(TraceparentError::ForbiddenVersion);
+        }
+        if version == 0 && b.len() != 55 {
+            return Err(TraceparentError::Length(b.len()));
+        }
+        if b.len() < 55 {
+            return Err(TraceparentError::TooShort);
+        }
+        if b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+            return Err(TraceparentError::Separator);
+        }
+        if b.len() > 55 && b[55] != b'-' {
+            return Err(TraceparentError::FutureVersionTail);
+        }
+        let trace = decode_hex::<16>(&b[3..35]).ok_or(TraceparentError::Hex("trace-id"))?;
+        let parent = decode_hex::<8>(&b[36..52]).ok_or(TraceparentError::Hex("parent-id"))?;
+        let flags = decode_hex::<1>(&b[53..55]).ok_or(TraceparentError::Hex("trace-flags"))?[0];
+        Ok(TraceContext {
+            trace_id: TraceId::from_bytes(trace).ok_or(TraceparentError::ZeroTraceId)?,
+            span_id: SpanId::from_bytes(parent).ok_or(TraceparentError::ZeroParentId)?,
+            flags: TraceFlags(flags),
+            tracestate: None,
+        })
+    }
+
+    /// The `traceparent` value for this context, always version `00`.
+    pub fn traceparent(&self) -> Traceparent {
+        let mut buf = [0u8; 55];
+        buf[..3].copy_from_slice(b"00-");
+        encode_hex(&self.trace_id.to_bytes(), &mut buf[3..35]);
+        buf[35] = b'-';
+        encode_hex(&self.span_id.to_bytes(), &mut buf[36..52]);
+        buf[52] = b'-';
+        encode_hex(&[self.flags.propagated().to_byte()], &mut buf[53..55]);
+        Traceparent(buf)
+    }
+
+    /// Reads the context from a pair of header values; an invalid `traceparent` yields `None`
+    /// (and its `tracestate` is dropped with it, as the spec requires).
+    pub fn from_headers(traceparent: Option<&str>, tracestate: Option<&str>) -> Option<Self> {
+        let mut context = Self::parse_traceparent(traceparent?).ok()?;
+        context.tracestate = tracestate.map(Arc::from);
+        Some(context)
+    }
+}
+
+/// A formatted `traceparent`, on the stack.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Traceparent([u8; 55]);
+
+impl Traceparent {
+    pub fn as_str(&self) -> &str {
+        // Built only from ASCII hex digits and dashes.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Traceparent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Traceparent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Traceparent({})", self.as_str())
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+pub(crate) fn encode_hex(bytes: &[u8], out: &mut [u8]) {
+    for (i, byte) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(byte >> 4)];
+        out[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
+    }
+}
+
+/// Lowercase hex only: W3C Trace Context forbids uppercase in `traceparent`.
+fn decode_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
+    if text.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in text.chunks_exact(2).enumerate() {
+        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn check(header: &str, expected: Result<(), TraceparentError>) {
+        let got = TraceContext::parse_traceparent(header).map(|_| ());
+        assert_eq!(got, expected, "header {header:?}");
+    }
+
+    #[test]
+    fn the_spec_example_round_trips() {
+        let context = TraceContext::parse_traceparent(VALID).unwrap();
+        assert_eq!(
+            context.trace_id.to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(context.span_id.to_string(), "00f067aa0ba902b7");
+        assert!(context.flags.is_sampled());
+        assert_eq!(context.traceparent().as_str(), VALID);
+    }
+
+    #[test]
+    fn malformed_headers_are_rejected_with_the_reason() {
+        use TraceparentError::*;
+        check(
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            Err(Hex("trace-id")),
+        );
+        check(
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            Err(ZeroTraceId),
+        );
+        check(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            Err(ZeroParentId),
+        );
+        check(
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            Err(ForbiddenVersion),
+        );
+        check(
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            Err(Separator),
+        );
+        check(&VALID[..54], Err(Length(54)));
+        check(&format!("{VALID}-extra"), Err(Length(61)));
+        check(
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            Err(Hex("version")),
+        );
+        check(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
+            Err(Hex("trace-flags")),
+        );
+        check("", Err(TooShort));
+    }
+
+    #[test]
+    fn future_versions_parse_their_first_55_characters() {
+        let future = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        check(future, Ok(()));
+        check(&format!("{future}-what-the-future-holds"), Ok(()));
+        check(
+            &format!("{future}xyz"),
+            Err(TraceparentError::FutureVersionTail),
+        );
+        check(&future[..50], Err(TraceparentError::TooShort));
+    }
+
+    #[test]
+    fn unknown_flags_are_cleared_when_propagated() {
+        let context = TraceContext::parse_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff",
+        )
+        .unwrap();
+        assert!(context.traceparent().as_str().ends_with("-03"));
+    }
+
+    #[test]
+    fn an_invalid_traceparent_drops_its_tracestate() {
+        assert_eq!(TraceContext::from_headers(Some("junk"), Some("a=b")), None);
+        let context = TraceContext::from_headers(Some(VALID), Some("congo=t61rcWkgMzE")).unwrap();
+        assert_eq!(context.tracestate.as_deref(), Some("congo=t61rcWkgMzE"));
+    }
+}

@@ -1,0 +1,21 @@
+//! Trace core: W3C ids and `traceparent`, the capture `Layer` and its `TraceStore`, and the
+//! seed's log prefix. Knows nothing about bookings or HTTP servers.
+
+mod capture;
+mod context;
+mod ids;
+mod prefix;
+mod store;
+
+pub use capture::{
+    context_of, continue_from, current_context, current_request_id, with_request_id, CaptureLayer,
+    Relation,
+};
+pub use context::{
+    TraceContext, TraceFlags, Traceparent, TraceparentError, TRACEPARENT, TRACESTATE,
+};
+pub use ids::{splitmix64, IdGenerator, SpanId, TraceId};
+pub use prefix::{Alias, Aliases, RequestIdPrefix, SeedPrefix};
+pub use store::{
+    Captured, FieldValue, Fields, LogLine, ParentKind, SpanData, SpanRef, SpanStatus, TraceStore,
+};

@@ -1,0 +1,195 @@
+//! `TraceStore`: every captured span and log line of one replay, in the order they happened.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::context::TraceFlags;
+use super::ids::{SpanId, TraceId};
+use crate::clock::VirtualTime;
+
+/// A recorded field value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldValue {
+    Str(String),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Str(s) => f.write_str(s),
+            FieldValue::I64(n) => write!(f, "{n}"),
+            FieldValue::U64(n) => write!(f, "{n}"),
+            FieldValue::F64(n) => write!(f, "{n}"),
+            FieldValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+pub type Fields = Vec<(&'static str, FieldValue)>;
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum SpanStatus {
+    #[default]
+    Ok,
+    /// The first message logged at ERROR level inside the span.
+    Error(String),
+}
+
+/// How a span came by its parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParentKind {
+    /// A span that was open in the same process when this one started.
+    Local,
+    /// A context that crossed a boundary: an HTTP header or a stored job row.
+    Remote,
+}
+
+/// One finished (or, in [`Captured::open`], unfinished) span.
+#[derive(Clone, Debug)]
+pub struct SpanData {
+    /// Creation order within the replay; stable, so renderers can alias ids by it.
+    pub seq: u64,
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent: Option<(SpanId, ParentKind)>,
+    /// Follows-from links: spans that caused this one without waiting for it.
+    pub links: Vec<SpanId>,
+    pub op: &'static str,
+    pub fields: Fields,
+    pub status: SpanStatus,
+    pub start: VirtualTime,
+    pub end: VirtualTime,
+    pub flags: TraceFlags,
+    pub tracestate: Option<Arc<str>>,
+    /// The legacy request id of the request the span ran in, if any.
+    pub request_id: Option<Arc<str>>,
+}
+
+impl SpanData {
+    pub fn field(&self, name: &str) -> Option<&FieldValue> {
+        self.fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+    pub fn parent_id(&self) -> Option<SpanId> {
+        self.parent.map(|(id, _)| id)
+    }
+    pub fn duration(&self) -> std::time::Duration {
+        self.end.since(self.start)
+    }
+}
+
+/// Which span a log line was written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanRef {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub op: &'static str,
+}
+
+/// One event, as a log line: the seed's log store holds exactly these.
+#[derive(Clone, Debug)]
+pub struct LogLine {
+    pub seq: u64,
+    pub at: VirtualTime,
+    pub level: tracing::Level,
+    pub message: String,
+    pub fields: Fields,
+    pub target: &'static str,
+    pub span: Option<SpanRef>,
+    pub request_id: Option<Arc<str>>,
+}
+
+/// What a [`super::CaptureLayer`] writes into. Cheap to share; snapshot it after the replay.
+#[derive(Debug, Default)]
+pub struct TraceStore {
+    next_seq: AtomicU64,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    spans: Vec<SpanData>,
+    logs: Vec<LogLine>,
+    open: Vec<(u64, SpanRef)>,
+}
+
+impl TraceStore {
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep going with it.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn opened(&self, seq: u64, span: SpanRef) {
+        self.lock().open.push((seq, span));
+    }
+
+    pub(crate) fn closed(&self, data: SpanData) {
+        let mut inner = self.lock();
+        if let Some(i) = inner.open.iter().rposition(|(seq, _)| *seq == data.seq) {
+            inner.open.swap_remove(i);
+        }
+        inner.spans.push(data);
+    }
+
+    pub(crate) fn logged(&self, line: LogLine) {
+        self.lock().logs.push(line);
+    }
+
+    /// Everything captured so far, in creation order.
+    pub fn snapshot(&self) -> Captured {
+        let inner = self.lock();
+        let mut spans = inner.spans.clone();
+        spans.sort_by_key(|s| s.seq);
+        let mut logs = inner.logs.clone();
+        logs.sort_by_key(|l| l.seq);
+        let mut open = inner.open.clone();
+        open.sort_by_key(|(seq, _)| *seq);
+        Captured {
+            spans,
+            logs,
+            open: open.into_iter().map(|(_, s)| s).collect(),
+        }
+    }
+}
+
+/// A replay's captured telemetry, ordered by when each item began.
+#[derive(Clone, Debug, Default)]
+pub struct Captured {
+    pub spans: Vec<SpanData>,
+    pub logs: Vec<LogLine>,
+    /// Spans that never closed: always a bug in the code under test.
+    pub open: Vec<SpanRef>,
+}
+
+impl Captured {
+    pub fn span(&self, id: SpanId) -> Option<&SpanData> {
+        self.spans.iter().find(|s| s.span_id == id)
+    }
+
+    /// Distinct trace ids in order of first appearance.
+    pub fn trace_ids(&self) -> Vec<TraceId> {
+        let mut ids: Vec<TraceId> = Vec::new();
+        for span in &self.spans {
+            if !ids.contains(&span.trace_id) {
+                ids.push(span.trace_id);
+            }
+        }
+        ids
+    }
+
+    pub fn children(&self, id: SpanId) -> impl Iterator<Item = &SpanData> {
+        self.spans.iter().filter(move |s| s.parent_id() == Some(id))
+    }
+}
