@@ -123,7 +123,12 @@ fn render(
     verdict: &Verdict,
     format: Format,
 ) -> String {
-    let mut out = format!("== {} — {}\n", scenario.name, scenario.description);
+    let description = scenario
+        .description
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut out = format!("== {} — {description}\n", scenario.name);
     if matches!(format, Format::All | Format::Tree) {
         out.push_str(&report::tree(outcome, &[]));
     }

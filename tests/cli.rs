@@ -1,0 +1,126 @@
+//! The command line through the front door: exit codes and one-screen messages for bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn trace_harness(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trace-harness"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CI", "true")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Writes `text` as a scenario file and runs it, expecting bad input (exit 2).
+fn rejects(text: &str, expected_location: &str, expected_message: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    let output = trace_harness(&["run", path.to_str().unwrap()]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    let location = format!("{}:{expected_location}: ", path.display());
+    assert!(
+        message.contains(&location),
+        "no `{location}` in:\n{message}"
+    );
+    assert!(
+        message.contains(expected_message),
+        "no `{expected_message}` in:\n{message}"
+    );
+    assert!(!message.contains("panicked"), "{message}");
+}
+
+const GOOD: &str =
+    "description = \"ok\"\nseed = 1\n\n[[timeline]]\nat = \"0s\"\nbook = { event_type_id = 1 }\n";
+
+#[test]
+fn the_scenarios_directory_replays_green() {
+    let output = trace_harness(&["run", "scenarios/"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", stderr(&output));
+    assert!(
+        stdout.contains("[trace:trace_1 span:span_001 op:booking_creation]"),
+        "{stdout}"
+    );
+    assert!(stdout.trim_end().ends_with(" passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn a_missing_file_is_bad_input_naming_the_file() {
+    let output = trace_harness(&["run", "scenarios/no_such_scenario.toml"]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("scenarios/no_such_scenario.toml: cannot read the scenario"),
+        "{message}"
+    );
+}
+
+#[test]
+fn invalid_toml_is_bad_input_with_line_and_column() {
+    rejects(&GOOD.replace("seed = 1", "seed = = 1"), "2:8", "");
+}
+
+#[test]
+fn an_unknown_key_is_bad_input_with_line_and_column() {
+    rejects(
+        &GOOD.replace("seed = 1", "seed = 1\ncolour = \"blue\""),
+        "3:1",
+        "unknown field `colour`",
+    );
+}
+
+#[test]
+fn a_wrong_type_is_bad_input_with_line_and_column() {
+    rejects(
+        &GOOD.replace("event_type_id = 1", "event_type_id = \"one\""),
+        "6:26",
+        "invalid type: string \"one\", expected u64",
+    );
+}
+
+#[test]
+fn a_bad_duration_is_bad_input_with_line_and_column() {
+    rejects(
+        &GOOD.replace("\"0s\"", "\"soon\""),
+        "5:6",
+        "expected a duration",
+    );
+}
+
+#[test]
+fn a_failed_assertion_exits_1_with_a_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wrong.toml");
+    let text = std::fs::read_to_string(Path::new("scenarios/calendar_failure.toml")).unwrap();
+    let broken = text.replacen("status = \"error\"", "status = \"ok\"", 1);
+    assert_ne!(text, broken);
+    std::fs::write(&path, broken).unwrap();
+    let output = trace_harness(&["run", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAILED wrong (seed 1, tracing on)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("expected: status ok"), "{stdout}");
+    assert!(
+        stdout.contains("✗ "),
+        "the offending span is marked:\n{stdout}"
+    );
+    assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    let output = trace_harness(&["run", "--help"]);
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    assert!(help.contains("trace-harness run scenarios/"), "{help}");
+}
