@@ -1,16 +1,19 @@
 //! Judging a replay: built-in trace invariants that every replay must hold, and the scenario's
 //! own assertions over span selectors. Produces findings; never prints.
 
+mod compare;
 mod invariants;
 mod selector;
 
 use serde::Deserialize;
 
+pub use compare::{DurationTest, Ordering, ValueTest};
 pub use invariants::check_invariants;
 pub use selector::{Selector, SelectorError};
 
+use crate::clock::Compact;
 use crate::runner::ReplayOutcome;
-use crate::trace::{SpanId, SpanStatus};
+use crate::trace::{Captured, SpanData, SpanId, SpanStatus};
 
 /// One `[[expect]]` entry of a scenario, validated.
 #[derive(Clone, Debug)]
@@ -25,8 +28,21 @@ pub struct Assertion {
     pub child_of: Option<Selector>,
     /// Every matched span links follows-from to a span matching this selector.
     pub follows_from: Option<Selector>,
-    /// Some log line written in the matched spans contains this text.
-    pub log: Option<String>,
+    /// Every matched span's duration passes this test.
+    pub duration: Option<DurationTest>,
+    /// Every matched span has these fields, each passing its test.
+    pub attributes: Vec<(String, ValueTest)>,
+    /// Every matched span wrote this many events (log lines), counting only those whose
+    /// message matches the regex when one is given.
+    pub events: Option<EventCount>,
+    /// Some log line written in the matched spans passes this test.
+    pub log: Option<ValueTest>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EventCount {
+    pub count: usize,
+    pub matching: Option<regex::Regex>,
 }
 
 #[derive(Clone, Debug)]
@@ -101,7 +117,7 @@ pub fn judge(outcome: &ReplayOutcome, assertions: &[Assertion]) -> Verdict {
 /// The first way `assertion` fails on `outcome`, if any.
 pub fn check_assertion(outcome: &ReplayOutcome, assertion: &Assertion) -> Option<Failure> {
     let captured = &outcome.captured;
-    let fail = |expected: String, actual: String, spans: Vec<SpanId>| {
+    let fail = |expected: String, actual: String, spans: &[&SpanData]| {
         Some(Failure {
             assertion: assertion.name.clone(),
             target: match &assertion.target {
@@ -110,106 +126,140 @@ pub fn check_assertion(outcome: &ReplayOutcome, assertion: &Assertion) -> Option
             },
             expected,
             actual,
-            spans,
+            spans: spans.iter().map(|s| s.span_id).collect(),
         })
     };
     let selector = match &assertion.target {
         Target::Mock(name) => {
             let received = outcome.requests.iter().filter(|r| &r.mock == name).count();
             return match assertion.count {
-                Some(n) if n != received => fail(
-                    format!("{n} requests"),
-                    format!("{received} requests"),
-                    vec![],
-                ),
+                Some(n) if n != received => {
+                    fail(format!("{n} requests"), format!("{received} requests"), &[])
+                }
                 _ => None,
             };
         }
         Target::Spans(selector) => selector,
     };
     let matched = selector.select(captured);
-    let ids = |spans: &[&crate::trace::SpanData]| spans.iter().map(|s| s.span_id).collect();
-    if let Some(n) = assertion.count {
-        if matched.len() != n {
+    match assertion.count {
+        Some(n) if matched.len() != n => {
             return fail(
                 format!("{n} matching spans"),
                 format!("{} matching spans", matched.len()),
-                ids(&matched),
-            );
+                &matched,
+            )
         }
-    } else if matched.is_empty() {
-        return fail("at least one matching span".into(), "none".into(), vec![]);
+        None if matched.is_empty() => {
+            return fail("at least one matching span".into(), "none".into(), &[])
+        }
+        _ => {}
     }
+    // Each per-span check: what it expects, and what a failing span shows instead.
+    let mut checks: Vec<(String, Box<dyn Fn(&SpanData) -> Option<String> + '_>)> = Vec::new();
     if let Some(expected) = assertion.status {
-        let wrong: Vec<_> = matched
-            .iter()
-            .copied()
-            .filter(|s| {
-                matches!(s.status, SpanStatus::Error(_)) != (expected == ExpectedStatus::Error)
-            })
-            .collect();
-        if let Some(first) = wrong.first() {
-            let actual = match &first.status {
-                SpanStatus::Ok => "ok".to_owned(),
-                SpanStatus::Error(m) => format!("error: {m}"),
-            };
-            return fail(
-                format!("status {expected:?}").to_lowercase(),
-                actual,
-                ids(&wrong),
-            );
-        }
+        let want_error = expected == ExpectedStatus::Error;
+        checks.push((
+            format!("status {}", if want_error { "error" } else { "ok" }),
+            Box::new(move |s| match (&s.status, want_error) {
+                (SpanStatus::Ok, true) => Some("ok".into()),
+                (SpanStatus::Error(m), false) => Some(format!("error: {m}")),
+                _ => None,
+            }),
+        ));
+    }
+    if let Some(test) = &assertion.duration {
+        checks.push((
+            format!("duration {test}"),
+            Box::new(move |s| {
+                (!test.holds(s.duration())).then(|| format!("duration {}", Compact(s.duration())))
+            }),
+        ));
+    }
+    for (name, test) in &assertion.attributes {
+        checks.push((
+            format!("{name} {test}"),
+            Box::new(move |s| match s.field(name) {
+                Some(value) if test.holds(&value.to_string()) => None,
+                Some(value) => Some(format!("{name} = {value}")),
+                None => Some(format!("no field `{name}`")),
+            }),
+        ));
     }
     if let Some(parent) = &assertion.child_of {
-        let orphans: Vec<_> = matched
-            .iter()
-            .copied()
-            .filter(|s| {
-                s.parent_id()
-                    .and_then(|p| captured.span(p))
-                    .is_none_or(|p| !parent.matches(captured, p))
-            })
-            .collect();
-        if let Some(first) = orphans.first() {
-            let actual = match first.parent_id().and_then(|p| captured.span(p)) {
-                Some(p) => format!("parent is `{}`", p.op),
-                None => "no parent".to_owned(),
-            };
-            return fail(format!("child of {parent}"), actual, ids(&orphans));
-        }
+        checks.push((
+            format!("child of {parent}"),
+            Box::new(move |s| match parent_of(captured, s) {
+                Some(p) if parent.matches(captured, p) => None,
+                Some(p) => Some(format!("parent is `{}`", p.op)),
+                None => Some("no parent".into()),
+            }),
+        ));
     }
     if let Some(cause) = &assertion.follows_from {
-        let unlinked: Vec<_> = matched
+        checks.push((
+            format!("follows from {cause}"),
+            Box::new(move |s| {
+                let linked = s.links.iter().filter_map(|l| captured.span(*l));
+                let ops: Vec<&str> = linked.clone().map(|l| l.op).collect();
+                match linked.clone().any(|l| cause.matches(captured, l)) {
+                    true => None,
+                    false if ops.is_empty() => Some("no follows-from link".into()),
+                    false => Some(format!("follows from `{}`", ops.join("`, `"))),
+                }
+            }),
+        ));
+    }
+    if let Some(events) = &assertion.events {
+        let what = match &events.matching {
+            Some(re) => format!("{} events matching /{re}/", events.count),
+            None => format!("{} events", events.count),
+        };
+        checks.push((
+            what,
+            Box::new(move |s| {
+                let n = span_logs(captured, s)
+                    .filter(|m| events.matching.as_ref().is_none_or(|re| re.is_match(m)))
+                    .count();
+                (n != events.count).then(|| format!("{n} events"))
+            }),
+        ));
+    }
+    for (expected, check) in &checks {
+        let offenders: Vec<(&SpanData, String)> = matched
             .iter()
-            .copied()
-            .filter(|s| {
-                !s.links
-                    .iter()
-                    .filter_map(|l| captured.span(*l))
-                    .any(|l| cause.matches(captured, l))
-            })
+            .filter_map(|s| check(s).map(|actual| (*s, actual)))
             .collect();
-        if !unlinked.is_empty() {
-            return fail(
-                format!("follows from {cause}"),
-                "no such follows-from link".into(),
-                ids(&unlinked),
-            );
+        if let Some((_, actual)) = offenders.first() {
+            let spans: Vec<&SpanData> = offenders.iter().map(|(s, _)| *s).collect();
+            return fail(expected.clone(), actual.clone(), &spans);
         }
     }
-    if let Some(text) = &assertion.log {
-        let found = captured.logs.iter().any(|line| {
-            line.span
-                .is_some_and(|s| matched.iter().any(|m| m.span_id == s.span_id))
-                && line.message.contains(text.as_str())
-        });
+    if let Some(test) = &assertion.log {
+        let found = matched
+            .iter()
+            .any(|s| span_logs(captured, s).any(|m| test.holds(m)));
         if !found {
             return fail(
-                format!("a log line containing {text:?}"),
+                format!("a log line that {test}"),
                 "no such line in the matched spans".into(),
-                ids(&matched),
+                &matched,
             );
         }
     }
     None
+}
+
+fn parent_of<'c>(captured: &'c Captured, span: &SpanData) -> Option<&'c SpanData> {
+    captured.span(span.parent_id()?)
+}
+
+/// Messages logged inside `span`, in order.
+fn span_logs<'c>(captured: &'c Captured, span: &SpanData) -> impl Iterator<Item = &'c str> + Clone {
+    let id = span.span_id;
+    captured
+        .logs
+        .iter()
+        .filter(move |l| l.span.is_some_and(|s| s.span_id == id))
+        .map(|l| l.message.as_str())
 }

@@ -1,10 +1,17 @@
 //! Span selectors, a small CSS-like language over the span tree:
 //! `span[op="webhook_execution"]`, `span[op="booking_creation"] > span[status="error"]`.
 //!
-//! Grammar: `selector := compound (combinator compound)*`, `compound := "span" filter*`,
-//! `filter := "[" name ("=" | "!=") value "]"`, where `value` is a double-quoted string or a bare
-//! word, a space between compounds means "descendant of" and `>` means "child of".
-//! `op` is the operation, `status` is `ok` or `error`; any other name is a span field.
+//! ```text
+//! selector := compound (combinator compound)* position?
+//! compound := "span" (filter | ":has(" selector ")")*
+//! filter   := "[" name ("=" | "!=" | "^=" | "*=") value "]"
+//! position := ":first" | ":last" | ":nth(" n ")"
+//! ```
+//! A space between compounds means "descendant of" and `>` means "child of". In a filter, `op`
+//! is the operation, `status` is `ok` or `error`, any other name is a span field; `^=` tests a
+//! prefix and `*=` a substring; a value is a double-quoted string or a bare word.
+//! `:has(s)` keeps spans with a descendant matching `s` (an ancestor query). A position picks
+//! one span of the result, in capture order (`:nth(1)` is `:first`).
 
 use std::fmt;
 
@@ -15,7 +22,19 @@ pub struct Selector {
     text: String,
     /// Compounds left to right, each with the combinator that joins it to the previous one.
     steps: Vec<(Combinator, Compound)>,
+    position: Option<Position>,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Position {
+    First,
+    Last,
+    /// 1-based.
+    Nth(usize),
+}
+
+/// How deeply `:has(...)` may nest: a bound, so a hostile selector cannot exhaust the stack.
+const MAX_NESTING: usize = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Combinator {
@@ -26,13 +45,22 @@ enum Combinator {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 struct Compound {
     filters: Vec<Filter>,
+    has: Vec<Selector>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Filter {
     name: String,
-    negated: bool,
+    test: Test,
     value: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Test {
+    Equals,
+    NotEquals,
+    StartsWith,
+    Contains,
 }
 
 /// A selector that does not parse: what was expected, and where (a byte offset into the text).
@@ -45,29 +73,54 @@ pub struct SelectorError {
 
 impl Selector {
     pub fn parse(text: &str) -> Result<Self, SelectorError> {
-        Parser { text, pos: 0 }.selector()
+        let mut parser = Parser { text, pos: 0 };
+        let selector = parser.selector(0)?;
+        if parser.pos < text.len() {
+            return parser.error(parser.pos, "unexpected `)`");
+        }
+        Ok(selector)
     }
 
     /// Spans the selector matches, in capture order.
     pub fn select<'c>(&self, captured: &'c Captured) -> Vec<&'c SpanData> {
-        captured
+        let all = captured
             .spans
             .iter()
-            .filter(|span| self.matches(captured, span))
-            .collect()
+            .filter(|span| matches_from(captured, &self.steps, span));
+        match self.position {
+            None => all.collect(),
+            Some(Position::First) => all.take(1).collect(),
+            Some(Position::Last) => all.last().into_iter().collect(),
+            Some(Position::Nth(n)) => all.skip(n - 1).take(1).collect(),
+        }
     }
 
+    /// Whether `span` is among the spans the selector selects.
     pub fn matches(&self, captured: &Captured, span: &SpanData) -> bool {
-        matches_from(captured, &self.steps, span)
+        match self.position {
+            None => matches_from(captured, &self.steps, span),
+            Some(_) => self
+                .select(captured)
+                .iter()
+                .any(|s| s.span_id == span.span_id),
+        }
     }
 
     /// The operation names the selector asks for, with their offsets, for validation.
     pub fn operations(&self) -> impl Iterator<Item = &str> {
         self.steps
             .iter()
-            .flat_map(|(_, c)| &c.filters)
-            .filter(|f| f.name == "op" && !f.negated)
-            .map(|f| f.value.as_str())
+            .flat_map(|(_, c)| {
+                let own = c
+                    .filters
+                    .iter()
+                    .filter(|f| f.name == "op" && f.test == Test::Equals)
+                    .map(|f| f.value.as_str());
+                let nested: Vec<&str> = c.has.iter().flat_map(Selector::operations).collect();
+                own.chain(nested)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 }
 
@@ -83,7 +136,7 @@ fn matches_from(captured: &Captured, steps: &[(Combinator, Compound)], span: &Sp
     let Some(((combinator, last), before)) = steps.split_last() else {
         return true;
     };
-    if !last.matches(span) {
+    if !last.matches(captured, span) {
         return false;
     }
     if before.is_empty() {
@@ -107,22 +160,47 @@ fn parent<'c>(captured: &'c Captured, span: &SpanData) -> Option<&'c SpanData> {
 }
 
 impl Compound {
-    fn matches(&self, span: &SpanData) -> bool {
-        self.filters.iter().all(|f| f.matches(span) != f.negated)
+    fn matches(&self, captured: &Captured, span: &SpanData) -> bool {
+        self.filters.iter().all(|f| f.matches(span))
+            && self.has.iter().all(|inner| {
+                captured
+                    .spans
+                    .iter()
+                    .any(|d| is_descendant(captured, d, span) && inner.matches(captured, d))
+            })
     }
+}
+
+fn is_descendant(captured: &Captured, span: &SpanData, ancestor: &SpanData) -> bool {
+    let mut current = parent(captured, span);
+    while let Some(candidate) = current {
+        if candidate.span_id == ancestor.span_id {
+            return true;
+        }
+        current = parent(captured, candidate);
+    }
+    false
 }
 
 impl Filter {
     fn matches(&self, span: &SpanData) -> bool {
-        match self.name.as_str() {
-            "op" => span.op == self.value,
-            "status" => match &span.status {
-                SpanStatus::Ok => self.value == "ok",
-                SpanStatus::Error(_) => self.value == "error",
-            },
-            field => span
-                .field(field)
-                .is_some_and(|v| v.to_string() == self.value),
+        let actual = match self.name.as_str() {
+            "op" => Some(span.op.to_owned()),
+            "status" => Some(
+                match &span.status {
+                    SpanStatus::Ok => "ok",
+                    SpanStatus::Error(_) => "error",
+                }
+                .to_owned(),
+            ),
+            field => span.field(field).map(ToString::to_string),
+        };
+        match (self.test, actual) {
+            (Test::Equals, Some(a)) => a == self.value,
+            (Test::NotEquals, a) => a.as_deref() != Some(self.value.as_str()),
+            (Test::StartsWith, Some(a)) => a.starts_with(&self.value),
+            (Test::Contains, Some(a)) => a.contains(&self.value),
+            (_, None) => false,
         }
     }
 }
@@ -159,13 +237,25 @@ impl Parser<'_> {
         }
     }
 
-    fn selector(mut self) -> Result<Selector, SelectorError> {
+    fn selector(&mut self, depth: usize) -> Result<Selector, SelectorError> {
+        let start = self.pos;
         self.skip_spaces();
-        let mut steps = vec![(Combinator::Descendant, self.compound()?)];
+        let mut steps = vec![(Combinator::Descendant, self.compound(depth)?)];
+        let mut position = None;
         loop {
             let spaced = self.skip_spaces();
-            if self.rest().is_empty() {
+            if self.rest().is_empty() || self.rest().starts_with(')') {
                 break;
+            }
+            if position.is_some() {
+                return self.error(
+                    self.pos,
+                    "a position (`:first`, `:last`, `:nth(n)`) ends the selector",
+                );
+            }
+            if !spaced && self.eat(":") {
+                position = Some(self.position()?);
+                continue;
             }
             let combinator = if self.eat(">") {
                 self.skip_spaces();
@@ -173,25 +263,65 @@ impl Parser<'_> {
             } else if spaced {
                 Combinator::Descendant
             } else {
-                return self.error(self.pos, "expected `[`, a space or `>` after a span");
+                return self.error(self.pos, "expected `[`, `:`, a space or `>` after a span");
             };
-            steps.push((combinator, self.compound()?));
+            steps.push((combinator, self.compound(depth)?));
         }
         Ok(Selector {
-            text: self.text.trim().to_owned(),
+            text: self.text[start..self.pos].trim().to_owned(),
             steps,
+            position,
         })
     }
 
-    fn compound(&mut self) -> Result<Compound, SelectorError> {
+    fn position(&mut self) -> Result<Position, SelectorError> {
+        let at = self.pos;
+        if self.eat("first") {
+            return Ok(Position::First);
+        }
+        if self.eat("last") {
+            return Ok(Position::Last);
+        }
+        if self.eat("nth(") {
+            let digits = self.rest().find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
+            let n: usize = self.rest()[..digits].parse().unwrap_or(0);
+            if n == 0 {
+                return self.error(self.pos, "`:nth(n)` takes a whole number from 1");
+            }
+            self.pos += digits;
+            if !self.eat(")") {
+                return self.error(self.pos, "expected `)`");
+            }
+            return Ok(Position::Nth(n));
+        }
+        self.error(
+            at,
+            "expected `first`, `last`, `nth(n)` or `has(…)` after `:`",
+        )
+    }
+
+    fn compound(&mut self, depth: usize) -> Result<Compound, SelectorError> {
         if !self.eat("span") {
             return self.error(self.pos, "expected `span`");
         }
         let mut compound = Compound::default();
-        while self.eat("[") {
-            compound.filters.push(self.filter()?);
+        loop {
+            if self.eat("[") {
+                compound.filters.push(self.filter()?);
+            } else if self.rest().starts_with(":has(") {
+                if depth >= MAX_NESTING {
+                    return self
+                        .error(self.pos, format!("`:has` nests at most {MAX_NESTING} deep"));
+                }
+                self.pos += ":has(".len();
+                compound.has.push(self.selector(depth + 1)?);
+                if !self.eat(")") {
+                    return self.error(self.pos, "expected `)` to close `:has(`");
+                }
+            } else {
+                return Ok(compound);
+            }
         }
-        Ok(compound)
     }
 
     fn filter(&mut self) -> Result<Filter, SelectorError> {
@@ -207,12 +337,16 @@ impl Parser<'_> {
         let name = self.rest()[..name_len].to_owned();
         self.pos += name_len;
         self.skip_spaces();
-        let negated = if self.eat("!=") {
-            true
+        let test = if self.eat("!=") {
+            Test::NotEquals
+        } else if self.eat("^=") {
+            Test::StartsWith
+        } else if self.eat("*=") {
+            Test::Contains
         } else if self.eat("=") {
-            false
+            Test::Equals
         } else {
-            return self.error(self.pos, "expected `=` or `!=`");
+            return self.error(self.pos, "expected `=`, `!=`, `^=` or `*=`");
         };
         self.skip_spaces();
         let value_at = self.pos;
@@ -226,7 +360,7 @@ impl Parser<'_> {
         } else {
             let len = self
                 .rest()
-                .find(|c: char| c == ']' || c.is_whitespace())
+                .find(|c: char| c == ']' || c == '"' || c.is_whitespace())
                 .unwrap_or(self.rest().len());
             if len == 0 {
                 return self.error(value_at, "expected a value");
@@ -242,11 +376,7 @@ impl Parser<'_> {
         if !self.eat("]") {
             return self.error(self.pos, "expected `]`");
         }
-        Ok(Filter {
-            name,
-            negated,
-            value,
-        })
+        Ok(Filter { name, test, value })
     }
 }
 
@@ -266,6 +396,9 @@ mod tests {
             r#"span[op="booking_creation"]"#,
             r#"span[op="booking_creation"] > span[status=error]"#,
             r#"span[op = "a"]  span[op!="b"][job_id="1"]"#,
+            r#"span:has(span[status=error])"#,
+            r#"span[op^="webhook"]:last"#,
+            r#"span[op*="creation"]:nth(2)"#,
         ] {
             assert_eq!(Selector::parse(text).unwrap().to_string(), text);
         }
@@ -279,5 +412,11 @@ mod tests {
         assert_eq!(error_at(r#"span[status="broken"]"#).0, 12);
         assert_eq!(error_at(r#"span[op="x"]span"#).0, 12);
         assert_eq!(error_at(r#"span[op="x]"#).0, 8);
+        assert_eq!(error_at("span:nth(0)").0, 9);
+        assert_eq!(error_at("span:first span").0, 11);
+        assert_eq!(error_at("span:has(span").0, 13);
+        assert_eq!(error_at("span:gone").0, 5);
+        let deep = format!("span{}", ":has(span".repeat(MAX_NESTING + 1));
+        assert!(error_at(&deep).1.contains("nests at most"));
     }
 }

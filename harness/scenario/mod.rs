@@ -12,7 +12,9 @@ use toml::Spanned;
 
 use crate::booking::OPERATIONS;
 use crate::clock;
-use crate::expect::{Assertion, ExpectedStatus, Selector, Target};
+use crate::expect::{
+    Assertion, DurationTest, EventCount, ExpectedStatus, Ordering, Selector, Target, ValueTest,
+};
 use crate::mocks::{MockBehaviour, MockKind};
 
 /// Upper bounds on what one scenario may ask for, so a typo cannot ask for a billion steps.
@@ -144,7 +146,21 @@ struct RawAssertion {
     #[serde(default)]
     follows_from: Option<Spanned<String>>,
     #[serde(default)]
-    log: Option<String>,
+    duration: Option<Spanned<String>>,
+    #[serde(default)]
+    attributes: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    events: Option<RawEvents>,
+    #[serde(default)]
+    log: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvents {
+    count: usize,
+    #[serde(default)]
+    matching: Option<Spanned<String>>,
 }
 
 /// Why a scenario could not be loaded. Every variant names the file; parse and validation
@@ -370,7 +386,14 @@ fn validate_assertion(
                         ),
                     ));
                 }
-                if raw.status.is_some() || raw.child_of.is_some() || raw.follows_from.is_some() {
+                let span_only = raw.status.is_some()
+                    || raw.child_of.is_some()
+                    || raw.follows_from.is_some()
+                    || raw.duration.is_some()
+                    || !raw.attributes.is_empty()
+                    || raw.events.is_some()
+                    || raw.log.is_some();
+                if span_only {
                     return Err(at(span, "a `mock` expectation takes only `count`".into()));
                 }
                 Target::Mock(mock.get_ref().clone())
@@ -388,8 +411,63 @@ fn validate_assertion(
         status: raw.status,
         child_of: raw.child_of.as_ref().map(selector).transpose()?,
         follows_from: raw.follows_from.as_ref().map(selector).transpose()?,
-        log: raw.log,
+        duration: raw
+            .duration
+            .as_ref()
+            .map(|d| DurationTest::parse(d.get_ref()).map_err(|m| at(d.span(), m)))
+            .transpose()?,
+        attributes: raw
+            .attributes
+            .iter()
+            .map(|(name, value)| {
+                let test = match value.get_ref() {
+                    toml::Value::String(text) => ValueTest::parse(text),
+                    toml::Value::Integer(n) => Ok(ValueTest::Compare(Ordering::Eq, n.to_string())),
+                    toml::Value::Boolean(b) => Ok(ValueTest::Compare(Ordering::Eq, b.to_string())),
+                    other => Err(format!(
+                        "expected a string test such as \"== x\" or a number, found a {}",
+                        other.type_str()
+                    )),
+                };
+                test.map(|t| (name.clone(), t))
+                    .map_err(|m| at(value.span(), m))
+            })
+            .collect::<Result<_, _>>()?,
+        events: raw
+            .events
+            .as_ref()
+            .map(|e| {
+                let matching = e
+                    .matching
+                    .as_ref()
+                    .map(|re| {
+                        regex::Regex::new(re.get_ref()).map_err(|err| {
+                            at(re.span(), format!("invalid regular expression: {err}"))
+                        })
+                    })
+                    .transpose()?;
+                Ok(EventCount {
+                    count: e.count,
+                    matching,
+                })
+            })
+            .transpose()?,
+        log: raw
+            .log
+            .as_ref()
+            .map(|text| log_test(text.get_ref()).map_err(|m| at(text.span(), m)))
+            .transpose()?,
     })
+}
+
+/// `log = "…"`: a bare text means "contains"; `matches …` and `== …` work as for attributes.
+fn log_test(text: &str) -> Result<ValueTest, String> {
+    if text.starts_with("matches ") || text.starts_with("== ") {
+        ValueTest::parse(text)
+    } else {
+        let part = text.strip_prefix("contains ").unwrap_or(text);
+        Ok(ValueTest::Contains(part.to_owned()))
+    }
 }
 
 /// Where a TOML string's content begins: past the opening quote(s).

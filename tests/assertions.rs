@@ -1,0 +1,187 @@
+//! The selector language and the assertions, through replays: what each selector picks, and
+//! the diagnostic a deliberately broken copy of a scenario produces.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::*;
+use trace_harness::expect::{judge, Selector};
+use trace_harness::report;
+use trace_harness::runner::ReplayOutcome;
+use trace_harness::trace::Aliases;
+
+fn calendar_failure() -> &'static ReplayOutcome {
+    static OUTCOME: OnceLock<ReplayOutcome> = OnceLock::new();
+    OUTCOME.get_or_init(|| run_green(&load("calendar_failure")))
+}
+
+/// `selector` picks exactly the spans `expected` names (aliases, in capture order).
+fn check(selector: &str, expected: &[&str]) {
+    let outcome = calendar_failure();
+    let aliases = Aliases::of(&outcome.captured);
+    let picked: Vec<String> = Selector::parse(selector)
+        .unwrap_or_else(|e| panic!("{selector}: {e}"))
+        .select(&outcome.captured)
+        .iter()
+        .map(|s| aliases.span(s.span_id).to_string())
+        .collect();
+    assert_eq!(picked, expected, "{selector}");
+}
+
+// The replay's tree: span_001 booking_creation > {span_002 calendar_event_creation (error),
+// span_003 webhook_scheduling > span_004 webhook_execution (follows from span_003)}.
+
+#[test]
+fn selectors_filter_by_operation_status_and_field() {
+    check("span", &["span_001", "span_002", "span_003", "span_004"]);
+    check(r#"span[op="calendar_event_creation"]"#, &["span_002"]);
+    check("span[status=error]", &["span_002"]);
+    check("span[status!=error]", &["span_001", "span_003", "span_004"]);
+    check(
+        "span[trigger_event=BOOKING_CREATED]",
+        &["span_003", "span_004"],
+    );
+    check(r#"span[op^="webhook"]"#, &["span_003", "span_004"]);
+    check(r#"span[op*="creation"]"#, &["span_001", "span_002"]);
+    check("span[no_such_field=1]", &[]);
+}
+
+#[test]
+fn selectors_combine_descendant_and_child() {
+    check(
+        r#"span[op="booking_creation"] span"#,
+        &["span_002", "span_003", "span_004"],
+    );
+    check(
+        r#"span[op="booking_creation"] > span"#,
+        &["span_002", "span_003"],
+    );
+    check(
+        r#"span[op="booking_creation"] > span[op="webhook_execution"]"#,
+        &[],
+    );
+    check(r#"span > span > span"#, &["span_004"]);
+}
+
+#[test]
+fn selectors_pick_positions_and_ancestors() {
+    check("span:first", &["span_001"]);
+    check("span:last", &["span_004"]);
+    check("span:nth(3)", &["span_003"]);
+    check("span:nth(9)", &[]);
+    check("span:has(span[status=error])", &["span_001"]);
+    check(
+        r#"span:has(span[op="webhook_execution"])"#,
+        &["span_001", "span_003"],
+    );
+    check(
+        r#"span:has(span:has(span[op="webhook_execution"]))"#,
+        &["span_001"],
+    );
+}
+
+/// Replays `name` with `from` replaced by `to` in its file and returns the failure report.
+fn broken(name: &str, from: &str, to: &str) -> String {
+    let scenario = edited(name, from, to);
+    let outcome = run(&scenario, true);
+    let verdict = judge(&outcome, &scenario.expect);
+    assert!(!verdict.passed(), "the broken copy of {name} still passes");
+    report::diagnostics(&outcome, &verdict)
+}
+
+fn assert_mentions(report: &str, fragments: &[&str]) {
+    for fragment in fragments {
+        assert!(report.contains(fragment), "no `{fragment}` in:\n{report}");
+    }
+}
+
+#[test]
+fn a_wrong_parent_is_reported_with_the_actual_parent() {
+    let report = broken(
+        "calendar_failure",
+        "child_of = 'span[op=\"booking_creation\"]'",
+        "child_of = 'span[op=\"webhook_scheduling\"]'",
+    );
+    assert_mentions(
+        &report,
+        &[
+            "FAILED calendar_failure (seed 1, tracing on)",
+            "on span[op=\"calendar_event_creation\"]",
+            "expected: child of span[op=\"webhook_scheduling\"]",
+            "actual:   parent is `booking_creation`",
+            "matched:  span_002",
+            "✗    ├─ span_002 calendar_event_creation",
+        ],
+    );
+}
+
+#[test]
+fn a_missing_follows_from_is_reported() {
+    let report = broken(
+        "calendar_failure",
+        "follows_from = 'span[op=\"webhook_scheduling\"]'",
+        "follows_from = 'span[op=\"calendar_event_creation\"]'",
+    );
+    assert_mentions(
+        &report,
+        &[
+            "expected: follows from span[op=\"calendar_event_creation\"]",
+            "actual:   follows from `webhook_scheduling`",
+            "matched:  span_004",
+        ],
+    );
+}
+
+#[test]
+fn a_wrong_duration_is_reported_with_the_actual_duration() {
+    let report = broken(
+        "calendar_failure",
+        "duration = \"== 120ms\"",
+        "duration = \"< 100ms\"",
+    );
+    assert_mentions(
+        &report,
+        &["expected: duration < 100ms", "actual:   duration 120ms"],
+    );
+}
+
+#[test]
+fn wrong_counts_attributes_events_and_logs_are_reported() {
+    let report = broken(
+        "calendar_failure",
+        "events = { count = 2 }",
+        "events = { count = 3 }",
+    );
+    assert_mentions(&report, &["expected: 3 events", "actual:   2 events"]);
+    let report = broken(
+        "calendar_failure",
+        "attributes = { event_type_id = 123 }",
+        "attributes = { event_type_id = \">= 500\" }",
+    );
+    assert_mentions(
+        &report,
+        &[
+            "expected: event_type_id >= 500",
+            "actual:   event_type_id = 123",
+        ],
+    );
+    let report = broken("calendar_failure", "5 minutes later$", "6 minutes later$");
+    assert_mentions(
+        &report,
+        &["expected: a log line that matches ^Webhook executed 6 minutes later$"],
+    );
+    let report = broken(
+        "calendar_failure",
+        "mock = \"google\"\ncount = 1",
+        "mock = \"google\"\ncount = 2",
+    );
+    assert_mentions(
+        &report,
+        &[
+            "on mock `google`",
+            "expected: 2 requests",
+            "actual:   1 requests",
+        ],
+    );
+}
