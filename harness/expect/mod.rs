@@ -156,7 +156,7 @@ pub fn check_assertion(outcome: &ReplayOutcome, assertion: &Assertion) -> Option
         _ => {}
     }
     // Each per-span check: what it expects, and what a failing span shows instead.
-    let mut checks: Vec<(String, Box<dyn Fn(&SpanData) -> Option<String> + '_>)> = Vec::new();
+    let mut checks: Vec<(String, SpanCheck<'_>)> = Vec::new();
     if let Some(expected) = assertion.status {
         let want_error = expected == ExpectedStatus::Error;
         checks.push((
@@ -249,6 +249,9 @@ pub fn check_assertion(outcome: &ReplayOutcome, assertion: &Assertion) -> Option
     }
     None
 }
+
+/// A per-span check: `None` when the span passes, else what the span shows instead.
+type SpanCheck<'a> = Box<dyn Fn(&SpanData) -> Option<String> + 'a>;
 
 fn parent_of<'c>(captured: &'c Captured, span: &SpanData) -> Option<&'c SpanData> {
     captured.span(span.parent_id()?)

@@ -83,14 +83,14 @@ impl Selector {
 
     /// Spans the selector matches, in capture order.
     pub fn select<'c>(&self, captured: &'c Captured) -> Vec<&'c SpanData> {
-        let all = captured
+        let mut all = captured
             .spans
             .iter()
             .filter(|span| matches_from(captured, &self.steps, span));
         match self.position {
             None => all.collect(),
             Some(Position::First) => all.take(1).collect(),
-            Some(Position::Last) => all.last().into_iter().collect(),
+            Some(Position::Last) => all.next_back().into_iter().collect(),
             Some(Position::Nth(n)) => all.skip(n - 1).take(1).collect(),
         }
     }
