@@ -3,11 +3,12 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use trace_harness::expect::{self, Verdict};
-use trace_harness::report;
-use trace_harness::runner::{self, ReplayOptions, ReplayOutcome};
+use trace_harness::report::{self, JunitCase};
+use trace_harness::runner::{self, ReplayError, ReplayOptions, ReplayOutcome};
 use trace_harness::scenario::{Scenario, ScenarioError};
 
 /// Exit codes: what CI scripts branch on.
@@ -19,7 +20,7 @@ const EXIT_BAD_INPUT: u8 = 2;
     name = "trace-harness",
     version,
     about = "Replays booking incidents against a simulated booking service and proves its distributed tracing end to end",
-    after_help = "Exit codes: 0 all scenarios passed, 1 an assertion or invariant failed, 2 bad input."
+    after_help = "Exit codes: 0 all scenarios passed, 1 an assertion or invariant failed, 2 bad input.\n\nExample:\n  trace-harness run scenarios/"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,22 +31,51 @@ struct Cli {
 enum Command {
     /// Replay scenario files and check their traces.
     #[command(
-        after_help = "Examples:\n  trace-harness run scenarios/\n  trace-harness run scenarios/calendar_failure.toml --format logs\n  trace-harness run scenarios/ --no-tracing --format request-ids"
+        after_help = "Examples:\n  trace-harness run scenarios/\n  trace-harness run scenarios/calendar_failure.toml --format logs\n  trace-harness run scenarios/ --format request-ids --side-by-side\n  trace-harness run scenarios/ --format junit --out target/trace-harness\n  trace-harness run scenarios/ --shard 1/2      # this CI machine's half"
     )]
-    Run {
+    Run(RunArgs),
+    /// List scenarios with their descriptions.
+    #[command(after_help = "Example:\n  trace-harness list scenarios/")]
+    List {
         /// Scenario files, or directories of them (`*.toml`).
         #[arg(default_value = "scenarios")]
         paths: Vec<PathBuf>,
-        /// What to print for each replay.
-        #[arg(long, value_enum, default_value_t = Format::All)]
-        format: Format,
-        /// Replay with tracing opted out: spans disabled, nothing propagated.
-        #[arg(long)]
-        no_tracing: bool,
-        /// Replays to run at once (default: the number of cores).
-        #[arg(long)]
-        jobs: Option<usize>,
     },
+    /// Print what a scenario does and what it asserts.
+    #[command(after_help = "Example:\n  trace-harness explain scenarios/calendar_failure.toml")]
+    Explain {
+        /// A scenario file.
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Scenario files, or directories of them (`*.toml`).
+    #[arg(default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+    /// Only scenarios whose name contains this text.
+    #[arg(long, value_name = "NAME")]
+    filter: Option<String>,
+    /// What to print for each replay.
+    #[arg(long, value_enum, default_value_t = Format::All)]
+    format: Format,
+    /// With `--format request-ids`: the traced view beside it, to show what tracing adds.
+    #[arg(long)]
+    side_by_side: bool,
+    /// Write each scenario's output to DIR/<scenario>.<ext> (JUnit: DIR/junit.xml) instead of
+    /// standard output.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Replays to run at once (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Run only shard K of N: scenarios sorted by name, every Nth from the Kth (1-based).
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// Replay with tracing opted out: spans disabled, nothing propagated.
+    #[arg(long)]
+    no_tracing: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,63 +88,198 @@ enum Format {
     Logs,
     /// The same log lines as request-ID-only logging showed them.
     RequestIds,
+    /// One JSON document per replay: spans, log lines, requests, findings.
+    Json,
+    /// A JUnit XML report, one test case per scenario.
+    Junit,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Shard {
+    index: usize,
+    count: usize,
+}
+
+impl FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parsed = s
+            .split_once('/')
+            .and_then(|(k, n)| Some((k.parse().ok()?, n.parse().ok()?)));
+        match parsed {
+            Some((index, count)) if index >= 1 && index <= count => Ok(Shard { index, count }),
+            _ => Err(format!(
+                "expected K/N with 1 <= K <= N, such as 1/2; found `{s}`"
+            )),
+        }
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Run {
-            paths,
-            format,
-            no_tracing,
-            jobs,
-        } => run(&paths, format, !no_tracing, jobs),
+    match Cli::parse().command {
+        Command::Run(args) => run(args),
+        Command::List { paths } => match load_all(&paths) {
+            Ok(scenarios) => {
+                for s in scenarios {
+                    let words: Vec<&str> = s.description.split_whitespace().collect();
+                    println!("{:<24} {}", s.name, words.join(" "));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(errors) => bad_input(errors),
+        },
+        Command::Explain { file } => match Scenario::load(&file) {
+            Ok(scenario) => {
+                print!("{}", report::explain(&scenario));
+                ExitCode::SUCCESS
+            }
+            Err(e) => bad_input(vec![e]),
+        },
     }
 }
 
-fn run(paths: &[PathBuf], format: Format, tracing: bool, jobs: Option<usize>) -> ExitCode {
-    let scenarios = match load_all(paths) {
-        Ok(scenarios) => scenarios,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("error: {e}\n");
-            }
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
-    };
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let progress = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
-    let results = runner::replay_all(&scenarios, ReplayOptions { tracing }, jobs, |s, _| {
-        if progress {
-            eprintln!("replayed {}", s.name);
-        }
-    });
-
-    let mut stdout = std::io::stdout().lock();
-    let (mut passed, mut failed, mut broken) = (0, 0, 0);
-    for (scenario, result) in scenarios.iter().zip(results) {
-        let outcome = match result {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                let _ = writeln!(stdout, "== {}\nERROR {e}\n", scenario.name);
-                broken += 1;
-                continue;
-            }
-        };
-        let verdict = expect::judge(&outcome, &scenario.expect);
-        let _ = write!(stdout, "{}", render(scenario, &outcome, &verdict, format));
-        if verdict.passed() {
-            passed += 1;
-        } else {
-            failed += 1;
-        }
+fn bad_input(errors: Vec<ScenarioError>) -> ExitCode {
+    for e in errors {
+        eprintln!("error: {e}\n");
     }
-    let _ = writeln!(stdout, "{passed} passed, {} failed", failed + broken);
-    if failed + broken > 0 {
+    ExitCode::from(EXIT_BAD_INPUT)
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let mut scenarios = match load_all(&args.paths) {
+        Ok(scenarios) => scenarios,
+        Err(errors) => return bad_input(errors),
+    };
+    if let Some(filter) = &args.filter {
+        scenarios.retain(|s| s.name.contains(filter.as_str()));
+    }
+    if let Some(shard) = args.shard {
+        scenarios.sort_by(|a, b| a.name.cmp(&b.name));
+        scenarios = scenarios
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % shard.count == shard.index - 1)
+            .map(|(_, s)| s)
+            .collect();
+    }
+    if scenarios.is_empty() {
+        eprintln!("no scenario matches: nothing to replay");
+        let _ = writeln!(std::io::stdout(), "0 passed, 0 failed");
+        return ExitCode::SUCCESS;
+    }
+
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let progress = Progress::new(scenarios.len());
+    let options = ReplayOptions {
+        tracing: !args.no_tracing,
+    };
+    let results = runner::replay_all(&scenarios, options, jobs, |s, r| progress.done(s, r));
+    progress.finish();
+
+    let judged: Vec<(&Scenario, Result<(ReplayOutcome, Verdict), String>)> = scenarios
+        .iter()
+        .zip(results)
+        .map(|(s, r)| {
+            let judged = r
+                .map(|outcome| {
+                    let verdict = expect::judge(&outcome, &s.expect);
+                    (outcome, verdict)
+                })
+                .map_err(|e: ReplayError| e.to_string());
+            (s, judged)
+        })
+        .collect();
+    let passed = judged
+        .iter()
+        .filter(|(_, r)| r.as_ref().is_ok_and(|(_, v)| v.passed()))
+        .count();
+    let failed = judged.len() - passed;
+
+    if let Err(e) = emit(&args, &judged) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let summary = format!("{passed} passed, {failed} failed");
+    if matches!(args.format, Format::Json | Format::Junit) && args.out.is_none() {
+        // Standard output holds the document; keep it parseable.
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+    }
+    if failed > 0 {
         ExitCode::from(EXIT_FAILED)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+type Judged<'a> = (&'a Scenario, Result<(ReplayOutcome, Verdict), String>);
+
+/// Prints or writes every replay's output in the chosen format.
+fn emit(args: &RunArgs, judged: &[Judged<'_>]) -> std::io::Result<()> {
+    if args.format == Format::Junit {
+        let cases: Vec<JunitCase<'_>> = judged
+            .iter()
+            .map(|(s, r)| match r {
+                Ok((outcome, verdict)) => JunitCase::Judged(outcome, verdict),
+                Err(e) => JunitCase::Broken(&s.name, e.clone()),
+            })
+            .collect();
+        let xml = report::junit(&cases);
+        return match &args.out {
+            Some(dir) => write_atomically(&dir.join("junit.xml"), &xml),
+            None => {
+                println!("{}", xml.trim_end());
+                Ok(())
+            }
+        };
+    }
+    let mut json_documents = Vec::new();
+    for (scenario, result) in judged {
+        let text = match (result, args.format) {
+            (Err(e), Format::Json) => {
+                serde_json::json!({ "scenario": scenario.name, "error": e }).to_string() + "\n"
+            }
+            (Err(e), _) => format!("== {}\nERROR {e}\n\n", scenario.name),
+            (Ok((outcome, verdict)), Format::Json) => {
+                let document = report::json(outcome, verdict);
+                let text = serde_json::to_string_pretty(&document).unwrap_or_default() + "\n";
+                json_documents.push(document);
+                text
+            }
+            (Ok((outcome, verdict)), format) => {
+                render(scenario, outcome, verdict, format, args.side_by_side)
+            }
+        };
+        match &args.out {
+            Some(dir) => {
+                let ext = if args.format == Format::Json {
+                    "json"
+                } else {
+                    "txt"
+                };
+                write_atomically(&dir.join(format!("{}.{ext}", scenario.name)), &text)?;
+                if let Err(e) = result {
+                    println!("ERROR {}: {e}", scenario.name);
+                } else if let Ok((outcome, verdict)) = result {
+                    if !verdict.passed() {
+                        print!("{}", report::diagnostics(outcome, verdict));
+                    }
+                }
+            }
+            None if args.format != Format::Json => print!("{text}"),
+            None => {}
+        }
+    }
+    if args.format == Format::Json && args.out.is_none() {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json_documents).unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 fn render(
@@ -122,6 +287,7 @@ fn render(
     outcome: &ReplayOutcome,
     verdict: &Verdict,
     format: Format,
+    side_by_side: bool,
 ) -> String {
     let description = scenario
         .description
@@ -129,17 +295,17 @@ fn render(
         .collect::<Vec<_>>()
         .join(" ");
     let mut out = format!("== {} — {description}\n", scenario.name);
-    if matches!(format, Format::All | Format::Tree) {
-        out.push_str(&report::tree(outcome, &[]));
-    }
-    if format == Format::All {
-        out.push('\n');
-    }
-    if matches!(format, Format::All | Format::Logs) {
-        out.push_str(&report::seed_log_view(outcome));
-    }
-    if format == Format::RequestIds {
-        out.push_str(&report::request_id_view(outcome));
+    match format {
+        Format::All => {
+            out.push_str(&report::tree(outcome, &[]));
+            out.push('\n');
+            out.push_str(&report::seed_log_view(outcome));
+        }
+        Format::Tree => out.push_str(&report::tree(outcome, &[])),
+        Format::Logs => out.push_str(&report::seed_log_view(outcome)),
+        Format::RequestIds if side_by_side => out.push_str(&report::side_by_side(outcome)),
+        Format::RequestIds => out.push_str(&report::request_id_view(outcome)),
+        Format::Json | Format::Junit => {}
     }
     if verdict.passed() {
         out.push_str(&format!("PASS {}\n\n", scenario.name));
@@ -149,6 +315,64 @@ fn render(
         out.push('\n');
     }
     out
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a file.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(text.as_bytes())?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Progress on standard error: a bar on a terminal, plain lines in CI or a pipe.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+    done: std::sync::atomic::AtomicUsize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        let bar = (interactive && total > 1).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
+            {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Progress {
+            bar,
+            total,
+            done: Default::default(),
+        }
+    }
+
+    fn done(&self, scenario: &Scenario, result: &Result<ReplayOutcome, ReplayError>) {
+        let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(scenario.name.clone());
+                bar.inc(1);
+            }
+            None if self.total > 1 => {
+                let state = if result.is_ok() { "replayed" } else { "error" };
+                eprintln!("[{n}/{}] {state} {}", self.total, scenario.name);
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Loads every scenario named by `paths`; all errors are collected so one run shows them all.

@@ -124,3 +124,184 @@ fn every_command_has_help_with_an_example() {
     assert!(output.status.success());
     assert!(help.contains("trace-harness run scenarios/"), "{help}");
 }
+
+#[test]
+fn invalid_selectors_unknown_operations_and_undefined_mocks_are_bad_input() {
+    let with = |expect: &str| format!("{GOOD}\n[[expect]]\n{expect}\n");
+    rejects(
+        &with("select = 'span[op=\"x\"'"),
+        "9:22",
+        "invalid selector: expected `]`",
+    );
+    rejects(
+        &with("select = 'span[op=\"webhook_executoin\"]'"),
+        "9:20",
+        "unknown operation `webhook_executoin`; did you mean `webhook_execution`?",
+    );
+    rejects(
+        &with("mock = \"stripe\"\ncount = 1"),
+        "9:8",
+        "no mock named `stripe`",
+    );
+    rejects(
+        &with("select = 'span'\nduration = \"< 3 fortnights\""),
+        "10:12",
+        "expected a duration",
+    );
+}
+
+#[test]
+fn limits_are_bad_input() {
+    let step = "[[timeline]]\nat = \"0s\"\ncron = \"webhooks\"\n";
+    let text = format!("description = \"big\"\nseed = 1\n{}", step.repeat(1_001));
+    rejects(&text, "3:1", "1001 steps; at most 1000 are allowed");
+}
+
+/// A directory with `n` copies of the calendar-failure scenario, named `copy_1` … `copy_n`.
+fn copies(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string("scenarios/calendar_failure.toml").unwrap();
+    for i in 1..=n {
+        std::fs::write(dir.path().join(format!("copy_{i}.toml")), &text).unwrap();
+    }
+    dir
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn shards_split_the_scenarios_without_overlap() {
+    let dir = copies(5);
+    let names = |shard: &str| -> Vec<String> {
+        let output = trace_harness(&[
+            "run",
+            dir.path().to_str().unwrap(),
+            "--shard",
+            shard,
+            "--format",
+            "tree",
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+            .lines()
+            .filter_map(|l| l.strip_prefix("PASS "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (first, second) = (names("1/2"), names("2/2"));
+    assert_eq!(first, ["copy_1", "copy_3", "copy_5"]);
+    assert_eq!(second, ["copy_2", "copy_4"]);
+    let output = trace_harness(&["run", "--shard", "3/2"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("expected K/N"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn junit_is_well_formed_xml_listing_every_scenario() {
+    let dir = copies(3);
+    let out = tempfile::tempdir().unwrap();
+    let output = trace_harness(&[
+        "run",
+        dir.path().to_str().unwrap(),
+        "--format",
+        "junit",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let xml = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
+    let document = roxmltree::Document::parse(&xml).expect("well-formed XML");
+    let cases: Vec<&str> = document
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .filter_map(|n| n.attribute("name"))
+        .collect();
+    assert_eq!(cases, ["copy_1", "copy_2", "copy_3"]);
+    assert!(stdout(&output).contains("3 passed, 0 failed"));
+}
+
+#[test]
+fn junit_failures_carry_the_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string("scenarios/calendar_failure.toml").unwrap();
+    std::fs::write(
+        dir.path().join("broken.toml"),
+        text.replace("== 120ms", "== 121ms"),
+    )
+    .unwrap();
+    let output = trace_harness(&["run", dir.path().to_str().unwrap(), "--format", "junit"]);
+    assert_eq!(output.status.code(), Some(1));
+    let xml = stdout(&output);
+    let document = roxmltree::Document::parse(&xml).expect("well-formed XML");
+    let failure = document
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("a <failure> element");
+    assert!(
+        failure
+            .text()
+            .unwrap_or_default()
+            .contains("expected: duration == 121ms"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn json_output_parses_and_describes_the_replay() {
+    let output = trace_harness(&["run", "scenarios/calendar_failure.toml", "--format", "json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let documents: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let replay = &documents[0];
+    assert_eq!(replay["scenario"], "calendar_failure");
+    assert_eq!(replay["passed"], true);
+    assert_eq!(replay["spans"].as_array().map(Vec::len), Some(4));
+    assert_eq!(replay["spans"][3]["follows_from"][0], "span_003");
+    assert_eq!(
+        replay["logs"][4]["line"],
+        "[trace:trace_1 span:span_004 op:webhook_execution] Webhook executed 5 minutes later"
+    );
+}
+
+#[test]
+fn list_and_explain_describe_scenarios() {
+    let output = trace_harness(&["list"]);
+    assert!(output.status.success());
+    assert!(
+        stdout(&output).starts_with("calendar_failure"),
+        "{}",
+        stdout(&output)
+    );
+    let output = trace_harness(&["explain", "scenarios/calendar_failure.toml"]);
+    let text = stdout(&output);
+    assert!(output.status.success());
+    assert!(
+        text.contains("request 1: 403 rateLimitExceeded after 120ms"),
+        "{text}"
+    );
+    assert!(text.contains("+5m  run the webhooks cron"), "{text}");
+    assert!(text.contains("duration == 120ms"), "{text}");
+    let output = trace_harness(&["explain", "scenarios/nope.toml"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn side_by_side_shows_what_tracing_adds() {
+    let output = trace_harness(&["run", "--format", "request-ids", "--side-by-side"]);
+    let text = stdout(&output);
+    assert!(text.contains("request IDs only"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.contains("Webhook executed"))
+        .expect("the webhook row");
+    assert!(row.starts_with("[Request ID: "), "{row}");
+    assert!(
+        row.contains("   [trace:trace_1 span:span_004 op:webhook_execution]"),
+        "{row}"
+    );
+}
