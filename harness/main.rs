@@ -178,7 +178,7 @@ fn run(args: RunArgs) -> ExitCode {
     let results = runner::replay_all(&scenarios, options, jobs, |s, r| progress.done(s, r));
     progress.finish();
 
-    let judged: Vec<(&Scenario, Result<(ReplayOutcome, Verdict), String>)> = scenarios
+    let judged: Vec<Judged<'_>> = scenarios
         .iter()
         .zip(results)
         .map(|(s, r)| {
