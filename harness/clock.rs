@@ -142,6 +142,8 @@ impl fmt::Display for Compact {
             _ if us % H == 0 => write!(f, "{}h", us / H),
             _ if us > H && us % M == 0 => write!(f, "{}h{}m", us / H, us % H / M),
             _ if us % M == 0 => write!(f, "{}m", us / M),
+            _ if us > H => write!(f, "{}h{}", us / H, Compact(Duration::from_micros(us % H))),
+            _ if us > M => write!(f, "{}m{}", us / M, Compact(Duration::from_micros(us % M))),
             _ if us >= S && us % (100 * MS) == 0 => {
                 write!(f, "{}", trim_zeros(format!("{:.1}", us as f64 / S as f64)))?;
                 f.write_str("s")
@@ -256,7 +258,9 @@ mod tests {
 
     #[test]
     fn durations_print_back_in_the_same_notation() {
-        for text in ["200ms", "4.2s", "5m", "2h", "1h30m", "0s", "1.25s"] {
+        for text in [
+            "200ms", "4.2s", "5m", "2h", "1h30m", "0s", "1.25s", "5m80ms", "2h5m3s",
+        ] {
             let parsed = parse_duration(text).unwrap();
             assert_eq!(Compact(parsed).to_string(), text);
         }

@@ -151,3 +151,39 @@ fn a_replay_is_byte_identical_every_time() {
     };
     assert_eq!(render(&run(&scenario, true)), render(&run(&scenario, true)));
 }
+
+#[test]
+fn a_span_moved_to_another_trace_breaks_flow_isolation() {
+    let mut outcome = run_green(&load("calendar_failure"));
+    let foreign = trace_harness::trace::IdGenerator::seeded(99).trace_id();
+    outcome.captured.spans[1].trace_id = foreign;
+    let names: Vec<&str> = check_invariants(&outcome)
+        .iter()
+        .map(|v| v.invariant)
+        .collect();
+    assert!(names.contains(&"flow-isolation"), "{names:?}");
+    assert!(names.contains(&"one-trace-per-flow"), "{names:?}");
+}
+
+#[test]
+fn a_webhook_without_its_follows_from_link_breaks_an_invariant() {
+    let mut outcome = run_green(&load("calendar_failure"));
+    let execution = outcome
+        .captured
+        .spans
+        .iter_mut()
+        .find(|s| s.op == "webhook_execution");
+    execution.expect("a webhook_execution span").links.clear();
+    let violations = check_invariants(&outcome);
+    let unlinked = violations
+        .iter()
+        .find(|v| v.invariant == "async-after-cause");
+    assert!(
+        unlinked.is_some_and(|v| v.message.contains("has no follows-from link")),
+        "{violations:?}"
+    );
+    // Without its link the job looks synchronous, and it outlives its parent.
+    assert!(violations
+        .iter()
+        .any(|v| v.invariant == "child-within-parent"));
+}

@@ -16,6 +16,8 @@ pub fn check_invariants(outcome: &ReplayOutcome) -> Vec<Violation> {
     }
     let flows = flow_traces(outcome, &mut found);
     one_trace_per_flow(outcome, &flows, &mut found);
+    flows_stay_apart(outcome, &mut found);
+    traces_within_budget(outcome, &mut found);
     no_open_spans(outcome, &mut found);
     parents_exist(outcome, &mut found);
     children_within_parents(outcome, &mut found);
@@ -93,6 +95,56 @@ fn one_trace_per_flow(outcome: &ReplayOutcome, flows: &[TraceId], found: &mut Ve
             ),
             &strays,
         );
+    }
+}
+
+/// Spans created while serving a booking request belong to that booking's trace, not another's.
+fn flows_stay_apart(outcome: &ReplayOutcome, found: &mut Vec<Violation>) {
+    for step in outcome.steps.iter().filter(|s| s.action == "book") {
+        let (Some(request_id), Some(trace_hex)) = (&step.request_id, &step.trace_id) else {
+            continue;
+        };
+        let strays: Vec<&SpanData> = outcome
+            .captured
+            .spans
+            .iter()
+            .filter(|s| s.request_id.as_deref() == Some(request_id.as_str()))
+            .filter(|s| &s.trace_id.to_string() != trace_hex)
+            .collect();
+        if !strays.is_empty() {
+            violation(
+                found,
+                "flow-isolation",
+                format!(
+                    "{} span(s) of the booking request {request_id} landed in another trace (first: `{}`)",
+                    strays.len(),
+                    strays[0].op
+                ),
+                &strays,
+            );
+        }
+    }
+}
+
+/// Most spans one trace may hold: a runaway retry loop or recursion shows up here.
+pub const MAX_SPANS_PER_TRACE: usize = 10_000;
+
+fn traces_within_budget(outcome: &ReplayOutcome, found: &mut Vec<Violation>) {
+    let mut counts: std::collections::HashMap<TraceId, usize> = Default::default();
+    for span in &outcome.captured.spans {
+        *counts.entry(span.trace_id).or_default() += 1;
+    }
+    for trace in outcome.captured.trace_ids() {
+        let n = counts.get(&trace).copied().unwrap_or_default();
+        if n > MAX_SPANS_PER_TRACE {
+            found.push(Violation {
+                invariant: "spans-per-trace",
+                message: format!(
+                    "trace {trace} holds {n} spans; at most {MAX_SPANS_PER_TRACE} are allowed"
+                ),
+                spans: vec![],
+            });
+        }
     }
 }
 
