@@ -58,6 +58,8 @@ enum Format {
     Logs,
     /// The same log lines as request-ID-only logging showed them.
     RequestIds,
+    /// One line per span of each booking's creation with its duration, and the bottleneck.
+    Timings,
 }
 
 fn main() -> ExitCode {
@@ -135,6 +137,12 @@ fn render(
     }
     if format == Format::RequestIds {
         out.push_str(&report::request_id_view(outcome));
+    }
+    if format == Format::Timings {
+        out.push_str(&report::timing_view(outcome));
+    }
+    if format == Format::All {
+        out.push_str(&report::bottleneck_lines(outcome));
     }
     if verdict.passed() {
         out.push_str(&format!("PASS {}\n\n", scenario.name));

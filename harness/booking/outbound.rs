@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::clock::{self, LATENCY_HEADER, NOW_HEADER};
+use crate::clock::{self, FAULT_HEADER, LATENCY_HEADER, NOW_HEADER};
 use crate::trace::{self, TRACEPARENT, TRACESTATE};
 
 /// A guard against a peer that never answers: real time, never part of a replay's outcome.
@@ -79,6 +79,9 @@ impl Outbound {
             return Err(CallError::Timeout);
         }
         clock::advance(latency);
+        if response.headers().contains_key(FAULT_HEADER) {
+            return Err(CallError::Connect("connection refused".to_owned()));
+        }
         let status = response.status().as_u16();
         let body = response
             .text()
