@@ -228,6 +228,11 @@ impl BookingService {
         self.app.store.booking_count()
     }
 
+    /// Bookings whose payment has been confirmed.
+    pub fn paid_booking_count(&self) -> Result<i64, StoreError> {
+        self.app.store.paid_booking_count()
+    }
+
     /// Stops the server and drops every piece of in-memory state; the database stays.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {

@@ -500,6 +500,14 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    pub fn paid_booking_count(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM bookings WHERE paid = 1", [], |row| {
+                row.get(0)
+            })?)
+    }
+
     pub fn booking_count(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn()
