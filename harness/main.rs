@@ -143,6 +143,7 @@ fn render(
     }
     if format == Format::All {
         out.push_str(&report::bottleneck_lines(outcome));
+        out.push_str(&report::failed_job_lines(outcome));
     }
     if verdict.passed() {
         out.push_str(&format!("PASS {}\n\n", scenario.name));

@@ -166,6 +166,15 @@ pub fn bottleneck_lines(outcome: &ReplayOutcome) -> String {
     out
 }
 
+/// `failed webhook_jobs #1: HTTP 503`, one line per job that ended failed.
+pub fn failed_job_lines(outcome: &ReplayOutcome) -> String {
+    let mut out = String::new();
+    for (table, id, reason) in &outcome.failed_jobs {
+        let _ = writeln!(out, "failed {table} #{id}: {}", one_line(reason));
+    }
+    out
+}
+
 /// The span tree, one trace after another; spans in `flagged` are marked with `✗`.
 pub fn tree(outcome: &ReplayOutcome, flagged: &[SpanId]) -> String {
     let captured = &outcome.captured;
