@@ -524,3 +524,58 @@ fn replays_are_deterministic() {
         assert_eq!(bodies(&a), bodies(&b), "{name}");
     }
 }
+
+#[test]
+fn webhook_deliveries_are_signed_over_their_body() {
+    let outcome = replay(&load("performance"));
+    let secret = trace_harness::booking::ServiceConfig::new("unused".into(), 0).webhook_secret;
+    let deliveries: Vec<_> = outcome
+        .requests
+        .iter()
+        .filter(|r| r.kind == trace_harness::mocks::MockKind::WebhookSubscriber)
+        .collect();
+    assert_eq!(deliveries.len(), 2);
+    for delivery in deliveries {
+        let expected = trace_harness::booking::sign(&secret, delivery.body.as_bytes());
+        assert_eq!(
+            delivery.header("x-cal-signature-256"),
+            Some(expected.as_str())
+        );
+        assert_ne!(
+            trace_harness::booking::sign("another secret", delivery.body.as_bytes()),
+            expected
+        );
+    }
+}
+
+#[test]
+fn the_payment_intent_metadata_carries_the_payment_spans_context() {
+    let outcome = replay(&load("slow_payment"));
+    let created = outcome
+        .requests
+        .iter()
+        .find(|r| r.path == "/v1/payment_intents")
+        .unwrap_or_else(|| panic!("no PaymentIntent created"));
+    assert_eq!(
+        created.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    let metadata = created
+        .body
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("metadata%5Btraceparent%5D="))
+        .unwrap_or_else(|| panic!("no metadata[traceparent] in {}", created.body));
+    assert_eq!(Some(metadata), created.traceparent.as_deref());
+    let context = trace_harness::trace::TraceContext::parse_traceparent(metadata)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let captured = &outcome.captured;
+    let payment = captured.span(context.span_id).map(|s| s.op);
+    assert_eq!(payment, Some("payment_processing"));
+    let callback = captured
+        .spans
+        .iter()
+        .find(|s| s.op == "payment_success_processing")
+        .unwrap_or_else(|| panic!("no callback span"));
+    assert_eq!(callback.parent_id(), Some(context.span_id));
+    assert_eq!(callback.links, [context.span_id]);
+}

@@ -123,7 +123,10 @@ pub fn timing_lines(outcome: &ReplayOutcome) -> Vec<SeedLine> {
                 |l| one_line(&l.message),
             ),
         });
-        let mut stack: Vec<&SpanData> = captured.children(root.span_id).collect();
+        // Only the request's own work: async jobs (linked follows-from) ran later, elsewhere.
+        let in_request = |s: &&SpanData| s.links.is_empty();
+        let mut stack: Vec<&SpanData> =
+            captured.children(root.span_id).filter(in_request).collect();
         stack.reverse();
         while let Some(span) = stack.pop() {
             out.push(SeedLine {
@@ -131,7 +134,8 @@ pub fn timing_lines(outcome: &ReplayOutcome) -> Vec<SeedLine> {
                 request_id: span.request_id.as_deref().map(str::to_owned),
                 message: format!("{}: {}", operation_label(span.op), Compact(span.duration())),
             });
-            let mut children: Vec<&SpanData> = captured.children(span.span_id).collect();
+            let mut children: Vec<&SpanData> =
+                captured.children(span.span_id).filter(in_request).collect();
             children.reverse();
             stack.extend(children);
         }

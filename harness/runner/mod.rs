@@ -97,6 +97,7 @@ pub fn bottlenecks(captured: &Captured) -> Vec<Bottleneck> {
         .filter_map(|root| {
             let slowest = captured
                 .children(root.span_id)
+                .filter(|s| s.links.is_empty())
                 .fold(None::<&SpanData>, |best, s| match best {
                     Some(b) if b.duration() >= s.duration() => Some(b),
                     _ => Some(s),
