@@ -238,6 +238,30 @@ fn scenario_4_seated_attendees_reproduces_the_seed() {
 }
 
 #[test]
+fn the_refused_reminder_keeps_the_providers_reason_and_the_others_are_sent() {
+    let outcome = replay(&load("seated_attendees"));
+    assert_eq!(
+        outcome.reminders,
+        [("failed".to_owned(), 1), ("sent".to_owned(), 2)]
+    );
+    assert_eq!(
+        outcome.failed_jobs,
+        [(
+            "reminders".to_owned(),
+            2,
+            "invalid email: Does not contain a valid address.".to_owned()
+        )]
+    );
+    let sends: Vec<_> = outcome
+        .requests
+        .iter()
+        .filter(|r| r.path == "/v3/mail/send")
+        .collect();
+    assert_eq!(sends.len(), 3);
+    assert!(sends[1].body.contains("@invalid"), "{}", sends[1].body);
+}
+
+#[test]
 fn scenario_5_performance_reproduces_the_seed_in_the_timing_view() {
     check("performance", SEED_5, report::timing_lines);
 }

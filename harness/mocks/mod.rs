@@ -357,7 +357,11 @@ impl Respond for Sequence {
                 template = ResponseTemplate::new(201)
                     .insert_header(LATENCY_HEADER, latency_us.to_string().as_str());
                 template.set_body_json(serde_json::json!({
-                    "batch_id": format!("{:032x}", crate::trace::splitmix64(n as u64 ^ 0xba7c) as u128 * 0x1_0000_0001),
+                    "batch_id": format!(
+                        "{:016x}{:016x}",
+                        crate::trace::splitmix64(n as u64 ^ 0x6261_7463),
+                        crate::trace::splitmix64(n as u64 ^ 0x6964_7331),
+                    ),
                 }))
             }
             (MockKind::EmailProvider, _) => {
