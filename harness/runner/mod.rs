@@ -182,7 +182,7 @@ pub fn replay(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutco
 async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     let mut mocks = Vec::new();
     for (name, spec) in &scenario.mocks {
-        mocks.push(MockService::start(name, spec.kind, &spec.behaviours()).await);
+        mocks.push(MockService::start(name, spec.kind, &spec.route_behaviours()).await);
     }
     // The database outlives restarts: it is dropped with this directory, after the replay.
     let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;

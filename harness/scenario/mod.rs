@@ -81,8 +81,13 @@ pub struct MockSpec {
 }
 
 impl MockSpec {
+    /// Behaviours of the main route (`respond`).
+    pub fn behaviours(&self) -> Vec<MockBehaviour> {
+        self.respond.iter().map(|b| b.get_ref().clone()).collect()
+    }
+
     /// Behaviours by route name, the main route included.
-    pub fn behaviours(&self) -> BTreeMap<String, Vec<MockBehaviour>> {
+    pub fn route_behaviours(&self) -> BTreeMap<String, Vec<MockBehaviour>> {
         let plain = |list: &[Spanned<MockBehaviour>]| -> Vec<MockBehaviour> {
             list.iter().map(|b| b.get_ref().clone()).collect()
         };
@@ -683,7 +688,7 @@ mod tests {
             s.timeline[3].action,
             Action::Cron(CronJob::Reminders)
         ));
-        let routes = s.mocks["mail"].behaviours();
+        let routes = s.mocks["mail"].route_behaviours();
         assert_eq!(routes["mail_batch"][0].latency, Duration::from_millis(5));
         assert!(routes["mail_send"].is_empty());
     }
