@@ -56,10 +56,10 @@ enum Format {
     Tree,
     /// Log lines with the seed's `[trace:… span:… op:…]` prefix.
     Logs,
-    /// The same log lines as request-ID-only logging showed them.
-    RequestIds,
     /// One line per span of each booking's creation with its duration, and the bottleneck.
     Timings,
+    /// The same log lines as request-ID-only logging showed them.
+    RequestIds,
 }
 
 fn main() -> ExitCode {
