@@ -16,6 +16,12 @@ use std::time::Duration;
 pub const NOW_HEADER: &str = "x-virtual-now-us";
 /// Response header: how long the responder declares it took, in microseconds.
 pub const LATENCY_HEADER: &str = "x-virtual-latency-us";
+/// Response header: a fault the responder declares instead of acting it out on the socket
+/// (`connection-refused`); a loopback server cannot refuse one request of a sequence.
+pub const FAULT_HEADER: &str = "x-virtual-fault";
+/// The scenario's virtual zero as a Unix timestamp (2026-03-02T09:00:00Z): where wire formats
+/// that carry wall-clock seconds (Stripe's `created`, its signature's `t=`) anchor virtual time.
+pub const EPOCH_UNIX_S: u64 = 1_772_442_000;
 
 /// An instant on the replay's virtual time line, in microseconds since the scenario's start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -32,6 +38,10 @@ impl VirtualTime {
     }
     pub fn saturating_add(self, d: Duration) -> Self {
         VirtualTime(self.0.saturating_add(duration_us(d)))
+    }
+    /// This instant as Unix seconds, anchored at [`EPOCH_UNIX_S`].
+    pub fn unix_seconds(self) -> u64 {
+        EPOCH_UNIX_S + self.0 / 1_000_000
     }
     /// Time elapsed since `earlier`; zero if `earlier` is later.
     pub fn since(self, earlier: VirtualTime) -> Duration {

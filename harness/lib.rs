@@ -2,9 +2,9 @@
 //! its distributed tracing follows each booking end to end.
 //!
 //! A replay reads a scenario file, starts wiremock servers for the third parties (Google
-//! Calendar, webhook subscribers) and the booking service on loopback, drives the scenario's
-//! timeline on virtual time, captures every span, then checks the built-in invariants and the
-//! scenario's assertions:
+//! Calendar, Stripe, webhook subscribers, the email provider) and the booking service on
+//! loopback, drives the scenario's timeline on virtual time, captures every span, then checks
+//! the built-in invariants and the scenario's assertions:
 //!
 //! ```no_run
 //! use std::path::Path;

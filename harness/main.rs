@@ -86,6 +86,8 @@ enum Format {
     Tree,
     /// Log lines with the seed's `[trace:… span:… op:…]` prefix.
     Logs,
+    /// One line per span of each booking's creation with its duration, and the bottleneck.
+    Timings,
     /// The same log lines as request-ID-only logging showed them.
     RequestIds,
     /// One JSON document per replay: spans, log lines, requests, findings.
@@ -306,6 +308,13 @@ fn render(
         Format::RequestIds if side_by_side => out.push_str(&report::side_by_side(outcome)),
         Format::RequestIds => out.push_str(&report::request_id_view(outcome)),
         Format::Json | Format::Junit => {}
+    }
+    if format == Format::Timings {
+        out.push_str(&report::timing_view(outcome));
+    }
+    if format == Format::All {
+        out.push_str(&report::bottleneck_lines(outcome));
+        out.push_str(&report::failed_job_lines(outcome));
     }
     if verdict.passed() {
         out.push_str(&format!("PASS {}\n\n", scenario.name));

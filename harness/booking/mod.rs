@@ -1,9 +1,13 @@
 //! The simulated booking service (the system under test): a real axum server with Cal.com's
-//! booking flow — booking creation, the Google Calendar event, `BOOKING_CREATED` webhooks run
-//! by cron — instrumented with `tracing`. It does not know it is being tested: it reads the
-//! virtual clock and the trace context from headers, as it would read real ones.
+//! booking flow — booking creation, the Google Calendar event, Stripe payment and its later
+//! webhook, seated bookings, mandatory reminders, and `BOOKING_CREATED` webhooks run by cron with
+//! retries — instrumented with `tracing` and backed by a durable SQLite store. It does not know
+//! it is being tested: it reads the virtual clock and the trace context from headers, as it
+//! would read real ones.
 
+mod jobs;
 mod outbound;
+mod payment;
 mod store;
 
 use std::net::SocketAddr;
@@ -11,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -25,37 +30,88 @@ use sha2::Sha256;
 use tokio::sync::oneshot;
 use tracing::{error, info, info_span, Instrument, Span};
 
-use crate::clock::{self, FlowClock, Spoken, VirtualTime, LATENCY_HEADER, NOW_HEADER};
+use crate::clock::{self, FlowClock, VirtualTime, LATENCY_HEADER, NOW_HEADER};
 use crate::trace::{self, Relation, TraceContext, TRACEPARENT, TRACESTATE};
 pub use outbound::CallError;
 use outbound::Outbound;
-pub use store::StoreError;
-use store::{DueWebhookJob, NewBooking, NewWebhookJob, Store};
+pub use payment::{StripeSignatureError, STRIPE_SIGNATURE_HEADER, STRIPE_TOLERANCE};
+use store::{NewBooking, NewPayment, NewReminder, NewWebhookJob, Store};
+pub use store::{StatusCounts, StoreError};
 
 /// Every operation (span name) the service emits.
 pub const OPERATIONS: &[&str] = &[
     "booking_creation",
     "calendar_event_creation",
+    "payment_processing",
+    "handle_seats",
     "webhook_scheduling",
+    "schedule_mandatory_reminder",
     "webhook_execution",
+    "payment_success_processing",
+    "booking_confirmation",
 ];
+
+/// How each operation is named in a performance log line (`EventManager.create: 200ms`).
+pub fn operation_label(op: &str) -> &str {
+    match op {
+        "booking_creation" => "Booking creation",
+        "calendar_event_creation" => "EventManager.create",
+        "payment_processing" => "Payment processing",
+        "handle_seats" => "Seat handling",
+        "webhook_scheduling" => "Webhook scheduling",
+        "schedule_mandatory_reminder" => "Reminder scheduling",
+        "webhook_execution" => "Webhook execution",
+        "payment_success_processing" => "Payment success processing",
+        "booking_confirmation" => "Booking confirmation",
+        other => other,
+    }
+}
 
 /// Response header naming the booking's trace, for support staff and for the harness.
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Header carrying the webhook payload's HMAC-SHA256, hex-encoded, as Cal.com sends it.
 pub const SIGNATURE_HEADER: &str = "x-cal-signature-256";
+/// Route Stripe delivers events to, as Cal.com's Stripe app mounts it.
+pub const STRIPE_WEBHOOK_PATH: &str = "/api/integrations/stripepayment/webhook";
+/// Request headers beyond this many bytes (names and values) are refused with 431.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Seat holders one request may book.
+pub const MAX_ATTENDEES: usize = 100;
+
+/// An event type the service knows; ids it does not know are plain, free, single-attendee.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventType {
+    pub id: u64,
+    /// Price in the currency's smallest unit: the booking requires payment.
+    pub price: Option<u64>,
+    pub currency: String,
+    pub seats: Option<u32>,
+    pub reminders: bool,
+}
 
 /// Where the service's peers live and how it behaves.
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
     pub google_calendar_url: String,
+    pub stripe_url: String,
+    pub email_url: String,
     pub webhook_subscribers: Vec<String>,
     pub webhook_secret: String,
+    /// The signing secret of the Stripe webhook endpoint (`whsec_…`).
+    pub stripe_webhook_secret: String,
+    pub event_types: Vec<EventType>,
     pub database: PathBuf,
     /// Seeds request ids and booking uids.
     pub seed: u64,
+    /// Which process this is on the same database (0 first, +1 per restart): keeps ids drawn
+    /// after a restart from repeating those drawn before it.
+    pub generation: u64,
+    /// Declared cost of one store transaction on the virtual clock.
+    pub store_latency: Duration,
     pub calendar_timeout: Duration,
+    pub stripe_timeout: Duration,
+    pub email_timeout: Duration,
     pub webhook_timeout: Duration,
 }
 
@@ -63,13 +119,32 @@ impl ServiceConfig {
     pub fn new(database: PathBuf, seed: u64) -> Self {
         ServiceConfig {
             google_calendar_url: String::new(),
+            stripe_url: String::new(),
+            email_url: String::new(),
             webhook_subscribers: Vec::new(),
             webhook_secret: "whsec_trace_harness".to_owned(),
+            stripe_webhook_secret: "whsec_stripe_trace_harness".to_owned(),
+            event_types: Vec::new(),
             database,
             seed,
+            generation: 0,
+            store_latency: Duration::ZERO,
             calendar_timeout: Duration::from_secs(10),
+            stripe_timeout: Duration::from_secs(80),
+            email_timeout: Duration::from_secs(10),
             webhook_timeout: Duration::from_secs(10),
         }
+    }
+
+    fn event_type(&self, id: u64) -> EventType {
+        self.event_types
+            .iter()
+            .find(|e| e.id == id)
+            .cloned()
+            .unwrap_or(EventType {
+                id,
+                ..EventType::default()
+            })
     }
 }
 
@@ -92,14 +167,19 @@ pub struct BookingService {
 impl BookingService {
     pub async fn start(config: ServiceConfig) -> Result<Self, ServiceError> {
         let app = Arc::new(App {
-            store: Store::open(&config.database)?,
-            ids: ServiceIds::new(config.seed),
+            store: Store::open(&config.database, config.store_latency)?,
+            ids: ServiceIds::new(config.seed, config.generation),
             outbound: Outbound::new(),
             config,
         });
         let router = Router::new()
             .route("/api/bookings", post(create_booking))
-            .route("/api/cron/webhooks", post(run_webhook_cron))
+            .route("/api/cron/webhooks", post(jobs::run_webhook_cron))
+            .route(
+                "/api/cron/workflows/scheduleEmailReminders",
+                post(jobs::run_reminder_cron),
+            )
+            .route(STRIPE_WEBHOOK_PATH, post(payment::stripe_webhook))
             .layer(middleware::from_fn_with_state(app.clone(), request_context))
             .with_state(app.clone());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -125,14 +205,35 @@ impl BookingService {
     }
 
     /// `(status, count)` of the webhook jobs in the store.
-    pub fn webhook_job_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub fn webhook_job_counts(&self) -> Result<StatusCounts, StoreError> {
         self.app.store.webhook_job_counts()
+    }
+
+    /// `(status, count)` of the reminders in the store.
+    pub fn reminder_counts(&self) -> Result<StatusCounts, StoreError> {
+        self.app.store.reminder_counts()
+    }
+
+    /// Failed jobs with their reasons: `(table, id, reason)`.
+    pub fn failed_jobs(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
+        self.app.store.failed_jobs()
+    }
+
+    /// Rows per table.
+    pub fn row_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
+        self.app.store.row_counts()
     }
 
     pub fn booking_count(&self) -> Result<i64, StoreError> {
         self.app.store.booking_count()
     }
 
+    /// Bookings whose payment has been confirmed.
+    pub fn paid_booking_count(&self) -> Result<i64, StoreError> {
+        self.app.store.paid_booking_count()
+    }
+
+    /// Stops the server and drops every piece of in-memory state; the database stays.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
@@ -156,14 +257,20 @@ struct ServiceIds {
 }
 
 impl ServiceIds {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, generation: u64) -> Self {
+        // The first process draws what it always drew; each restart draws from a fresh stream.
+        let restarted = match generation {
+            0 => 0,
+            n => trace::splitmix64(n ^ 0x4745_4e45),
+        };
+        let stream = |salt: u64| {
+            Mutex::new(ChaCha8Rng::seed_from_u64(trace::splitmix64(
+                seed ^ salt ^ restarted,
+            )))
+        };
         ServiceIds {
-            requests: Mutex::new(ChaCha8Rng::seed_from_u64(trace::splitmix64(
-                seed ^ 0x5245_5155,
-            ))),
-            uids: Mutex::new(ChaCha8Rng::seed_from_u64(trace::splitmix64(
-                seed ^ 0x5549_4453,
-            ))),
+            requests: stream(0x5245_5155),
+            uids: stream(0x5549_4453),
         }
     }
 
@@ -193,6 +300,20 @@ struct Inbound(Option<TraceContext>);
 async fn request_context(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let request_id: Arc<str> = app.ids.request_id().into();
     let headers = req.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        let mut response = client_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "Request headers are {header_bytes} bytes; at most {MAX_HEADER_BYTES} are accepted"
+            ),
+        );
+        set_header(response.headers_mut(), REQUEST_ID_HEADER, &request_id);
+        return response;
+    }
     let start = header(headers, NOW_HEADER)
         .and_then(|v| v.parse().ok())
         .map(VirtualTime::from_micros)
@@ -225,6 +346,16 @@ fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
+/// A 4xx answer with Cal.com's `{"message": …}` error body.
+fn client_error(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "message": message }))).into_response()
+}
+
+/// A body axum could not read as the route's JSON: its own explanation, in our error shape.
+fn rejected(rejection: JsonRejection) -> Response {
+    client_error(rejection.status(), rejection.body_text())
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BookingRequest {
@@ -233,7 +364,11 @@ pub struct BookingRequest {
     pub title: Option<String>,
     pub start: String,
     pub end: String,
+    /// The booker: the first seat holder.
     pub responses: AttendeeResponses,
+    /// Further seat holders booking together (seated event types only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guests: Vec<AttendeeResponses>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -243,11 +378,58 @@ pub struct AttendeeResponses {
     pub email: String,
 }
 
+impl BookingRequest {
+    /// What the service checks before it starts anything. It checks emails only loosely, as
+    /// the booking form does; the email provider is stricter.
+    fn validate(&self) -> Result<(), String> {
+        if self.start.trim().is_empty() || self.end.trim().is_empty() {
+            return Err("`start` and `end` must not be empty".into());
+        }
+        if self.guests.len() + 1 > MAX_ATTENDEES {
+            return Err(format!("at most {MAX_ATTENDEES} attendees per booking"));
+        }
+        for (i, attendee) in self.attendees().enumerate() {
+            if attendee.name.trim().is_empty() {
+                return Err(format!("attendee {} has no name", i + 1));
+            }
+            if !attendee.email.contains('@') {
+                return Err(format!(
+                    "attendee {} has no valid email: {:?}",
+                    i + 1,
+                    attendee.email
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn attendees(&self) -> impl Iterator<Item = &AttendeeResponses> {
+        std::iter::once(&self.responses).chain(&self.guests)
+    }
+}
+
 async fn create_booking(
     State(app): State<Arc<App>>,
     Extension(inbound): Extension<Inbound>,
-    Json(request): Json<BookingRequest>,
+    request: Result<Json<BookingRequest>, JsonRejection>,
 ) -> Response {
+    let request = match request {
+        Ok(Json(request)) => request,
+        Err(rejection) => return rejected(rejection),
+    };
+    if let Err(message) = request.validate() {
+        return client_error(StatusCode::BAD_REQUEST, message);
+    }
+    let event_type = app.config.event_type(request.event_type_id);
+    if event_type.seats.is_none() && !request.guests.is_empty() {
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "event type {} is not seated: one attendee per booking",
+                event_type.id
+            ),
+        );
+    }
     let span = info_span!(
         "booking_creation",
         event_type_id = request.event_type_id,
@@ -257,15 +439,39 @@ async fn create_booking(
         trace::continue_from(&span, parent, Relation::ChildOf);
     }
     let trace_id = trace::context_of(&span).map(|c| c.trace_id.to_string());
-    match app.create_booking(request).instrument(span).await {
-        Ok(booking) => {
-            let mut response = (StatusCode::CREATED, Json(booking)).into_response();
-            if let Some(trace_id) = trace_id {
-                set_header(response.headers_mut(), TRACE_ID_HEADER, &trace_id);
-            }
-            response
+    let mut response = match app
+        .create_booking(request, &event_type)
+        .instrument(span)
+        .await
+    {
+        Ok(booking) => (StatusCode::CREATED, Json(booking)).into_response(),
+        Err(e) => e.into_response(),
+    };
+    if let Some(trace_id) = trace_id {
+        set_header(response.headers_mut(), TRACE_ID_HEADER, &trace_id);
+    }
+    response
+}
+
+/// Why a booking was not made. Each leaves no rows behind: the booking's single transaction
+/// comes after every check and every call that can fail.
+#[derive(Debug, thiserror::Error)]
+enum BookingError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("Not enough seats: {available} available, {requested} requested")]
+    NoSeats { available: u32, requested: usize },
+    #[error("Payment could not be initiated: {0}")]
+    Payment(String),
+}
+
+impl IntoResponse for BookingError {
+    fn into_response(self) -> Response {
+        match self {
+            BookingError::Store(e) => internal_error(e),
+            e @ BookingError::NoSeats { .. } => client_error(StatusCode::CONFLICT, e.to_string()),
+            e @ BookingError::Payment(_) => client_error(StatusCode::BAD_GATEWAY, e.to_string()),
         }
-        Err(e) => internal_error(e),
     }
 }
 
@@ -273,23 +479,6 @@ fn internal_error(e: StoreError) -> Response {
     error!("{e}");
     let body = serde_json::json!({ "message": "Internal server error" });
     (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
-}
-
-async fn run_webhook_cron(State(app): State<Arc<App>>) -> Response {
-    let jobs = match app.store.due_webhook_jobs(clock::now()) {
-        Ok(jobs) => jobs,
-        Err(e) => return internal_error(e),
-    };
-    let mut delivered = 0;
-    for job in &jobs {
-        match app.execute_webhook(job).await {
-            Ok(true) => delivered += 1,
-            Ok(false) => {}
-            Err(e) => return internal_error(e),
-        }
-    }
-    let body = serde_json::json!({ "executed": jobs.len(), "delivered": delivered });
-    Json(body).into_response()
 }
 
 #[derive(Debug, Serialize)]
@@ -304,44 +493,112 @@ struct Booking {
     end_time: String,
     attendees: Vec<AttendeeResponses>,
     calendar_event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment: Option<PaymentSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentSummary {
+    payment_intent: String,
+    client_secret: String,
+    amount: u64,
+    currency: String,
 }
 
 impl App {
-    async fn create_booking(&self, request: BookingRequest) -> Result<Booking, StoreError> {
+    async fn create_booking(
+        &self,
+        request: BookingRequest,
+        event_type: &EventType,
+    ) -> Result<Booking, BookingError> {
         let uid = self.ids.booking_uid();
         Span::current().record("booking_uid", uid.as_str());
         info!(
-            "Booking creation started for eventTypeId: {}",
-            request.event_type_id
+            "Booking creation started for eventTypeId: {}{}",
+            request.event_type_id,
+            if event_type.price.is_some() {
+                ", payment required"
+            } else {
+                ""
+            }
         );
+        let attendees: Vec<AttendeeResponses> = request.attendees().cloned().collect();
+        if let Some(seats) = event_type.seats {
+            self.handle_seats(seats, attendees.len())
+                .instrument(info_span!(
+                    "handle_seats",
+                    seats,
+                    requested = attendees.len()
+                ))
+                .await?;
+        }
         let title = request
             .title
             .clone()
             .unwrap_or_else(|| format!("Meeting with {}", request.responses.name));
-        let calendar_event = self
-            .create_calendar_event(&uid, &title, &request)
-            .instrument(info_span!("calendar_event_creation", calendar = "google"))
-            .await;
+        let calendar_event = if self.config.google_calendar_url.is_empty() {
+            None
+        } else {
+            self.create_calendar_event(&uid, &title, &request)
+                .instrument(info_span!("calendar_event_creation", calendar = "google"))
+                .await
+        };
+        let payment = match event_type.price {
+            Some(amount) => Some(
+                self.create_payment(&uid, amount, &event_type.currency)
+                    .instrument(info_span!("payment_processing", provider = "stripe"))
+                    .await?,
+            ),
+            None => None,
+        };
         let mut booking = Booking {
             id: 0,
             uid,
-            status: "ACCEPTED",
+            status: if payment.is_some() {
+                "PENDING"
+            } else {
+                "ACCEPTED"
+            },
             event_type_id: request.event_type_id,
             title,
             start_time: request.start,
             end_time: request.end,
-            attendees: vec![request.responses],
+            attendees,
             calendar_event_id: calendar_event,
+            payment: payment.as_ref().map(|(summary, _)| summary.clone()),
         };
         booking.id = self
-            .schedule_webhooks(&booking)
+            .schedule_webhooks(&booking, payment.map(|(_, record)| record))
             .instrument(info_span!(
                 "webhook_scheduling",
                 trigger_event = "BOOKING_CREATED",
                 subscribers = self.config.webhook_subscribers.len(),
             ))
             .await?;
+        if event_type.reminders {
+            self.schedule_reminders(&booking)
+                .instrument(info_span!(
+                    "schedule_mandatory_reminder",
+                    attendees = booking.attendees.len()
+                ))
+                .await?;
+        }
         Ok(booking)
+    }
+
+    /// `handleSeats`: a seated event type takes the booking only if every seat holder fits.
+    async fn handle_seats(&self, seats: u32, requested: usize) -> Result<(), BookingError> {
+        info!("Processing seated booking: {requested} of {seats} seats");
+        if requested > seats as usize {
+            let e = BookingError::NoSeats {
+                available: seats,
+                requested,
+            };
+            error!("{e}");
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// `EventManager.create`: inserts the Google Calendar event. A failure is logged on the
@@ -357,12 +614,16 @@ impl App {
             "{}/calendar/v3/calendars/primary/events",
             self.config.google_calendar_url
         );
+        let attendees: Vec<serde_json::Value> = request
+            .attendees()
+            .map(|a| serde_json::json!({ "email": a.email, "displayName": a.name }))
+            .collect();
         let body = serde_json::json!({
             "summary": title,
             "description": format!("Booking {uid}"),
             "start": { "dateTime": request.start },
             "end": { "dateTime": request.end },
-            "attendees": [{ "email": request.responses.email, "displayName": request.responses.name }],
+            "attendees": attendees,
         });
         let reply = self
             .outbound
@@ -397,9 +658,80 @@ impl App {
         }
     }
 
-    /// Stores the booking and one `BOOKING_CREATED` job per subscriber, each job carrying this
-    /// span's context so that its execution continues the booking's trace.
-    async fn schedule_webhooks(&self, booking: &Booking) -> Result<i64, StoreError> {
+    /// Creates the booking's PaymentIntent at Stripe, carrying this span's context in its
+    /// metadata: Stripe hands the metadata back with the event it sends when the payment
+    /// succeeds, however much later that is.
+    async fn create_payment(
+        &self,
+        uid: &str,
+        amount: u64,
+        currency: &str,
+    ) -> Result<(PaymentSummary, NewPayment), BookingError> {
+        let context = trace::current_context();
+        // Stripe's API takes form-encoded bodies, nested keys in brackets.
+        let form = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("amount", &amount.to_string())
+                .append_pair("currency", currency)
+                .append_pair("payment_method_types[]", "card")
+                .append_pair("metadata[bookingUid]", uid);
+            if let Some(context) = &context {
+                form.append_pair("metadata[traceparent]", context.traceparent().as_str());
+            }
+            form.finish()
+        };
+        let url = format!("{}/v1/payment_intents", self.config.stripe_url);
+        let reply = self
+            .outbound
+            .post(
+                &url,
+                "application/x-www-form-urlencoded",
+                form,
+                &[("idempotency-key", format!("booking-{uid}-payment"))],
+                self.config.stripe_timeout,
+            )
+            .await;
+        let created_at = clock::now();
+        let failure = |reason: String| {
+            error!("Stripe API error: {reason}");
+            BookingError::Payment(reason)
+        };
+        let reply = reply.map_err(|e| failure(e.to_string()))?;
+        if !(200..300).contains(&reply.status) {
+            return Err(failure(stripe_error_message(reply.status, &reply.body)));
+        }
+        let intent: serde_json::Value = serde_json::from_str(&reply.body)
+            .map_err(|_| failure("malformed PaymentIntent in Stripe's response".into()))?;
+        let (Some(id), Some(secret)) = (intent["id"].as_str(), intent["client_secret"].as_str())
+        else {
+            return Err(failure("PaymentIntent without id or client_secret".into()));
+        };
+        info!(payment_intent = id, "Payment initiated with Stripe");
+        Ok((
+            PaymentSummary {
+                payment_intent: id.to_owned(),
+                client_secret: secret.to_owned(),
+                amount,
+                currency: currency.to_owned(),
+            },
+            NewPayment {
+                external_id: id.to_owned(),
+                amount,
+                currency: currency.to_owned(),
+                created_at,
+                context,
+            },
+        ))
+    }
+
+    /// Stores the booking (attendees, payment) and one `BOOKING_CREATED` job per subscriber,
+    /// each job carrying this span's context so that its execution continues the booking's
+    /// trace.
+    async fn schedule_webhooks(
+        &self,
+        booking: &Booking,
+        payment: Option<NewPayment>,
+    ) -> Result<i64, StoreError> {
         let subscribers = &self.config.webhook_subscribers;
         match subscribers.len() {
             0 => {}
@@ -408,15 +740,19 @@ impl App {
         }
         let now = clock::now();
         let context = trace::current_context();
-        let attendee = booking.attendees.first();
         let record = NewBooking {
             uid: booking.uid.clone(),
             event_type_id: booking.event_type_id,
             title: booking.title.clone(),
             start_time: booking.start_time.clone(),
-            attendee_name: attendee.map(|a| a.name.clone()).unwrap_or_default(),
-            attendee_email: attendee.map(|a| a.email.clone()).unwrap_or_default(),
+            attendees: booking
+                .attendees
+                .iter()
+                .map(|a| (a.name.clone(), a.email.clone()))
+                .collect(),
+            status: booking.status,
             calendar_event: booking.calendar_event_id.clone(),
+            payment,
             request_id: trace::current_request_id()
                 .as_deref()
                 .unwrap_or_default()
@@ -451,50 +787,36 @@ impl App {
         })
     }
 
-    /// Delivers one scheduled webhook in its own span, continuing the trace of the span that
-    /// scheduled it. Returns whether the subscriber accepted it.
-    async fn execute_webhook(&self, job: &DueWebhookJob) -> Result<bool, StoreError> {
-        let span = info_span!(
-            parent: None,
-            "webhook_execution",
-            job_id = job.id,
-            trigger_event = job.trigger_event.as_str(),
+    /// `scheduleMandatoryReminder`: one reminder per attendee, sent later by the reminders cron
+    /// in the booking's trace. Scheduled sends share a SendGrid batch, so they can be cancelled
+    /// together.
+    async fn schedule_reminders(&self, booking: &Booking) -> Result<(), StoreError> {
+        let n = booking.attendees.len();
+        info!(
+            "Scheduling reminders for {n} attendee{}",
+            if n == 1 { "" } else { "s" }
         );
-        if let Some(cause) = &job.context {
-            trace::continue_from(&span, cause, Relation::FollowsFrom);
-        }
-        async {
-            let delay = clock::now().since(job.created_at);
-            let signature = sign(&self.config.webhook_secret, job.payload.as_bytes());
-            let reply = self
-                .outbound
-                .post(
-                    &job.subscriber_url,
-                    "application/json",
-                    job.payload.clone(),
-                    &[(SIGNATURE_HEADER, signature)],
-                    self.config.webhook_timeout,
-                )
-                .await;
-            let outcome = match reply {
-                Ok(reply) if (200..300).contains(&reply.status) => Ok(()),
-                Ok(reply) => Err(format!("HTTP {}", reply.status)),
-                Err(e) => Err(e.to_string()),
-            };
-            match &outcome {
-                Ok(()) => info!("Webhook executed {} later", Spoken(delay)),
-                Err(reason) => error!("Webhook execution failed: {reason}"),
-            }
-            self.store.finish_webhook_job(
-                job.id,
-                outcome.as_ref().map(|_| ()).map_err(String::as_str),
-                1,
-                clock::now(),
-            )?;
-            Ok(outcome.is_ok())
-        }
-        .instrument(span)
-        .await
+        let batch_id = if self.config.email_url.is_empty() {
+            None
+        } else {
+            jobs::create_batch(self).await
+        };
+        let context = trace::current_context();
+        let now = clock::now();
+        let reminders: Vec<NewReminder> = booking
+            .attendees
+            .iter()
+            .enumerate()
+            .map(|(i, a)| NewReminder {
+                seat: i as u32 + 1,
+                name: a.name.clone(),
+                email: a.email.clone(),
+                batch_id: batch_id.clone(),
+                scheduled_at: now,
+                context: context.clone(),
+            })
+            .collect();
+        self.store.insert_reminders(booking.id, &reminders, now)
     }
 }
 
@@ -504,6 +826,19 @@ fn google_error_message(status: u16, body: &str) -> String {
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| format!("HTTP {status}"))
+}
+
+/// `error.message` (with `error.code`) of a Stripe error body, or the status.
+fn stripe_error_message(status: u16, body: &str) -> String {
+    let parsed = serde_json::from_str::<serde_json::Value>(body).ok();
+    let error = parsed.as_ref().map(|v| &v["error"]);
+    match error.and_then(|e| e["message"].as_str()) {
+        Some(message) => match error.and_then(|e| e["code"].as_str()) {
+            Some(code) => format!("{message} ({code})"),
+            None => message.to_owned(),
+        },
+        None => format!("HTTP {status}"),
+    }
 }
 
 /// Hex HMAC-SHA256 of `payload`, the value of [`SIGNATURE_HEADER`].

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::clock::{self, LATENCY_HEADER, NOW_HEADER};
+use crate::clock::{self, FAULT_HEADER, LATENCY_HEADER, NOW_HEADER};
 use crate::trace::{self, TRACEPARENT, TRACESTATE};
 
 /// A guard against a peer that never answers: real time, never part of a replay's outcome.
@@ -20,7 +20,11 @@ pub enum CallError {
     /// The peer's declared latency exceeded our timeout: we gave up at `start + timeout`.
     #[error("Connection timeout")]
     Timeout,
-    #[error("Connection refused: {0}")]
+    /// The peer refused the connection.
+    #[error("Connection refused")]
+    Refused,
+    /// Any other transport failure.
+    #[error("Connection failed: {0}")]
     Connect(String),
 }
 
@@ -64,10 +68,13 @@ impl Outbound {
         for (name, value) in headers {
             request = request.header(*name, value);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| CallError::Connect(e.without_url().to_string()))?;
+        let response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                CallError::Refused
+            } else {
+                CallError::Connect(e.without_url().to_string())
+            }
+        })?;
         let latency = response
             .headers()
             .get(LATENCY_HEADER)
@@ -79,6 +86,9 @@ impl Outbound {
             return Err(CallError::Timeout);
         }
         clock::advance(latency);
+        if response.headers().contains_key(FAULT_HEADER) {
+            return Err(CallError::Refused);
+        }
         let status = response.status().as_u16();
         let body = response
             .text()

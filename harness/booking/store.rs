@@ -1,12 +1,15 @@
-//! The booking service's SQLite store: bookings and scheduled webhook jobs, each job with the
-//! W3C context of the span that scheduled it.
+//! The booking service's durable SQLite store: bookings, their attendees and payments, and the
+//! scheduled jobs (webhook deliveries, attendee reminders), each job row with the W3C context of
+//! the span that scheduled it so that a cron run, even in a restarted process, continues the
+//! booking's trace.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::clock::VirtualTime;
+use crate::clock::{self, VirtualTime};
 use crate::trace::TraceContext;
 
 const SCHEMA: &str = "
@@ -19,9 +22,30 @@ CREATE TABLE IF NOT EXISTS bookings (
     attendee_name   TEXT NOT NULL,
     attendee_email  TEXT NOT NULL,
     status          TEXT NOT NULL,
+    paid            INTEGER NOT NULL DEFAULT 0,
     calendar_event  TEXT,
     request_id      TEXT NOT NULL,
     created_at_us   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attendees (
+    id              INTEGER PRIMARY KEY,
+    booking_id      INTEGER NOT NULL REFERENCES bookings(id),
+    seat            INTEGER NOT NULL,
+    name            TEXT NOT NULL,
+    email           TEXT NOT NULL,
+    UNIQUE (booking_id, seat)
+);
+CREATE TABLE IF NOT EXISTS payments (
+    id              INTEGER PRIMARY KEY,
+    booking_id      INTEGER NOT NULL REFERENCES bookings(id),
+    external_id     TEXT NOT NULL UNIQUE,
+    amount          INTEGER NOT NULL,
+    currency        TEXT NOT NULL,
+    success         INTEGER NOT NULL DEFAULT 0,
+    created_at_us   INTEGER NOT NULL,
+    paid_at_us      INTEGER,
+    traceparent     TEXT,
+    tracestate      TEXT
 );
 CREATE TABLE IF NOT EXISTS webhook_jobs (
     id              INTEGER PRIMARY KEY,
@@ -38,6 +62,21 @@ CREATE TABLE IF NOT EXISTS webhook_jobs (
     last_error      TEXT,
     finished_at_us  INTEGER
 );
+CREATE TABLE IF NOT EXISTS reminders (
+    id              INTEGER PRIMARY KEY,
+    booking_id      INTEGER NOT NULL REFERENCES bookings(id),
+    seat            INTEGER NOT NULL,
+    name            TEXT NOT NULL,
+    email           TEXT NOT NULL,
+    batch_id        TEXT,
+    scheduled_at_us INTEGER NOT NULL,
+    created_at_us   INTEGER NOT NULL,
+    traceparent     TEXT,
+    tracestate      TEXT,
+    status          TEXT NOT NULL DEFAULT 'pending',
+    last_error      TEXT,
+    finished_at_us  INTEGER
+);
 ";
 
 #[derive(Debug, Clone)]
@@ -46,11 +85,24 @@ pub struct NewBooking {
     pub event_type_id: u64,
     pub title: String,
     pub start_time: String,
-    pub attendee_name: String,
-    pub attendee_email: String,
+    /// Seat holders in seat order; the first is the booker.
+    pub attendees: Vec<(String, String)>,
+    pub status: &'static str,
     pub calendar_event: Option<String>,
+    pub payment: Option<NewPayment>,
     pub request_id: String,
     pub created_at: VirtualTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    /// Stripe's PaymentIntent id.
+    pub external_id: String,
+    pub amount: u64,
+    pub currency: String,
+    pub created_at: VirtualTime,
+    /// The span that created the PaymentIntent.
+    pub context: Option<TraceContext>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,7 +114,17 @@ pub struct NewWebhookJob {
     pub context: Option<TraceContext>,
 }
 
-/// A job the cron picked up.
+#[derive(Debug, Clone)]
+pub struct NewReminder {
+    pub seat: u32,
+    pub name: String,
+    pub email: String,
+    pub batch_id: Option<String>,
+    pub scheduled_at: VirtualTime,
+    pub context: Option<TraceContext>,
+}
+
+/// A webhook job the cron picked up.
 #[derive(Debug, Clone)]
 pub struct DueWebhookJob {
     pub id: i64,
@@ -73,22 +135,52 @@ pub struct DueWebhookJob {
     pub context: Option<TraceContext>,
 }
 
+/// A reminder the cron picked up.
+#[derive(Debug, Clone)]
+pub struct DueReminder {
+    pub id: i64,
+    pub booking_id: i64,
+    pub booking_uid: String,
+    pub title: String,
+    pub seat: u32,
+    pub name: String,
+    pub email: String,
+    pub batch_id: Option<String>,
+    pub context: Option<TraceContext>,
+}
+
+/// A payment looked up by its PaymentIntent id.
+#[derive(Debug, Clone)]
+pub struct StoredPayment {
+    pub booking_id: i64,
+    pub success: bool,
+    pub created_at: VirtualTime,
+    pub context: Option<TraceContext>,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("booking store: {0}")]
 pub struct StoreError(#[from] rusqlite::Error);
 
+/// `(status, count)` rows of one job table.
+pub type StatusCounts = Vec<(String, i64)>;
+
 pub struct Store {
     conn: Mutex<Connection>,
+    /// Declared cost of one transaction on the flow's virtual clock (a remote database's round
+    /// trip in production); zero unless the scenario says otherwise.
+    transaction_latency: Duration,
 }
 
 impl Store {
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub fn open(path: &Path, transaction_latency: Duration) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            transaction_latency,
         })
     }
 
@@ -96,80 +188,155 @@ impl Store {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes a booking and its webhook jobs in one transaction: all or nothing.
+    /// Runs `f` in one transaction: all of it is committed or none.
+    fn transaction<R>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<R, rusqlite::Error>,
+    ) -> Result<R, StoreError> {
+        clock::advance(self.transaction_latency);
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let result = f(&tx)?;
+        tx.commit()?;
+        Ok(result)
+    }
+
+    /// Writes a booking, its attendees, its payment and its webhook jobs in one transaction.
     pub fn insert_booking(
         &self,
         booking: &NewBooking,
         jobs: impl FnOnce(i64) -> Vec<NewWebhookJob>,
     ) -> Result<i64, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO bookings (uid, event_type_id, title, start_time, attendee_name,
-                attendee_email, status, calendar_event, request_id, created_at_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'ACCEPTED', ?7, ?8, ?9)",
-            params![
-                booking.uid,
-                booking.event_type_id as i64,
-                booking.title,
-                booking.start_time,
-                booking.attendee_name,
-                booking.attendee_email,
-                booking.calendar_event,
-                booking.request_id,
-                booking.created_at.as_micros() as i64,
-            ],
-        )?;
-        let booking_id = tx.last_insert_rowid();
-        for job in jobs(booking_id) {
-            let (traceparent, tracestate) = match &job.context {
-                Some(c) => (
-                    Some(c.traceparent().to_string()),
-                    c.tracestate.as_deref().map(str::to_owned),
-                ),
-                None => (None, None),
-            };
+        self.transaction(|tx| {
+            let booker = booking.attendees.first().cloned().unwrap_or_default();
             tx.execute(
-                "INSERT INTO webhook_jobs (booking_id, trigger_event, subscriber_url, payload,
-                    scheduled_at_us, created_at_us, traceparent, tracestate)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO bookings (uid, event_type_id, title, start_time, attendee_name,
+                    attendee_email, status, calendar_event, request_id, created_at_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
-                    booking_id,
-                    job.trigger_event,
-                    job.subscriber_url,
-                    job.payload,
-                    job.scheduled_at.as_micros() as i64,
-                    booking.created_at.as_micros() as i64,
-                    traceparent,
-                    tracestate,
+                    booking.uid,
+                    booking.event_type_id as i64,
+                    booking.title,
+                    booking.start_time,
+                    booker.0,
+                    booker.1,
+                    booking.status,
+                    booking.calendar_event,
+                    booking.request_id,
+                    micros(booking.created_at),
                 ],
             )?;
-        }
-        tx.commit()?;
-        Ok(booking_id)
+            let booking_id = tx.last_insert_rowid();
+            for (seat, (name, email)) in booking.attendees.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO attendees (booking_id, seat, name, email) VALUES (?1, ?2, ?3, ?4)",
+                    params![booking_id, seat as i64 + 1, name, email],
+                )?;
+            }
+            if let Some(payment) = &booking.payment {
+                let (traceparent, tracestate) = context_columns(payment.context.as_ref());
+                tx.execute(
+                    "INSERT INTO payments (booking_id, external_id, amount, currency,
+                        created_at_us, traceparent, tracestate)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        booking_id,
+                        payment.external_id,
+                        payment.amount as i64,
+                        payment.currency,
+                        micros(payment.created_at),
+                        traceparent,
+                        tracestate,
+                    ],
+                )?;
+            }
+            for job in jobs(booking_id) {
+                let (traceparent, tracestate) = context_columns(job.context.as_ref());
+                tx.execute(
+                    "INSERT INTO webhook_jobs (booking_id, trigger_event, subscriber_url, payload,
+                        scheduled_at_us, created_at_us, traceparent, tracestate)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        booking_id,
+                        job.trigger_event,
+                        job.subscriber_url,
+                        job.payload,
+                        micros(job.scheduled_at),
+                        micros(booking.created_at),
+                        traceparent,
+                        tracestate,
+                    ],
+                )?;
+            }
+            Ok(booking_id)
+        })
     }
 
-    /// Pending jobs due at `now`, oldest first.
-    pub fn due_webhook_jobs(&self, now: VirtualTime) -> Result<Vec<DueWebhookJob>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, trigger_event, subscriber_url, payload, created_at_us, traceparent,
-                    tracestate
-             FROM webhook_jobs WHERE status = 'pending' AND scheduled_at_us <= ?1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map([now.as_micros() as i64], |row| {
-            let traceparent: Option<String> = row.get(5)?;
-            let tracestate: Option<String> = row.get(6)?;
-            Ok(DueWebhookJob {
-                id: row.get(0)?,
-                trigger_event: row.get(1)?,
-                subscriber_url: row.get(2)?,
-                payload: row.get(3)?,
-                created_at: VirtualTime::from_micros(row.get::<_, i64>(4)? as u64),
-                context: TraceContext::from_headers(traceparent.as_deref(), tracestate.as_deref()),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    pub fn insert_reminders(
+        &self,
+        booking_id: i64,
+        reminders: &[NewReminder],
+        created_at: VirtualTime,
+    ) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            for r in reminders {
+                let (traceparent, tracestate) = context_columns(r.context.as_ref());
+                tx.execute(
+                    "INSERT INTO reminders (booking_id, seat, name, email, batch_id,
+                        scheduled_at_us, created_at_us, traceparent, tracestate)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        booking_id,
+                        r.seat,
+                        r.name,
+                        r.email,
+                        r.batch_id,
+                        micros(r.scheduled_at),
+                        micros(created_at),
+                        traceparent,
+                        tracestate,
+                    ],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Claims the pending webhook jobs due at `now`, oldest first: each is marked `running` in
+    /// the same transaction, so no later cron run (in this process or a restarted one) picks it
+    /// up again.
+    pub fn claim_due_webhook_jobs(
+        &self,
+        now: VirtualTime,
+    ) -> Result<Vec<DueWebhookJob>, StoreError> {
+        self.transaction(|tx| {
+            let jobs = {
+                let mut stmt = tx.prepare(
+                    "SELECT id, trigger_event, subscriber_url, payload, created_at_us,
+                            traceparent, tracestate
+                     FROM webhook_jobs WHERE status = 'pending' AND scheduled_at_us <= ?1
+                     ORDER BY id",
+                )?;
+                let rows = stmt.query_map([micros(now)], |row| {
+                    Ok(DueWebhookJob {
+                        id: row.get(0)?,
+                        trigger_event: row.get(1)?,
+                        subscriber_url: row.get(2)?,
+                        payload: row.get(3)?,
+                        created_at: VirtualTime::from_micros(row.get::<_, i64>(4)? as u64),
+                        context: context_from(row.get(5)?, row.get(6)?),
+                    })
+                })?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            };
+            for job in &jobs {
+                tx.execute(
+                    "UPDATE webhook_jobs SET status = 'running' WHERE id = ?1",
+                    [job.id],
+                )?;
+            }
+            Ok(jobs)
+        })
     }
 
     pub fn finish_webhook_job(
@@ -186,18 +353,159 @@ impl Store {
         self.conn().execute(
             "UPDATE webhook_jobs SET status = ?2, last_error = ?3, attempts = ?4,
                 finished_at_us = ?5 WHERE id = ?1",
-            params![id, status, error, attempts, at.as_micros() as i64],
+            params![id, status, error, attempts, micros(at)],
         )?;
         Ok(())
     }
 
+    /// Claims the pending reminders due at `now`, by booking and seat, as
+    /// [`Store::claim_due_webhook_jobs`] does.
+    pub fn claim_due_reminders(&self, now: VirtualTime) -> Result<Vec<DueReminder>, StoreError> {
+        self.transaction(|tx| {
+            let due = {
+                let mut stmt = tx.prepare(
+                    "SELECT r.id, r.booking_id, b.uid, b.title, r.seat, r.name, r.email,
+                            r.batch_id, r.traceparent, r.tracestate
+                     FROM reminders r JOIN bookings b ON b.id = r.booking_id
+                     WHERE r.status = 'pending' AND r.scheduled_at_us <= ?1
+                     ORDER BY r.booking_id, r.seat, r.id",
+                )?;
+                let rows = stmt.query_map([micros(now)], |row| {
+                    Ok(DueReminder {
+                        id: row.get(0)?,
+                        booking_id: row.get(1)?,
+                        booking_uid: row.get(2)?,
+                        title: row.get(3)?,
+                        seat: row.get(4)?,
+                        name: row.get(5)?,
+                        email: row.get(6)?,
+                        batch_id: row.get(7)?,
+                        context: context_from(row.get(8)?, row.get(9)?),
+                    })
+                })?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            };
+            for r in &due {
+                tx.execute(
+                    "UPDATE reminders SET status = 'running' WHERE id = ?1",
+                    [r.id],
+                )?;
+            }
+            Ok(due)
+        })
+    }
+
+    pub fn finish_reminder(
+        &self,
+        id: i64,
+        outcome: Result<(), &str>,
+        at: VirtualTime,
+    ) -> Result<(), StoreError> {
+        let (status, error) = match outcome {
+            Ok(()) => ("sent", None),
+            Err(reason) => ("failed", Some(reason)),
+        };
+        self.conn().execute(
+            "UPDATE reminders SET status = ?2, last_error = ?3, finished_at_us = ?4 WHERE id = ?1",
+            params![id, status, error, micros(at)],
+        )?;
+        Ok(())
+    }
+
+    pub fn payment(&self, external_id: &str) -> Result<Option<StoredPayment>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT booking_id, success, created_at_us, traceparent, tracestate
+                 FROM payments WHERE external_id = ?1",
+                [external_id],
+                |row| {
+                    Ok(StoredPayment {
+                        booking_id: row.get(0)?,
+                        success: row.get::<_, i64>(1)? != 0,
+                        created_at: VirtualTime::from_micros(row.get::<_, i64>(2)? as u64),
+                        context: context_from(row.get(3)?, row.get(4)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Marks the payment paid and its booking accepted, together.
+    pub fn confirm_payment(&self, external_id: &str, at: VirtualTime) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            tx.execute(
+                "UPDATE payments SET success = 1, paid_at_us = ?2 WHERE external_id = ?1",
+                params![external_id, micros(at)],
+            )?;
+            tx.execute(
+                "UPDATE bookings SET status = 'ACCEPTED', paid = 1
+                 WHERE id = (SELECT booking_id FROM payments WHERE external_id = ?1)",
+                [external_id],
+            )?;
+            Ok(())
+        })
+    }
+
     /// `(status, count)` of webhook jobs, for checks after a replay.
-    pub fn webhook_job_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub fn webhook_job_counts(&self) -> Result<StatusCounts, StoreError> {
+        self.status_counts("webhook_jobs")
+    }
+
+    /// `(status, count)` of reminders.
+    pub fn reminder_counts(&self) -> Result<StatusCounts, StoreError> {
+        self.status_counts("reminders")
+    }
+
+    fn status_counts(&self, table: &'static str) -> Result<StatusCounts, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT status, COUNT(*) FROM webhook_jobs GROUP BY status ORDER BY status")?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT status, COUNT(*) FROM {table} GROUP BY status ORDER BY status"
+        ))?;
         let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Rows in every table, for checks that bad input left nothing behind.
+    pub fn row_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
+        let conn = self.conn();
+        let mut counts = Vec::new();
+        for table in [
+            "bookings",
+            "attendees",
+            "payments",
+            "webhook_jobs",
+            "reminders",
+        ] {
+            let n = conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })?;
+            counts.push((table, n));
+        }
+        Ok(counts)
+    }
+
+    /// Failed jobs with their reasons: `(table, id, reason)`.
+    pub fn failed_jobs(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT 'webhook_jobs', id, COALESCE(last_error, '') FROM webhook_jobs
+                WHERE status = 'failed'
+             UNION ALL
+             SELECT 'reminders', id, COALESCE(last_error, '') FROM reminders
+                WHERE status = 'failed'
+             ORDER BY 1, 2",
+        )?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn paid_booking_count(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM bookings WHERE paid = 1", [], |row| {
+                row.get(0)
+            })?)
     }
 
     pub fn booking_count(&self) -> Result<i64, StoreError> {
@@ -207,4 +515,22 @@ impl Store {
             .optional()?
             .unwrap_or(0))
     }
+}
+
+fn micros(t: VirtualTime) -> i64 {
+    i64::try_from(t.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn context_columns(context: Option<&TraceContext>) -> (Option<String>, Option<String>) {
+    match context {
+        Some(c) => (
+            Some(c.traceparent().to_string()),
+            c.tracestate.as_deref().map(str::to_owned),
+        ),
+        None => (None, None),
+    }
+}
+
+fn context_from(traceparent: Option<String>, tracestate: Option<String>) -> Option<TraceContext> {
+    TraceContext::from_headers(traceparent.as_deref(), tracestate.as_deref())
 }

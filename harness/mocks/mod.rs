@@ -1,15 +1,20 @@
-//! Mocked third parties (Google Calendar, webhook subscribers) as real wiremock HTTP servers,
-//! answering with the scenario's behaviours and recording every request they receive.
-//! Mocks never assert: `expect` judges what they recorded.
+//! Mocked third parties (Google Calendar, Stripe, webhook subscribers, the email provider) as
+//! real wiremock HTTP servers, answering each route with the scenario's behaviours and recording
+//! every request they receive with its headers. Mocks never assert: `expect` judges what they
+//! recorded.
 
+pub mod sendgrid;
+pub mod stripe;
+
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
 use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::clock::{self, LATENCY_HEADER};
+use crate::clock::{self, VirtualTime, FAULT_HEADER, LATENCY_HEADER, NOW_HEADER};
 use crate::trace::{TRACEPARENT, TRACESTATE};
 
 /// The third parties the booking service talks to.
@@ -18,17 +23,38 @@ use crate::trace::{TRACEPARENT, TRACESTATE};
 pub enum MockKind {
     /// Google Calendar API v3, `events.insert`.
     GoogleCalendar,
+    /// Stripe's API: `POST /v1/payment_intents`.
+    Stripe,
     /// A subscriber's endpoint receiving Cal.com-style webhook deliveries.
     WebhookSubscriber,
+    /// A SendGrid-style email API: `POST /v3/mail/send`, `POST /v3/mail/batch`.
+    EmailProvider,
 }
 
 impl MockKind {
-    pub const ALL: [MockKind; 2] = [MockKind::GoogleCalendar, MockKind::WebhookSubscriber];
+    pub const ALL: [MockKind; 4] = [
+        MockKind::GoogleCalendar,
+        MockKind::Stripe,
+        MockKind::WebhookSubscriber,
+        MockKind::EmailProvider,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             MockKind::GoogleCalendar => "google_calendar",
+            MockKind::Stripe => "stripe",
             MockKind::WebhookSubscriber => "webhook_subscriber",
+            MockKind::EmailProvider => "email_provider",
+        }
+    }
+
+    /// The routes this API serves, by name; the first is the one `respond` configures.
+    pub fn routes(self) -> &'static [&'static str] {
+        match self {
+            MockKind::GoogleCalendar => &["events_insert"],
+            MockKind::Stripe => &["payment_intents"],
+            MockKind::WebhookSubscriber => &["deliveries"],
+            MockKind::EmailProvider => &["mail_send", "mail_batch"],
         }
     }
 
@@ -38,9 +64,45 @@ impl MockKind {
             MockKind::GoogleCalendar => {
                 GOOGLE_ERRORS.iter().map(|(reason, _, _)| *reason).collect()
             }
+            MockKind::Stripe => stripe::ERRORS.iter().map(|(code, _, _)| *code).collect(),
+            MockKind::EmailProvider => sendgrid::ERRORS.iter().map(|(r, _, _)| *r).collect(),
             MockKind::WebhookSubscriber => Vec::new(),
         }
     }
+
+    fn error_body(self, reason: &str, status: u16) -> Option<serde_json::Value> {
+        match self {
+            MockKind::GoogleCalendar => google_error_body(reason, status),
+            MockKind::Stripe => stripe::error_body(reason),
+            MockKind::EmailProvider => sendgrid::error_body(reason),
+            MockKind::WebhookSubscriber => None,
+        }
+    }
+
+    fn mount_point(self, route: &str) -> MockBuilder {
+        let post = Mock::given(method("POST"));
+        match (self, route) {
+            (MockKind::GoogleCalendar, _) => {
+                post.and(path_regex(r"^/calendar/v3/calendars/[^/]+/events$"))
+            }
+            (MockKind::Stripe, _) => post.and(path("/v1/payment_intents")),
+            (MockKind::WebhookSubscriber, _) => post.and(path(WEBHOOK_PATH)),
+            (MockKind::EmailProvider, "mail_batch") => post.and(path("/v3/mail/batch")),
+            (MockKind::EmailProvider, _) => post.and(path("/v3/mail/send")),
+        }
+    }
+}
+
+/// A fault a response can carry instead of (or on top of) its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// The peer never answers: the caller's timeout fires.
+    Timeout,
+    /// The caller sees the connection refused.
+    ConnectionRefused,
+    /// The body is cut off mid-JSON.
+    MalformedBody,
 }
 
 /// One response a mock gives. A route answers its requests with the scenario's behaviours in
@@ -50,8 +112,8 @@ impl MockKind {
 pub struct MockBehaviour {
     #[serde(default = "ok_status")]
     pub status: u16,
-    /// An error reason of the API (`rateLimitExceeded` for Google), sent in the API's real
-    /// error body.
+    /// An error reason of the API (`rateLimitExceeded` for Google, `card_declined` for Stripe,
+    /// `invalid_email` for the email provider), sent in the API's real error body.
     #[serde(default)]
     pub error: Option<String>,
     /// A literal response body, used as is.
@@ -60,6 +122,8 @@ pub struct MockBehaviour {
     /// How long the response takes, on the caller's virtual clock.
     #[serde(default, deserialize_with = "clock::deserialize_duration")]
     pub latency: Duration,
+    #[serde(default)]
+    pub fault: Option<Fault>,
 }
 
 fn ok_status() -> u16 {
@@ -73,6 +137,7 @@ impl Default for MockBehaviour {
             error: None,
             body: None,
             latency: Duration::ZERO,
+            fault: None,
         }
     }
 }
@@ -117,7 +182,26 @@ pub struct ReceivedRequest {
     pub path: String,
     pub traceparent: Option<String>,
     pub tracestate: Option<String>,
+    /// Every header, lowercase names, in the order received.
+    pub headers: Vec<(String, String)>,
     pub body: String,
+}
+
+impl ReceivedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The virtual instant the caller sent the request at.
+    pub fn sent_at(&self) -> VirtualTime {
+        self.header(NOW_HEADER)
+            .and_then(|v| v.parse().ok())
+            .map(VirtualTime::from_micros)
+            .unwrap_or_default()
+    }
 }
 
 /// A running mock: one wiremock server.
@@ -128,23 +212,30 @@ pub struct MockService {
 }
 
 impl MockService {
-    pub async fn start(name: &str, kind: MockKind, behaviours: &[MockBehaviour]) -> Self {
+    /// Starts the mock; `routes` maps route names (see [`MockKind::routes`]) to behaviours, and
+    /// a route left out answers with the API's default success.
+    pub async fn start(
+        name: &str,
+        kind: MockKind,
+        routes: &BTreeMap<String, Vec<MockBehaviour>>,
+    ) -> Self {
         let server = MockServer::builder().start().await;
-        let responder = Sequence {
-            kind,
-            behaviours: if behaviours.is_empty() {
-                vec![MockBehaviour::default()]
-            } else {
-                behaviours.to_vec()
-            },
-            served: AtomicUsize::new(0),
-        };
-        let route = match kind {
-            MockKind::GoogleCalendar => Mock::given(method("POST"))
-                .and(path_regex(r"^/calendar/v3/calendars/[^/]+/events$")),
-            MockKind::WebhookSubscriber => Mock::given(method("POST")).and(path(WEBHOOK_PATH)),
-        };
-        route.respond_with(responder).mount(&server).await;
+        for route in kind.routes() {
+            let behaviours = match routes.get(*route) {
+                Some(b) if !b.is_empty() => b.clone(),
+                _ => vec![MockBehaviour::default()],
+            };
+            let responder = Sequence {
+                kind,
+                route,
+                behaviours,
+                served: AtomicUsize::new(0),
+            };
+            kind.mount_point(route)
+                .respond_with(responder)
+                .mount(&server)
+                .await;
+        }
         MockService {
             name: name.to_owned(),
             kind,
@@ -174,6 +265,16 @@ impl MockService {
                 path: r.url.path().to_owned(),
                 traceparent: header(&r, TRACEPARENT),
                 tracestate: header(&r, TRACESTATE),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(n, v)| {
+                        (
+                            n.as_str().to_owned(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect(),
                 body: String::from_utf8_lossy(&r.body).into_owned(),
             })
             .collect()
@@ -187,9 +288,13 @@ fn header(request: &Request, name: &str) -> Option<String> {
     Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
 }
 
-/// Answers with the scenario's behaviours in order, repeating the last.
+/// How long "never answers" is: longer than any client timeout in the service.
+const NEVER: Duration = Duration::from_secs(24 * 3600);
+
+/// Answers one route with the scenario's behaviours in order, repeating the last.
 struct Sequence {
     kind: MockKind,
+    route: &'static str,
     behaviours: Vec<MockBehaviour>,
     served: AtomicUsize,
 }
@@ -198,23 +303,78 @@ impl Respond for Sequence {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let n = self.served.fetch_add(1, Ordering::Relaxed);
         let behaviour = &self.behaviours[n.min(self.behaviours.len() - 1)];
-        let latency_us = u64::try_from(behaviour.latency.as_micros()).unwrap_or(u64::MAX);
-        let template = ResponseTemplate::new(behaviour.status)
+        let latency = match behaviour.fault {
+            Some(Fault::Timeout) => behaviour.latency.max(NEVER),
+            _ => behaviour.latency,
+        };
+        let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        // SendGrid validates recipients before anything else.
+        if self.kind == MockKind::EmailProvider
+            && self.route == "mail_send"
+            && sendgrid::invalid_recipient(&request.body)
+        {
+            return ResponseTemplate::new(400)
+                .insert_header(LATENCY_HEADER, latency_us.to_string().as_str())
+                .set_body_json(sendgrid::error_body("invalid_email").unwrap_or_default());
+        }
+        let mut template = ResponseTemplate::new(behaviour.status)
             .insert_header(LATENCY_HEADER, latency_us.to_string().as_str());
+        match behaviour.fault {
+            Some(Fault::ConnectionRefused) => {
+                return template.insert_header(FAULT_HEADER, "connection-refused")
+            }
+            Some(Fault::MalformedBody) => {
+                return template.set_body_raw(b"{\"id\": \"".to_vec(), "application/json")
+            }
+            Some(Fault::Timeout) | None => {}
+        }
         if let Some(body) = &behaviour.body {
             return template.set_body_raw(body.clone().into_bytes(), "application/json");
         }
-        match (&behaviour.error, self.kind) {
-            (Some(reason), MockKind::GoogleCalendar) => {
-                match google_error_body(reason, behaviour.status) {
-                    Some(body) => template.set_body_json(body),
-                    None => template,
-                }
+        if let Some(reason) = &behaviour.error {
+            return match self.kind.error_body(reason, behaviour.status) {
+                Some(body) => template.set_body_json(body),
+                None => template,
+            };
+        }
+        if behaviour.status >= 300 {
+            return template;
+        }
+        let sent_at = request
+            .headers
+            .get(NOW_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .map(VirtualTime::from_micros)
+            .unwrap_or_default();
+        match (self.kind, self.route) {
+            (MockKind::GoogleCalendar, _) => template.set_body_json(google_event(request, n)),
+            (MockKind::Stripe, _) => template.set_body_json(stripe::payment_intent(
+                &String::from_utf8_lossy(&request.body),
+                n,
+                sent_at,
+            )),
+            (MockKind::EmailProvider, "mail_batch") => {
+                template = ResponseTemplate::new(201)
+                    .insert_header(LATENCY_HEADER, latency_us.to_string().as_str());
+                template.set_body_json(serde_json::json!({
+                    "batch_id": format!(
+                        "{:016x}{:016x}",
+                        crate::trace::splitmix64(n as u64 ^ 0x6261_7463),
+                        crate::trace::splitmix64(n as u64 ^ 0x6964_7331),
+                    ),
+                }))
             }
-            (None, MockKind::GoogleCalendar) if behaviour.status < 300 => {
-                template.set_body_json(google_event(request, n))
+            (MockKind::EmailProvider, _) => {
+                // SendGrid accepts with 202 and an empty body.
+                ResponseTemplate::new(202)
+                    .insert_header(LATENCY_HEADER, latency_us.to_string().as_str())
+                    .insert_header(
+                        "x-message-id",
+                        format!("{:016x}", crate::trace::splitmix64(n as u64 ^ 0x6d61_696c))
+                            .as_str(),
+                    )
             }
-            (_, MockKind::WebhookSubscriber) | (_, MockKind::GoogleCalendar) => template,
+            (MockKind::WebhookSubscriber, _) => template,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::booking::operation_label;
 use crate::clock::Compact;
 use crate::expect::Verdict;
 use crate::runner::ReplayOutcome;
@@ -91,6 +92,89 @@ fn lines(lines: impl Iterator<Item = String>) -> String {
     for line in lines {
         out.push_str(&line);
         out.push('\n');
+    }
+    out
+}
+
+/// The performance view, one line per span of each booking's creation, like the seed's
+/// Scenario 5: the booking span with its first log line, every other span with its duration
+/// on virtual time (`EventManager.create: 200ms`).
+pub fn timing_lines(outcome: &ReplayOutcome) -> Vec<SeedLine> {
+    let captured = &outcome.captured;
+    let aliases = Aliases::of(captured);
+    let mut out = Vec::new();
+    for root in captured.spans.iter().filter(|s| s.op == "booking_creation") {
+        let prefix = |s: &SpanData| {
+            Some((
+                aliases.trace(s.trace_id).to_string(),
+                aliases.span(s.span_id).to_string(),
+                s.op,
+            ))
+        };
+        let first_line = captured
+            .logs
+            .iter()
+            .find(|l| l.span.is_some_and(|r| r.span_id == root.span_id));
+        out.push(SeedLine {
+            prefix: prefix(root),
+            request_id: root.request_id.as_deref().map(str::to_owned),
+            message: first_line.map_or_else(
+                || format!("{}: {}", operation_label(root.op), Compact(root.duration())),
+                |l| one_line(&l.message),
+            ),
+        });
+        // Only the request's own work: async jobs (linked follows-from) ran later, elsewhere.
+        let in_request = |s: &&SpanData| s.links.is_empty();
+        let mut stack: Vec<&SpanData> =
+            captured.children(root.span_id).filter(in_request).collect();
+        stack.reverse();
+        while let Some(span) = stack.pop() {
+            out.push(SeedLine {
+                prefix: prefix(span),
+                request_id: span.request_id.as_deref().map(str::to_owned),
+                message: format!("{}: {}", operation_label(span.op), Compact(span.duration())),
+            });
+            let mut children: Vec<&SpanData> =
+                captured.children(span.span_id).filter(in_request).collect();
+            children.reverse();
+            stack.extend(children);
+        }
+    }
+    out
+}
+
+/// The performance view and, per booking, its bottleneck.
+pub fn timing_view(outcome: &ReplayOutcome) -> String {
+    let mut out = lines(timing_lines(outcome).iter().map(SeedLine::traced));
+    out.push_str(&bottleneck_lines(outcome));
+    out
+}
+
+/// `bottleneck trace_1: payment_processing 4.2s of 4.55s (92.3%)`, one line per booking.
+pub fn bottleneck_lines(outcome: &ReplayOutcome) -> String {
+    let aliases = Aliases::of(&outcome.captured);
+    let mut out = String::new();
+    for b in &outcome.bottlenecks {
+        let share = b.share_permille();
+        let _ = writeln!(
+            out,
+            "bottleneck {}: {} {} of {} ({}.{}%)",
+            aliases.trace(b.trace_id),
+            b.op,
+            Compact(b.duration),
+            Compact(b.total),
+            share / 10,
+            share % 10
+        );
+    }
+    out
+}
+
+/// `failed webhook_jobs #1: HTTP 503`, one line per job that ended failed.
+pub fn failed_job_lines(outcome: &ReplayOutcome) -> String {
+    let mut out = String::new();
+    for (table, id, reason) in &outcome.failed_jobs {
+        let _ = writeln!(out, "failed {table} #{id}: {}", one_line(reason));
     }
     out
 }

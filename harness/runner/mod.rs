@@ -19,13 +19,18 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Registry;
 
 use crate::booking::{
-    AttendeeResponses, BookingRequest, BookingService, ServiceConfig, ServiceError,
-    REQUEST_ID_HEADER, TRACE_ID_HEADER,
+    AttendeeResponses, BookingRequest, BookingService, EventType, ServiceConfig, ServiceError,
+    StatusCounts, REQUEST_ID_HEADER, STRIPE_SIGNATURE_HEADER, STRIPE_TOLERANCE,
+    STRIPE_WEBHOOK_PATH, TRACE_ID_HEADER,
 };
-use crate::clock::{LATENCY_HEADER, NOW_HEADER};
-use crate::mocks::{MockKind, MockService, ReceivedRequest};
-use crate::scenario::{Action, Attendee, BookStep, CronJob, Scenario};
-use crate::trace::{self, CaptureLayer, Captured, IdGenerator, TraceContext, TraceStore};
+use crate::clock::{VirtualTime, LATENCY_HEADER, NOW_HEADER};
+use crate::mocks::{stripe, MockKind, MockService, ReceivedRequest};
+use crate::scenario::{
+    Action, Attendee, BookStep, CronJob, Scenario, SignatureKind, StripeEvent, StripeStep,
+};
+use crate::trace::{
+    self, CaptureLayer, Captured, IdGenerator, SpanData, TraceContext, TraceId, TraceStore,
+};
 
 /// How to replay.
 #[derive(Clone, Copy, Debug)]
@@ -54,7 +59,57 @@ pub struct ReplayOutcome {
     /// Contexts the runner itself sent in, as a caller from outside would.
     pub inbound_contexts: Vec<TraceContext>,
     /// `(status, count)` of the service's webhook jobs after the replay.
-    pub webhook_jobs: Vec<(String, i64)>,
+    pub webhook_jobs: StatusCounts,
+    /// `(status, count)` of the service's attendee reminders after the replay.
+    pub reminders: StatusCounts,
+    /// Jobs that ended failed, with their reasons: `(table, id, reason)`.
+    pub failed_jobs: Vec<(String, i64, String)>,
+    /// How many times the service process was restarted on its database.
+    pub restarts: u32,
+    /// Per booking flow, the slowest step of its creation.
+    pub bottlenecks: Vec<Bottleneck>,
+}
+
+/// The slowest direct step of a booking's creation and its share of the whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bottleneck {
+    pub trace_id: TraceId,
+    pub op: &'static str,
+    pub duration: Duration,
+    /// The `booking_creation` span's duration.
+    pub total: Duration,
+}
+
+impl Bottleneck {
+    /// `duration / total`, in tenths of a percent (923 = 92.3 %).
+    pub fn share_permille(&self) -> u64 {
+        let total = self.total.as_micros().max(1);
+        u64::try_from(self.duration.as_micros() * 1000 / total).unwrap_or(1000)
+    }
+}
+
+/// For every `booking_creation` span, its slowest child (the first of equals).
+pub fn bottlenecks(captured: &Captured) -> Vec<Bottleneck> {
+    captured
+        .spans
+        .iter()
+        .filter(|s| s.op == "booking_creation" && !s.duration().is_zero())
+        .filter_map(|root| {
+            let slowest = captured
+                .children(root.span_id)
+                .filter(|s| s.links.is_empty())
+                .fold(None::<&SpanData>, |best, s| match best {
+                    Some(b) if b.duration() >= s.duration() => Some(b),
+                    _ => Some(s),
+                })?;
+            Some(Bottleneck {
+                trace_id: root.trace_id,
+                op: slowest.op,
+                duration: slowest.duration(),
+                total: root.duration(),
+            })
+        })
+        .collect()
 }
 
 /// The HTTP exchange of one timeline step.
@@ -83,6 +138,12 @@ pub enum ReplayError {
         action: &'static str,
         at: String,
         source: reqwest::Error,
+    },
+    #[error("the stripe step at {at} names PaymentIntent #{n}, but Stripe received {created} creation request(s)")]
+    NoPaymentIntent {
+        at: String,
+        n: usize,
+        created: usize,
     },
     #[error("the {action} step at {at} carried an invalid traceparent `{value}`: {reason}")]
     Traceparent {
@@ -114,30 +175,48 @@ pub fn replay(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutco
     })?;
     drop(runtime);
     outcome.captured = store.snapshot();
+    outcome.bottlenecks = bottlenecks(&outcome.captured);
     Ok(outcome)
 }
 
 async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     let mut mocks = Vec::new();
     for (name, spec) in &scenario.mocks {
-        mocks.push(MockService::start(name, spec.kind, &spec.behaviours()).await);
+        mocks.push(MockService::start(name, spec.kind, &spec.route_behaviours()).await);
     }
+    // The database outlives restarts: it is dropped with this directory, after the replay.
     let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
     let mut config = ServiceConfig::new(database.path().join("booking.sqlite3"), scenario.seed);
     for mock in &mocks {
         match mock.kind {
             MockKind::GoogleCalendar => config.google_calendar_url = mock.base_url(),
+            MockKind::Stripe => config.stripe_url = mock.base_url(),
+            MockKind::EmailProvider => config.email_url = mock.base_url(),
             MockKind::WebhookSubscriber => config.webhook_subscribers.push(mock.webhook_url()),
         }
     }
-    let service = BookingService::start(config).await?;
+    config.store_latency = scenario.service.store_latency;
+    config.event_types = scenario
+        .event_types
+        .iter()
+        .map(|e| EventType {
+            id: e.id,
+            price: e.price,
+            currency: e.currency.clone(),
+            seats: e.seats,
+            reminders: e.reminders,
+        })
+        .collect();
+    let mut service = BookingService::start(config.clone()).await?;
     let client = reqwest::Client::new();
     let mut attendees = ChaCha8Rng::seed_from_u64(trace::splitmix64(scenario.seed ^ 0x4154_5445));
     let mut steps = Vec::new();
     let mut inbound_contexts = Vec::new();
+    let mut restarts = 0;
     let mut failure = None;
     for step in &scenario.timeline {
         let at = crate::clock::Compact(step.at).to_string();
+        let mut headers: Vec<(&'static str, String)> = Vec::new();
         let (action, path, body, traceparent) = match &step.action {
             Action::Book(book) => {
                 let request = booking_request(book, &mut attendees);
@@ -145,12 +224,48 @@ async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutc
                 ("book", "/api/bookings", body, book.traceparent.clone())
             }
             Action::Cron(CronJob::Webhooks) => ("cron", "/api/cron/webhooks", String::new(), None),
+            Action::Cron(CronJob::Reminders) => (
+                "cron",
+                "/api/cron/workflows/scheduleEmailReminders",
+                String::new(),
+                None,
+            ),
+            Action::Stripe(stripe_step) => {
+                let event = stripe_event(stripe_step, &mocks, step.at, &at).await?;
+                let sent_at = VirtualTime::from_micros(
+                    u64::try_from(step.at.as_micros()).unwrap_or(u64::MAX),
+                )
+                .unix_seconds();
+                let (secret, timestamp) = match stripe_step.signature {
+                    SignatureKind::Valid => (config.stripe_webhook_secret.as_str(), sent_at),
+                    SignatureKind::Forged => ("whsec_forged", sent_at),
+                    SignatureKind::Stale => (
+                        config.stripe_webhook_secret.as_str(),
+                        sent_at.saturating_sub(STRIPE_TOLERANCE.as_secs() * 2),
+                    ),
+                };
+                headers.push((
+                    STRIPE_SIGNATURE_HEADER,
+                    stripe::signature_header(secret, timestamp, &event),
+                ));
+                ("stripe", STRIPE_WEBHOOK_PATH, event, None)
+            }
+            Action::Restart => {
+                service.stop().await;
+                restarts += 1;
+                config.generation = u64::from(restarts);
+                service = BookingService::start(config.clone()).await?;
+                continue;
+            }
         };
         let mut request = client
             .post(format!("{}{path}", service.url()))
             .header(NOW_HEADER, step.at.as_micros().to_string())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
         if let Some(value) = traceparent {
             let context = TraceContext::parse_traceparent(&value).map_err(|reason| {
                 ReplayError::Traceparent {
@@ -176,6 +291,8 @@ async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutc
         requests.extend(mock.received().await);
     }
     let webhook_jobs = service.webhook_job_counts().unwrap_or_default();
+    let reminders = service.reminder_counts().unwrap_or_default();
+    let failed_jobs = service.failed_jobs().unwrap_or_default();
     service.stop().await;
     if let Some(failure) = failure {
         return Err(failure);
@@ -189,7 +306,44 @@ async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutc
         requests,
         inbound_contexts,
         webhook_jobs,
+        reminders,
+        failed_jobs,
+        restarts,
+        bottlenecks: Vec::new(),
     })
+}
+
+/// The event Stripe sends for a step, about a PaymentIntent the Stripe mock created: rebuilt
+/// from the creation request it received, exactly as the mock answered it.
+async fn stripe_event(
+    step: &StripeStep,
+    mocks: &[MockService],
+    at: Duration,
+    at_text: &str,
+) -> Result<String, ReplayError> {
+    let mut created = Vec::new();
+    for mock in mocks.iter().filter(|m| m.kind == MockKind::Stripe) {
+        created.extend(
+            mock.received()
+                .await
+                .into_iter()
+                .filter(|r| r.path == "/v1/payment_intents"),
+        );
+    }
+    let n = step.payment_intent;
+    let Some(request) = n.checked_sub(1).and_then(|i| created.get(i)) else {
+        return Err(ReplayError::NoPaymentIntent {
+            at: at_text.to_owned(),
+            n,
+            created: created.len(),
+        });
+    };
+    let intent = stripe::payment_intent(&request.body, n - 1, request.sent_at());
+    let at = VirtualTime::from_micros(u64::try_from(at.as_micros()).unwrap_or(u64::MAX));
+    let event = match step.event {
+        StripeEvent::PaymentIntentSucceeded => stripe::succeeded_event(&intent, at),
+    };
+    Ok(event.to_string())
 }
 
 async fn exchange(
@@ -224,21 +378,39 @@ async fn exchange(
     })
 }
 
-/// The request a booking step sends; an attendee the step leaves out is seeded fake data.
+/// The request a booking step sends; attendees the step leaves out are seeded fake data.
 fn booking_request(book: &BookStep, rng: &mut ChaCha8Rng) -> BookingRequest {
-    let attendee = book.attendee.clone().unwrap_or_else(|| Attendee {
-        name: Name().fake_with_rng(rng),
-        email: SafeEmail().fake_with_rng(rng),
-    });
+    let count = book.attendees.unwrap_or(1).max(1);
+    let mut attendees: Vec<AttendeeResponses> = (1..=count)
+        .map(|seat| {
+            let attendee = match (&book.attendee, seat) {
+                (Some(given), 1) => given.clone(),
+                _ => Attendee {
+                    name: Name().fake_with_rng(rng),
+                    email: SafeEmail().fake_with_rng(rng),
+                },
+            };
+            let email = if book.invalid_email.contains(&seat) {
+                // A domain without a dot: the booking form lets it through, the provider won't.
+                let local = attendee.email.split('@').next().unwrap_or_default();
+                format!("{local}@invalid")
+            } else {
+                attendee.email
+            };
+            AttendeeResponses {
+                name: attendee.name,
+                email,
+            }
+        })
+        .collect();
+    let booker = attendees.remove(0);
     BookingRequest {
         event_type_id: book.event_type_id,
         title: book.title.clone(),
         start: book.start.clone(),
         end: book.end.clone(),
-        responses: AttendeeResponses {
-            name: attendee.name,
-            email: attendee.email,
-        },
+        responses: booker,
+        guests: attendees,
     }
 }
 

@@ -22,6 +22,7 @@ pub const MAX_STEPS: usize = 1_000;
 pub const MAX_MOCKS: usize = 32;
 pub const MAX_BEHAVIOURS: usize = 100;
 pub const MAX_ASSERTIONS: usize = 200;
+pub const MAX_SEATS: u32 = 100;
 
 /// A validated scenario, ready to replay.
 #[derive(Clone, Debug)]
@@ -31,22 +32,76 @@ pub struct Scenario {
     pub path: PathBuf,
     pub description: String,
     pub seed: u64,
+    pub service: ServiceSpec,
+    pub event_types: Vec<EventTypeSpec>,
     pub mocks: BTreeMap<String, MockSpec>,
     pub timeline: Vec<Step>,
     pub expect: Vec<Assertion>,
+}
+
+/// How the booking service under test is configured (`[service]`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Declared cost of one database transaction on the virtual clock.
+    #[serde(default, deserialize_with = "clock::deserialize_duration")]
+    pub store_latency: Duration,
+}
+
+/// An event type the service knows (`[[event_types]]`); ids not listed are plain event types.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EventTypeSpec {
+    pub id: u64,
+    /// Price in the currency's smallest unit; the booking then requires payment via Stripe.
+    #[serde(default)]
+    pub price: Option<u64>,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// Seats per slot: a seated event type.
+    #[serde(default)]
+    pub seats: Option<u32>,
+    /// Mandatory email reminders to every attendee.
+    #[serde(default)]
+    pub reminders: bool,
+}
+
+fn default_currency() -> String {
+    "usd".to_owned()
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MockSpec {
     pub kind: MockKind,
+    /// Behaviours of the kind's main route.
     #[serde(default)]
     pub respond: Vec<Spanned<MockBehaviour>>,
+    /// Behaviours of its other routes, by route name (`mail_batch = [ … ]`).
+    #[serde(default)]
+    pub routes: BTreeMap<String, Spanned<Vec<Spanned<MockBehaviour>>>>,
 }
 
 impl MockSpec {
+    /// Behaviours of the main route (`respond`).
     pub fn behaviours(&self) -> Vec<MockBehaviour> {
         self.respond.iter().map(|b| b.get_ref().clone()).collect()
+    }
+
+    /// Behaviours by route name, the main route included.
+    pub fn route_behaviours(&self) -> BTreeMap<String, Vec<MockBehaviour>> {
+        let plain = |list: &[Spanned<MockBehaviour>]| -> Vec<MockBehaviour> {
+            list.iter().map(|b| b.get_ref().clone()).collect()
+        };
+        let mut routes: BTreeMap<String, Vec<MockBehaviour>> = self
+            .routes
+            .iter()
+            .map(|(name, list)| (name.clone(), plain(list.get_ref())))
+            .collect();
+        if let Some(main) = self.kind.routes().first() {
+            routes.insert((*main).to_owned(), plain(&self.respond));
+        }
+        routes
     }
 }
 
@@ -61,6 +116,45 @@ pub struct Step {
 pub enum Action {
     Book(BookStep),
     Cron(CronJob),
+    /// Stripe delivers an event to the service's webhook endpoint.
+    Stripe(StripeStep),
+    /// The service process stops (all in-memory state dropped) and a new one starts on the same
+    /// database.
+    Restart,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripeStep {
+    pub event: StripeEvent,
+    /// Which PaymentIntent (1-based, in creation order) the event is about.
+    #[serde(default = "first")]
+    pub payment_intent: usize,
+    #[serde(default)]
+    pub signature: SignatureKind,
+}
+
+fn first() -> usize {
+    1
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum StripeEvent {
+    #[serde(rename = "payment_intent.succeeded")]
+    PaymentIntentSucceeded,
+}
+
+/// How the runner, acting as Stripe, signs the event.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureKind {
+    /// With the endpoint's secret, timestamped now.
+    #[default]
+    Valid,
+    /// With another secret.
+    Forged,
+    /// With the right secret but a timestamp outside Stripe's 5-minute tolerance.
+    Stale,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -76,6 +170,13 @@ pub struct BookStep {
     /// The attendee; seeded fake data when absent.
     #[serde(default)]
     pub attendee: Option<Attendee>,
+    /// How many seat holders book together (seeded fake names and emails); 1 when absent.
+    #[serde(default)]
+    pub attendees: Option<u32>,
+    /// Seat holders (1-based) whose address the provider will refuse: the runner replaces its
+    /// domain with one that has no dot.
+    #[serde(default)]
+    pub invalid_email: Vec<u32>,
     /// An inbound `traceparent` to continue, as if a caller had one.
     #[serde(default)]
     pub traceparent: Option<String>,
@@ -102,6 +203,8 @@ pub struct Attendee {
 pub enum CronJob {
     /// `POST /api/cron/webhooks`: run due webhook jobs.
     Webhooks,
+    /// `POST /api/cron/workflows/scheduleEmailReminders`: send due reminders.
+    Reminders,
 }
 
 // The file as written, before validation.
@@ -110,6 +213,10 @@ pub enum CronJob {
 struct RawScenario {
     description: String,
     seed: u64,
+    #[serde(default)]
+    service: ServiceSpec,
+    #[serde(default)]
+    event_types: Vec<Spanned<EventTypeSpec>>,
     #[serde(default)]
     mocks: BTreeMap<String, Spanned<MockSpec>>,
     timeline: Spanned<Vec<Spanned<RawStep>>>,
@@ -126,6 +233,10 @@ struct RawStep {
     book: Option<BookStep>,
     #[serde(default)]
     cron: Option<CronJob>,
+    #[serde(default)]
+    stripe: Option<StripeStep>,
+    #[serde(default)]
+    restart: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -262,22 +373,54 @@ impl Scenario {
             for behaviour in &spec.respond {
                 validate_behaviour(spec.kind, behaviour).map_err(|m| at(behaviour.span(), m))?;
             }
+            for (route, list) in &spec.routes {
+                let known = &spec.kind.routes()[1..];
+                if !known.contains(&route.as_str()) {
+                    return Err(at(
+                        list.span(),
+                        format!(
+                            "`{route}` is not a route of {} besides its main one (set by `respond`); expected one of: {}",
+                            spec.kind.name(),
+                            if known.is_empty() { "(none)".to_owned() } else { known.join(", ") }
+                        ),
+                    ));
+                }
+                if list.get_ref().len() > MAX_BEHAVIOURS {
+                    return Err(at(
+                        list.span(),
+                        format!("at most {MAX_BEHAVIOURS} responses per route"),
+                    ));
+                }
+                for behaviour in list.get_ref() {
+                    validate_behaviour(spec.kind, behaviour)
+                        .map_err(|m| at(behaviour.span(), m))?;
+                }
+            }
             mocks.insert(name, spec);
         }
 
         let mut timeline = Vec::with_capacity(steps.len());
         for step in steps {
             let raw_step = step.get_ref();
-            let action =
-                match (&raw_step.book, raw_step.cron) {
-                    (Some(book), None) => Action::Book(book.clone()),
-                    (None, Some(job)) => Action::Cron(job),
-                    _ => return Err(at(
-                        step.span(),
-                        "a step needs exactly one action: `book = { … }` or `cron = \"webhooks\"`"
-                            .into(),
-                    )),
-                };
+            let action = match (
+                &raw_step.book,
+                raw_step.cron,
+                &raw_step.stripe,
+                raw_step.restart,
+            ) {
+                (Some(book), None, None, None) => {
+                    validate_book(book).map_err(|m| at(step.span(), m))?;
+                    Action::Book(book.clone())
+                }
+                (None, Some(job), None, None) => Action::Cron(job),
+                (None, None, Some(stripe), None) => Action::Stripe(stripe.clone()),
+                (None, None, None, Some(true)) => Action::Restart,
+                _ => return Err(at(
+                    step.span(),
+                    "a step needs exactly one action: `book = { … }`, `cron = \"webhooks\"` or `\"reminders\"`, `stripe = { event = … }` or `restart = true`"
+                        .into(),
+                )),
+            };
             timeline.push(Step {
                 at: raw_step.at,
                 action,
@@ -285,6 +428,22 @@ impl Scenario {
         }
         // Steps run in time order; equal times keep file order.
         timeline.sort_by_key(|s| s.at);
+
+        let mut event_types: Vec<EventTypeSpec> = Vec::new();
+        for event_type in raw.event_types {
+            let span = event_type.span();
+            let event_type = event_type.into_inner();
+            if event_types.iter().any(|e| e.id == event_type.id) {
+                return Err(at(
+                    span,
+                    format!("event type {} is defined twice", event_type.id),
+                ));
+            }
+            if event_type.seats == Some(0) || event_type.seats.is_some_and(|n| n > MAX_SEATS) {
+                return Err(at(span, format!("`seats` must be 1–{MAX_SEATS}")));
+            }
+            event_types.push(event_type);
+        }
 
         let mut expect = Vec::with_capacity(raw.expect.len());
         for (i, assertion) in raw.expect.into_iter().enumerate() {
@@ -308,6 +467,8 @@ impl Scenario {
             path: path.to_owned(),
             description: raw.description.trim().to_owned(),
             seed: raw.seed,
+            service: raw.service,
+            event_types,
             mocks,
             timeline,
             expect,
@@ -318,6 +479,26 @@ impl Scenario {
     pub fn mocks_of(&self, kind: MockKind) -> impl Iterator<Item = (&String, &MockSpec)> {
         self.mocks.iter().filter(move |(_, m)| m.kind == kind)
     }
+}
+
+fn validate_book(book: &BookStep) -> Result<(), String> {
+    let attendees = book.attendees.unwrap_or(1);
+    if attendees == 0 || attendees > MAX_SEATS {
+        return Err(format!("`attendees` must be 1–{MAX_SEATS}"));
+    }
+    if book.attendee.is_some() && attendees > 1 {
+        return Err("`attendee` names the only attendee; leave it out with `attendees`".into());
+    }
+    if let Some(n) = book
+        .invalid_email
+        .iter()
+        .find(|n| **n == 0 || **n > attendees)
+    {
+        return Err(format!(
+            "`invalid_email` names attendee {n}, but the booking has attendees 1–{attendees}"
+        ));
+    }
+    Ok(())
 }
 
 fn validate_behaviour(kind: MockKind, behaviour: &Spanned<MockBehaviour>) -> Result<(), String> {
@@ -557,6 +738,74 @@ mod tests {
             e.starts_with("s.toml:7:11: invalid selector: expected `span`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_new_step_kinds_and_keys_parse() {
+        let text = "description = \"d\"\nseed = 1\n[service]\nstore_latency = \"50ms\"\n\
+            [[event_types]]\nid = 7\nprice = 500\nseats = 4\nreminders = true\n\
+            [mocks.mail]\nkind = \"email_provider\"\n[mocks.mail.routes]\nmail_batch = [{ latency = \"5ms\" }]\n\
+            [[timeline]]\nat = \"0s\"\nbook = { event_type_id = 7, attendees = 3, invalid_email = [3] }\n\
+            [[timeline]]\nat = \"1m\"\nrestart = true\n\
+            [[timeline]]\nat = \"2m\"\nstripe = { event = \"payment_intent.succeeded\", signature = \"stale\" }\n\
+            [[timeline]]\nat = \"3m\"\ncron = \"reminders\"\n";
+        let s = Scenario::parse(Path::new("s.toml"), text).unwrap();
+        assert_eq!(s.service.store_latency, Duration::from_millis(50));
+        assert_eq!(s.event_types[0].seats, Some(4));
+        assert_eq!(s.event_types[0].currency, "usd");
+        assert!(matches!(s.timeline[1].action, Action::Restart));
+        assert!(matches!(
+            &s.timeline[2].action,
+            Action::Stripe(StripeStep {
+                signature: SignatureKind::Stale,
+                payment_intent: 1,
+                ..
+            })
+        ));
+        assert!(matches!(
+            s.timeline[3].action,
+            Action::Cron(CronJob::Reminders)
+        ));
+        let routes = s.mocks["mail"].route_behaviours();
+        assert_eq!(routes["mail_batch"][0].latency, Duration::from_millis(5));
+        assert!(routes["mail_send"].is_empty());
+    }
+
+    #[test]
+    fn bad_new_keys_are_located() {
+        let e = error(&MINIMAL.replace(
+            "event_type_id = 1 }",
+            "event_type_id = 1, attendees = 2, invalid_email = [3] }",
+        ));
+        assert!(
+            e.starts_with(
+                "s.toml:3:1: `invalid_email` names attendee 3, but the booking has attendees 1–2"
+            ),
+            "{e}"
+        );
+        let e = error(&format!(
+            "{MINIMAL}[mocks.g]\nkind = \"google_calendar\"\n[mocks.g.routes]\nmail_batch = []\n"
+        ));
+        assert!(
+            e.starts_with("s.toml:9:14: `mail_batch` is not a route of google_calendar"),
+            "{e}"
+        );
+        let e = error(&format!(
+            "{MINIMAL}[[timeline]]\nat = \"1m\"\nrestart = true\ncron = \"webhooks\"\n"
+        ));
+        assert!(
+            e.starts_with("s.toml:6:1: a step needs exactly one action"),
+            "{e}"
+        );
+        let e = error(&format!(
+            "{MINIMAL}[mocks.s]\nkind = \"stripe\"\nrespond = [{{ status = 402, error = \"rateLimitExceeded\" }}]\n"
+        ));
+        assert!(
+            e.contains("`rateLimitExceeded` is not an error stripe answers with"),
+            "{e}"
+        );
+        let e = error(&format!("{MINIMAL}[[event_types]]\nid = 1\nseats = 0\n"));
+        assert!(e.contains("`seats` must be 1–100"), "{e}");
     }
 
     #[test]

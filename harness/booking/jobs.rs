@@ -1,0 +1,287 @@
+//! The cron-run jobs: webhook deliveries (signed, retried with bounded exponential backoff) and
+//! attendee reminder emails. Each job resumes the trace of the span that scheduled it, read from
+//! its row, with a follows-from link to that span.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use tracing::{error, info, info_span, warn, Instrument};
+
+use super::outbound::Reply;
+use super::store::{DueReminder, DueWebhookJob};
+use super::{internal_error, sign, App, StoreError, SIGNATURE_HEADER};
+use crate::clock::{self, Spoken};
+use crate::trace::{self, Relation};
+
+/// Attempts per webhook delivery: the first and up to three retries.
+pub const WEBHOOK_MAX_ATTEMPTS: u32 = 4;
+/// The wait before retry `n` is `base · 2^(n-1)`, capped.
+const BACKOFF_BASE: Duration = Duration::from_secs(30);
+const BACKOFF_CAP: Duration = Duration::from_secs(10 * 60);
+
+/// The wait before retry `retry` (1-based).
+pub fn backoff(retry: u32) -> Duration {
+    BACKOFF_BASE
+        .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
+        .min(BACKOFF_CAP)
+}
+
+/// `POST /api/cron/webhooks`: delivers every due webhook job.
+pub(super) async fn run_webhook_cron(State(app): State<Arc<App>>) -> Response {
+    let jobs = match app.store.claim_due_webhook_jobs(clock::now()) {
+        Ok(jobs) => jobs,
+        Err(e) => return internal_error(e),
+    };
+    let mut delivered = 0;
+    for job in &jobs {
+        match app.execute_webhook(job).await {
+            Ok(true) => delivered += 1,
+            Ok(false) => {}
+            Err(e) => return internal_error(e),
+        }
+    }
+    let body = serde_json::json!({ "executed": jobs.len(), "delivered": delivered });
+    Json(body).into_response()
+}
+
+/// `POST /api/cron/workflows/scheduleEmailReminders`: sends every due reminder, one span per
+/// booking.
+pub(super) async fn run_reminder_cron(State(app): State<Arc<App>>) -> Response {
+    let due = match app.store.claim_due_reminders(clock::now()) {
+        Ok(due) => due,
+        Err(e) => return internal_error(e),
+    };
+    let mut sent = 0;
+    for booking in due.chunk_by(|a, b| a.booking_id == b.booking_id) {
+        match app.send_reminders(booking).await {
+            Ok(n) => sent += n,
+            Err(e) => return internal_error(e),
+        }
+    }
+    let body = serde_json::json!({ "due": due.len(), "sent": sent });
+    Json(body).into_response()
+}
+
+/// A batch id for scheduled sends (`POST /v3/mail/batch`); `None` if the provider will not
+/// give one, and the reminders go out unbatched.
+pub(super) async fn create_batch(app: &App) -> Option<String> {
+    let reply = app
+        .outbound
+        .post(
+            &format!("{}/v3/mail/batch", app.config.email_url),
+            "application/json",
+            String::new(),
+            &[("authorization", "Bearer SG.trace-harness".to_owned())],
+            app.config.email_timeout,
+        )
+        .await;
+    match reply {
+        Ok(reply) if (200..300).contains(&reply.status) => {
+            serde_json::from_str::<serde_json::Value>(&reply.body)
+                .ok()
+                .and_then(|v| v["batch_id"].as_str().map(str::to_owned))
+        }
+        Ok(reply) => {
+            warn!("Email batch not created: HTTP {}", reply.status);
+            None
+        }
+        Err(e) => {
+            warn!("Email batch not created: {e}");
+            None
+        }
+    }
+}
+
+impl App {
+    /// Delivers one scheduled webhook in its own span, continuing the trace of the span that
+    /// scheduled it, retrying within the span. Returns whether the subscriber accepted it.
+    async fn execute_webhook(&self, job: &DueWebhookJob) -> Result<bool, StoreError> {
+        let span = info_span!(
+            parent: None,
+            "webhook_execution",
+            job_id = job.id,
+            trigger_event = job.trigger_event.as_str(),
+        );
+        if let Some(cause) = &job.context {
+            trace::continue_from(&span, cause, Relation::FollowsFrom);
+        }
+        async {
+            let delay = clock::now().since(job.created_at);
+            let signature = sign(&self.config.webhook_secret, job.payload.as_bytes());
+            let mut attempt = 1;
+            let outcome = loop {
+                let reply = self
+                    .outbound
+                    .post(
+                        &job.subscriber_url,
+                        "application/json",
+                        job.payload.clone(),
+                        &[(SIGNATURE_HEADER, signature.clone())],
+                        self.config.webhook_timeout,
+                    )
+                    .await;
+                let result = match reply {
+                    Ok(Reply { status, .. }) if (200..300).contains(&status) => Ok(()),
+                    Ok(Reply { status, .. }) => Err(format!("HTTP {status}")),
+                    Err(e) => Err(e.to_string()),
+                };
+                let retry = attempt - 1;
+                match &result {
+                    Ok(()) if retry == 0 => {
+                        info!(attempt, "Webhook executed {} later", Spoken(delay))
+                    }
+                    Ok(()) => info!(attempt, "Retry attempt {retry} succeeded"),
+                    Err(reason) if attempt == WEBHOOK_MAX_ATTEMPTS => error!(
+                        attempt,
+                        "Retry attempt {retry} failed: {reason}; giving up after {attempt} attempts"
+                    ),
+                    Err(reason) if retry == 0 => {
+                        warn!(attempt, "Webhook execution failed: {reason}")
+                    }
+                    Err(reason) => warn!(attempt, "Retry attempt {retry} failed: {reason}"),
+                }
+                if result.is_ok() || attempt == WEBHOOK_MAX_ATTEMPTS {
+                    break result;
+                }
+                clock::advance(backoff(attempt));
+                attempt += 1;
+            };
+            self.store.finish_webhook_job(
+                job.id,
+                outcome.as_ref().map(|_| ()).map_err(String::as_str),
+                attempt,
+                clock::now(),
+            )?;
+            Ok(outcome.is_ok())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Sends one booking's due reminders in one span that continues the booking's trace; each
+    /// attendee's result is logged and stored on its own, so one bad address affects no other.
+    async fn send_reminders(&self, reminders: &[DueReminder]) -> Result<usize, StoreError> {
+        let Some(first) = reminders.first() else {
+            return Ok(0);
+        };
+        let span = info_span!(
+            parent: None,
+            "schedule_mandatory_reminder",
+            booking_uid = first.booking_uid.as_str(),
+            reminders = reminders.len(),
+        );
+        if let Some(cause) = &first.context {
+            trace::continue_from(&span, cause, Relation::FollowsFrom);
+        }
+        async {
+            let mut sent = 0;
+            for reminder in reminders {
+                let seat = reminder.seat;
+                let outcome = self.send_email(reminder).await;
+                match &outcome {
+                    Ok(()) => {
+                        sent += 1;
+                        info!(attendee = seat, "Email sent to attendee {seat}: success");
+                    }
+                    Err(failure) => error!(
+                        attendee = seat,
+                        provider_message = failure.detail.as_str(),
+                        "Email sent to attendee {seat}: failed ({})",
+                        failure.reason
+                    ),
+                }
+                let stored = outcome
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|f| format!("{}: {}", f.reason, f.detail));
+                self.store.finish_reminder(
+                    reminder.id,
+                    stored.as_ref().map(|_| ()).map_err(String::as_str),
+                    clock::now(),
+                )?;
+            }
+            Ok(sent)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn send_email(&self, reminder: &DueReminder) -> Result<(), EmailFailure> {
+        let mut mail = serde_json::json!({
+            "personalizations": [{ "to": [{ "email": reminder.email, "name": reminder.name }] }],
+            "from": { "email": "notifications@cal.com", "name": "Cal.com" },
+            "subject": format!("Reminder: {}", reminder.title),
+            "content": [{
+                "type": "text/plain",
+                "value": format!("Hi {}, this is a reminder of {}.", reminder.name, reminder.title),
+            }],
+            "custom_args": { "bookingUid": reminder.booking_uid },
+        });
+        if let Some(batch) = &reminder.batch_id {
+            mail["batch_id"] = batch.as_str().into();
+        }
+        let reply = self
+            .outbound
+            .post(
+                &format!("{}/v3/mail/send", self.config.email_url),
+                "application/json",
+                mail.to_string(),
+                &[("authorization", "Bearer SG.trace-harness".to_owned())],
+                self.config.email_timeout,
+            )
+            .await;
+        match reply {
+            Ok(reply) if (200..300).contains(&reply.status) => Ok(()),
+            Ok(reply) => Err(EmailFailure::from_sendgrid(reply.status, &reply.body)),
+            Err(e) => Err(EmailFailure {
+                reason: e.to_string(),
+                detail: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// Why an email was not accepted: a short reason for the log line and the provider's words.
+struct EmailFailure {
+    reason: String,
+    detail: String,
+}
+
+impl EmailFailure {
+    /// Reads SendGrid's `{"errors":[{"message","field"}]}`: an error on a recipient's `email`
+    /// field is an invalid address.
+    fn from_sendgrid(status: u16, body: &str) -> Self {
+        let parsed: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let first = &parsed["errors"][0];
+        let detail = first["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        let on_email = first["field"]
+            .as_str()
+            .is_some_and(|f| f.ends_with(".email"));
+        EmailFailure {
+            reason: if on_email {
+                "invalid email".to_owned()
+            } else {
+                format!("HTTP {status}")
+            },
+            detail,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let secs: Vec<u64> = (1..=6).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [30, 60, 120, 240, 480, 600]);
+        assert_eq!(backoff(u32::MAX), BACKOFF_CAP);
+    }
+}

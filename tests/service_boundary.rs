@@ -1,0 +1,281 @@
+//! Bad input at the booking service's boundary: malformed or incomplete JSON, forged or stale
+//! Stripe signatures, oversized headers and bodies get clear 4xx answers and leave no rows.
+
+use std::collections::BTreeMap;
+
+use trace_harness::booking::{
+    BookingService, EventType, ServiceConfig, MAX_HEADER_BYTES, STRIPE_SIGNATURE_HEADER,
+    STRIPE_WEBHOOK_PATH,
+};
+use trace_harness::clock::{VirtualTime, NOW_HEADER};
+use trace_harness::mocks::{stripe, MockKind, MockService};
+
+const VALID: &str = r#"{"eventTypeId":1,"start":"2026-03-02T10:00:00Z","end":"2026-03-02T10:30:00Z","responses":{"name":"Ann","email":"ann@example.com"}}"#;
+
+struct Harness {
+    service: BookingService,
+    stripe: MockService,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+    secret: String,
+}
+
+async fn start() -> Harness {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let stripe = MockService::start("stripe", MockKind::Stripe, &BTreeMap::new()).await;
+    let mut config = ServiceConfig::new(dir.path().join("b.sqlite3"), 7);
+    config.stripe_url = stripe.base_url();
+    config.event_types = vec![
+        EventType {
+            id: 2,
+            price: Some(5000),
+            currency: "usd".into(),
+            ..EventType::default()
+        },
+        EventType {
+            id: 3,
+            seats: Some(2),
+            ..EventType::default()
+        },
+    ];
+    let secret = config.stripe_webhook_secret.clone();
+    let service = BookingService::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    Harness {
+        service,
+        stripe,
+        client: reqwest::Client::new(),
+        _dir: dir,
+        secret,
+    }
+}
+
+impl Harness {
+    async fn post(&self, path: &str, body: &str, headers: &[(&str, String)]) -> (u16, String) {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.service.url()))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    fn rows(&self) -> i64 {
+        let counts = self.service.row_counts().unwrap_or_else(|e| panic!("{e}"));
+        counts.iter().map(|(_, n)| n).sum()
+    }
+
+    async fn stripe_event(&self, at: VirtualTime) -> String {
+        let received = self.stripe.received().await;
+        let request = received
+            .first()
+            .unwrap_or_else(|| panic!("no PaymentIntent"));
+        let intent = stripe::payment_intent(&request.body, 0, request.sent_at());
+        stripe::succeeded_event(&intent, at).to_string()
+    }
+}
+
+#[tokio::test]
+async fn malformed_and_incomplete_bodies_are_refused_with_a_reason() {
+    let h = start().await;
+    for (body, status, says) in [
+        (
+            "{\"eventTypeId\": 1,",
+            400,
+            "Failed to parse the request body as JSON",
+        ),
+        (
+            r#"{"eventTypeId":1,"end":"x","responses":{"name":"A","email":"a@b.c"}}"#,
+            422,
+            "missing field `start`",
+        ),
+        (
+            &VALID.replace("\"eventTypeId\":1", "\"eventTypeId\":\"one\""),
+            422,
+            "invalid type",
+        ),
+        (
+            &VALID.replace("\"end\"", "\"colour\":1,\"end\""),
+            422,
+            "unknown field `colour`",
+        ),
+        (
+            &VALID.replace("ann@example.com", "ann"),
+            400,
+            "attendee 1 has no valid email",
+        ),
+        (
+            &VALID.replace("\"Ann\"", "\"  \""),
+            400,
+            "attendee 1 has no name",
+        ),
+    ] {
+        let (got, text) = h.post("/api/bookings", body, &[]).await;
+        assert_eq!(got, status, "{body} → {text}");
+        let message: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let message = message["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{body} → {message}");
+    }
+    assert_eq!(h.rows(), 0);
+    let (status, _) = h.post("/api/bookings", VALID, &[]).await;
+    assert_eq!(status, 201);
+    assert_eq!(h.rows(), 2, "one booking, one attendee");
+    h.service.stop().await;
+}
+
+#[tokio::test]
+async fn guests_on_an_unseated_type_and_too_many_seats_leave_no_rows() {
+    let h = start().await;
+    let guests = r#","guests":[{"name":"Bo","email":"bo@example.com"},{"name":"Cy","email":"cy@example.com"}]}"#;
+    let plain = VALID.strip_suffix('}').unwrap_or(VALID).to_owned() + guests;
+    let (status, text) = h.post("/api/bookings", &plain, &[]).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("not seated"), "{text}");
+    let seated = plain.replace("\"eventTypeId\":1", "\"eventTypeId\":3");
+    let (status, text) = h.post("/api/bookings", &seated, &[]).await;
+    assert_eq!(status, 409, "{text}");
+    assert!(
+        text.contains("Not enough seats: 2 available, 3 requested"),
+        "{text}"
+    );
+    assert_eq!(h.rows(), 0);
+    h.service.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_headers_and_bodies_are_refused() {
+    let h = start().await;
+    let big = "x".repeat(MAX_HEADER_BYTES + 1);
+    let (status, text) = h.post("/api/bookings", VALID, &[("x-padding", big)]).await;
+    assert_eq!(status, 431, "{text}");
+    assert!(text.contains("at most 16384"), "{text}");
+    let huge = VALID.replace("Ann", &"A".repeat(3 * 1024 * 1024));
+    let (status, _) = h.post("/api/bookings", &huge, &[]).await;
+    assert_eq!(status, 413);
+    assert_eq!(h.rows(), 0);
+    h.service.stop().await;
+}
+
+#[tokio::test]
+async fn forged_stale_and_missing_stripe_signatures_change_nothing() {
+    let h = start().await;
+    let paid = VALID.replace("\"eventTypeId\":1", "\"eventTypeId\":2");
+    let (status, text) = h.post("/api/bookings", &paid, &[]).await;
+    assert_eq!(status, 201, "{text}");
+    assert!(text.contains("\"status\":\"PENDING\""), "{text}");
+    let rows = h.rows();
+    let at = VirtualTime::from_micros(28 * 60 * 1_000_000);
+    let now = [(NOW_HEADER, at.as_micros().to_string())];
+    let event = h.stripe_event(at).await;
+    let t = at.unix_seconds();
+    for (signature, says) in [
+        (None, "no Stripe-Signature header"),
+        (
+            Some(stripe::signature_header("whsec_forged", t, &event)),
+            "no v1 signature matches",
+        ),
+        (
+            Some(stripe::signature_header(
+                &h.secret,
+                t,
+                &event.replace("succeeded", "failed"),
+            )),
+            "no v1 signature matches",
+        ),
+        (
+            Some(stripe::signature_header(&h.secret, t - 301, &event)),
+            "outside the 300s tolerance",
+        ),
+        (Some(format!("t={t}")), "no `v1=` signature"),
+    ] {
+        let mut headers = now.to_vec();
+        if let Some(signature) = &signature {
+            headers.push((STRIPE_SIGNATURE_HEADER, signature.clone()));
+        }
+        let (status, text) = h.post(STRIPE_WEBHOOK_PATH, &event, &headers).await;
+        assert_eq!(status, 400, "{signature:?} → {text}");
+        assert!(text.contains(says), "{signature:?} → {text}");
+        assert_eq!(h.service.paid_booking_count().unwrap_or(-1), 0);
+    }
+    assert_eq!(h.rows(), rows);
+    // The genuine delivery confirms the booking; a repeat changes nothing more.
+    let mut headers = now.to_vec();
+    headers.push((
+        STRIPE_SIGNATURE_HEADER,
+        stripe::signature_header(&h.secret, t, &event),
+    ));
+    for _ in 0..2 {
+        let (status, text) = h.post(STRIPE_WEBHOOK_PATH, &event, &headers).await;
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(h.service.paid_booking_count().unwrap_or(-1), 1);
+    }
+    assert_eq!(h.rows(), rows);
+    h.service.stop().await;
+}
+
+#[tokio::test]
+async fn a_stripe_failure_leaves_no_booking() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut routes = BTreeMap::new();
+    routes.insert(
+        "payment_intents".to_owned(),
+        vec![trace_harness::mocks::MockBehaviour {
+            status: 402,
+            error: Some("card_declined".into()),
+            ..Default::default()
+        }],
+    );
+    let stripe = MockService::start("stripe", MockKind::Stripe, &routes).await;
+    let mut config = ServiceConfig::new(dir.path().join("b.sqlite3"), 7);
+    config.stripe_url = stripe.base_url();
+    config.event_types = vec![EventType {
+        id: 2,
+        price: Some(5000),
+        currency: "usd".into(),
+        ..EventType::default()
+    }];
+    let service = BookingService::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/bookings", service.url()))
+        .header("content-type", "application/json")
+        .body(VALID.replace("\"eventTypeId\":1", "\"eventTypeId\":2"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status().as_u16(), 502);
+    let text = response.text().await.unwrap_or_default();
+    assert!(
+        text.contains("Your card was declined. (card_declined)"),
+        "{text}"
+    );
+    let sent = stripe.received().await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert!(sent[0]
+        .header("idempotency-key")
+        .is_some_and(|k| k.starts_with("booking-")));
+    assert!(
+        sent[0].body.contains("amount=5000&currency=usd"),
+        "{}",
+        sent[0].body
+    );
+    let rows: i64 = service
+        .row_counts()
+        .unwrap_or_default()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(rows, 0);
+    service.stop().await;
+}
