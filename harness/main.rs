@@ -307,10 +307,8 @@ fn render(
         Format::Logs => out.push_str(&report::seed_log_view(outcome)),
         Format::RequestIds if side_by_side => out.push_str(&report::side_by_side(outcome)),
         Format::RequestIds => out.push_str(&report::request_id_view(outcome)),
+        Format::Timings => out.push_str(&report::timing_view(outcome)),
         Format::Json | Format::Junit => {}
-    }
-    if format == Format::Timings {
-        out.push_str(&report::timing_view(outcome));
     }
     if format == Format::All {
         out.push_str(&report::bottleneck_lines(outcome));

@@ -20,6 +20,8 @@ fn every_scenario_replays_to_its_snapshot() {
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_path("../snapshots");
         settings.set_prepend_module_to_snapshot(false);
+        // Named after the scenario alone: `snapshots/<scenario>.snap`.
+        settings.remove_snapshot_suffix();
         settings.set_description(scenario.description.clone());
         settings.bind(|| insta::assert_snapshot!(scenario.name.as_str(), text));
     });

@@ -484,6 +484,12 @@ pub fn explain(scenario: &crate::scenario::Scenario) -> String {
                     .map_or(String::new(), |t| format!(" ({t:?})"))
             ),
             Action::Cron(CronJob::Webhooks) => "run the webhooks cron".to_owned(),
+            Action::Cron(CronJob::Reminders) => "run the email reminders cron".to_owned(),
+            Action::Stripe(stripe) => format!(
+                "Stripe delivers {:?} for PaymentIntent #{} ({:?} signature)",
+                stripe.event, stripe.payment_intent, stripe.signature
+            ),
+            Action::Restart => "restart the booking service on the same database".to_owned(),
         };
         let _ = writeln!(out, "  {:>8}  {what}", format!("+{}", Compact(step.at)));
     }
