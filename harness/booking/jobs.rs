@@ -14,7 +14,7 @@ use super::outbound::Reply;
 use super::store::{DueReminder, DueWebhookJob};
 use super::{internal_error, sign, App, StoreError, SIGNATURE_HEADER};
 use crate::clock::{self, Spoken};
-use crate::trace::{self, Relation};
+use crate::trace;
 
 /// Attempts per webhook delivery: the first and up to three retries.
 pub const WEBHOOK_MAX_ATTEMPTS: u32 = 4;
@@ -106,7 +106,7 @@ impl App {
             trigger_event = job.trigger_event.as_str(),
         );
         if let Some(cause) = &job.context {
-            trace::continue_from(&span, cause, Relation::FollowsFrom);
+            trace::continue_from(&span, cause, self.config.bugs.job_relation());
         }
         async {
             let delay = clock::now().since(job.created_at);
@@ -174,7 +174,7 @@ impl App {
             reminders = reminders.len(),
         );
         if let Some(cause) = &first.context {
-            trace::continue_from(&span, cause, Relation::FollowsFrom);
+            trace::continue_from(&span, cause, self.config.bugs.job_relation());
         }
         async {
             let mut sent = 0;

@@ -5,6 +5,7 @@
 //! it is being tested: it reads the virtual clock and the trace context from headers, as it
 //! would read real ones.
 
+mod bugs;
 mod jobs;
 mod outbound;
 mod payment;
@@ -32,6 +33,7 @@ use tracing::{error, info, info_span, Instrument, Span};
 
 use crate::clock::{self, FlowClock, VirtualTime, LATENCY_HEADER, NOW_HEADER};
 use crate::trace::{self, Relation, TraceContext, TRACEPARENT, TRACESTATE};
+pub use bugs::{PlantedBug, PlantedBugs};
 pub use outbound::CallError;
 use outbound::Outbound;
 pub use payment::{StripeSignatureError, STRIPE_SIGNATURE_HEADER, STRIPE_TOLERANCE};
@@ -113,6 +115,8 @@ pub struct ServiceConfig {
     pub stripe_timeout: Duration,
     pub email_timeout: Duration,
     pub webhook_timeout: Duration,
+    /// Propagation bugs to reproduce; empty for a correct service.
+    pub bugs: PlantedBugs,
 }
 
 impl ServiceConfig {
@@ -133,6 +137,7 @@ impl ServiceConfig {
             stripe_timeout: Duration::from_secs(80),
             email_timeout: Duration::from_secs(10),
             webhook_timeout: Duration::from_secs(10),
+            bugs: PlantedBugs::default(),
         }
     }
 
@@ -169,7 +174,7 @@ impl BookingService {
         let app = Arc::new(App {
             store: Store::open(&config.database, config.store_latency)?,
             ids: ServiceIds::new(config.seed, config.generation),
-            outbound: Outbound::new(),
+            outbound: Outbound::new(!config.bugs.has(PlantedBug::DropTraceparent)),
             config,
         });
         let router = Router::new()
@@ -739,7 +744,7 @@ impl App {
             n => info!("Scheduling BOOKING_CREATED webhook for {n} subscribers"),
         }
         let now = clock::now();
-        let context = trace::current_context();
+        let context = self.config.bugs.job_context();
         let record = NewBooking {
             uid: booking.uid.clone(),
             event_type_id: booking.event_type_id,
@@ -801,7 +806,7 @@ impl App {
         } else {
             jobs::create_batch(self).await
         };
-        let context = trace::current_context();
+        let context = self.config.bugs.job_context();
         let now = clock::now();
         let reminders: Vec<NewReminder> = booking
             .attendees

@@ -31,11 +31,14 @@ pub enum CallError {
 #[derive(Clone)]
 pub struct Outbound {
     http: reqwest::Client,
+    /// Whether calls carry `traceparent`; off only to reproduce that bug.
+    propagate: bool,
 }
 
 impl Outbound {
-    pub fn new() -> Self {
+    pub fn new(propagate: bool) -> Self {
         Outbound {
+            propagate,
             http: reqwest::Client::builder()
                 .timeout(REAL_TIME_GUARD)
                 .build()
@@ -59,7 +62,7 @@ impl Outbound {
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .header(NOW_HEADER, clock::now().as_micros().to_string())
             .body(body);
-        if let Some(context) = trace::current_context() {
+        if let Some(context) = trace::current_context().filter(|_| self.propagate) {
             request = request.header(TRACEPARENT, context.traceparent().as_str());
             if let Some(state) = &context.tracestate {
                 request = request.header(TRACESTATE, state.as_ref());
@@ -95,11 +98,5 @@ impl Outbound {
             .await
             .map_err(|e| CallError::Connect(e.without_url().to_string()))?;
         Ok(Reply { status, body })
-    }
-}
-
-impl Default for Outbound {
-    fn default() -> Self {
-        Self::new()
     }
 }

@@ -15,7 +15,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use super::{client_error, header, internal_error, App};
 use crate::clock::{self, Spoken};
-use crate::trace::{self, Relation, TraceContext};
+use crate::trace::{self, TraceContext};
 
 pub const STRIPE_SIGNATURE_HEADER: &str = "stripe-signature";
 /// Stripe's default tolerance between the signature's timestamp and the receiver's clock.
@@ -142,7 +142,7 @@ pub(super) async fn stripe_webhook(
         booking_id = payment.booking_id,
     );
     if let Some(cause) = &cause {
-        trace::continue_from(&span, cause, Relation::FollowsFrom);
+        trace::continue_from(&span, cause, app.config.bugs.job_relation());
     }
     let confirmed = async {
         if payment.success {

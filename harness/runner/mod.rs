@@ -196,6 +196,7 @@ async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutc
         }
     }
     config.store_latency = scenario.service.store_latency;
+    config.bugs = crate::booking::PlantedBugs(scenario.service.bugs.clone());
     config.event_types = scenario
         .event_types
         .iter()

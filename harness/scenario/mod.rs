@@ -46,6 +46,9 @@ pub struct ServiceSpec {
     /// Declared cost of one database transaction on the virtual clock.
     #[serde(default, deserialize_with = "clock::deserialize_duration")]
     pub store_latency: Duration,
+    /// Propagation bugs the service should reproduce, to prove the harness catches them.
+    #[serde(default)]
+    pub bugs: Vec<crate::booking::PlantedBug>,
 }
 
 /// An event type the service knows (`[[event_types]]`); ids not listed are plain event types.

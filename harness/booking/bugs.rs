@@ -1,0 +1,56 @@
+//! Planted propagation bugs: the classic ways trace context gets lost, switchable per scenario,
+//! so the harness can show that its invariants and assertions catch each one. A correct build of
+//! the service runs with none.
+
+use serde::Deserialize;
+
+use crate::trace::Relation;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlantedBug {
+    /// Outbound HTTP calls carry no `traceparent` (a client built without the propagator).
+    DropTraceparent,
+    /// Scheduled jobs are stored without the scheduling span's context, so they start traces
+    /// of their own.
+    OrphanJobs,
+    /// Jobs and callbacks continue their cause's trace as plain children, without the
+    /// follows-from link.
+    UnlinkedJobs,
+}
+
+impl PlantedBug {
+    pub const ALL: [PlantedBug; 3] = [
+        PlantedBug::DropTraceparent,
+        PlantedBug::OrphanJobs,
+        PlantedBug::UnlinkedJobs,
+    ];
+}
+
+/// The bugs one service instance runs with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlantedBugs(pub Vec<PlantedBug>);
+
+impl PlantedBugs {
+    pub fn has(&self, bug: PlantedBug) -> bool {
+        self.0.contains(&bug)
+    }
+
+    /// How async work relates to the span that caused it.
+    pub fn job_relation(&self) -> Relation {
+        if self.has(PlantedBug::UnlinkedJobs) {
+            Relation::ChildOf
+        } else {
+            Relation::FollowsFrom
+        }
+    }
+
+    /// The context to store with a job: the current span's, unless jobs are orphaned.
+    pub fn job_context(&self) -> Option<crate::trace::TraceContext> {
+        if self.has(PlantedBug::OrphanJobs) {
+            None
+        } else {
+            crate::trace::current_context()
+        }
+    }
+}
