@@ -1,10 +1,12 @@
 //! The `trace-harness` command line: replays scenario files and reports what their traces show.
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use trace_harness::booking::{conformance, ServiceConfig};
 use trace_harness::expect::{self, Verdict};
 use trace_harness::report;
 use trace_harness::runner::{self, ReplayOptions, ReplayOutcome};
@@ -46,6 +48,19 @@ enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Run the booking service for manual use, with the W3C Trace Context test-service
+    /// endpoint `POST /test`, until Ctrl-C.
+    #[command(
+        after_help = "`POST /test` takes a JSON array of {\"url\": …, \"arguments\": …} and POSTs each `arguments` to its `url`, propagating traceparent/tracestate. It calls any URL it is given: keep the service on loopback.\n\nExamples:\n  trace-harness serve --addr 127.0.0.1:5000\n  curl -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' \\\n       -d '[{\"url\": \"http://127.0.0.1:7777/0\", \"arguments\": []}]' http://127.0.0.1:5000/test\n  python test/test.py http://127.0.0.1:5000/test   # the W3C suite, from w3c/trace-context"
+    )]
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:5000")]
+        addr: SocketAddr,
+        /// Base URL of a Google Calendar API for bookings (without it, calendar events fail).
+        #[arg(long)]
+        google_calendar_url: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,6 +84,31 @@ fn main() -> ExitCode {
             no_tracing,
             jobs,
         } => run(&paths, format, !no_tracing, jobs),
+        Command::Serve {
+            addr,
+            google_calendar_url,
+        } => serve(addr, google_calendar_url),
+    }
+}
+
+fn serve(addr: SocketAddr, google_calendar_url: Option<String>) -> ExitCode {
+    let config = |database| {
+        let mut config = ServiceConfig::new(database, 1);
+        config.google_calendar_url = google_calendar_url.unwrap_or_default();
+        config
+    };
+    let result = conformance::serve(addr, config, |url| {
+        println!(
+            "booking service listening on {url} (W3C test endpoint: {url}/test); Ctrl-C stops it"
+        );
+        let _ = std::io::stdout().flush();
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
     }
 }
 
