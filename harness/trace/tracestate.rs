@@ -1,7 +1,11 @@
-//! The W3C `tracestate` list (Trace Context Level 2): the exact key and value grammar
-//! (multi-tenant keys included), several header fields combined, the 32-member limit,
-//! duplicates, empty members and optional whitespace, truncation to what we propagate, and
-//! mutation that moves the changed entry to the front.
+//! The W3C `tracestate` list (Trace Context Level 2): the exact key and value grammar,
+//! several header fields combined, the 32-member limit, duplicates, empty members and optional
+//! whitespace, truncation to what we propagate, and mutation that moves the changed entry to
+//! the front.
+//!
+//! Level 2 unified the key grammar: Level 1's separate `multi-tenant-key = tenant-id "@"
+//! system-id` (241 + 14 characters) is gone, and `@` is an ordinary key character, so
+//! `tenant@system` keys are simply keys of up to 256 characters.
 //!
 //! A [`TraceState`] is kept as its canonical header text (members joined by `,`, no optional
 //! whitespace, no empty members) behind an `Arc`: it is cloned onto every span, so a clone must
@@ -19,12 +23,8 @@ use std::sync::Arc;
 /// "There can be a maximum of 32 `list-member`s in a `list`." Empty members are not counted:
 /// the spec allows them precisely because combining several header fields produces them.
 pub const MAX_MEMBERS: usize = 32;
-/// `simple-key = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )`
+/// `key = ( lcalpha / DIGIT ) 0*255 ( keychar )`
 pub const MAX_KEY_CHARS: usize = 256;
-/// `tenant-id = ( lcalpha / DIGIT ) 0*240( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )`
-pub const MAX_TENANT_ID_CHARS: usize = 241;
-/// `system-id = lcalpha 0*13( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )`
-pub const MAX_SYSTEM_ID_CHARS: usize = 14;
 /// `value = 0*255(chr) nblk-chr`
 pub const MAX_VALUE_CHARS: usize = 256;
 /// The longest combined header we propagate. "Vendors SHOULD propagate at least 512 characters
@@ -224,24 +224,19 @@ fn truncated<'a>(mut members: Vec<(&'a str, &'a str)>) -> Vec<(&'a str, &'a str)
     members
 }
 
-/// `key = simple-key / multi-tenant-key`; `multi-tenant-key = tenant-id "@" system-id`.
+/// `key = ( lcalpha / DIGIT ) 0*255 ( keychar )`,
+/// `keychar = lcalpha / DIGIT / "_" / "-"/ "*" / "/" / "@"`.
 pub fn is_key(key: &str) -> bool {
-    match key.split_once('@') {
-        None => is_id(key, MAX_KEY_CHARS, |c| c.is_ascii_lowercase()),
-        Some((tenant, system)) => {
-            is_id(tenant, MAX_TENANT_ID_CHARS, |c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit()
-            }) && is_id(system, MAX_SYSTEM_ID_CHARS, |c| c.is_ascii_lowercase())
+    let keychar =
+        |c: &u8| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@');
+    match key.as_bytes().split_first() {
+        Some((first, rest)) => {
+            key.len() <= MAX_KEY_CHARS
+                && (first.is_ascii_lowercase() || first.is_ascii_digit())
+                && rest.iter().all(keychar)
         }
+        None => false,
     }
-}
-
-/// One character allowed by `first`, then up to `max_chars - 1` of
-/// `lcalpha / DIGIT / "_" / "-"/ "*" / "/"`.
-fn is_id(id: &str, max_chars: usize, first: impl Fn(u8) -> bool) -> bool {
-    let b = id.as_bytes();
-    let keychar = |c: &u8| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/');
-    !b.is_empty() && b.len() <= max_chars && first(b[0]) && b[1..].iter().all(keychar)
 }
 
 /// `value = 0*255(chr) nblk-chr`, `nblk-chr = %x21-2B / %x2D-3C / %x3E-7E`,
