@@ -35,7 +35,8 @@ fn assert_continues(headers: &[(&str, &str)]) -> Callback {
 }
 
 /// Asserts the service restarted the trace: a new, valid trace id and no inherited
-/// `tracestate`.
+/// `tracestate`. Processing model: "If either `trace-id`, `parent-id` or `trace-flags` are
+/// invalid, the vendor creates a new `traceparent` header and deletes `tracestate`."
 fn assert_restarts(headers: &[(&str, &str)]) {
     let callback = propagated(headers);
     let context = callback.traceparent();
@@ -257,9 +258,12 @@ fn unknown_flags_are_propagated_as_zero() {
     assert!(callback.traceparent_text().ends_with("-03"));
 }
 
-/// Level 2's `random` flag, for a trace we start: "When at least the right-most 7 bytes of
-/// the `trace-id` are randomly (or pseudo-randomly) generated, the `random` flag SHOULD be set
-/// to 1." Our ids are drawn whole from a (pseudo-)random uniform source.
+/// Level 2's `random-trace-id` flag, for a trace we start: "When starting or restarting a
+/// trace (that is, when the participant generates a new `trace-id`) … If that flag is set, at
+/// least the right-most 7 bytes of the `trace-id` MUST be selected randomly (or
+/// pseudo-randomly) with uniform distribution over the interval [0..2^56-1]"; a participant
+/// whose ids are generated that way should set it. Ours are drawn whole from a uniform
+/// (pseudo-)random source.
 #[test]
 fn a_trace_we_start_sets_the_random_flag() {
     let context = propagated(&[]).traceparent();

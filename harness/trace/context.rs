@@ -25,10 +25,11 @@ pub struct TraceFlags(u8);
 impl TraceFlags {
     pub const SAMPLED: TraceFlags = TraceFlags(0x01);
     pub const RANDOM: TraceFlags = TraceFlags(0x02);
-    /// The flags of a trace we start. Both id generators draw every trace id bit from a
-    /// (pseudo-)random uniform source, so `random` is true: "When at least the right-most 7
-    /// bytes of the `trace-id` are randomly (or pseudo-randomly) generated, the `random`
-    /// flag SHOULD be set to 1."
+    /// The flags of a trace we start: `sampled` and Level 2's `random-trace-id`. Setting the
+    /// latter promises that "at least the right-most 7 bytes of the `trace-id` MUST be selected
+    /// randomly (or pseudo-randomly) with uniform distribution over the interval
+    /// [0..2^56-1]"; both id generators keep it (the seeded one is SplitMix64, a PRNG), and
+    /// Level 2 asks a participant that generates ids that way to set the flag.
     pub const NEW_TRACE: TraceFlags = TraceFlags(0x03);
     const KNOWN: u8 = 0x03;
 
