@@ -48,7 +48,8 @@ const EXCERPT_CHARS: usize = 40;
 /// Why a `tracestate` was discarded (or an entry could not be set).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TraceStateError {
-    #[error("tracestate is {0} characters; more than {MAX_INBOUND_CHARS} are not read")]
+    /// Reading stopped at the bound, so the count is where it stopped, not the full length.
+    #[error("tracestate is over {MAX_INBOUND_CHARS} characters (at least {0}); it is not read")]
     Oversize(usize),
     #[error("tracestate came in more than {MAX_HEADER_FIELDS} header fields")]
     TooManyFields,
@@ -288,5 +289,74 @@ impl std::str::FromStr for TraceState {
     type Err = TraceStateError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `input` parsed, as its canonical header, or the error's message.
+    fn check(input: &str, expected: &str) {
+        let got = match TraceState::parse(input) {
+            Ok(state) => state.header().to_owned(),
+            Err(e) => format!("error: {e}"),
+        };
+        assert_eq!(got, expected, "input {input:?}");
+    }
+
+    #[test]
+    fn parse_canonicalises_or_explains() {
+        check("", "");
+        check(" , ,\t", "");
+        check(
+            "rojo=00f067aa0ba902b7 , congo=t61rcWkgMzE",
+            "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
+        );
+        check(
+            "a=1,a=2",
+            "error: tracestate key `a` appears more than once",
+        );
+        check(
+            "a=1,Bad=2",
+            "error: tracestate list member 2: `Bad` is not a valid key",
+        );
+        check(
+            "a=1,b",
+            "error: tracestate list member 2 `b` is not `key=value`",
+        );
+        check(
+            "a=x\ty",
+            "error: tracestate list member 1: the value of `a` is not a valid value",
+        );
+    }
+
+    #[test]
+    fn error_messages_quote_only_the_start_of_a_long_member() {
+        let long = format!("{}=1", "K".repeat(10_000));
+        let message = TraceState::parse(&long).unwrap_err().to_string();
+        assert!(message.len() < 120, "{message}");
+    }
+
+    #[test]
+    fn a_single_entry_longer_than_what_we_propagate_is_dropped() {
+        // The longest valid entry is 256 + 1 + 256 = 513 characters, one over the bound.
+        let entry = format!("{}={}", "k".repeat(256), "v".repeat(256));
+        check(&entry, "");
+        check(&format!("a=1,{entry}"), "a=1");
+    }
+
+    #[test]
+    fn an_oversized_header_is_not_read() {
+        let huge = " ".repeat(MAX_INBOUND_CHARS + 1);
+        assert!(matches!(
+            TraceState::parse(&huge),
+            Err(TraceStateError::Oversize(_))
+        ));
+        let fields = vec![""; MAX_HEADER_FIELDS + 1];
+        assert_eq!(
+            TraceState::combine(fields),
+            Err(TraceStateError::TooManyFields)
+        );
     }
 }
