@@ -121,6 +121,42 @@ fn escaping_leaves_ordinary_messages_alone_and_is_unambiguous() {
     assert_eq!(report::one_line("[TRACE:x]"), "\\[TRACE:x]");
 }
 
+/// A third party answering with a huge error body: we read a bounded prefix of it, so what
+/// reaches a log line is bounded too.
+#[test]
+fn a_huge_third_party_reply_is_read_only_up_to_a_bound() {
+    let text = format!(
+        r#"
+description = "Google answers with a 300 KB error message"
+seed = 4
+
+[mocks.google]
+kind = "google_calendar"
+respond = [{{ status = 500, body = '{{"error": {{"message": "{}"}}}}' }}]
+
+[[timeline]]
+at = "0s"
+book = {{ event_type_id = 9 }}
+"#,
+        "x".repeat(300 * 1024)
+    );
+    let scenario = Scenario::parse(Path::new("huge.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    let outcome = replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let longest = outcome
+        .captured
+        .logs
+        .iter()
+        .map(|l| l.message.len())
+        .max()
+        .unwrap_or(0);
+    assert!(longest <= 64 * 1024 + 100, "a {longest}-byte log message");
+    assert!(outcome
+        .captured
+        .logs
+        .iter()
+        .any(|l| l.message == "Google Calendar API error: HTTP 500"));
+}
+
 // ---- oversized and repeated trace headers ------------------------------------------------
 
 #[test]
