@@ -168,7 +168,11 @@ fn render(
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    let mut out = format!("== {} — {description}\n", scenario.name);
+    let mut out = format!(
+        "== {} — {}\n",
+        report::one_line(&scenario.name),
+        report::one_line(&description)
+    );
     if matches!(format, Format::All | Format::Tree) {
         out.push_str(&report::tree(outcome, &[]));
     }
