@@ -136,7 +136,12 @@ fn run(paths: &[PathBuf], format: Format, tracing: bool, jobs: Option<usize>) ->
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(e) => {
-                let _ = writeln!(stdout, "== {}\nERROR {e}\n", scenario.name);
+                let _ = writeln!(
+                    stdout,
+                    "== {}\nERROR {}\n",
+                    report::one_line(&scenario.name),
+                    report::one_line(&e.to_string())
+                );
                 broken += 1;
                 continue;
             }
