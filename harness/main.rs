@@ -1,11 +1,13 @@
 //! The `trace-harness` command line: replays scenario files and reports what their traces show.
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use trace_harness::booking::{conformance, ServiceConfig};
 use trace_harness::expect::{self, Verdict};
 use trace_harness::report::{self, JunitCase};
 use trace_harness::runner::{self, ReplayError, ReplayOptions, ReplayOutcome};
@@ -46,6 +48,19 @@ enum Command {
     Explain {
         /// A scenario file.
         file: PathBuf,
+    },
+    /// Run the booking service for manual use, with the W3C Trace Context test-service
+    /// endpoint `POST /test`, until Ctrl-C.
+    #[command(
+        after_help = "`POST /test` takes a JSON array of {\"url\": …, \"arguments\": …} and POSTs each `arguments` to its `url`, propagating traceparent/tracestate. It calls any URL it is given: keep the service on loopback.\n\nExamples:\n  trace-harness serve --addr 127.0.0.1:5000\n  curl -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' \\\n       -d '[{\"url\": \"http://127.0.0.1:7777/0\", \"arguments\": []}]' http://127.0.0.1:5000/test\n  python test/test.py http://127.0.0.1:5000/test   # the W3C suite, from w3c/trace-context"
+    )]
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:5000")]
+        addr: SocketAddr,
+        /// Base URL of a Google Calendar API for bookings (without it, calendar events fail).
+        #[arg(long)]
+        google_calendar_url: Option<String>,
     },
 }
 
@@ -137,6 +152,31 @@ fn main() -> ExitCode {
             }
             Err(e) => bad_input(vec![e]),
         },
+        Command::Serve {
+            addr,
+            google_calendar_url,
+        } => serve(addr, google_calendar_url),
+    }
+}
+
+fn serve(addr: SocketAddr, google_calendar_url: Option<String>) -> ExitCode {
+    let config = |database| {
+        let mut config = ServiceConfig::new(database, 1);
+        config.google_calendar_url = google_calendar_url.unwrap_or_default();
+        config
+    };
+    let result = conformance::serve(addr, config, |url| {
+        println!(
+            "booking service listening on {url} (W3C test endpoint: {url}/test); Ctrl-C stops it"
+        );
+        let _ = std::io::stdout().flush();
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
     }
 }
 
@@ -244,7 +284,11 @@ fn emit(args: &RunArgs, judged: &[Judged<'_>]) -> std::io::Result<()> {
             (Err(e), Format::Json) => {
                 serde_json::json!({ "scenario": scenario.name, "error": e }).to_string() + "\n"
             }
-            (Err(e), _) => format!("== {}\nERROR {e}\n\n", scenario.name),
+            (Err(e), _) => format!(
+                "== {}\nERROR {}\n\n",
+                report::one_line(&scenario.name),
+                report::one_line(e)
+            ),
             (Ok((outcome, verdict)), Format::Json) => {
                 let document = report::json(outcome, verdict);
                 let text = serde_json::to_string_pretty(&document).unwrap_or_default() + "\n";
@@ -296,7 +340,11 @@ fn render(
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    let mut out = format!("== {} — {description}\n", scenario.name);
+    let mut out = format!(
+        "== {} — {}\n",
+        report::one_line(&scenario.name),
+        report::one_line(&description)
+    );
     match format {
         Format::All => {
             out.push_str(&report::tree(outcome, &[]));

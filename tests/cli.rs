@@ -119,10 +119,61 @@ fn a_failed_assertion_exits_1_with_a_diagnostic() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    let output = trace_harness(&["run", "--help"]);
-    let help = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success());
-    assert!(help.contains("trace-harness run scenarios/"), "{help}");
+    for (command, example) in [
+        ("run", "trace-harness run scenarios/"),
+        ("serve", "trace-harness serve --addr 127.0.0.1:5000"),
+    ] {
+        let output = trace_harness(&[command, "--help"]);
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success());
+        assert!(help.contains(example), "{help}");
+    }
+}
+
+#[test]
+fn serve_prints_its_address_and_answers_the_w3c_endpoint() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trace-harness"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let host = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split([' ', '/']).next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    assert!(line.contains("/test"), "{line}");
+    let mut stream = std::net::TcpStream::connect(&host).unwrap();
+    stream
+        .write_all(
+            b"POST /test HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\n[]",
+        )
+        .unwrap();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    // It runs until interrupted: still alive after answering.
+    assert_eq!(child.try_wait().unwrap(), None);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
+#[test]
+fn serve_on_an_address_in_use_is_bad_input_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = trace_harness(&["serve", "--addr", &addr]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains(&format!("cannot serve on {addr}")),
+        "{message}"
+    );
 }
 
 #[test]

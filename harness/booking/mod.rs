@@ -6,6 +6,8 @@
 //! would read real ones.
 
 mod bugs;
+pub mod conformance;
+pub mod guard;
 mod jobs;
 mod outbound;
 mod payment;
@@ -17,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +34,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info, info_span, Instrument, Span};
 
 use crate::clock::{self, FlowClock, VirtualTime, LATENCY_HEADER, NOW_HEADER};
-use crate::trace::{self, Relation, TraceContext, TRACEPARENT, TRACESTATE};
+use crate::trace::{self, Relation, TraceContext};
 pub use bugs::{PlantedBug, PlantedBugs};
 pub use outbound::CallError;
 use outbound::Outbound;
@@ -171,6 +173,11 @@ pub struct BookingService {
 
 impl BookingService {
     pub async fn start(config: ServiceConfig) -> Result<Self, ServiceError> {
+        Self::start_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// [`start`](Self::start) on a given address (`serve` uses a fixed port).
+    pub async fn start_on(config: ServiceConfig, addr: SocketAddr) -> Result<Self, ServiceError> {
         let app = Arc::new(App {
             store: Store::open(&config.database, config.store_latency)?,
             ids: ServiceIds::new(config.seed, config.generation),
@@ -185,9 +192,11 @@ impl BookingService {
                 post(jobs::run_reminder_cron),
             )
             .route(STRIPE_WEBHOOK_PATH, post(payment::stripe_webhook))
+            .route("/test", post(conformance::run_test))
+            .layer(DefaultBodyLimit::max(guard::MAX_BODY_BYTES))
             .layer(middleware::from_fn_with_state(app.clone(), request_context))
             .with_state(app.clone());
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -323,13 +332,13 @@ async fn request_context(State(app): State<Arc<App>>, mut req: Request, next: Ne
         .and_then(|v| v.parse().ok())
         .map(VirtualTime::from_micros)
         .unwrap_or_default();
-    let inbound =
-        TraceContext::from_headers(header(headers, TRACEPARENT), header(headers, TRACESTATE));
+    let inbound = guard::inbound_context(headers);
     req.extensions_mut().insert(Inbound(inbound));
     let clock = FlowClock::starting_at(start);
+    let handler = guard::answer_panics(next.run(req));
     let mut response = clock
         .clone()
-        .scope(trace::with_request_id(request_id.clone(), next.run(req)))
+        .scope(trace::with_request_id(request_id.clone(), handler))
         .await;
     let headers = response.headers_mut();
     set_header(headers, REQUEST_ID_HEADER, &request_id);

@@ -8,6 +8,9 @@ use crate::trace::{self, TRACEPARENT, TRACESTATE};
 
 /// A guard against a peer that never answers: real time, never part of a replay's outcome.
 const REAL_TIME_GUARD: Duration = Duration::from_secs(30);
+/// The most of a reply body we read: a peer's error body ends up in a log line, and a hostile
+/// or broken peer must not make us hold an unbounded one.
+pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -71,7 +74,7 @@ impl Outbound {
         for (name, value) in headers {
             request = request.header(*name, value);
         }
-        let response = request.send().await.map_err(|e| {
+        let mut response = request.send().await.map_err(|e| {
             if e.is_connect() {
                 CallError::Refused
             } else {
@@ -93,10 +96,19 @@ impl Outbound {
             return Err(CallError::Refused);
         }
         let status = response.status().as_u16();
-        let body = response
-            .text()
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| CallError::Connect(e.without_url().to_string()))?;
+            .map_err(|e| CallError::Connect(e.without_url().to_string()))?
+        {
+            let room = MAX_REPLY_BYTES - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() == MAX_REPLY_BYTES {
+                break;
+            }
+        }
+        let body = String::from_utf8_lossy(&body).into_owned();
         Ok(Reply { status, body })
     }
 }

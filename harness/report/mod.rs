@@ -62,21 +62,45 @@ pub fn seed_lines(outcome: &ReplayOutcome) -> Vec<SeedLine> {
         .collect()
 }
 
-/// A message that cannot split or forge a log line: control characters are escaped.
-fn one_line(message: &str) -> String {
-    if !message.chars().any(char::is_control) {
+/// Text from outside (attendee names, a third party's error message) made safe to print on
+/// one line of any output:
+/// - control characters, C1 included, are escaped (`\n`, `\u{1b}`), so nothing splits a line
+///   and no ANSI sequence reaches a terminal;
+/// - line and paragraph separators and bidirectional overrides are escaped, so nothing looks
+///   like a new line or reorders one on screen;
+/// - a `[` that opens something shaped like our prefixes (`[trace:`, `[Request ID:`) becomes
+///   `\[`, so a forged prefix never reads as a real one, even on a line without a prefix;
+/// - `\` itself becomes `\\`, so every escape is unambiguous.
+pub fn one_line(message: &str) -> String {
+    if !message.chars().any(needs_escape) {
         return message.to_owned();
     }
-    message
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(message.len() + 8);
+    for (i, c) in message.char_indices() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '[' if opens_prefix(&message[i..]) => out.push_str("\\["),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c if is_invisible_layout(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn needs_escape(c: char) -> bool {
+    c == '\\' || c == '[' || c.is_control() || is_invisible_layout(c)
+}
+
+/// U+2028/U+2029 end a line in some viewers; the bidi controls reorder what is shown.
+fn is_invisible_layout(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn opens_prefix(rest: &str) -> bool {
+    let rest = rest.as_bytes();
+    let starts = |p: &[u8]| rest.len() >= p.len() && rest[..p.len()].eq_ignore_ascii_case(p);
+    starts(b"[trace:") || starts(b"[request id:")
 }
 
 pub fn seed_log_view(outcome: &ReplayOutcome) -> String {
@@ -274,7 +298,7 @@ pub fn diagnostics(outcome: &ReplayOutcome, verdict: &Verdict) -> String {
             .join(", ")
     };
     for v in &verdict.violations {
-        let _ = writeln!(out, "  invariant {}: {}", v.invariant, v.message);
+        let _ = writeln!(out, "  invariant {}: {}", v.invariant, one_line(&v.message));
         if !v.spans.is_empty() {
             let _ = writeln!(out, "    spans: {}", named(&v.spans));
         }
@@ -282,7 +306,7 @@ pub fn diagnostics(outcome: &ReplayOutcome, verdict: &Verdict) -> String {
     for f in &verdict.failures {
         let _ = writeln!(out, "  assertion {:?} on {}", f.assertion, f.target);
         let _ = writeln!(out, "    expected: {}", f.expected);
-        let _ = writeln!(out, "    actual:   {}", f.actual);
+        let _ = writeln!(out, "    actual:   {}", one_line(&f.actual));
         if !f.spans.is_empty() {
             let _ = writeln!(out, "    matched:  {}", named(&f.spans));
         }

@@ -5,6 +5,7 @@
 //! `tracing` dispatcher, so the service's spawned tasks all see the replay's capture layer and
 //! replays never share state.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Registry;
 
+use crate::booking::guard::panic_message;
 use crate::booking::{
     AttendeeResponses, BookingRequest, BookingService, EventType, ServiceConfig, ServiceError,
     StatusCounts, REQUEST_ID_HEADER, STRIPE_SIGNATURE_HEADER, STRIPE_TOLERANCE,
@@ -145,6 +147,9 @@ pub enum ReplayError {
         n: usize,
         created: usize,
     },
+    /// A bug, not an input: the replay panicked. Other replays are unaffected.
+    #[error("the replay panicked: {0}")]
+    Panicked(String),
     #[error("the {action} step at {at} carried an invalid traceparent `{value}`: {reason}")]
     Traceparent {
         action: &'static str,
@@ -422,19 +427,31 @@ pub fn replay_all(
     jobs: usize,
     on_done: impl Fn(&Scenario, &Result<ReplayOutcome, ReplayError>) + Sync,
 ) -> Vec<Result<ReplayOutcome, ReplayError>> {
+    run_isolated(scenarios, jobs, |s| replay(s, options), on_done)
+}
+
+/// Runs `work` on every item on up to `jobs` threads, results in input order. A panic in one
+/// item's work becomes [`ReplayError::Panicked`] for that item; the others run to the end.
+pub fn run_isolated<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    work: impl Fn(&T) -> Result<R, ReplayError> + Sync,
+    on_done: impl Fn(&T, &Result<R, ReplayError>) + Sync,
+) -> Vec<Result<R, ReplayError>> {
     let next = AtomicUsize::new(0);
     let (done, results) = mpsc::channel();
     std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, scenarios.len().max(1)) {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
             let done = done.clone();
-            let (next, on_done) = (&next, &on_done);
+            let (next, on_done, work) = (&next, &on_done, &work);
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(scenario) = scenarios.get(i) else {
+                let Some(item) = items.get(i) else {
                     break;
                 };
-                let result = replay(scenario, options);
-                on_done(scenario, &result);
+                let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(item)))
+                    .unwrap_or_else(|panic| Err(ReplayError::Panicked(panic_message(&*panic))));
+                on_done(item, &result);
                 if done.send((i, result)).is_err() {
                     break;
                 }

@@ -96,7 +96,7 @@ where
             Some((trace, parent, flags, state)) => {
                 (trace, Some((parent, ParentKind::Local)), flags, state)
             }
-            None => (self.ids.trace_id(), None, TraceFlags::SAMPLED, None),
+            None => (self.ids.trace_id(), None, TraceFlags::NEW_TRACE, None),
         };
         let mut fields = Fields::new();
         attrs.record(&mut FieldVisitor {

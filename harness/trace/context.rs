@@ -1,16 +1,21 @@
-//! `TraceContext` and the W3C Trace Context `traceparent` codec (`tracestate` is carried as is).
+//! `TraceContext` and the W3C Trace Context Level 2 `traceparent` codec; `tracestate` is
+//! [`TraceState`](super::tracestate::TraceState).
 //!
 //! Written by hand rather than taken from `opentelemetry`'s propagator: the harness must judge
 //! other code's headers strictly (the propagator accepts uppercase hex, for instance) and the
 //! codec sits on every simulated request, so it must not allocate.
 
 use std::fmt;
-use std::sync::Arc;
 
 use super::ids::{SpanId, TraceId};
+use super::tracestate::TraceState;
 
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
+/// A `traceparent` longer than this is not parsed. Versions above `00` may grow ("Pass-through
+/// services ... should expect that headers may have larger size limits in the future and only
+/// disallow prohibitively large headers"); this is our "prohibitively large".
+pub const MAX_TRACEPARENT_CHARS: usize = 512;
 
 /// The `trace-flags` byte. Only `sampled` (bit 0) and Level 2's `random` (bit 1) are defined;
 /// the spec says the other bits MUST be set to zero when a context is propagated.
@@ -20,6 +25,12 @@ pub struct TraceFlags(u8);
 impl TraceFlags {
     pub const SAMPLED: TraceFlags = TraceFlags(0x01);
     pub const RANDOM: TraceFlags = TraceFlags(0x02);
+    /// The flags of a trace we start: `sampled` and Level 2's `random-trace-id`. Setting the
+    /// latter promises that "at least the right-most 7 bytes of the `trace-id` MUST be selected
+    /// randomly (or pseudo-randomly) with uniform distribution over the interval
+    /// [0..2^56-1]"; both id generators keep it (the seeded one is SplitMix64, a PRNG), and
+    /// Level 2 asks a participant that generates ids that way to set the flag.
+    pub const NEW_TRACE: TraceFlags = TraceFlags(0x03);
     const KNOWN: u8 = 0x03;
 
     pub fn from_byte(byte: u8) -> Self {
@@ -31,6 +42,9 @@ impl TraceFlags {
     pub fn is_sampled(self) -> bool {
         self.0 & Self::SAMPLED.0 != 0
     }
+    pub fn is_random(self) -> bool {
+        self.0 & Self::RANDOM.0 != 0
+    }
     /// The flags a vendor may pass on: unknown bits cleared.
     pub fn propagated(self) -> Self {
         TraceFlags(self.0 & Self::KNOWN)
@@ -38,13 +52,13 @@ impl TraceFlags {
 }
 
 /// The context that crosses a boundary: which trace, which span is the parent, how it is sampled,
-/// and the vendor `tracestate`, carried through unchanged.
+/// and the vendors' `tracestate` (validated; `None` when absent, empty or discarded).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceContext {
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub flags: TraceFlags,
-    pub tracestate: Option<Arc<str>>,
+    pub tracestate: Option<TraceState>,
 }
 
 /// Why a `traceparent` value was rejected. A rejected header means: start a new trace.
@@ -66,6 +80,8 @@ pub enum TraceparentError {
     ZeroParentId,
     #[error("traceparent of a future version continues with something other than `-`")]
     FutureVersionTail,
+    #[error("traceparent is {0} characters; more than {MAX_TRACEPARENT_CHARS} are not read")]
+    TooLong(usize),
 }
 
 impl TraceContext {
@@ -74,6 +90,9 @@ impl TraceContext {
     /// first 55 characters, which must be followed by the end of the value or a `-`.
     pub fn parse_traceparent(value: &str) -> Result<Self, TraceparentError> {
         let b = value.as_bytes();
+        if b.len() > MAX_TRACEPARENT_CHARS {
+            return Err(TraceparentError::TooLong(b.len()));
+        }
         if b.len() < 2 {
             return Err(TraceparentError::TooShort);
         }
@@ -119,8 +138,25 @@ impl TraceContext {
     /// Reads the context from a pair of header values; an invalid `traceparent` yields `None`
     /// (and its `tracestate` is dropped with it, as the spec requires).
     pub fn from_headers(traceparent: Option<&str>, tracestate: Option<&str>) -> Option<Self> {
-        let mut context = Self::parse_traceparent(traceparent?).ok()?;
-        context.tracestate = tracestate.map(Arc::from);
+        Self::from_header_fields(traceparent?, tracestate)
+    }
+
+    /// Reads the context from one `traceparent` field value and every `tracestate` field, in
+    /// the order they arrived. Surrounding optional whitespace is not part of a field value
+    /// (RFC 7230), so it is trimmed here and not in the strict codec.
+    ///
+    /// "If the vendor failed to parse `traceparent`, it MUST NOT attempt to parse
+    /// `tracestate`": an invalid `traceparent` yields `None`. "Failure to parse `tracestate`
+    /// MUST NOT affect the parsing of `traceparent`": an invalid `tracestate` is dropped and
+    /// the context kept.
+    pub fn from_header_fields<'a>(
+        traceparent: &str,
+        tracestate: impl IntoIterator<Item = &'a str>,
+    ) -> Option<Self> {
+        let mut context = Self::parse_traceparent(traceparent.trim_matches([' ', '\t'])).ok()?;
+        context.tracestate = TraceState::combine(tracestate)
+            .ok()
+            .filter(|state| !state.is_empty());
         Some(context)
     }
 }

@@ -1,4 +1,4 @@
-//! Trace core: W3C ids and `traceparent`, the capture `Layer` and its `TraceStore`, and the
+//! Trace core: W3C ids, `traceparent` and `tracestate`, the capture `Layer` and its `TraceStore`, and the
 //! seed's log prefix. Knows nothing about bookings or HTTP servers.
 
 mod capture;
@@ -6,16 +6,19 @@ mod context;
 mod ids;
 mod prefix;
 mod store;
+pub mod tracestate;
 
 pub use capture::{
     context_of, continue_from, current_context, current_request_id, with_request_id, CaptureLayer,
     Relation,
 };
 pub use context::{
-    TraceContext, TraceFlags, Traceparent, TraceparentError, TRACEPARENT, TRACESTATE,
+    TraceContext, TraceFlags, Traceparent, TraceparentError, MAX_TRACEPARENT_CHARS, TRACEPARENT,
+    TRACESTATE,
 };
 pub use ids::{splitmix64, IdGenerator, SpanId, TraceId};
 pub use prefix::{Alias, Aliases, RequestIdPrefix, SeedPrefix};
 pub use store::{
     Captured, FieldValue, Fields, LogLine, ParentKind, SpanData, SpanRef, SpanStatus, TraceStore,
 };
+pub use tracestate::{TraceState, TraceStateError};

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::context::TraceFlags;
 use super::ids::{SpanId, TraceId};
+use super::tracestate::TraceState;
 use crate::clock::VirtualTime;
 
 /// A recorded field value.
@@ -65,7 +66,7 @@ pub struct SpanData {
     pub start: VirtualTime,
     pub end: VirtualTime,
     pub flags: TraceFlags,
-    pub tracestate: Option<Arc<str>>,
+    pub tracestate: Option<TraceState>,
     /// The legacy request id of the request the span ran in, if any.
     pub request_id: Option<Arc<str>>,
 }

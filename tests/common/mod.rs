@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod sut;
+
 use std::path::{Path, PathBuf};
 
 use trace_harness::expect::{judge, Verdict};

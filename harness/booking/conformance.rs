@@ -1,0 +1,133 @@
+//! The W3C Trace Context test-service endpoint, `POST /test`, and the `serve` runtime that
+//! runs the booking service for manual use.
+//!
+//! `/test` is the contract the W3C's conformance suite drives: the body is a JSON array of
+//! `{"url": …, "arguments": …}`; for each element, in order, the service POSTs `arguments` as
+//! a JSON body to `url`, propagating the incoming context as a child with a new parent id for
+//! every call, and answers `200` once all calls are done. The calls go through the service's
+//! own outbound client, so they propagate exactly as a booking's calls do.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use tracing::{info_span, Instrument};
+use tracing_subscriber::layer::SubscriberExt;
+
+use super::{App, BookingService, Inbound, ServiceConfig, ServiceError};
+use crate::trace::{self, CaptureLayer, IdGenerator, Relation, TraceStore};
+
+/// Most calls one `/test` request may ask for; the suite asks for at most a handful.
+pub const MAX_TEST_CALLS: usize = 32;
+/// Virtual timeout of each call. (The outbound client also has a real-time guard.)
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One element of a `/test` body.
+#[derive(Debug, Deserialize)]
+pub struct TestCall {
+    pub url: String,
+    #[serde(default)]
+    pub arguments: serde_json::Value,
+}
+
+/// `POST /test`: spans `conformance_test` (continuing the inbound context) and one
+/// `conformance_call` child per call, so each call carries its own parent id.
+pub(super) async fn run_test(
+    State(app): State<Arc<App>>,
+    Extension(inbound): Extension<Inbound>,
+    body: Bytes,
+) -> Response {
+    // Read whatever the content type: the suite's client is the only caller that matters.
+    let calls: Vec<TestCall> = match serde_json::from_slice(&body) {
+        Ok(calls) => calls,
+        Err(e) => return bad_request(format!("expected a JSON array of {{url, arguments}}: {e}")),
+    };
+    if calls.len() > MAX_TEST_CALLS {
+        return bad_request(format!(
+            "{} calls asked for; at most {MAX_TEST_CALLS} per request",
+            calls.len()
+        ));
+    }
+    let span = info_span!("conformance_test", calls = calls.len());
+    if let Some(parent) = &inbound.0 {
+        trace::continue_from(&span, parent, Relation::ChildOf);
+    }
+    async {
+        let mut results = Vec::with_capacity(calls.len());
+        for call in &calls {
+            let reply = app
+                .outbound
+                .post(
+                    &call.url,
+                    "application/json",
+                    call.arguments.to_string(),
+                    &[],
+                    CALL_TIMEOUT,
+                )
+                .instrument(info_span!("conformance_call"))
+                .await;
+            results.push(match reply {
+                Ok(reply) => serde_json::json!({ "url": call.url, "status": reply.status }),
+                Err(e) => serde_json::json!({ "url": call.url, "error": e.to_string() }),
+            });
+        }
+        (StatusCode::OK, Json(results)).into_response()
+    }
+    .instrument(span)
+    .await
+}
+
+fn bad_request(message: String) -> Response {
+    let body = serde_json::json!({ "message": message });
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot create the database directory: {0}")]
+    TempDir(std::io::Error),
+    #[error("cannot serve on {addr}: {source}")]
+    Service {
+        addr: SocketAddr,
+        source: ServiceError,
+    },
+}
+
+/// Runs the booking service on `addr` with tracing on (random ids) until the process is
+/// interrupted. `on_listening` receives the service's base URL once it accepts connections.
+pub fn serve(
+    addr: SocketAddr,
+    config: impl FnOnce(std::path::PathBuf) -> ServiceConfig,
+    on_listening: impl FnOnce(&str),
+) -> Result<(), ServeError> {
+    let database = tempfile::tempdir().map_err(ServeError::TempDir)?;
+    let config = config(database.path().join("booking.sqlite3"));
+    // Spans must be captured for contexts to exist; the store is the service's only memory of
+    // them. It grows with traffic: `serve` is for manual use and conformance runs.
+    let subscriber = tracing_subscriber::Registry::default()
+        .with(CaptureLayer::new(TraceStore::new(), IdGenerator::Random));
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    tracing::dispatcher::with_default(&dispatch, || {
+        runtime.block_on(async {
+            let service = BookingService::start_on(config, addr)
+                .await
+                .map_err(|source| ServeError::Service { addr, source })?;
+            on_listening(&service.url());
+            // Until Ctrl-C, whose default action ends the process.
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+    })
+}
