@@ -178,24 +178,7 @@ impl BookingService {
 
     /// [`start`](Self::start) on a given address (`serve` uses a fixed port).
     pub async fn start_on(config: ServiceConfig, addr: SocketAddr) -> Result<Self, ServiceError> {
-        let app = Arc::new(App {
-            store: Store::open(&config.database, config.store_latency)?,
-            ids: ServiceIds::new(config.seed, config.generation),
-            outbound: Outbound::new(!config.bugs.has(PlantedBug::DropTraceparent)),
-            config,
-        });
-        let router = Router::new()
-            .route("/api/bookings", post(create_booking))
-            .route("/api/cron/webhooks", post(jobs::run_webhook_cron))
-            .route(
-                "/api/cron/workflows/scheduleEmailReminders",
-                post(jobs::run_reminder_cron),
-            )
-            .route(STRIPE_WEBHOOK_PATH, post(payment::stripe_webhook))
-            .route("/test", post(conformance::run_test))
-            .layer(DefaultBodyLimit::max(guard::MAX_BODY_BYTES))
-            .layer(middleware::from_fn_with_state(app.clone(), request_context))
-            .with_state(app.clone());
+        let (app, router) = build(config)?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -254,6 +237,35 @@ impl BookingService {
         }
         let _ = (&mut self.server).await;
     }
+}
+
+/// The service's state and routes, without a listener.
+fn build(config: ServiceConfig) -> Result<(Arc<App>, Router), ServiceError> {
+    let app = Arc::new(App {
+        store: Store::open(&config.database, config.store_latency)?,
+        ids: ServiceIds::new(config.seed, config.generation),
+        outbound: Outbound::new(!config.bugs.has(PlantedBug::DropTraceparent)),
+        config,
+    });
+    let router = Router::new()
+        .route("/api/bookings", post(create_booking))
+        .route("/api/cron/webhooks", post(jobs::run_webhook_cron))
+        .route(
+            "/api/cron/workflows/scheduleEmailReminders",
+            post(jobs::run_reminder_cron),
+        )
+        .route(STRIPE_WEBHOOK_PATH, post(payment::stripe_webhook))
+        .route("/test", post(conformance::run_test))
+        .layer(DefaultBodyLimit::max(guard::MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(app.clone(), request_context))
+        .with_state(app.clone());
+    Ok((app, router))
+}
+
+/// The service as a plain `Router`, for driving it in-process (`tower::ServiceExt::oneshot`)
+/// where a test or benchmark wants the handlers to run in its own task.
+pub fn router(config: ServiceConfig) -> Result<Router, ServiceError> {
+    build(config).map(|(_, router)| router)
 }
 
 struct App {
