@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use trace_harness::expect::{self, Verdict};
+use trace_harness::query::{self, QueryError, QueryResult};
+use trace_harness::report::epoch::{Epoch, DEFAULT_EPOCH};
 use trace_harness::report::{self, JunitCase};
 use trace_harness::runner::{self, ReplayError, ReplayOptions, ReplayOutcome};
 use trace_harness::scenario::{Scenario, ScenarioError};
@@ -47,6 +49,58 @@ enum Command {
         /// A scenario file.
         file: PathBuf,
     },
+    /// Run one of the seed's three Axiom queries locally over NDJSON exports.
+    #[command(
+        after_help = "Examples:\n  trace-harness run scenarios/ --repeat 200 --vary-latency --format ndjson > logs.ndjson\n  trace-harness query trace-operations 4bf92f3577b34da6a3ce929d0e0e4736 logs.ndjson\n  trace-harness query failed-calendar logs.ndjson --output csv\n  trace-harness query booking-duration logs.ndjson --output json"
+    )]
+    Query {
+        #[command(subcommand)]
+        query: SeedQuery,
+        /// How to print the result.
+        #[arg(long, value_enum, default_value_t = QueryOutput::Table, global = true)]
+        output: QueryOutput,
+    },
+}
+
+#[derive(Subcommand)]
+enum SeedQuery {
+    /// "Find All Operations for a Specific Booking Flow": one trace's lines, sorted by time.
+    TraceOperations {
+        /// The trace id, as it appears in the prefix after `trace:`.
+        trace_id: String,
+        /// NDJSON files written by `run --format ndjson`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// "Identify Failed Calendar Integrations": calendar errors joined to their booking.
+    FailedCalendar {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// "Monitor End-to-End Booking Performance": booking start to last webhook execution or
+    /// payment success, average and p95 per time bin.
+    BookingDuration {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Width of a time bin.
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+        bin: std::time::Duration,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum QueryOutput {
+    Table,
+    Json,
+    Csv,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    trace_harness::clock::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn parse_epoch(text: &str) -> Result<Epoch, String> {
+    Epoch::parse(text).map_err(|e| e.to_string())
 }
 
 #[derive(clap::Args)]
@@ -76,6 +130,20 @@ struct RunArgs {
     /// Replay with tracing opted out: spans disabled, nothing propagated.
     #[arg(long)]
     no_tracing: bool,
+    /// The real instant virtual time zero stands for in exported timestamps (NDJSON, OTLP).
+    #[arg(long, value_name = "RFC3339", default_value = DEFAULT_EPOCH, value_parser = parse_epoch)]
+    epoch: Epoch,
+    /// Replay each scenario N times, each repetition with its own seed (hence trace ids) and
+    /// anchored `--repeat-every` after the previous one.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=trace_harness::vary::MAX_REPEAT as i64))]
+    repeat: u32,
+    /// How far apart repeated replays start, on exported timestamps.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    repeat_every: std::time::Duration,
+    /// Scale every mock latency by a seeded random factor (0.5×–4×) in each repetition.
+    #[arg(long)]
+    vary_latency: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,6 +160,8 @@ enum Format {
     Json,
     /// A JUnit XML report, one test case per scenario.
     Junit,
+    /// One JSON object per log line, shaped like the seed's log store (for `query`).
+    Ndjson,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -135,7 +205,37 @@ fn main() -> ExitCode {
             }
             Err(e) => bad_input(vec![e]),
         },
+        Command::Query { query, output } => run_query(query, output),
     }
+}
+
+fn run_query(query: SeedQuery, output: QueryOutput) -> ExitCode {
+    let result: Result<QueryResult, QueryError> = match &query {
+        SeedQuery::TraceOperations { trace_id, files } => query::trace_operations(files, trace_id),
+        SeedQuery::FailedCalendar { files } => query::failed_calendar_integrations(files),
+        SeedQuery::BookingDuration { files, bin } => query::booking_duration(files, *bin),
+    };
+    let result = match result {
+        Ok(result) => result,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    for bad in &result.stats.reported {
+        eprintln!("skipped {bad}");
+    }
+    let unreported = result.stats.bad - result.stats.reported.len() as u64;
+    if unreported > 0 {
+        eprintln!("skipped {unreported} more bad line(s)");
+    }
+    let output = match output {
+        QueryOutput::Table => query::Output::Table,
+        QueryOutput::Json => query::Output::Json,
+        QueryOutput::Csv => query::Output::Csv,
+    };
+    print!("{}", query::render(&result, output));
+    ExitCode::SUCCESS
 }
 
 fn bad_input(errors: Vec<ScenarioError>) -> ExitCode {
@@ -161,6 +261,24 @@ fn run(args: RunArgs) -> ExitCode {
             .filter(|(i, _)| i % shard.count == shard.index - 1)
             .map(|(_, s)| s)
             .collect();
+    }
+    // Each repetition is anchored `repeat_every` after the previous one of its scenario.
+    let mut anchors = Vec::new();
+    if args.repeat > 1 || args.vary_latency {
+        let count = args.repeat as usize;
+        scenarios = scenarios
+            .iter()
+            .flat_map(|s| {
+                (0..count)
+                    .map(move |i| trace_harness::vary::repetition(s, i, count, args.vary_latency))
+            })
+            .collect();
+        for i in 0..scenarios.len() {
+            let nth = (i % count) as u32;
+            anchors.push(args.epoch.later_by(args.repeat_every.saturating_mul(nth)));
+        }
+    } else {
+        anchors = vec![args.epoch; scenarios.len()];
     }
     if scenarios.is_empty() {
         eprintln!("no scenario matches: nothing to replay");
@@ -197,12 +315,12 @@ fn run(args: RunArgs) -> ExitCode {
         .count();
     let failed = judged.len() - passed;
 
-    if let Err(e) = emit(&args, &judged) {
+    if let Err(e) = emit(&args, &judged, &anchors) {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_BAD_INPUT);
     }
     let summary = format!("{passed} passed, {failed} failed");
-    if matches!(args.format, Format::Json | Format::Junit) && args.out.is_none() {
+    if matches!(args.format, Format::Json | Format::Junit | Format::Ndjson) && args.out.is_none() {
         // Standard output holds the document; keep it parseable.
         eprintln!("{summary}");
     } else {
@@ -218,7 +336,7 @@ fn run(args: RunArgs) -> ExitCode {
 type Judged<'a> = (&'a Scenario, Result<(ReplayOutcome, Verdict), String>);
 
 /// Prints or writes every replay's output in the chosen format.
-fn emit(args: &RunArgs, judged: &[Judged<'_>]) -> std::io::Result<()> {
+fn emit(args: &RunArgs, judged: &[Judged<'_>], anchors: &[Epoch]) -> std::io::Result<()> {
     if args.format == Format::Junit {
         let cases: Vec<JunitCase<'_>> = judged
             .iter()
@@ -237,8 +355,14 @@ fn emit(args: &RunArgs, judged: &[Judged<'_>]) -> std::io::Result<()> {
         };
     }
     let mut json_documents = Vec::new();
-    for (scenario, result) in judged {
+    let mut stdout = std::io::stdout().lock();
+    for ((scenario, result), anchor) in judged.iter().zip(anchors) {
         let text = match (result, args.format) {
+            (Err(e), Format::Ndjson) => {
+                eprintln!("ERROR {}: {e}", scenario.name);
+                String::new()
+            }
+            (Ok((outcome, _)), Format::Ndjson) => report::ndjson::ndjson(outcome, *anchor),
             (Err(e), Format::Json) => {
                 serde_json::json!({ "scenario": scenario.name, "error": e }).to_string() + "\n"
             }
@@ -255,10 +379,10 @@ fn emit(args: &RunArgs, judged: &[Judged<'_>]) -> std::io::Result<()> {
         };
         match &args.out {
             Some(dir) => {
-                let ext = if args.format == Format::Json {
-                    "json"
-                } else {
-                    "txt"
+                let ext = match args.format {
+                    Format::Json => "json",
+                    Format::Ndjson => "ndjson",
+                    _ => "txt",
                 };
                 write_atomically(&dir.join(format!("{}.{ext}", scenario.name)), &text)?;
                 if let Err(e) = result {
@@ -269,7 +393,7 @@ fn emit(args: &RunArgs, judged: &[Judged<'_>]) -> std::io::Result<()> {
                     }
                 }
             }
-            None if args.format != Format::Json => print!("{text}"),
+            None if args.format != Format::Json => stdout.write_all(text.as_bytes())?,
             None => {}
         }
     }
@@ -305,7 +429,7 @@ fn render(
         Format::Logs => out.push_str(&report::seed_log_view(outcome)),
         Format::RequestIds if side_by_side => out.push_str(&report::side_by_side(outcome)),
         Format::RequestIds => out.push_str(&report::request_id_view(outcome)),
-        Format::Json | Format::Junit => {}
+        Format::Json | Format::Junit | Format::Ndjson => {}
     }
     if verdict.passed() {
         out.push_str(&format!("PASS {}\n\n", scenario.name));

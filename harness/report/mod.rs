@@ -1,6 +1,9 @@
 //! Every output format of a replay: the span tree, the seed-style log view, the request-ID log
 //! view, and failure diagnostics. Computes no facts of its own.
 
+pub mod epoch;
+pub mod ndjson;
+
 use std::fmt::Write as _;
 
 use crate::clock::Compact;
