@@ -16,13 +16,14 @@ use trace_harness::scenario::{Scenario, ScenarioError};
 /// Exit codes: what CI scripts branch on.
 const EXIT_FAILED: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_EXPORT_FAILED: u8 = 3;
 
 #[derive(Parser)]
 #[command(
     name = "trace-harness",
     version,
     about = "Replays booking incidents against a simulated booking service and proves its distributed tracing end to end",
-    after_help = "Exit codes: 0 all scenarios passed, 1 an assertion or invariant failed, 2 bad input.\n\nExample:\n  trace-harness run scenarios/"
+    after_help = "Exit codes: 0 all scenarios passed, 1 an assertion or invariant failed, 2 bad input, 3 an OTLP export failed.\n\nExample:\n  trace-harness run scenarios/"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -144,6 +145,24 @@ struct RunArgs {
     /// Scale every mock latency by a seeded random factor (0.5×–4×) in each repetition.
     #[arg(long)]
     vary_latency: bool,
+    /// Send each replay's spans over OTLP/HTTP to this collector (base URL such as
+    /// http://localhost:4318, or the full .../v1/traces URL).
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
+    /// The OTLP/HTTP encoding.
+    #[arg(long, value_enum, default_value_t = OtlpProtocolArg::HttpProtobuf, requires = "otlp_endpoint")]
+    otlp_protocol: OtlpProtocolArg,
+    /// Gzip the OTLP/HTTP request bodies.
+    #[arg(long, requires = "otlp_endpoint")]
+    otlp_gzip: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OtlpProtocolArg {
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+    #[value(name = "http/json")]
+    HttpJson,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,6 +181,10 @@ enum Format {
     Junit,
     /// One JSON object per log line, shaped like the seed's log store (for `query`).
     Ndjson,
+    /// OTLP/JSON: one ExportTraceServiceRequest per replay, one per line.
+    OtlpJson,
+    /// A self-contained HTML waterfall per replay (with several replays, needs --out).
+    Html,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -319,18 +342,71 @@ fn run(args: RunArgs) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_BAD_INPUT);
     }
+    let exported = match &args.otlp_endpoint {
+        Some(endpoint) => match export(&args, endpoint, &judged, &anchors) {
+            Ok(all_sent) => all_sent,
+            Err(code) => return code,
+        },
+        None => true,
+    };
     let summary = format!("{passed} passed, {failed} failed");
-    if matches!(args.format, Format::Json | Format::Junit | Format::Ndjson) && args.out.is_none() {
+    if matches!(
+        args.format,
+        Format::Json | Format::Junit | Format::Ndjson | Format::OtlpJson | Format::Html
+    ) && args.out.is_none()
+    {
         // Standard output holds the document; keep it parseable.
         eprintln!("{summary}");
     } else {
         println!("{summary}");
     }
-    if failed > 0 {
+    if !exported {
+        ExitCode::from(EXIT_EXPORT_FAILED)
+    } else if failed > 0 {
         ExitCode::from(EXIT_FAILED)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Sends every replay's spans to the collector; `Ok(false)` when some export failed (each
+/// failure is reported), `Err` when the endpoint itself is unusable.
+fn export(
+    args: &RunArgs,
+    endpoint: &str,
+    judged: &[Judged<'_>],
+    anchors: &[Epoch],
+) -> Result<bool, ExitCode> {
+    use trace_harness::report::otlp_http::{OtlpExporter, OtlpProtocol};
+    let protocol = match args.otlp_protocol {
+        OtlpProtocolArg::HttpProtobuf => OtlpProtocol::Protobuf,
+        OtlpProtocolArg::HttpJson => OtlpProtocol::Json,
+    };
+    let exporter = OtlpExporter::new(endpoint, protocol, args.otlp_gzip).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_BAD_INPUT)
+    })?;
+    let mut all_sent = true;
+    for ((scenario, result), anchor) in judged.iter().zip(anchors) {
+        let Ok((outcome, _)) = result else { continue };
+        let request = report::otlp::export_request(outcome, *anchor);
+        match exporter.send(&request) {
+            Ok(sent) => {
+                eprintln!(
+                    "exported {} span(s) of {} to {} ({} bytes, {} attempt(s))",
+                    sent.spans, scenario.name, sent.url, sent.bytes, sent.attempts
+                );
+                if let Some(warning) = sent.warning {
+                    eprintln!("warning: the collector said: {warning}");
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {} not exported: {e}", scenario.name);
+                all_sent = false;
+            }
+        }
+    }
+    Ok(all_sent)
 }
 
 type Judged<'a> = (&'a Scenario, Result<(ReplayOutcome, Verdict), String>);
@@ -355,6 +431,11 @@ fn emit(args: &RunArgs, judged: &[Judged<'_>], anchors: &[Epoch]) -> std::io::Re
         };
     }
     let mut json_documents = Vec::new();
+    if args.format == Format::Html && args.out.is_none() && judged.len() > 1 {
+        return Err(std::io::Error::other(
+            "--format html writes one page per replay: give --out DIR",
+        ));
+    }
     let mut stdout = std::io::stdout().lock();
     for ((scenario, result), anchor) in judged.iter().zip(anchors) {
         let text = match (result, args.format) {
@@ -363,6 +444,18 @@ fn emit(args: &RunArgs, judged: &[Judged<'_>], anchors: &[Epoch]) -> std::io::Re
                 String::new()
             }
             (Ok((outcome, _)), Format::Ndjson) => report::ndjson::ndjson(outcome, *anchor),
+            (Err(e), Format::OtlpJson) => {
+                eprintln!("ERROR {}: {e}", scenario.name);
+                String::new()
+            }
+            (Err(e), Format::Html) => {
+                eprintln!("ERROR {}: {e}", scenario.name);
+                String::new()
+            }
+            (Ok((outcome, _)), Format::Html) => report::html::waterfall(outcome, *anchor),
+            (Ok((outcome, _)), Format::OtlpJson) => {
+                report::otlp::otlp_json(outcome, *anchor) + "\n"
+            }
             (Err(e), Format::Json) => {
                 serde_json::json!({ "scenario": scenario.name, "error": e }).to_string() + "\n"
             }
@@ -382,6 +475,8 @@ fn emit(args: &RunArgs, judged: &[Judged<'_>], anchors: &[Epoch]) -> std::io::Re
                 let ext = match args.format {
                     Format::Json => "json",
                     Format::Ndjson => "ndjson",
+                    Format::OtlpJson => "otlp.json",
+                    Format::Html => "html",
                     _ => "txt",
                 };
                 write_atomically(&dir.join(format!("{}.{ext}", scenario.name)), &text)?;
@@ -429,7 +524,7 @@ fn render(
         Format::Logs => out.push_str(&report::seed_log_view(outcome)),
         Format::RequestIds if side_by_side => out.push_str(&report::side_by_side(outcome)),
         Format::RequestIds => out.push_str(&report::request_id_view(outcome)),
-        Format::Json | Format::Junit | Format::Ndjson => {}
+        Format::Json | Format::Junit | Format::Ndjson | Format::OtlpJson | Format::Html => {}
     }
     if verdict.passed() {
         out.push_str(&format!("PASS {}\n\n", scenario.name));

@@ -208,3 +208,580 @@ fn bad_lines_are_reported_with_their_line_numbers_and_skipped() {
         "{error}"
     );
 }
+
+mod otlp {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message as _;
+    use serde_json::Value;
+    use std::sync::{Arc, Mutex};
+    use trace_harness::report::otlp::{export_request, otlp_json, BOOKING_SERVICE};
+    use trace_harness::report::otlp_http::{ExportError, OtlpExporter, OtlpProtocol, MAX_ATTEMPTS};
+    use trace_harness::trace::SpanStatus;
+
+    /// The OTLP repository's own JSON example (`examples/trace.json` of opentelemetry-proto):
+    /// upper-case hex ids and timestamps as JSON numbers, both of which OTLP/JSON receivers
+    /// must accept.
+    const SPEC_EXAMPLE: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"my.service"}}]},"scopeSpans":[{"scope":{"name":"my.library","version":"1.0.0","attributes":[{"key":"my.scope.attribute","value":{"stringValue":"some scope attribute"}}]},"spans":[{"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174","parentSpanId":"EEE19B7EC3C1B173","name":"I'm a server span","startTimeUnixNano":1544712660000000000,"endTimeUnixNano":1544712661000000000,"kind":2,"attributes":[{"key":"my.span.attr","value":{"stringValue":"some value"}}]}]}]}]}"#;
+
+    /// Field names of the messages we emit, from the official `.proto` files (trace.proto,
+    /// common.proto, resource.proto, trace_service.proto), in their JSON (lowerCamelCase) form.
+    const PROTO_FIELDS: &[&str] = &[
+        "resourceSpans",
+        "resource",
+        "scopeSpans",
+        "schemaUrl",
+        "scope",
+        "spans",
+        "name",
+        "version",
+        "attributes",
+        "droppedAttributesCount",
+        "traceId",
+        "spanId",
+        "traceState",
+        "parentSpanId",
+        "flags",
+        "kind",
+        "startTimeUnixNano",
+        "endTimeUnixNano",
+        "events",
+        "droppedEventsCount",
+        "links",
+        "droppedLinksCount",
+        "status",
+        "timeUnixNano",
+        "message",
+        "code",
+        "key",
+        "value",
+        "stringValue",
+        "boolValue",
+        "intValue",
+        "doubleValue",
+        "arrayValue",
+        "kvlistValue",
+        "bytesValue",
+        "values",
+        "entityRefs",
+    ];
+
+    fn keys(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    out.push(k.clone());
+                    keys(v, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| keys(v, out)),
+            _ => {}
+        }
+    }
+
+    fn is_lower_hex(text: &str, len: usize) -> bool {
+        text.len() == len
+            && text
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    }
+
+    #[test]
+    fn the_specs_example_decodes_with_the_types_we_encode_with() {
+        let request: ExportTraceServiceRequest = serde_json::from_str(SPEC_EXAMPLE).unwrap();
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(
+            hex::encode(&span.trace_id),
+            "5b8efff798038103d269b633813fc60c"
+        );
+        assert_eq!(span.start_time_unix_nano, 1_544_712_660_000_000_000);
+        assert_eq!(span.kind, 2);
+        // Re-encoded, it follows the rules we rely on: lower-case hex, 64-bit ints as strings.
+        let again: Value = serde_json::to_value(&request).unwrap();
+        let span = &again["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+        assert_eq!(span["traceId"], "5b8efff798038103d269b633813fc60c");
+        assert_eq!(span["startTimeUnixNano"], "1544712660000000000");
+        let mut names = Vec::new();
+        keys(&again, &mut names);
+        for name in names {
+            assert!(
+                PROTO_FIELDS.contains(&name.as_str()),
+                "`{name}` is no proto field"
+            );
+        }
+    }
+
+    #[test]
+    fn otlp_json_carries_ids_times_links_status_and_events_as_the_protocol_says() {
+        let outcome = common::run_green(&common::load("calendar_failure"));
+        let epoch = Epoch::default();
+        let text = otlp_json(&outcome, epoch);
+        let json: Value = serde_json::from_str(&text).unwrap();
+        let mut names = Vec::new();
+        keys(&json, &mut names);
+        for name in &names {
+            assert!(
+                PROTO_FIELDS.contains(&name.as_str()),
+                "`{name}` is no proto field"
+            );
+        }
+        let resource = &json["resourceSpans"][0]["resource"]["attributes"];
+        assert!(resource
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["key"] == "service.name" && a["value"]["stringValue"] == BOOKING_SERVICE));
+        let spans = json["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array()
+            .unwrap();
+        assert_eq!(spans.len(), outcome.captured.spans.len());
+        for (ours, theirs) in outcome.captured.spans.iter().zip(spans) {
+            assert_eq!(theirs["name"], ours.op);
+            assert!(is_lower_hex(theirs["traceId"].as_str().unwrap(), 32));
+            assert_eq!(theirs["traceId"], ours.trace_id.to_string());
+            assert_eq!(theirs["spanId"], ours.span_id.to_string());
+            match ours.parent_id() {
+                Some(p) => assert_eq!(theirs["parentSpanId"], p.to_string()),
+                None => assert!(theirs["parentSpanId"].as_str().unwrap_or("").is_empty()),
+            }
+            assert!(
+                theirs["kind"].is_u64(),
+                "enums are integers: {}",
+                theirs["kind"]
+            );
+            let nanos = |t: trace_harness::clock::VirtualTime| {
+                ((epoch.unix_us() as u64 + t.as_micros()) * 1000).to_string()
+            };
+            assert_eq!(theirs["startTimeUnixNano"], nanos(ours.start));
+            assert_eq!(theirs["endTimeUnixNano"], nanos(ours.end));
+            let code = theirs["status"]["code"].as_u64().unwrap_or(0);
+            match &ours.status {
+                SpanStatus::Ok => assert_eq!(code, 0),
+                SpanStatus::Error(m) => {
+                    assert_eq!(code, 2);
+                    assert_eq!(theirs["status"]["message"], m.as_str());
+                }
+            }
+            let links = theirs["links"].as_array().map_or(0, Vec::len);
+            assert_eq!(links, ours.links.len());
+            for (link, cause) in theirs["links"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .zip(&ours.links)
+            {
+                assert_eq!(link["spanId"], cause.to_string());
+                assert_eq!(link["traceId"], ours.trace_id.to_string());
+            }
+            let events = outcome
+                .captured
+                .logs
+                .iter()
+                .filter(|l| l.span.is_some_and(|s| s.span_id == ours.span_id))
+                .count();
+            assert_eq!(theirs["events"].as_array().map_or(0, Vec::len), events);
+            for (key, value) in &ours.fields {
+                let attr = theirs["attributes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a["key"] == *key)
+                    .unwrap_or_else(|| panic!("no attribute {key}"));
+                if let Some(int) = attr["value"].get("intValue") {
+                    assert_eq!(
+                        int,
+                        &Value::from(value.to_string()),
+                        "64-bit ints are strings"
+                    );
+                }
+            }
+        }
+        // The links and the error are really there.
+        assert!(spans
+            .iter()
+            .any(|s| s["links"].as_array().is_some_and(|l| !l.is_empty())));
+        assert!(spans.iter().any(|s| s["status"]["code"] == 2));
+        // JSON and protobuf carry the same message.
+        let request = export_request(&outcome, epoch);
+        let decoded: ExportTraceServiceRequest = serde_json::from_str(&text).unwrap();
+        assert_eq!(decoded, request);
+        let bytes = request.encode_to_vec();
+        assert_eq!(
+            ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap(),
+            request
+        );
+    }
+
+    /// The exporter blocks on its own runtime, so it runs off the test's; wiremock serves from
+    /// its own thread meanwhile.
+    fn send_on_a_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::spawn(f).join().unwrap()
+    }
+
+    fn recording(
+        protocol: OtlpProtocol,
+        gzip: bool,
+        url: &str,
+    ) -> (OtlpExporter, Arc<Mutex<Vec<Duration>>>) {
+        let waits = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&waits);
+        let exporter = OtlpExporter::new(url, protocol, gzip)
+            .unwrap()
+            .with_wait(move |d| record.lock().unwrap().push(d));
+        (exporter, waits)
+    }
+
+    fn decode_body(body: &[u8], protocol: OtlpProtocol, gzip: bool) -> ExportTraceServiceRequest {
+        let body = if gzip {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut out).unwrap();
+            out
+        } else {
+            body.to_vec()
+        };
+        match protocol {
+            OtlpProtocol::Protobuf => ExportTraceServiceRequest::decode(body.as_slice()).unwrap(),
+            OtlpProtocol::Json => serde_json::from_slice(&body).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_collector_receives_every_span_after_a_retry_it_asked_for() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let outcome = common::run_green(&common::load("calendar_failure"));
+        let request = export_request(&outcome, Epoch::default());
+        for (protocol, gzip, content_type) in [
+            (OtlpProtocol::Protobuf, false, "application/x-protobuf"),
+            (OtlpProtocol::Json, true, "application/json"),
+        ] {
+            let collector = rt.block_on(async {
+                let collector = MockServer::start().await;
+                Mock::given(method("POST"))
+                    .and(path("/v1/traces"))
+                    .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "3"))
+                    .up_to_n_times(1)
+                    .mount(&collector)
+                    .await;
+                Mock::given(method("POST"))
+                    .and(path("/v1/traces"))
+                    .respond_with(ResponseTemplate::new(200))
+                    .mount(&collector)
+                    .await;
+                collector
+            });
+            let (exporter, waits) = recording(protocol, gzip, &collector.uri());
+            let sent = request.clone();
+            let delivered = send_on_a_thread(move || exporter.send(&sent)).unwrap();
+            assert_eq!(delivered.attempts, 2);
+            assert_eq!(delivered.spans, outcome.captured.spans.len());
+            assert_eq!(*waits.lock().unwrap(), [Duration::from_secs(3)]);
+            let received = rt.block_on(collector.received_requests()).unwrap();
+            assert_eq!(received.len(), 2);
+            for r in &received {
+                assert_eq!(r.headers["content-type"], content_type);
+                assert_eq!(r.headers.get("content-encoding").is_some(), gzip);
+                assert_eq!(decode_body(&r.body, protocol, gzip), request);
+            }
+        }
+    }
+
+    #[test]
+    fn rejected_spans_and_a_missing_collector_are_errors_not_silence() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let outcome = common::run_green(&common::load("calendar_failure"));
+        let request = export_request(&outcome, Epoch::default());
+
+        let collector = rt.block_on(async {
+            let collector = MockServer::start().await;
+            Mock::given(wiremock::matchers::any())
+                .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                    "partialSuccess": { "rejectedSpans": "1", "errorMessage": "span too old" }
+                })))
+                .mount(&collector)
+                .await;
+            collector
+        });
+        let (exporter, _) = recording(OtlpProtocol::Json, false, &collector.uri());
+        let sent = request.clone();
+        let error = send_on_a_thread(move || exporter.send(&sent)).unwrap_err();
+        assert!(
+            matches!(error, ExportError::PartlyRejected { rejected: 1, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("span too old"), "{error}");
+
+        // A port nobody listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (exporter, waits) = recording(
+            OtlpProtocol::Protobuf,
+            false,
+            &format!("http://127.0.0.1:{port}"),
+        );
+        let error = send_on_a_thread(move || exporter.send(&request)).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            matches!(
+                error,
+                ExportError::Unreachable {
+                    attempts: MAX_ATTEMPTS,
+                    ..
+                }
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("127.0.0.1:{port}/v1/traces")),
+            "{text}"
+        );
+        assert!(text.contains("is a collector"), "{text}");
+        let waits = waits.lock().unwrap();
+        assert_eq!(waits.len() as u32, MAX_ATTEMPTS - 1);
+        assert!(
+            waits.windows(2).all(|w| w[1] > w[0]),
+            "backoff grows: {waits:?}"
+        );
+    }
+}
+
+mod html {
+    use super::*;
+    use std::collections::HashSet;
+    use std::process::Command;
+    use trace_harness::report::html::waterfall;
+    use trace_harness::trace::{Aliases, Captured, SpanData, SpanStatus};
+
+    const CHROMIUM: &str = "/usr/bin/chromium";
+
+    /// Span aliases in tree order: roots, each followed by its subtree.
+    fn tree_order(captured: &Captured) -> Vec<String> {
+        fn walk(c: &Captured, s: &SpanData, a: &Aliases, out: &mut Vec<String>) {
+            out.push(a.span(s.span_id).to_string());
+            for child in c.children(s.span_id) {
+                walk(c, child, a, out);
+            }
+        }
+        let aliases = Aliases::of(captured);
+        let mut out = Vec::new();
+        for root in captured
+            .spans
+            .iter()
+            .filter(|s| s.parent_id().and_then(|p| captured.span(p)).is_none())
+        {
+            walk(captured, root, &aliases, &mut out);
+        }
+        out
+    }
+
+    fn attribute_values<'a>(page: &'a str, name: &str) -> Vec<&'a str> {
+        let needle = format!("{name}=\"");
+        page.match_indices(&needle)
+            .map(|(i, _)| {
+                let rest = &page[i + needle.len()..];
+                &rest[..rest.find('"').unwrap()]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_page_is_self_contained_and_marks_errors_links_and_the_critical_path() {
+        let outcome = common::run_green(&common::load("calendar_failure"));
+        let captured = &outcome.captured;
+        let aliases = Aliases::of(captured);
+        let page = waterfall(&outcome, Epoch::default());
+        for external in ["http://", "https://", "src=", "href=", "@import", "url("] {
+            assert!(
+                !page.contains(external),
+                "the page refers outside itself: {external}"
+            );
+        }
+        assert_eq!(attribute_values(&page, "data-span"), tree_order(captured));
+        let bars: Vec<&str> = attribute_values(&page, "class")
+            .into_iter()
+            .filter(|c| c.split(' ').next() == Some("bar"))
+            .collect();
+        assert_eq!(bars.len(), captured.spans.len());
+        let errors = captured
+            .spans
+            .iter()
+            .filter(|s| matches!(s.status, SpanStatus::Error(_)))
+            .count();
+        assert_eq!(bars.iter().filter(|c| c.contains("error")).count(), errors);
+        assert!(errors > 0);
+        // The critical path: the last span to finish and its ancestors.
+        let mut critical = HashSet::new();
+        let mut at = captured.spans.iter().max_by_key(|s| s.end);
+        while let Some(s) = at {
+            critical.insert(s.span_id);
+            at = s.parent_id().and_then(|p| captured.span(p));
+        }
+        assert_eq!(
+            bars.iter().filter(|c| c.contains("critical")).count(),
+            critical.len()
+        );
+        assert!(critical.len() >= 2);
+        let links: Vec<(String, String)> = captured
+            .spans
+            .iter()
+            .flat_map(|s| s.links.iter().map(move |l| (*l, s.span_id)))
+            .map(|(from, to)| (aliases.span(from).to_string(), aliases.span(to).to_string()))
+            .collect();
+        let drawn: Vec<(String, String)> = attribute_values(&page, "data-from")
+            .into_iter()
+            .zip(attribute_values(&page, "data-to"))
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .collect();
+        assert_eq!(drawn, links);
+        assert!(!links.is_empty());
+        // The seed-style log lines are beside the waterfall.
+        for line in trace_harness::report::seed_lines(&outcome) {
+            let text = line.traced().replace('"', "&quot;").replace('\'', "&#39;");
+            assert!(page.contains(&text), "missing log line {text}");
+        }
+    }
+
+    fn chromium(args: &[&str], page: &std::path::Path) -> std::process::Output {
+        let profile = tempfile::tempdir().unwrap();
+        let profile_arg = format!("--user-data-dir={}", profile.path().display());
+        let url = format!("file://{}", page.display());
+        // `timeout` bounds a browser that hangs; Debian's coreutils always has it.
+        Command::new("timeout")
+            .arg("90")
+            .arg(CHROMIUM)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1400,600",
+                &profile_arg,
+            ])
+            .args(args)
+            .arg(url)
+            .output()
+            .expect("timeout and chromium run")
+    }
+
+    #[test]
+    fn the_waterfall_renders_in_headless_chromium() {
+        if !std::path::Path::new(CHROMIUM).exists() {
+            assert!(
+                std::env::var_os("TRACE_HARNESS_REQUIRE_BROWSER").is_none(),
+                "TRACE_HARNESS_REQUIRE_BROWSER is set but {CHROMIUM} is missing"
+            );
+            eprintln!("skipping the browser test: {CHROMIUM} is not installed (.ci/browser-test installs it)");
+            return;
+        }
+        let outcome = common::run_green(&common::load("calendar_failure"));
+        let captured = &outcome.captured;
+        let dir = tempfile::tempdir().unwrap();
+        let page = dir.path().join("calendar_failure.html");
+        std::fs::write(&page, waterfall(&outcome, Epoch::default())).unwrap();
+
+        let output = chromium(&["--dump-dom"], &page);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let dom = String::from_utf8_lossy(&output.stdout);
+        let rendered = attribute_values(&dom, "data-rendered");
+        assert_eq!(rendered.len(), 1, "the page's script did not run:\n{dom}");
+        // `alias:top:left:width` per bar, in document order.
+        let bars: Vec<(String, i64, i64, i64)> = rendered[0]
+            .split(' ')
+            .map(|b| {
+                let p: Vec<&str> = b.split(':').collect();
+                (
+                    p[0].to_owned(),
+                    p[1].parse().unwrap(),
+                    p[2].parse().unwrap(),
+                    p[3].parse().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(bars.len(), captured.spans.len());
+        let order: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+        assert_eq!(order, tree_order(captured));
+        assert!(
+            bars.windows(2).all(|w| w[1].1 > w[0].1),
+            "rows stack downwards: {bars:?}"
+        );
+        assert!(
+            bars.iter().all(|b| b.3 > 0),
+            "every bar is visible: {bars:?}"
+        );
+        // Horizontal position follows start time.
+        let aliases = Aliases::of(captured);
+        let start_of = |alias: &str| {
+            captured
+                .spans
+                .iter()
+                .find(|s| aliases.span(s.span_id).to_string() == alias)
+                .unwrap()
+                .start
+        };
+        let total_us = captured
+            .spans
+            .iter()
+            .map(|s| s.end)
+            .max()
+            .unwrap()
+            .as_micros() as u128;
+        for a in &bars {
+            for b in &bars {
+                let (sa, sb) = (start_of(&a.0), start_of(&b.0));
+                if sa < sb {
+                    assert!(
+                        a.2 <= b.2,
+                        "{} starts before {} but is drawn right of it",
+                        a.0,
+                        b.0
+                    );
+                }
+                // Further apart than a hundredth of the axis: visibly apart, too.
+                if sb.since(sa).as_micros() * 100 > total_us {
+                    assert!(a.2 + 3 < b.2, "{} and {} are drawn together", a.0, b.0);
+                }
+                if start_of(&a.0) == start_of(&b.0) {
+                    assert_eq!(a.2, b.2, "{} and {} start together", a.0, b.0);
+                }
+            }
+        }
+
+        let artifacts = std::env::var_os("TRACE_HARNESS_ARTIFACTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("artifacts"));
+        std::fs::create_dir_all(&artifacts).unwrap();
+        let shot = artifacts.join("calendar_failure-waterfall.png");
+        let output = chromium(&[&format!("--screenshot={}", shot.display())], &page);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let png = std::fs::read(&shot).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+            "not a screenshot"
+        );
+        std::fs::copy(&page, artifacts.join("calendar_failure-waterfall.html")).unwrap();
+        eprintln!("screenshot: {}", shot.display());
+    }
+}

@@ -2,7 +2,10 @@
 //! view, and failure diagnostics. Computes no facts of its own.
 
 pub mod epoch;
+pub mod html;
 pub mod ndjson;
+pub mod otlp;
+pub mod otlp_http;
 
 use std::fmt::Write as _;
 
