@@ -21,6 +21,7 @@
 pub mod booking;
 pub mod clock;
 pub mod expect;
+pub mod import;
 pub mod mocks;
 pub mod query;
 pub mod report;

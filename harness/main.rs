@@ -50,6 +50,11 @@ enum Command {
         /// A scenario file.
         file: PathBuf,
     },
+    /// Turn an incident's log lines into a scenario that replays the same operation pattern.
+    #[command(
+        after_help = "Examples:\n  trace-harness import incident.log -o scenarios/incident_42.toml\n  trace-harness import logs.ndjson --trace 4bf92f3577b34da6a3ce929d0e0e4736 -o scenarios/slow.toml"
+    )]
+    Import(ImportArgs),
     /// Run one of the seed's three Axiom queries locally over NDJSON exports.
     #[command(
         after_help = "Examples:\n  trace-harness run scenarios/ --repeat 200 --vary-latency --format ndjson > logs.ndjson\n  trace-harness query trace-operations 4bf92f3577b34da6a3ce929d0e0e4736 logs.ndjson\n  trace-harness query failed-calendar logs.ndjson --output csv\n  trace-harness query booking-duration logs.ndjson --output json"
@@ -61,6 +66,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = QueryOutput::Table, global = true)]
         output: QueryOutput,
     },
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// Seed-format log lines (`[trace:… span:… op:…] message`) or a `--format ndjson` export.
+    logfile: PathBuf,
+    /// The trace to import (default: the first in the file).
+    #[arg(long, value_name = "ID")]
+    trace: Option<String>,
+    /// Where to write the scenario.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+    /// Replace the scenario file if it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Subcommand)]
@@ -229,7 +249,66 @@ fn main() -> ExitCode {
             Err(e) => bad_input(vec![e]),
         },
         Command::Query { query, output } => run_query(query, output),
+        Command::Import(args) => run_import(args),
     }
+}
+
+fn run_import(args: ImportArgs) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(EXIT_BAD_INPUT)
+    };
+    if args.output.exists() && !args.force {
+        return fail(format!(
+            "{} exists; pass --force to replace it",
+            args.output.display()
+        ));
+    }
+    let text = match std::fs::read(&args.logfile) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => return fail(format!("{}: cannot read: {e}", args.logfile.display())),
+    };
+    let description = format!("Imported from {}.", args.logfile.display());
+    let imported = match trace_harness::import::import(
+        &args.logfile,
+        &text,
+        args.trace.as_deref(),
+        &description,
+    ) {
+        Ok(imported) => imported,
+        Err(e) => return fail(e.to_string()),
+    };
+    for bad in &imported.bad {
+        eprintln!("skipped {bad}");
+    }
+    if imported.bad_count > imported.bad.len() {
+        eprintln!(
+            "skipped {} more bad line(s)",
+            imported.bad_count - imported.bad.len()
+        );
+    }
+    if !imported.other_traces.is_empty() {
+        eprintln!(
+            "the log holds {} other trace(s); import one with --trace ID, such as {}",
+            imported.other_traces.len(),
+            imported.other_traces[0]
+        );
+    }
+    // The file must load as it will be replayed; a failure here is a bug in the importer.
+    if let Err(e) = Scenario::parse(&args.output, &imported.scenario) {
+        return fail(format!("the imported scenario does not load:\n{e}"));
+    }
+    if let Err(e) = write_atomically(&args.output, &imported.scenario) {
+        return fail(format!("{}: cannot write: {e}", args.output.display()));
+    }
+    println!(
+        "wrote {}: trace {}, {} span(s), {} TODO(s) to review",
+        args.output.display(),
+        imported.trace,
+        imported.spans.len(),
+        imported.todos
+    );
+    ExitCode::SUCCESS
 }
 
 fn run_query(query: SeedQuery, output: QueryOutput) -> ExitCode {

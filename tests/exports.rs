@@ -785,3 +785,142 @@ mod html {
         eprintln!("screenshot: {}", shot.display());
     }
 }
+
+mod import {
+    use super::*;
+    use trace_harness::import::import;
+    use trace_harness::scenario::Scenario;
+    use trace_harness::trace::{Captured, SpanStatus};
+
+    /// Operations the importer turns into scenario steps.
+    const IMPORTABLE: &[&str] = &[
+        "booking_creation",
+        "calendar_event_creation",
+        "webhook_scheduling",
+        "webhook_execution",
+    ];
+
+    /// The tree as the round trip must keep it: per span, its operation, its parent's operation,
+    /// whether it failed, and (when `timed`) its duration.
+    fn shape(
+        captured: &Captured,
+        timed: bool,
+    ) -> Vec<(String, Option<String>, bool, Option<Duration>)> {
+        captured
+            .spans
+            .iter()
+            .map(|s| {
+                (
+                    s.op.to_owned(),
+                    s.parent_id()
+                        .and_then(|p| captured.span(p))
+                        .map(|p| p.op.to_owned()),
+                    matches!(s.status, SpanStatus::Error(_)),
+                    timed.then(|| s.duration()),
+                )
+            })
+            .collect()
+    }
+
+    fn scenario_names() -> Vec<String> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn reimport(text: &str, name: &str) -> (Scenario, trace_harness::import::Imported) {
+        let imported = import(
+            std::path::Path::new("incident.log"),
+            text,
+            None,
+            "round trip",
+        )
+        .unwrap();
+        let path = PathBuf::from(format!("{name}_imported.toml"));
+        let scenario = Scenario::parse(&path, &imported.scenario)
+            .unwrap_or_else(|e| panic!("{e}\n{}", imported.scenario));
+        (scenario, imported)
+    }
+
+    #[test]
+    fn every_scenario_round_trips_through_its_ndjson_and_its_seed_style_logs() {
+        for name in scenario_names() {
+            let original = common::run_green(&common::load(&name));
+            let ops: Vec<&str> = original.captured.spans.iter().map(|s| s.op).collect();
+            let ndjson_text = ndjson(&original, Epoch::default());
+            let (scenario, imported) = reimport(&ndjson_text, &name);
+            if let Some(op) = ops.iter().find(|op| !IMPORTABLE.contains(op)) {
+                // Not replayable yet: the import must say so rather than drop it.
+                assert!(
+                    imported
+                        .scenario
+                        .contains(&format!("# TODO: the logs show `{op}`")),
+                    "{name}: `{op}` is silently dropped:\n{}",
+                    imported.scenario
+                );
+                continue;
+            }
+            let again = common::run_green(&scenario);
+            assert_eq!(
+                shape(&again.captured, true),
+                shape(&original.captured, true),
+                "{name}: the imported scenario replays a different tree\n{}",
+                imported.scenario
+            );
+
+            // The seed's text format has no timestamps: operations, nesting and statuses only.
+            let seed_text = trace_harness::report::seed_log_view(&original);
+            let (scenario, imported) = reimport(&seed_text, &name);
+            assert!(imported.scenario.contains("carry no timestamps"));
+            let again = common::run_green(&scenario);
+            assert_eq!(
+                shape(&again.captured, false),
+                shape(&original.captured, false),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_seeds_own_listing_imports_with_todos_and_foreign_lines_are_skipped() {
+        // Seed scenario 1's listing, as the seed prints it, with a foreign line mixed in.
+        let listing = "[trace:trace_xyz123 span:span_001 op:booking_creation] Booking creation started\n\
+            [trace:trace_xyz123 span:span_002 op:calendar_event_creation] EventManager.create started\n\
+            2026-03-02 GET /health 200\n\
+            [trace:trace_xyz123 span:span_002 op:calendar_event_creation] Google Calendar API error: Rate limit exceeded\n\
+            [trace:trace_xyz123 span:span_003 op:webhook_scheduling] Scheduling BOOKING_CREATED webhook\n\
+            [trace:trace_xyz123 span:span_004 op:webhook_execution] Webhook executed 5 minutes later\n\
+            [trace:trace_xyz123 span:span_005 op:payment_processing] Payment initiated with Stripe\n";
+        let imported = import(std::path::Path::new("incident.log"), listing, None, "seed").unwrap();
+        assert_eq!(imported.trace, "trace_xyz123");
+        assert_eq!(imported.bad.len(), 1);
+        assert_eq!(imported.bad[0].line, 3);
+        let text = &imported.scenario;
+        assert!(text.contains("error = \"rateLimitExceeded\""), "{text}");
+        assert!(text.contains("at = \"5m\"\ncron = \"webhooks\""), "{text}");
+        assert!(text.contains("TODO: no `eventTypeId:`"), "{text}");
+        assert!(
+            text.contains("TODO: the logs show `payment_processing`"),
+            "{text}"
+        );
+        let scenario = Scenario::parse(std::path::Path::new("seed.toml"), text).unwrap();
+        let outcome = common::run_green(&scenario);
+        let ops: Vec<&str> = outcome.captured.spans.iter().map(|s| s.op).collect();
+        assert_eq!(ops, IMPORTABLE);
+
+        let error = import(std::path::Path::new("x.log"), "just\nnoise\n", None, "").unwrap_err();
+        assert!(error.to_string().contains("x.log:1:"), "{error}");
+        let error = import(
+            std::path::Path::new("x.log"),
+            listing,
+            Some("trace_nope"),
+            "",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("trace_xyz123"), "{error}");
+    }
+}
