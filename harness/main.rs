@@ -331,6 +331,10 @@ fn run_query(query: SeedQuery, output: QueryOutput) -> ExitCode {
     if unreported > 0 {
         eprintln!("skipped {unreported} more bad line(s)");
     }
+    eprintln!(
+        "{} line(s) read, {} usable, {} skipped",
+        result.stats.lines, result.stats.usable, result.stats.bad
+    );
     let output = match output {
         QueryOutput::Table => query::Output::Table,
         QueryOutput::Json => query::Output::Json,

@@ -924,3 +924,109 @@ mod import {
         assert!(error.to_string().contains("trace_xyz123"), "{error}");
     }
 }
+
+mod cli {
+    use super::*;
+    use std::process::{Command, Output};
+
+    fn trace_harness(args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_trace-harness"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("CI", "true")
+            .output()
+            .expect("the binary runs")
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    #[test]
+    fn repeated_ndjson_runs_feed_the_query_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = trace_harness(&[
+            "run",
+            "scenarios/calendar_failure.toml",
+            "--format",
+            "ndjson",
+            "--repeat",
+            "3",
+            "--vary-latency",
+            "--epoch",
+            "2026-05-01T12:00:00Z",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let lines: Vec<NdjsonLine> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let traces: std::collections::HashSet<_> =
+            lines.iter().map(|l| l.trace_id.clone()).collect();
+        assert_eq!(traces.len(), 3, "each repetition has its own trace");
+        assert!(lines[0].timestamp.starts_with("2026-05-01T12:00:00"));
+        let file = dir.path().join("logs.ndjson");
+        std::fs::write(&file, &stdout).unwrap();
+        let file = file.to_str().unwrap();
+
+        let out = trace_harness(&["query", "booking-duration", file, "--output", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(rows[0]["bin"], "2026-05-01T12:00:00.000000Z");
+        assert_eq!(rows[0]["bookings"], 3);
+
+        let out = trace_harness(&["query", "failed-calendar", "missing.ndjson"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            text(&out.stderr).contains("missing.ndjson: cannot read"),
+            "{}",
+            text(&out.stderr)
+        );
+
+        let scenario = dir.path().join("imported.toml");
+        let scenario = scenario.to_str().unwrap();
+        let out = trace_harness(&["import", file, "-o", scenario]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("2 other trace(s)"),
+            "{}",
+            text(&out.stderr)
+        );
+        let out = trace_harness(&["import", file, "-o", scenario]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "an existing scenario is not overwritten"
+        );
+        let out = trace_harness(&["run", scenario]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    }
+
+    #[test]
+    fn otlp_json_is_one_request_per_line_and_bad_anchors_are_refused() {
+        let out = trace_harness(&[
+            "run",
+            "scenarios/calendar_failure.toml",
+            "--format",
+            "otlp-json",
+            "--repeat",
+            "2",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert_eq!(stdout.lines().count(), 2);
+        for line in stdout.lines() {
+            let request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
+                serde_json::from_str(line).unwrap();
+            assert_eq!(request.resource_spans.len(), 1);
+        }
+        let out = trace_harness(&["run", "--epoch", "yesterday"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            text(&out.stderr).contains("RFC 3339"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
