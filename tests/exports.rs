@@ -396,6 +396,34 @@ mod otlp {
                 }
             }
         }
+        // Every mock request that carried a context is a SERVER span of the mock's own service,
+        // child of the span that sent it.
+        let mocks: Vec<&Value> = json["resourceSpans"].as_array().unwrap()[1..]
+            .iter()
+            .collect();
+        let mut server_spans = Vec::new();
+        for resource in &mocks {
+            let service = resource["resource"]["attributes"][0]["value"]["stringValue"]
+                .as_str()
+                .unwrap();
+            for span in resource["scopeSpans"][0]["spans"].as_array().unwrap() {
+                server_spans.push((service.to_owned(), span.clone()));
+            }
+        }
+        let sent: Vec<_> = outcome
+            .requests
+            .iter()
+            .filter(|r| r.traceparent.is_some())
+            .collect();
+        assert_eq!(server_spans.len(), sent.len());
+        assert!(sent.len() >= 2, "Google and the subscriber were called");
+        for (request, (service, span)) in sent.iter().zip(&server_spans) {
+            assert_eq!(service, &request.kind.name().replace('_', "-"));
+            let tp = request.traceparent.as_deref().unwrap();
+            assert_eq!(span["traceId"], tp[3..35]);
+            assert_eq!(span["parentSpanId"], tp[36..52]);
+            assert_eq!(span["kind"], 2);
+        }
         // The links and the error are really there.
         assert!(spans
             .iter()
@@ -478,7 +506,12 @@ mod otlp {
             let sent = request.clone();
             let delivered = send_on_a_thread(move || exporter.send(&sent)).unwrap();
             assert_eq!(delivered.attempts, 2);
-            assert_eq!(delivered.spans, outcome.captured.spans.len());
+            let mock_spans = outcome
+                .requests
+                .iter()
+                .filter(|r| r.traceparent.is_some())
+                .count();
+            assert_eq!(delivered.spans, outcome.captured.spans.len() + mock_spans);
             assert_eq!(*waits.lock().unwrap(), [Duration::from_secs(3)]);
             let received = rt.block_on(collector.received_requests()).unwrap();
             assert_eq!(received.len(), 2);
@@ -1019,7 +1052,11 @@ mod cli {
         for line in stdout.lines() {
             let request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
                 serde_json::from_str(line).unwrap();
-            assert_eq!(request.resource_spans.len(), 1);
+            assert_eq!(
+                request.resource_spans.len(),
+                3,
+                "cal.com, google-calendar, webhook-subscriber"
+            );
         }
         let out = trace_harness(&["run", "--epoch", "yesterday"]);
         assert_eq!(out.status.code(), Some(2));

@@ -11,11 +11,13 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 use super::epoch::Epoch;
+use crate::mocks::ReceivedRequest;
 use crate::runner::ReplayOutcome;
-use crate::trace::{Captured, FieldValue, ParentKind, SpanData, SpanStatus};
+use crate::trace::{
+    splitmix64, Captured, FieldValue, ParentKind, SpanData, SpanId, SpanStatus, TraceContext,
+};
 
-/// The simulated booking service, as a tracing backend lists it. Every captured span is the
-/// booking service's: the mocked third parties record requests, not spans.
+/// The simulated booking service, as a tracing backend lists it.
 pub const BOOKING_SERVICE: &str = "cal.com";
 /// Operations whose span wraps one outbound call to a third party.
 const CLIENT_OPERATIONS: &[&str] = &["calendar_event_creation"];
@@ -26,20 +28,39 @@ const FLAG_IS_REMOTE: u32 = 0x200;
 
 /// The replay's spans as one export request: one resource per simulated service, one scope (the
 /// harness), spans in creation order.
+///
+/// The booking service's spans are the captured ones. The mocked third parties record requests,
+/// not spans; each request that arrived with a `traceparent` becomes a SERVER span of the mock's
+/// own service, child of the span that sent it and timed like it (on virtual time the call is
+/// all its sender does: it sends at its start and the declared latency ends it), so a tracing UI
+/// shows which services a booking touched.
 pub fn export_request(outcome: &ReplayOutcome, epoch: Epoch) -> ExportTraceServiceRequest {
     let captured = &outcome.captured;
-    let spans: Vec<Span> = captured
+    let mut services: Vec<(String, Vec<Span>)> = Vec::new();
+    let booking: Vec<Span> = captured
         .spans
         .iter()
         .map(|span| otlp_span(captured, span, epoch))
         .collect();
-    let resource_spans = if spans.is_empty() {
-        Vec::new()
-    } else {
-        vec![ResourceSpans {
+    if !booking.is_empty() {
+        services.push((BOOKING_SERVICE.to_owned(), booking));
+    }
+    for (i, request) in outcome.requests.iter().enumerate() {
+        let Some(span) = mock_span(captured, request, i, epoch) else {
+            continue;
+        };
+        let service = mock_service(outcome, request);
+        match services.iter_mut().find(|(name, _)| *name == service) {
+            Some((_, spans)) => spans.push(span),
+            None => services.push((service, vec![span])),
+        }
+    }
+    let resource_spans = services
+        .into_iter()
+        .map(|(service, spans)| ResourceSpans {
             resource: Some(Resource {
                 attributes: vec![
-                    string_attribute("service.name", BOOKING_SERVICE),
+                    string_attribute("service.name", &service),
                     string_attribute("trace_harness.scenario", &outcome.scenario),
                     kv("trace_harness.seed", int_or_string(outcome.seed)),
                 ],
@@ -55,9 +76,59 @@ pub fn export_request(outcome: &ReplayOutcome, epoch: Epoch) -> ExportTraceServi
                 ..Default::default()
             }],
             ..Default::default()
-        }]
-    };
+        })
+        .collect();
     ExportTraceServiceRequest { resource_spans }
+}
+
+/// `google-calendar`, `webhook-subscriber`; with several mocks of one kind, `…/<mock name>`.
+fn mock_service(outcome: &ReplayOutcome, request: &ReceivedRequest) -> String {
+    let kind = request.kind.name().replace('_', "-");
+    let mut names: Vec<&str> = outcome
+        .requests
+        .iter()
+        .filter(|r| r.kind == request.kind)
+        .map(|r| r.mock.as_str())
+        .collect();
+    names.dedup();
+    if names.len() > 1 {
+        format!("{kind}/{}", request.mock)
+    } else {
+        kind
+    }
+}
+
+/// The SERVER span of a mock that received `request`, if the request carried a context whose
+/// sender was captured.
+fn mock_span(
+    captured: &Captured,
+    request: &ReceivedRequest,
+    index: usize,
+    epoch: Epoch,
+) -> Option<Span> {
+    let context = TraceContext::parse_traceparent(request.traceparent.as_deref()?).ok()?;
+    let sender = captured.span(context.span_id)?;
+    // A deterministic id: the sender's id and the request's place, mixed.
+    let seed = u64::from_be_bytes(context.span_id.to_bytes()) ^ (index as u64 + 1);
+    let span_id = SpanId::from_bytes(splitmix64(seed).to_be_bytes())?;
+    Some(Span {
+        trace_id: context.trace_id.to_bytes().to_vec(),
+        span_id: span_id.to_bytes().to_vec(),
+        trace_state: request.tracestate.clone().unwrap_or_default(),
+        parent_span_id: context.span_id.to_bytes().to_vec(),
+        flags: u32::from(context.flags.to_byte()) | FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE,
+        name: format!("{} {}", request.method, request.path),
+        kind: SpanKind::Server as i32,
+        start_time_unix_nano: epoch.unix_nanos_at(sender.start),
+        end_time_unix_nano: epoch.unix_nanos_at(sender.end),
+        attributes: vec![
+            string_attribute("http.request.method", &request.method),
+            string_attribute("url.path", &request.path),
+            string_attribute("trace_harness.mock", &request.mock),
+        ],
+        status: Some(Status::default()),
+        ..Default::default()
+    })
 }
 
 /// OTLP/JSON text of [`export_request`].
