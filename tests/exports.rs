@@ -886,15 +886,19 @@ mod import {
             let ops: Vec<&str> = original.captured.spans.iter().map(|s| s.op).collect();
             let ndjson_text = ndjson(&original, Epoch::default());
             let (scenario, imported) = reimport(&ndjson_text, &name);
-            if let Some(op) = ops.iter().find(|op| !IMPORTABLE.contains(op)) {
+            for op in ops.iter().filter(|op| !IMPORTABLE.contains(op)) {
                 // Not replayable yet: the import must say so rather than drop it.
                 assert!(
                     imported
                         .scenario
-                        .contains(&format!("# TODO: the logs show `{op}`")),
+                        .contains(&format!("(not reproduced): the logs show `{op}`")),
                     "{name}: `{op}` is silently dropped:\n{}",
                     imported.scenario
                 );
+            }
+            if !imported.unmapped.is_empty() {
+                // The importer said what it could not reproduce; the tree may differ there.
+                eprintln!("{name}: import is partial: {:?}", imported.unmapped);
                 continue;
             }
             let again = common::run_green(&scenario);
@@ -937,13 +941,32 @@ mod import {
         assert!(text.contains("at = \"5m\"\ncron = \"webhooks\""), "{text}");
         assert!(text.contains("TODO: no `eventTypeId:`"), "{text}");
         assert!(
-            text.contains("TODO: the logs show `payment_processing`"),
+            text.contains("TODO (not reproduced): the logs show `payment_processing`"),
             "{text}"
         );
+        assert_eq!(imported.unmapped.len(), 1, "{:?}", imported.unmapped);
         let scenario = Scenario::parse(std::path::Path::new("seed.toml"), text).unwrap();
         let outcome = common::run_green(&scenario);
         let ops: Vec<&str> = outcome.captured.spans.iter().map(|s| s.op).collect();
         assert_eq!(ops, IMPORTABLE);
+
+        // Seed scenario 3: retries inside one execution span are flagged, not guessed at.
+        let retries = "[trace:trace_def456 span:span_001 op:booking_creation] Booking created for eventTypeId: 123\n\
+            [trace:trace_def456 span:span_002 op:webhook_scheduling] Scheduling webhook for BOOKING_CREATED\n\
+            [trace:trace_def456 span:span_003 op:webhook_execution] Webhook execution failed: Connection timeout\n\
+            [trace:trace_def456 span:span_003 op:webhook_execution] Retry attempt 1 failed\n\
+            [trace:trace_def456 span:span_003 op:webhook_execution] Retry attempt 2 succeeded\n";
+        let imported = import(std::path::Path::new("r.log"), retries, None, "seed 3").unwrap();
+        assert!(
+            imported
+                .unmapped
+                .iter()
+                .any(|u| u.contains("3 lines with retries")),
+            "{:?}",
+            imported.unmapped
+        );
+        assert!(imported.scenario.contains("book = { event_type_id = 123 }"));
+        Scenario::parse(std::path::Path::new("r.toml"), &imported.scenario).unwrap();
 
         let error = import(std::path::Path::new("x.log"), "just\nnoise\n", None, "").unwrap_err();
         assert!(error.to_string().contains("x.log:1:"), "{error}");

@@ -85,7 +85,11 @@ pub struct Imported {
     pub other_traces: Vec<String>,
     pub bad: Vec<BadLine>,
     pub bad_count: usize,
+    /// `# TODO` lines in the scenario.
     pub todos: usize,
+    /// What the scenario does not reproduce (also among the TODOs). Empty: its replay shows the
+    /// logged operation pattern.
+    pub unmapped: Vec<String>,
 }
 
 /// Reads `text` (from `path`, for messages), picks `trace` (or the first trace) and writes the
@@ -154,7 +158,7 @@ pub fn import(
             }),
         }
     }
-    let (scenario, todos) = scenario_text(&chosen, &spans, description);
+    let (scenario, todos, unmapped) = scenario_text(&chosen, &spans, description);
     Ok(Imported {
         trace: chosen.clone(),
         spans,
@@ -163,6 +167,7 @@ pub fn import(
         bad,
         bad_count,
         todos,
+        unmapped,
     })
 }
 
@@ -247,8 +252,13 @@ fn offset(t0: Option<i64>, at: Option<i64>) -> Option<Duration> {
 }
 
 /// The scenario file and the number of TODOs in it.
-fn scenario_text(trace: &str, spans: &[ImportedSpan], description: &str) -> (String, usize) {
+fn scenario_text(
+    trace: &str,
+    spans: &[ImportedSpan],
+    description: &str,
+) -> (String, usize, Vec<String>) {
     let mut todos = Vec::new();
+    let mut unmapped = Vec::new();
     let mut out = String::new();
     let t0 = spans.iter().filter_map(ImportedSpan::first_us).min();
     let timed = t0.is_some();
@@ -285,7 +295,7 @@ fn scenario_text(trace: &str, spans: &[ImportedSpan], description: &str) -> (Str
                         Compact(latency)
                     )),
                     None => {
-                        todos.push(format!("calendar error `{message}` is not one the Google mock knows; answered 500"));
+                        unmapped.push(format!("calendar error `{message}` is not one the Google mock knows; answered 500"));
                         google.push(format!(
                             "{{ status = 500, latency = \"{}\" }}",
                             Compact(latency)
@@ -327,6 +337,18 @@ fn scenario_text(trace: &str, spans: &[ImportedSpan], description: &str) -> (Str
     let mut deliveries = Vec::new();
     let mut crons: Vec<Duration> = Vec::new();
     for span in &executions {
+        let retried = span
+            .lines
+            .iter()
+            .any(|l| l.message.to_lowercase().contains("retry"));
+        if retried || span.lines.len() > 1 {
+            unmapped.push(format!(
+                "webhook_execution span {} logged {} lines{}; each becomes one delivery answered by its first outcome",
+                span.span,
+                span.lines.len(),
+                if retried { " with retries" } else { "" }
+            ));
+        }
         let done = offset(t0, span.last_us());
         let (cron, latency) = match done {
             Some(done) => {
@@ -349,7 +371,7 @@ fn scenario_text(trace: &str, spans: &[ImportedSpan], description: &str) -> (Str
                 .and_then(|s| s.get(..3))
                 .and_then(|s| s.parse().ok())
                 .unwrap_or_else(|| {
-                    todos.push(format!(
+                    unmapped.push(format!(
                         "webhook failure `{message}` names no HTTP status; answered 500"
                     ));
                     500
@@ -372,7 +394,7 @@ fn scenario_text(trace: &str, spans: &[ImportedSpan], description: &str) -> (Str
         out.push('\n');
     }
     if scheduled && executions.is_empty() {
-        todos.push("a webhook was scheduled but no execution is in the logs: add a `cron = \"webhooks\"` step to replay one".to_owned());
+        unmapped.push("a webhook was scheduled but no execution is in the logs: add a `cron = \"webhooks\"` step to replay one".to_owned());
     }
 
     // The booking request that started it all.
@@ -406,7 +428,7 @@ fn scenario_text(trace: &str, spans: &[ImportedSpan], description: &str) -> (Str
         .iter()
         .filter(|s| !OPERATIONS.contains(&s.op.as_str()))
     {
-        todos.push(format!(
+        unmapped.push(format!(
             "the logs show `{}` (span {}, {} line(s), first: {:?}); the simulated service has no step for it yet",
             span.op,
             span.span,
@@ -442,10 +464,13 @@ fn scenario_text(trace: &str, spans: &[ImportedSpan], description: &str) -> (Str
     }
 
     let mut header = format!("# Imported by `trace-harness import` from trace {trace}.\n");
+    for todo in &unmapped {
+        let _ = writeln!(header, "# TODO (not reproduced): {todo}");
+    }
     for todo in &todos {
         let _ = writeln!(header, "# TODO: {todo}");
     }
-    (header + &out, todos.len())
+    (header + &out, todos.len() + unmapped.len(), unmapped)
 }
 
 /// `Webhook executed 5 minutes later` → 5 minutes.
