@@ -825,13 +825,7 @@ mod import {
     use trace_harness::scenario::Scenario;
     use trace_harness::trace::{Captured, SpanStatus};
 
-    /// Operations the importer turns into scenario steps.
-    const IMPORTABLE: &[&str] = &[
-        "booking_creation",
-        "calendar_event_creation",
-        "webhook_scheduling",
-        "webhook_execution",
-    ];
+    use trace_harness::import::MAPPED_OPERATIONS as IMPORTABLE;
 
     /// The tree as the round trip must keep it: per span, its operation, its parent's operation,
     /// whether it failed, and (when `timed`) its duration.

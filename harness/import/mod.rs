@@ -10,12 +10,20 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::booking::OPERATIONS;
 use crate::clock::Compact;
 use crate::mocks::{google_error_body, MockKind};
 use crate::query::{prefix_part, BadLine};
 use crate::report::epoch::parse_unix_us;
 use crate::report::ndjson::NdjsonLine;
+
+/// The operations this importer turns into scenario steps. Any other operation in the logs is
+/// listed as not reproduced, even when the simulated service knows it, until a mapping exists.
+pub const MAPPED_OPERATIONS: &[&str] = &[
+    "booking_creation",
+    "calendar_event_creation",
+    "webhook_scheduling",
+    "webhook_execution",
+];
 
 /// Lines read from one log file; past this the import stops with an error.
 pub const MAX_LINES: usize = 1_000_000;
@@ -426,7 +434,7 @@ fn scenario_text(
     // What the scenario language cannot ask for yet.
     for span in spans
         .iter()
-        .filter(|s| !OPERATIONS.contains(&s.op.as_str()))
+        .filter(|s| !MAPPED_OPERATIONS.contains(&s.op.as_str()))
     {
         unmapped.push(format!(
             "the logs show `{}` (span {}, {} line(s), first: {:?}); the simulated service has no step for it yet",
@@ -439,14 +447,17 @@ fn scenario_text(
 
     // Expectations: the pattern the logs showed, per known operation.
     let mut per_op: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for span in spans.iter().filter(|s| OPERATIONS.contains(&s.op.as_str())) {
+    for span in spans
+        .iter()
+        .filter(|s| MAPPED_OPERATIONS.contains(&s.op.as_str()))
+    {
         let entry = per_op.entry(span.op.as_str()).or_default();
         entry.0 += 1;
         if span.error().is_some() {
             entry.1 += 1;
         }
     }
-    for op in OPERATIONS {
+    for op in MAPPED_OPERATIONS {
         let Some((count, errors)) = per_op.get(op) else {
             continue;
         };
