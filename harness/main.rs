@@ -471,7 +471,14 @@ fn export(
     })?;
     let mut all_sent = true;
     for ((scenario, result), anchor) in judged.iter().zip(anchors) {
-        let Ok((outcome, _)) = result else { continue };
+        let Ok((outcome, _)) = result else {
+            eprintln!(
+                "error: {} not exported: the replay itself failed",
+                scenario.name
+            );
+            all_sent = false;
+            continue;
+        };
         let request = report::otlp::export_request(outcome, *anchor);
         match exporter.send(&request) {
             Ok(sent) => {
