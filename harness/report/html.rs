@@ -44,9 +44,8 @@ pub fn waterfall(outcome: &ReplayOutcome, epoch: Epoch) -> String {
         .map(|r| r.span.end)
         .max()
         .unwrap_or(VirtualTime::ZERO);
-    let total_us = t1.as_micros().saturating_sub(t0.as_micros()).max(1) as f64;
-    let percent =
-        |t: VirtualTime| (t.as_micros().saturating_sub(t0.as_micros())) as f64 / total_us * 100.0;
+    let axis = Axis::of(rows.iter().map(|r| (r.span.start, r.span.end)));
+    let percent = |t: VirtualTime| axis.position(t);
 
     let mut bars = String::new();
     let mut links = String::new();
@@ -143,6 +142,34 @@ pub fn waterfall(outcome: &ReplayOutcome, epoch: Epoch) -> String {
         }
     }
     let height = rows.len() * ROW_PX;
+    let mut ticks = String::new();
+    let mut gaps = String::new();
+    let mut after_gap = false;
+    for piece in &axis.pieces {
+        if piece.gap {
+            let _ = write!(
+                gaps,
+                r#"<rect class="gap" x="{:.1}" y="0" width="{:.1}" height="{height}"/>"#,
+                piece.left * 10.0,
+                piece.width * 10.0
+            );
+            let _ = write!(
+                ticks,
+                r#"<span class="gap" style="left:{:.4}%" title="nothing ran for {}">⋯{}⋯</span>"#,
+                piece.left + piece.width / 2.0,
+                Compact(piece.to.since(piece.from)),
+                Compact(piece.to.since(piece.from))
+            );
+            after_gap = true;
+        } else if !after_gap {
+            let _ = write!(
+                ticks,
+                r#"<span style="left:{:.4}%">{}</span>"#,
+                piece.left, piece.from
+            );
+        }
+    }
+    let _ = write!(ticks, r#"<span class="end">{t1}</span>"#);
     let mut log = String::new();
     for (line, raw) in seed_lines(outcome).iter().zip(&captured.logs) {
         let class = if raw.level == tracing::Level::ERROR {
@@ -173,9 +200,9 @@ pub fn waterfall(outcome: &ReplayOutcome, epoch: Epoch) -> String {
 <header><h1>{title}</h1><p>seed {seed} · virtual time {t0} – {t1} ({span}) · anchored at {anchor} · <span class="key critical">critical path</span> <span class="key error">error</span> <span class="key link">follows from</span></p></header>
 <main>
 <section class="waterfall" id="waterfall" data-rows="{count}">
-<div class="axis"><span>{t0}</span><span>{t1}</span></div>
+<div class="axis">{ticks}</div>
 <div class="rows">
-<svg class="links" viewBox="0 0 1000 {height}" preserveAspectRatio="none" style="height:{height}px" aria-hidden="true">{links}</svg>
+<svg class="links" viewBox="0 0 1000 {height}" preserveAspectRatio="none" style="height:{height}px" aria-hidden="true">{gaps}{links}</svg>
 {bars}</div>
 <pre id="details">Click a bar for its details.</pre>
 </section>
@@ -195,6 +222,109 @@ pub fn waterfall(outcome: &ReplayOutcome, epoch: Epoch) -> String {
         count = rows.len(),
     );
     page
+}
+
+/// Share of the axis an idle stretch gets, at most, and all idle stretches together.
+const GAP_PERCENT: f64 = 8.0;
+const ALL_GAPS_PERCENT: f64 = 40.0;
+
+/// The time axis, with idle stretches compressed: a webhook five minutes after a 120 ms booking
+/// would otherwise squeeze the booking into a pixel. Stretches where no span runs, longer than
+/// [`GAP_PERCENT`] of the whole, get a fixed width and a label saying how long they were; time
+/// within the busy pieces stays linear, and position is monotonic in time throughout.
+struct Axis {
+    pieces: Vec<Piece>,
+}
+
+struct Piece {
+    from: VirtualTime,
+    to: VirtualTime,
+    /// Percent of the axis width.
+    left: f64,
+    width: f64,
+    gap: bool,
+}
+
+impl Axis {
+    fn of(spans: impl Iterator<Item = (VirtualTime, VirtualTime)>) -> Axis {
+        let mut intervals: Vec<(u64, u64)> = spans
+            .map(|(a, b)| (a.as_micros(), b.as_micros().max(a.as_micros())))
+            .collect();
+        intervals.sort_unstable();
+        let (Some(first), Some(last_end)) = (
+            intervals.first().map(|i| i.0),
+            intervals.iter().map(|i| i.1).max(),
+        ) else {
+            return Axis { pieces: Vec::new() };
+        };
+        let total_us = (last_end - first).max(1);
+        let min_gap_us = (total_us as f64 * GAP_PERCENT / 100.0) as u64;
+        let mut busy: Vec<(u64, u64)> = Vec::new();
+        for (a, b) in intervals {
+            match busy.last_mut() {
+                Some(last) if a <= last.1.saturating_add(min_gap_us) => last.1 = last.1.max(b),
+                _ => busy.push((a, b)),
+            }
+        }
+        let gaps = busy.len() - 1;
+        let gap_width = if gaps == 0 {
+            0.0
+        } else {
+            GAP_PERCENT.min(ALL_GAPS_PERCENT / gaps as f64)
+        };
+        let busy_width = 100.0 - gap_width * gaps as f64;
+        let busy_us: u64 = busy.iter().map(|(a, b)| b - a).sum();
+        let mut pieces = Vec::new();
+        let mut left = 0.0;
+        for (i, (a, b)) in busy.iter().enumerate() {
+            if i > 0 {
+                let from = busy[i - 1].1;
+                pieces.push(Piece {
+                    from: VirtualTime::from_micros(from),
+                    to: VirtualTime::from_micros(*a),
+                    left,
+                    width: gap_width,
+                    gap: true,
+                });
+                left += gap_width;
+            }
+            let width = if busy_us == 0 {
+                busy_width / busy.len() as f64
+            } else {
+                busy_width * (b - a) as f64 / busy_us as f64
+            };
+            pieces.push(Piece {
+                from: VirtualTime::from_micros(*a),
+                to: VirtualTime::from_micros(*b),
+                left,
+                width,
+                gap: false,
+            });
+            left += width;
+        }
+        Axis { pieces }
+    }
+
+    /// Where `t` lies on the axis, in percent.
+    fn position(&self, t: VirtualTime) -> f64 {
+        let Some(piece) = self
+            .pieces
+            .iter()
+            .find(|p| t <= p.to)
+            .or(self.pieces.last())
+        else {
+            return 0.0;
+        };
+        let span_us = piece.to.as_micros().saturating_sub(piece.from.as_micros());
+        if span_us == 0 {
+            return piece.left;
+        }
+        let into_us = t
+            .as_micros()
+            .saturating_sub(piece.from.as_micros())
+            .min(span_us);
+        piece.left + piece.width * into_us as f64 / span_us as f64
+    }
 }
 
 /// Spans in tree order: each trace's roots by creation, each span followed by its children.
@@ -278,7 +408,9 @@ h1{font-size:16px;margin:0}h2{font-size:14px;margin:0 0 6px}
 header p{margin:4px 0 0;color:#556}
 main{display:flex;gap:16px;padding:12px 16px;align-items:flex-start}
 .waterfall{flex:3;min-width:0}.logs{flex:2;min-width:0;font:12px/1.5 ui-monospace,monospace}
-.axis{display:flex;justify-content:space-between;margin-left:260px;color:#667;border-bottom:1px solid #ccd}
+.axis{position:relative;height:18px;margin-left:260px;color:#667;border-bottom:1px solid #ccd;font-size:11px}
+.axis span{position:absolute;top:0;white-space:nowrap}.axis span.end{right:0}.axis span.gap{transform:translateX(-50%);color:#99a}
+rect.gap{fill:#f3f3f7}
 .rows{position:relative}
 .row{display:flex;height:26px;align-items:center;border-bottom:1px solid #f0f0f4}
 .label{width:260px;flex:none;box-sizing:border-box;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;font-family:ui-monospace,monospace;font-size:12px}
@@ -313,3 +445,37 @@ const SCRIPT: &str = r#"
   document.getElementById('waterfall').setAttribute('data-rendered', rendered.join(' '));
 })();
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(us: u64) -> VirtualTime {
+        VirtualTime::from_micros(us)
+    }
+
+    #[test]
+    fn idle_stretches_are_compressed_and_position_stays_monotonic() {
+        // 120 ms of work, five idle minutes, 80 ms of work.
+        let axis = Axis::of(
+            [(0, 120_000), (120_000, 120_000), (300_000_000, 300_080_000)]
+                .into_iter()
+                .map(|(a, b)| (t(a), t(b))),
+        );
+        let gaps: Vec<&Piece> = axis.pieces.iter().filter(|p| p.gap).collect();
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(gaps[0].width, GAP_PERCENT);
+        // The busy time shares the rest linearly: 120 ms against 80 ms.
+        assert!((axis.position(t(120_000)) - 92.0 * 0.6).abs() < 1e-9);
+        assert_eq!(axis.position(t(300_080_000)), 100.0);
+        let samples: Vec<f64> = (0..=300_080u64)
+            .step_by(997)
+            .map(|ms| axis.position(t(ms * 1_000)))
+            .collect();
+        assert!(samples.windows(2).all(|w| w[0] <= w[1]), "{samples:?}");
+        // Without idle stretches the axis is plain linear time.
+        let linear = Axis::of([(t(0), t(1_000)), (t(500), t(2_000))].into_iter());
+        assert_eq!(linear.pieces.len(), 1);
+        assert_eq!(linear.position(t(500)), 25.0);
+    }
+}
