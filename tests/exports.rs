@@ -702,6 +702,8 @@ mod html {
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--disable-sync",
+                // Containers often have a tiny /dev/shm.
+                "--disable-dev-shm-usage",
                 "--window-size=1400,600",
                 &profile_arg,
             ])
