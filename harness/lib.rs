@@ -21,8 +21,11 @@
 pub mod booking;
 pub mod clock;
 pub mod expect;
+pub mod import;
 pub mod mocks;
+pub mod query;
 pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod trace;
+pub mod vary;

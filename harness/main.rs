@@ -9,6 +9,8 @@ use std::str::FromStr;
 use clap::{Parser, Subcommand, ValueEnum};
 use trace_harness::booking::{conformance, ServiceConfig};
 use trace_harness::expect::{self, Verdict};
+use trace_harness::query::{self, QueryError, QueryResult};
+use trace_harness::report::epoch::{Epoch, DEFAULT_EPOCH};
 use trace_harness::report::{self, JunitCase};
 use trace_harness::runner::{self, ReplayError, ReplayOptions, ReplayOutcome};
 use trace_harness::scenario::{Scenario, ScenarioError};
@@ -16,13 +18,14 @@ use trace_harness::scenario::{Scenario, ScenarioError};
 /// Exit codes: what CI scripts branch on.
 const EXIT_FAILED: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_EXPORT_FAILED: u8 = 3;
 
 #[derive(Parser)]
 #[command(
     name = "trace-harness",
     version,
     about = "Replays booking incidents against a simulated booking service and proves its distributed tracing end to end",
-    after_help = "Exit codes: 0 all scenarios passed, 1 an assertion or invariant failed, 2 bad input.\n\nExample:\n  trace-harness run scenarios/"
+    after_help = "Exit codes: 0 all scenarios passed, 1 an assertion or invariant failed, 2 bad input, 3 an OTLP export failed.\n\nExample:\n  trace-harness run scenarios/"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -62,6 +65,78 @@ enum Command {
         #[arg(long)]
         google_calendar_url: Option<String>,
     },
+    /// Turn an incident's log lines into a scenario that replays the same operation pattern.
+    #[command(
+        after_help = "Examples:\n  trace-harness import incident.log -o scenarios/incident_42.toml\n  trace-harness import logs.ndjson --trace 4bf92f3577b34da6a3ce929d0e0e4736 -o scenarios/slow.toml"
+    )]
+    Import(ImportArgs),
+    /// Run one of the seed's three Axiom queries locally over NDJSON exports.
+    #[command(
+        after_help = "Examples:\n  trace-harness run scenarios/ --repeat 200 --vary-latency --format ndjson > logs.ndjson\n  trace-harness query trace-operations 4bf92f3577b34da6a3ce929d0e0e4736 logs.ndjson\n  trace-harness query failed-calendar logs.ndjson --output csv\n  trace-harness query booking-duration logs.ndjson --output json"
+    )]
+    Query {
+        #[command(subcommand)]
+        query: SeedQuery,
+        /// How to print the result.
+        #[arg(long, value_enum, default_value_t = QueryOutput::Table, global = true)]
+        output: QueryOutput,
+    },
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// Seed-format log lines (`[trace:… span:… op:…] message`) or a `--format ndjson` export.
+    logfile: PathBuf,
+    /// The trace to import (default: the first in the file).
+    #[arg(long, value_name = "ID")]
+    trace: Option<String>,
+    /// Where to write the scenario.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+    /// Replace the scenario file if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Subcommand)]
+enum SeedQuery {
+    /// "Find All Operations for a Specific Booking Flow": one trace's lines, sorted by time.
+    TraceOperations {
+        /// The trace id, as it appears in the prefix after `trace:`.
+        trace_id: String,
+        /// NDJSON files written by `run --format ndjson`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// "Identify Failed Calendar Integrations": calendar errors joined to their booking.
+    FailedCalendar {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// "Monitor End-to-End Booking Performance": booking start to last webhook execution or
+    /// payment success, average and p95 per time bin.
+    BookingDuration {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Width of a time bin.
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+        bin: std::time::Duration,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum QueryOutput {
+    Table,
+    Json,
+    Csv,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    trace_harness::clock::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn parse_epoch(text: &str) -> Result<Epoch, String> {
+    Epoch::parse(text).map_err(|e| e.to_string())
 }
 
 #[derive(clap::Args)]
@@ -91,6 +166,38 @@ struct RunArgs {
     /// Replay with tracing opted out: spans disabled, nothing propagated.
     #[arg(long)]
     no_tracing: bool,
+    /// The real instant virtual time zero stands for in exported timestamps (NDJSON, OTLP).
+    #[arg(long, value_name = "RFC3339", default_value = DEFAULT_EPOCH, value_parser = parse_epoch)]
+    epoch: Epoch,
+    /// Replay each scenario N times, each repetition with its own seed (hence trace ids) and
+    /// anchored `--repeat-every` after the previous one.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=trace_harness::vary::MAX_REPEAT as i64))]
+    repeat: u32,
+    /// How far apart repeated replays start, on exported timestamps.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    repeat_every: std::time::Duration,
+    /// Scale every mock latency by a seeded random factor (0.5×–4×) in each repetition.
+    #[arg(long)]
+    vary_latency: bool,
+    /// Send each replay's spans over OTLP/HTTP to this collector (base URL such as
+    /// http://localhost:4318, or the full .../v1/traces URL).
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
+    /// The OTLP/HTTP encoding.
+    #[arg(long, value_enum, default_value_t = OtlpProtocolArg::HttpProtobuf, requires = "otlp_endpoint")]
+    otlp_protocol: OtlpProtocolArg,
+    /// Gzip the OTLP/HTTP request bodies.
+    #[arg(long, requires = "otlp_endpoint")]
+    otlp_gzip: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OtlpProtocolArg {
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+    #[value(name = "http/json")]
+    HttpJson,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,6 +216,12 @@ enum Format {
     Json,
     /// A JUnit XML report, one test case per scenario.
     Junit,
+    /// One JSON object per log line, shaped like the seed's log store (for `query`).
+    Ndjson,
+    /// OTLP/JSON: one ExportTraceServiceRequest per replay, one per line.
+    OtlpJson,
+    /// A self-contained HTML waterfall per replay (with several replays, needs --out).
+    Html,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -152,6 +265,8 @@ fn main() -> ExitCode {
             }
             Err(e) => bad_input(vec![e]),
         },
+        Command::Query { query, output } => run_query(query, output),
+        Command::Import(args) => run_import(args),
         Command::Serve {
             addr,
             google_calendar_url,
@@ -180,6 +295,97 @@ fn serve(addr: SocketAddr, google_calendar_url: Option<String>) -> ExitCode {
     }
 }
 
+fn run_import(args: ImportArgs) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(EXIT_BAD_INPUT)
+    };
+    if args.output.exists() && !args.force {
+        return fail(format!(
+            "{} exists; pass --force to replace it",
+            args.output.display()
+        ));
+    }
+    let text = match std::fs::read(&args.logfile) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => return fail(format!("{}: cannot read: {e}", args.logfile.display())),
+    };
+    let description = format!("Imported from {}.", args.logfile.display());
+    let imported = match trace_harness::import::import(
+        &args.logfile,
+        &text,
+        args.trace.as_deref(),
+        &description,
+    ) {
+        Ok(imported) => imported,
+        Err(e) => return fail(e.to_string()),
+    };
+    for bad in &imported.bad {
+        eprintln!("skipped {bad}");
+    }
+    if imported.bad_count > imported.bad.len() {
+        eprintln!(
+            "skipped {} more bad line(s)",
+            imported.bad_count - imported.bad.len()
+        );
+    }
+    if !imported.other_traces.is_empty() {
+        eprintln!(
+            "the log holds {} other trace(s); import one with --trace ID, such as {}",
+            imported.other_traces.len(),
+            imported.other_traces[0]
+        );
+    }
+    // The file must load as it will be replayed; a failure here is a bug in the importer.
+    if let Err(e) = Scenario::parse(&args.output, &imported.scenario) {
+        return fail(format!("the imported scenario does not load:\n{e}"));
+    }
+    if let Err(e) = write_atomically(&args.output, &imported.scenario) {
+        return fail(format!("{}: cannot write: {e}", args.output.display()));
+    }
+    println!(
+        "wrote {}: trace {}, {} span(s), {} TODO(s) to review",
+        args.output.display(),
+        imported.trace,
+        imported.spans.len(),
+        imported.todos
+    );
+    ExitCode::SUCCESS
+}
+
+fn run_query(query: SeedQuery, output: QueryOutput) -> ExitCode {
+    let result: Result<QueryResult, QueryError> = match &query {
+        SeedQuery::TraceOperations { trace_id, files } => query::trace_operations(files, trace_id),
+        SeedQuery::FailedCalendar { files } => query::failed_calendar_integrations(files),
+        SeedQuery::BookingDuration { files, bin } => query::booking_duration(files, *bin),
+    };
+    let result = match result {
+        Ok(result) => result,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    for bad in &result.stats.reported {
+        eprintln!("skipped {bad}");
+    }
+    let unreported = result.stats.bad - result.stats.reported.len() as u64;
+    if unreported > 0 {
+        eprintln!("skipped {unreported} more bad line(s)");
+    }
+    eprintln!(
+        "{} line(s) read, {} usable, {} skipped",
+        result.stats.lines, result.stats.usable, result.stats.bad
+    );
+    let output = match output {
+        QueryOutput::Table => query::Output::Table,
+        QueryOutput::Json => query::Output::Json,
+        QueryOutput::Csv => query::Output::Csv,
+    };
+    print!("{}", query::render(&result, output));
+    ExitCode::SUCCESS
+}
+
 fn bad_input(errors: Vec<ScenarioError>) -> ExitCode {
     for e in errors {
         eprintln!("error: {e}\n");
@@ -203,6 +409,24 @@ fn run(args: RunArgs) -> ExitCode {
             .filter(|(i, _)| i % shard.count == shard.index - 1)
             .map(|(_, s)| s)
             .collect();
+    }
+    // Each repetition is anchored `repeat_every` after the previous one of its scenario.
+    let mut anchors = Vec::new();
+    if args.repeat > 1 || args.vary_latency {
+        let count = args.repeat as usize;
+        scenarios = scenarios
+            .iter()
+            .flat_map(|s| {
+                (0..count)
+                    .map(move |i| trace_harness::vary::repetition(s, i, count, args.vary_latency))
+            })
+            .collect();
+        for i in 0..scenarios.len() {
+            let nth = (i % count) as u32;
+            anchors.push(args.epoch.later_by(args.repeat_every.saturating_mul(nth)));
+        }
+    } else {
+        anchors = vec![args.epoch; scenarios.len()];
     }
     if scenarios.is_empty() {
         eprintln!("no scenario matches: nothing to replay");
@@ -239,28 +463,88 @@ fn run(args: RunArgs) -> ExitCode {
         .count();
     let failed = judged.len() - passed;
 
-    if let Err(e) = emit(&args, &judged) {
+    if let Err(e) = emit(&args, &judged, &anchors) {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_BAD_INPUT);
     }
+    let exported = match &args.otlp_endpoint {
+        Some(endpoint) => match export(&args, endpoint, &judged, &anchors) {
+            Ok(all_sent) => all_sent,
+            Err(code) => return code,
+        },
+        None => true,
+    };
     let summary = format!("{passed} passed, {failed} failed");
-    if matches!(args.format, Format::Json | Format::Junit) && args.out.is_none() {
+    if matches!(
+        args.format,
+        Format::Json | Format::Junit | Format::Ndjson | Format::OtlpJson | Format::Html
+    ) && args.out.is_none()
+    {
         // Standard output holds the document; keep it parseable.
         eprintln!("{summary}");
     } else {
         println!("{summary}");
     }
-    if failed > 0 {
+    if !exported {
+        ExitCode::from(EXIT_EXPORT_FAILED)
+    } else if failed > 0 {
         ExitCode::from(EXIT_FAILED)
     } else {
         ExitCode::SUCCESS
     }
 }
 
+/// Sends every replay's spans to the collector; `Ok(false)` when some export failed (each
+/// failure is reported), `Err` when the endpoint itself is unusable.
+fn export(
+    args: &RunArgs,
+    endpoint: &str,
+    judged: &[Judged<'_>],
+    anchors: &[Epoch],
+) -> Result<bool, ExitCode> {
+    use trace_harness::report::otlp_http::{OtlpExporter, OtlpProtocol};
+    let protocol = match args.otlp_protocol {
+        OtlpProtocolArg::HttpProtobuf => OtlpProtocol::Protobuf,
+        OtlpProtocolArg::HttpJson => OtlpProtocol::Json,
+    };
+    let exporter = OtlpExporter::new(endpoint, protocol, args.otlp_gzip).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_BAD_INPUT)
+    })?;
+    let mut all_sent = true;
+    for ((scenario, result), anchor) in judged.iter().zip(anchors) {
+        let Ok((outcome, _)) = result else {
+            eprintln!(
+                "error: {} not exported: the replay itself failed",
+                scenario.name
+            );
+            all_sent = false;
+            continue;
+        };
+        let request = report::otlp::export_request(outcome, *anchor);
+        match exporter.send(&request) {
+            Ok(sent) => {
+                eprintln!(
+                    "exported {} span(s) of {} to {} ({} bytes, {} attempt(s))",
+                    sent.spans, scenario.name, sent.url, sent.bytes, sent.attempts
+                );
+                if let Some(warning) = sent.warning {
+                    eprintln!("warning: the collector said: {warning}");
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {} not exported: {e}", scenario.name);
+                all_sent = false;
+            }
+        }
+    }
+    Ok(all_sent)
+}
+
 type Judged<'a> = (&'a Scenario, Result<(ReplayOutcome, Verdict), String>);
 
 /// Prints or writes every replay's output in the chosen format.
-fn emit(args: &RunArgs, judged: &[Judged<'_>]) -> std::io::Result<()> {
+fn emit(args: &RunArgs, judged: &[Judged<'_>], anchors: &[Epoch]) -> std::io::Result<()> {
     if args.format == Format::Junit {
         let cases: Vec<JunitCase<'_>> = judged
             .iter()
@@ -279,8 +563,31 @@ fn emit(args: &RunArgs, judged: &[Judged<'_>]) -> std::io::Result<()> {
         };
     }
     let mut json_documents = Vec::new();
-    for (scenario, result) in judged {
+    if args.format == Format::Html && args.out.is_none() && judged.len() > 1 {
+        return Err(std::io::Error::other(
+            "--format html writes one page per replay: give --out DIR",
+        ));
+    }
+    let mut stdout = std::io::stdout().lock();
+    for ((scenario, result), anchor) in judged.iter().zip(anchors) {
         let text = match (result, args.format) {
+            (Err(e), Format::Ndjson) => {
+                eprintln!("ERROR {}: {e}", scenario.name);
+                String::new()
+            }
+            (Ok((outcome, _)), Format::Ndjson) => report::ndjson::ndjson(outcome, *anchor),
+            (Err(e), Format::OtlpJson) => {
+                eprintln!("ERROR {}: {e}", scenario.name);
+                String::new()
+            }
+            (Err(e), Format::Html) => {
+                eprintln!("ERROR {}: {e}", scenario.name);
+                String::new()
+            }
+            (Ok((outcome, _)), Format::Html) => report::html::waterfall(outcome, *anchor),
+            (Ok((outcome, _)), Format::OtlpJson) => {
+                report::otlp::otlp_json(outcome, *anchor) + "\n"
+            }
             (Err(e), Format::Json) => {
                 serde_json::json!({ "scenario": scenario.name, "error": e }).to_string() + "\n"
             }
@@ -301,10 +608,12 @@ fn emit(args: &RunArgs, judged: &[Judged<'_>]) -> std::io::Result<()> {
         };
         match &args.out {
             Some(dir) => {
-                let ext = if args.format == Format::Json {
-                    "json"
-                } else {
-                    "txt"
+                let ext = match args.format {
+                    Format::Json => "json",
+                    Format::Ndjson => "ndjson",
+                    Format::OtlpJson => "otlp.json",
+                    Format::Html => "html",
+                    _ => "txt",
                 };
                 write_atomically(&dir.join(format!("{}.{ext}", scenario.name)), &text)?;
                 if let Err(e) = result {
@@ -315,7 +624,7 @@ fn emit(args: &RunArgs, judged: &[Judged<'_>]) -> std::io::Result<()> {
                     }
                 }
             }
-            None if args.format != Format::Json => print!("{text}"),
+            None if args.format != Format::Json => stdout.write_all(text.as_bytes())?,
             None => {}
         }
     }
@@ -356,7 +665,7 @@ fn render(
         Format::RequestIds if side_by_side => out.push_str(&report::side_by_side(outcome)),
         Format::RequestIds => out.push_str(&report::request_id_view(outcome)),
         Format::Timings => out.push_str(&report::timing_view(outcome)),
-        Format::Json | Format::Junit => {}
+        Format::Json | Format::Junit | Format::Ndjson | Format::OtlpJson | Format::Html => {}
     }
     if format == Format::All {
         out.push_str(&report::bottleneck_lines(outcome));

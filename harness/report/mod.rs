@@ -1,6 +1,12 @@
 //! Every output format of a replay: the span tree, the seed-style log view, the request-ID log
 //! view, and failure diagnostics. Computes no facts of its own.
 
+pub mod epoch;
+pub mod html;
+pub mod ndjson;
+pub mod otlp;
+pub mod otlp_http;
+
 use std::fmt::Write as _;
 
 use crate::booking::operation_label;
