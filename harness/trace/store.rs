@@ -112,9 +112,64 @@ pub struct TraceStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    spans: Vec<SpanData>,
-    logs: Vec<LogLine>,
-    open: Vec<(u64, SpanRef)>,
+    spans: Chunked<SpanData>,
+    logs: Chunked<LogLine>,
+    /// Spans not closed yet, by slot: a closing span frees its slot in O(1) however many flows
+    /// are in flight, and freed slots are reused.
+    open: Vec<Option<(u64, SpanRef)>>,
+    free_slots: Vec<usize>,
+}
+
+/// Items in fixed-size chunks: pushing never moves what is already stored (no reallocation
+/// copying a large `Vec` mid-replay) and at most one chunk is spare capacity.
+#[derive(Debug)]
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    /// Emptied chunks kept by [`Chunked::clear`] for reuse, as `Vec::clear` keeps capacity.
+    spare: Vec<Vec<T>>,
+}
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
+}
+
+impl<T> Chunked<T> {
+    /// Items per chunk: a few hundred KiB of spans, and a replay's first chunk arrives at once.
+    const CHUNK_LEN: usize = 1024;
+
+    fn push(&mut self, item: T) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < Self::CHUNK_LEN => chunk.push(item),
+            _ => {
+                let mut chunk = self
+                    .spare
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(Self::CHUNK_LEN));
+                chunk.push(item);
+                self.chunks.push(chunk);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        for mut chunk in self.chunks.drain(..) {
+            chunk.clear();
+            self.spare.push(chunk);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
 }
 
 impl TraceStore {
@@ -131,16 +186,44 @@ impl TraceStore {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn opened(&self, seq: u64, span: SpanRef) {
-        self.lock().open.push((seq, span));
+    /// Records that a span opened; returns the slot to hand back to [`TraceStore::closed`].
+    pub(crate) fn opened(&self, seq: u64, span: SpanRef) -> usize {
+        let mut inner = self.lock();
+        match inner.free_slots.pop() {
+            Some(slot) => {
+                inner.open[slot] = Some((seq, span));
+                slot
+            }
+            None => {
+                inner.open.push(Some((seq, span)));
+                inner.open.len() - 1
+            }
+        }
     }
 
-    pub(crate) fn closed(&self, data: SpanData) {
+    pub(crate) fn closed(&self, open_slot: usize, data: SpanData) {
         let mut inner = self.lock();
-        if let Some(i) = inner.open.iter().rposition(|(seq, _)| *seq == data.seq) {
-            inner.open.swap_remove(i);
+        if let Some(entry) = inner.open.get_mut(open_slot) {
+            if entry.is_some_and(|(seq, _)| seq == data.seq) {
+                *entry = None;
+                inner.free_slots.push(open_slot);
+            }
         }
         inner.spans.push(data);
+    }
+
+    /// Forgets every closed span and log line captured so far, keeping the memory for reuse as
+    /// `Vec::clear` does; open spans stay open. For long runs (benchmarks, soak tests) that
+    /// snapshot and drop as they go.
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.spans.clear();
+        inner.logs.clear();
+    }
+
+    /// How many spans have closed so far.
+    pub fn span_count(&self) -> usize {
+        self.lock().spans.len()
     }
 
     pub(crate) fn logged(&self, line: LogLine) {
@@ -150,11 +233,11 @@ impl TraceStore {
     /// Everything captured so far, in creation order.
     pub fn snapshot(&self) -> Captured {
         let inner = self.lock();
-        let mut spans = inner.spans.clone();
+        let mut spans: Vec<SpanData> = inner.spans.iter().cloned().collect();
         spans.sort_by_key(|s| s.seq);
-        let mut logs = inner.logs.clone();
+        let mut logs: Vec<LogLine> = inner.logs.iter().cloned().collect();
         logs.sort_by_key(|l| l.seq);
-        let mut open = inner.open.clone();
+        let mut open: Vec<(u64, SpanRef)> = inner.open.iter().flatten().copied().collect();
         open.sort_by_key(|(seq, _)| *seq);
         Captured {
             spans,
