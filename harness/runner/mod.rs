@@ -5,6 +5,8 @@
 //! `tracing` dispatcher, so the service's spawned tasks all see the replay's capture layer and
 //! replays never share state.
 
+pub mod load;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;

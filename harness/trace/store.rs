@@ -226,6 +226,11 @@ impl TraceStore {
         self.lock().spans.len()
     }
 
+    /// How many log lines have been captured so far.
+    pub fn log_count(&self) -> usize {
+        self.lock().logs.len()
+    }
+
     pub(crate) fn logged(&self, line: LogLine) {
         self.lock().logs.push(line);
     }
