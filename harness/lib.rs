@@ -22,6 +22,7 @@ pub mod booking;
 pub mod clock;
 pub mod expect;
 pub mod mocks;
+pub mod overhead;
 pub mod report;
 pub mod runner;
 pub mod scenario;

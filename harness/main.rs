@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use trace_harness::expect::{self, Verdict};
+use trace_harness::overhead::{self, OverheadOptions};
 use trace_harness::report;
+use trace_harness::runner::load::Transport;
 use trace_harness::runner::{self, ReplayOptions, ReplayOutcome};
 use trace_harness::scenario::{Scenario, ScenarioError};
 
@@ -46,6 +48,26 @@ enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Measure what tracing costs the booking flow on this machine.
+    ///
+    /// Runs the scenario's booking flow (booking, calendar call, webhook by cron) traced and
+    /// untraced, alternating in rounds so that load on the machine hits both alike, and prints
+    /// the median per-flow cost of each, their ratio and its spread across rounds.
+    #[command(
+        after_help = "Examples:\n  trace-harness overhead\n  trace-harness overhead --flows 5000 --http\n\nReading it: an overhead inside the rounds' quartiles is noise, not cost."
+    )]
+    Overhead {
+        /// Flows per side (traced and untraced), run in rounds of 25.
+        #[arg(long, default_value_t = 1000)]
+        flows: usize,
+        /// Reach the service over loopback HTTP, as a real caller does (default: in-process
+        /// through its router; the service's own calls to its peers are HTTP either way).
+        #[arg(long)]
+        http: bool,
+        /// The scenario whose booking flow is measured.
+        #[arg(long, default_value_os_t = overhead::default_scenario())]
+        scenario: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,6 +91,73 @@ fn main() -> ExitCode {
             no_tracing,
             jobs,
         } => run(&paths, format, !no_tracing, jobs),
+        Command::Overhead {
+            flows,
+            http,
+            scenario,
+        } => measure_overhead(&scenario, flows, http),
+    }
+}
+
+fn measure_overhead(path: &Path, flows: usize, http: bool) -> ExitCode {
+    let scenario = match Scenario::load(path) {
+        Ok(scenario) => scenario,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let options = OverheadOptions {
+        flows,
+        transport: if http {
+            Transport::Http
+        } else {
+            Transport::InProcess
+        },
+    };
+    let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    let bar = interactive.then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} rounds, {eta} left",
+        )
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_message("traced vs untraced");
+        bar
+    });
+    let mut last_tenth = 0;
+    let result = overhead::measure(&scenario, &options, |done, total| match &bar {
+        Some(bar) => {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+        None => {
+            // Plain progress for logs: a line every tenth of the way.
+            let tenth = done * 10 / total.max(1);
+            if tenth > last_tenth {
+                last_tenth = tenth;
+                eprintln!("overhead: {done}/{total} rounds");
+            }
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    match result {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ overhead::OverheadError::Flows(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
     }
 }
 

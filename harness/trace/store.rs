@@ -120,11 +120,14 @@ struct Inner {
     free_slots: Vec<usize>,
 }
 
-/// Items in fixed-size chunks: pushing never moves what is already stored (no reallocation
-/// copying a large `Vec` mid-replay) and at most one chunk is spare capacity.
+/// Items in chunks that never move once allocated: pushing never copies what is already
+/// stored (no reallocation of one large `Vec` mid-replay). Chunks double from a small first one
+/// up to [`Chunked::MAX_CHUNK_LEN`], so a short replay stays small and a long one wastes at
+/// most one partly filled chunk.
 #[derive(Debug)]
 struct Chunked<T> {
     chunks: Vec<Vec<T>>,
+    len: usize,
     /// Emptied chunks kept by [`Chunked::clear`] for reuse, as `Vec::clear` keeps capacity.
     spare: Vec<Vec<T>>,
 }
@@ -133,27 +136,34 @@ impl<T> Default for Chunked<T> {
     fn default() -> Self {
         Chunked {
             chunks: Vec::new(),
+            len: 0,
             spare: Vec::new(),
         }
     }
 }
 
 impl<T> Chunked<T> {
-    /// Items per chunk: a few hundred KiB of spans, and a replay's first chunk arrives at once.
-    const CHUNK_LEN: usize = 1024;
+    const FIRST_CHUNK_LEN: usize = 16;
+    const MAX_CHUNK_LEN: usize = 1024;
 
     fn push(&mut self, item: T) {
-        match self.chunks.last_mut() {
-            Some(chunk) if chunk.len() < Self::CHUNK_LEN => chunk.push(item),
-            _ => {
-                let mut chunk = self
-                    .spare
-                    .pop()
-                    .unwrap_or_else(|| Vec::with_capacity(Self::CHUNK_LEN));
+        self.len += 1;
+        if let Some(chunk) = self.chunks.last_mut() {
+            if chunk.len() < chunk.capacity() {
                 chunk.push(item);
-                self.chunks.push(chunk);
+                return;
             }
         }
+        let wanted = self
+            .len
+            .next_power_of_two()
+            .clamp(Self::FIRST_CHUNK_LEN, Self::MAX_CHUNK_LEN);
+        let mut chunk = match self.spare.pop() {
+            Some(chunk) if chunk.capacity() >= wanted => chunk,
+            _ => Vec::with_capacity(wanted),
+        };
+        chunk.push(item);
+        self.chunks.push(chunk);
     }
 
     fn clear(&mut self) {
@@ -161,10 +171,13 @@ impl<T> Chunked<T> {
             chunk.clear();
             self.spare.push(chunk);
         }
+        // Largest last, so the next pushes reuse the biggest chunks first.
+        self.spare.sort_by_key(Vec::capacity);
+        self.len = 0;
     }
 
     fn len(&self) -> usize {
-        self.chunks.iter().map(Vec::len).sum()
+        self.len
     }
 
     fn iter(&self) -> impl Iterator<Item = &T> {
