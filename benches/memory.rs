@@ -4,8 +4,8 @@
 //! criterion's figures for `benches/report.py`. `--test` runs a small case and writes nothing.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::Path;
 use std::cell::Cell;
+use std::path::Path;
 use std::sync::Arc;
 
 use trace_harness::runner::load::{replay_flows, LoadOptions, Transport};
@@ -91,7 +91,14 @@ fn lifecycles(n: usize, event: bool) -> Row {
     });
     let (spans, log_lines) = (store.span_count(), store.log_count());
     Row {
-        case: format!("{}/{n}", if event { "span_with_event" } else { "span_only" }),
+        case: format!(
+            "{}/{n}",
+            if event {
+                "span_with_event"
+            } else {
+                "span_only"
+            }
+        ),
         spans,
         log_lines,
         bytes: store_bytes(store),
@@ -119,7 +126,11 @@ fn main() {
     let scenario = Scenario::load(&root.join("scenarios/calendar_failure.toml"))
         .expect("scenarios/calendar_failure.toml loads");
     let rows = if test_mode {
-        vec![lifecycles(100, false), lifecycles(100, true), flows(&scenario, 10)]
+        vec![
+            lifecycles(100, false),
+            lifecycles(100, true),
+            flows(&scenario, 10),
+        ]
     } else {
         vec![
             lifecycles(10_000, false),

@@ -54,7 +54,7 @@ enum Command {
     /// untraced, alternating in rounds so that load on the machine hits both alike, and prints
     /// the median per-flow cost of each, their ratio and its spread across rounds.
     #[command(
-        after_help = "Examples:\n  trace-harness overhead\n  trace-harness overhead --flows 5000 --http\n\nReading it: an overhead inside the rounds' quartiles is noise, not cost."
+        after_help = "Examples:\n  trace-harness overhead\n  trace-harness overhead --flows 5000 --http\n  trace-harness overhead --http --noise-floor\n\nReading it: an overhead inside the rounds' quartiles is noise, not cost."
     )]
     Overhead {
         /// Flows per side (traced and untraced), run in rounds of 25.
@@ -64,6 +64,10 @@ enum Command {
         /// through its router; the service's own calls to its peers are HTTP either way).
         #[arg(long)]
         http: bool,
+        /// Run both sides untraced (an A/A run) to see how much this machine's noise alone
+        /// moves the ratio.
+        #[arg(long)]
+        noise_floor: bool,
         /// The scenario whose booking flow is measured.
         #[arg(long, default_value_os_t = overhead::default_scenario())]
         scenario: PathBuf,
@@ -94,12 +98,13 @@ fn main() -> ExitCode {
         Command::Overhead {
             flows,
             http,
+            noise_floor,
             scenario,
-        } => measure_overhead(&scenario, flows, http),
+        } => measure_overhead(&scenario, flows, http, noise_floor),
     }
 }
 
-fn measure_overhead(path: &Path, flows: usize, http: bool) -> ExitCode {
+fn measure_overhead(path: &Path, flows: usize, http: bool, noise_floor: bool) -> ExitCode {
     let scenario = match Scenario::load(path) {
         Ok(scenario) => scenario,
         Err(e) => {
@@ -114,6 +119,7 @@ fn measure_overhead(path: &Path, flows: usize, http: bool) -> ExitCode {
         } else {
             Transport::InProcess
         },
+        noise_floor,
     };
     let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
     let bar = interactive.then(|| {

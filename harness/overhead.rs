@@ -2,7 +2,10 @@
 //! the ratio of the same flow traced and untraced, interleaved round by round so that drift in
 //! the machine's load hits both sides alike.
 //!
-//! This is the one place that reads the wall clock: it measures real cost, it replays nothing.
+//! This is the one place that reads real clocks: it measures real cost, it replays nothing.
+//! Two are read. Wall time is what a user waits; the process's CPU time (all its threads: the
+//! caller, the service, the mocks) is what the flow costs, and unlike wall time it does not
+//! move when other programs load the machine, so the ratio is taken on it.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -22,6 +25,8 @@ pub struct OverheadOptions {
     /// Flows per side (traced, untraced).
     pub flows: usize,
     pub transport: Transport,
+    /// Both sides untraced (an A/A run): the "overhead" it prints is this machine's noise floor.
+    pub noise_floor: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,12 +44,18 @@ pub enum OverheadError {
 pub struct OverheadReport {
     pub scenario: String,
     pub transport: Transport,
+    pub noise_floor: bool,
     pub rounds: usize,
     pub flows_per_round: usize,
+    /// Per-flow CPU time of the whole process, in microseconds.
     pub untraced: Spread,
     pub traced: Spread,
-    /// Round by round traced/untraced: its median is the overhead, its quartiles the noise.
+    /// Round by round traced/untraced CPU time: its median is the overhead, its quartiles the
+    /// noise.
     pub ratio: Spread,
+    /// Per-flow wall time, in microseconds, for reference.
+    pub untraced_wall: Spread,
+    pub traced_wall: Spread,
 }
 
 /// Median and quartiles of a sample.
@@ -97,18 +108,20 @@ pub fn measure(
             },
         )
     };
-    let mut sides = [rig(false)?, rig(true)?];
+    let mut sides = [rig(false)?, rig(!options.noise_floor)?];
     // One round each, unmeasured: connection pools, SQLite's cache and the allocator warm up.
     for side in &mut sides {
         run_round(side, "warm-up")?;
     }
     let rounds = options.flows / ROUND_FLOWS;
     let mut per_flow_us = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
+    let mut wall_us = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
     for round in 0..rounds {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
-            let elapsed = run_round(&mut sides[i], if i == 0 { "untraced" } else { "traced" })?;
-            per_flow_us[i].push(elapsed.as_secs_f64() * 1e6 / ROUND_FLOWS as f64);
+            let cost = run_round(&mut sides[i], if i == 0 { "untraced" } else { "traced" })?;
+            per_flow_us[i].push(cost.cpu.as_secs_f64() * 1e6 / ROUND_FLOWS as f64);
+            wall_us[i].push(cost.wall.as_secs_f64() * 1e6 / ROUND_FLOWS as f64);
         }
         on_round(round + 1, rounds);
     }
@@ -130,23 +143,60 @@ pub fn measure(
     Ok(OverheadReport {
         scenario: scenario.name.clone(),
         transport: options.transport,
+        noise_floor: options.noise_floor,
         rounds,
         flows_per_round: ROUND_FLOWS,
         untraced: spread(&per_flow_us[0]),
         traced: spread(&per_flow_us[1]),
         ratio: spread(&ratios),
+        untraced_wall: spread(&wall_us[0]),
+        traced_wall: spread(&wall_us[1]),
     })
+}
+
+/// What one round cost.
+struct Cost {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// CPU time consumed so far by every thread of this process.
+#[cfg(unix)]
+fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec and the clock id is a constant POSIX names.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Without a process CPU clock the wall clock stands in (see [`run_round`]).
+#[cfg(not(unix))]
+fn process_cpu_time() -> Duration {
+    Duration::ZERO
 }
 
 /// One round of [`ROUND_FLOWS`] flows, one after another; the store is emptied afterwards,
 /// outside the timing, so memory stays flat over long runs.
-fn run_round(rig: &mut FlowRig, side: &'static str) -> Result<Duration, OverheadError> {
-    let start = Instant::now();
+fn run_round(rig: &mut FlowRig, side: &'static str) -> Result<Cost, OverheadError> {
+    let (start, cpu_start) = (Instant::now(), process_cpu_time());
     let mut failed = 0;
     for _ in 0..ROUND_FLOWS {
         failed += rig.run(1)?.failed_flows;
     }
-    let elapsed = start.elapsed();
+    let wall = start.elapsed();
+    let cpu = match process_cpu_time().saturating_sub(cpu_start) {
+        Duration::ZERO => wall,
+        cpu => cpu,
+    };
     rig.store().clear();
     if failed > 0 {
         return Err(OverheadError::FailedFlows {
@@ -154,7 +204,7 @@ fn run_round(rig: &mut FlowRig, side: &'static str) -> Result<Duration, Overhead
             flows: failed,
         });
     }
-    Ok(elapsed)
+    Ok(Cost { wall, cpu })
 }
 
 /// The default scenario: the seed's first, whose flow crosses every boundary the service has.
@@ -176,11 +226,20 @@ impl fmt::Display for OverheadReport {
             self.rounds,
             self.flows_per_round
         )?;
-        for (name, s) in [("untraced", self.untraced), ("traced", self.traced)] {
+        if self.noise_floor {
             writeln!(
                 f,
-                "  {name:<9} {:>9.1} µs/flow  (median; quartiles {:.1}–{:.1})",
-                s.median, s.p25, s.p75
+                "  A/A run: both sides untraced, so the overhead below is noise, not tracing"
+            )?;
+        }
+        for (name, cpu, wall) in [
+            ("untraced", self.untraced, self.untraced_wall),
+            ("traced", self.traced, self.traced_wall),
+        ] {
+            writeln!(
+                f,
+                "  {name:<9} {:>9.1} µs/flow CPU  (median; quartiles {:.1}–{:.1}); wall {:.1} µs/flow",
+                cpu.median, cpu.p25, cpu.p75, wall.median
             )?;
         }
         let pct = |r: f64| (r - 1.0) * 100.0;
@@ -220,6 +279,7 @@ mod tests {
         let options = OverheadOptions {
             flows: ROUND_FLOWS * 2,
             transport: Transport::InProcess,
+            noise_floor: false,
         };
         let mut seen = Vec::new();
         let report = measure(&scenario, &options, |done, total| seen.push((done, total))).unwrap();
@@ -227,7 +287,10 @@ mod tests {
         assert!(report.untraced.median > 0.0 && report.traced.median > 0.0);
         assert!(report.ratio.median.is_finite());
         let text = report.to_string();
-        assert!(text.contains("µs/flow") && text.contains("overhead"), "{text}");
+        assert!(
+            text.contains("µs/flow") && text.contains("overhead"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -237,6 +300,7 @@ mod tests {
         let options = OverheadOptions {
             flows: 3,
             transport: Transport::Http,
+            noise_floor: false,
         };
         let err = measure(&scenario, &options, |_, _| {}).unwrap_err();
         assert_eq!(
