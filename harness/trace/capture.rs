@@ -327,15 +327,38 @@ impl Visit for FieldVisitor<'_> {
         self.put(field, FieldValue::Bool(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        // Formatted once, straight into the string that is kept (a message arrives here as
-        // `fmt::Arguments`).
-        let text = format!("{value:?}");
+        let text = format_exact(value);
         if let Some(message) = self.message_slot(field) {
             *message = Some(text);
             return;
         }
         self.put(field, FieldValue::Str(text));
     }
+}
+
+/// `format!("{value:?}")` in one allocation of the exact size: formatting into an empty
+/// `String` grows it several times for a typical message (a message arrives as
+/// `fmt::Arguments`, whose size is unknown until written), so it is written into a reused
+/// per-thread buffer first and copied once.
+fn format_exact(value: &dyn fmt::Debug) -> String {
+    thread_local! {
+        static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    SCRATCH
+        .try_with(|scratch| {
+            let mut scratch = scratch.try_borrow_mut().ok()?;
+            scratch.clear();
+            write!(scratch, "{value:?}").ok()?;
+            let text = String::from(scratch.as_str());
+            // A huge message must not pin its buffer for the thread's lifetime.
+            if scratch.capacity() > 4096 {
+                *scratch = String::new();
+            }
+            Some(text)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| format!("{value:?}"))
 }
 
 /// How a span relates to a context that crossed a boundary.
