@@ -294,3 +294,65 @@ impl Captured {
         self.spans.iter().filter(move |s| s.parent_id() == Some(id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_keep_push_order_across_growth_and_clear() {
+        let mut items = Chunked::default();
+        for i in 0..3_000 {
+            items.push(i);
+        }
+        assert_eq!(items.len(), 3_000);
+        assert!(items.iter().copied().eq(0..3_000));
+        // Chunks double from the first one, then stay at the maximum.
+        let lens: Vec<usize> = items.chunks.iter().map(Vec::capacity).collect();
+        assert_eq!(lens[..3], [16, 32, 64]);
+        assert!(lens.iter().all(|&n| n <= Chunked::<i32>::MAX_CHUNK_LEN));
+
+        items.clear();
+        assert_eq!(items.len(), 0);
+        assert_eq!(items.iter().count(), 0);
+        for i in 0..100 {
+            items.push(i);
+        }
+        assert!(items.iter().copied().eq(0..100));
+        // The largest spare chunk is reused first, so 100 items fit in one.
+        assert_eq!(items.chunks.len(), 1);
+    }
+
+    #[test]
+    fn a_closing_span_frees_its_open_slot_for_the_next_one() {
+        let store = TraceStore::new();
+        let span = |n: u8| SpanRef {
+            trace_id: TraceId::from_bytes([n; 16]).unwrap(),
+            span_id: SpanId::from_bytes([n; 8]).unwrap(),
+            op: "op",
+        };
+        let a = store.opened(0, span(1));
+        let b = store.opened(1, span(2));
+        assert_ne!(a, b);
+        let data = |seq: u64, n: u8| SpanData {
+            seq,
+            trace_id: span(n).trace_id,
+            span_id: span(n).span_id,
+            parent: None,
+            links: Vec::new(),
+            op: "op",
+            fields: Fields::new(),
+            status: SpanStatus::Ok,
+            start: VirtualTime::ZERO,
+            end: VirtualTime::ZERO,
+            flags: TraceFlags::SAMPLED,
+            tracestate: None,
+            request_id: None,
+        };
+        store.closed(a, data(0, 1));
+        assert_eq!(store.snapshot().open, vec![span(2)]);
+        assert_eq!(store.opened(2, span(3)), a, "the freed slot is reused");
+        assert_eq!(store.snapshot().open, vec![span(2), span(3)]);
+        assert_eq!(store.span_count(), 1);
+    }
+}
