@@ -177,15 +177,22 @@ where
             fields: &mut fields,
             message: None,
         });
-        let seq = self.store.next_seq();
+        let span_id = self.ids.span_id();
+        let op = attrs.metadata().name();
+        // The store numbers the span under the lock it takes anyway, instead of an atomic.
+        let (seq, open_slot) = self.store.opened(SpanRef {
+            trace_id,
+            span_id,
+            op,
+        });
         let now = clock::now();
         let data = SpanData {
             seq,
             trace_id,
-            span_id: self.ids.span_id(),
+            span_id,
             parent,
             links: Vec::new(),
-            op: attrs.metadata().name(),
+            op,
             fields,
             status: SpanStatus::Ok,
             start: now,
@@ -194,7 +201,6 @@ where
             tracestate,
             request_id: current_request_id(),
         };
-        let open_slot = self.store.opened(seq, span_ref(&data));
         span.extensions_mut().insert(LiveSpan { data, open_slot });
     }
 
@@ -244,7 +250,8 @@ where
             Some(span_ref(live))
         });
         let line = LogLine {
-            seq: self.store.next_seq(),
+            // Numbered by the store when it takes the line.
+            seq: 0,
             at: clock::now(),
             level,
             message,

@@ -1,7 +1,6 @@
 //! `TraceStore`: every captured span and log line of one replay, in the order they happened.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::context::TraceFlags;
@@ -106,12 +105,13 @@ pub struct LogLine {
 /// What a [`super::CaptureLayer`] writes into. Cheap to share; snapshot it after the replay.
 #[derive(Debug, Default)]
 pub struct TraceStore {
-    next_seq: AtomicU64,
     inner: Mutex<Inner>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// The next creation number, shared by spans and log lines so that both sort together.
+    next_seq: u64,
     spans: Chunked<SpanData>,
     logs: Chunked<LogLine>,
     /// Spans not closed yet, by slot: a closing span frees its slot in O(1) however many flows
@@ -190,19 +190,18 @@ impl TraceStore {
         Arc::default()
     }
 
-    pub(crate) fn next_seq(&self) -> u64 {
-        self.next_seq.fetch_add(1, Ordering::Relaxed)
-    }
-
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain data behind; keep going with it.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records that a span opened; returns the slot to hand back to [`TraceStore::closed`].
-    pub(crate) fn opened(&self, seq: u64, span: SpanRef) -> usize {
+    /// Records that a span opened; returns its creation number and the slot to hand back to
+    /// [`TraceStore::closed`].
+    pub(crate) fn opened(&self, span: SpanRef) -> (u64, usize) {
         let mut inner = self.lock();
-        match inner.free_slots.pop() {
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        let slot = match inner.free_slots.pop() {
             Some(slot) => {
                 inner.open[slot] = Some((seq, span));
                 slot
@@ -211,7 +210,8 @@ impl TraceStore {
                 inner.open.push(Some((seq, span)));
                 inner.open.len() - 1
             }
-        }
+        };
+        (seq, slot)
     }
 
     pub(crate) fn closed(&self, open_slot: usize, data: SpanData) {
@@ -244,8 +244,12 @@ impl TraceStore {
         self.lock().logs.len()
     }
 
-    pub(crate) fn logged(&self, line: LogLine) {
-        self.lock().logs.push(line);
+    /// Takes a log line, giving it its creation number.
+    pub(crate) fn logged(&self, mut line: LogLine) {
+        let mut inner = self.lock();
+        line.seq = inner.next_seq;
+        inner.next_seq += 1;
+        inner.logs.push(line);
     }
 
     /// Everything captured so far, in creation order.
@@ -331,8 +335,9 @@ mod tests {
             span_id: SpanId::from_bytes([n; 8]).unwrap(),
             op: "op",
         };
-        let a = store.opened(0, span(1));
-        let b = store.opened(1, span(2));
+        let (seq_a, a) = store.opened(span(1));
+        let (seq_b, b) = store.opened(span(2));
+        assert_eq!((seq_a, seq_b), (0, 1));
         assert_ne!(a, b);
         let data = |seq: u64, n: u8| SpanData {
             seq,
@@ -351,7 +356,7 @@ mod tests {
         };
         store.closed(a, data(0, 1));
         assert_eq!(store.snapshot().open, vec![span(2)]);
-        assert_eq!(store.opened(2, span(3)), a, "the freed slot is reused");
+        assert_eq!(store.opened(span(3)), (2, a), "the freed slot is reused");
         assert_eq!(store.snapshot().open, vec![span(2), span(3)]);
         assert_eq!(store.span_count(), 1);
     }
