@@ -122,15 +122,16 @@ fn measure_overhead(path: &Path, flows: usize, http: bool, noise_floor: bool) ->
         noise_floor,
     };
     let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    let rounds_style = indicatif::ProgressStyle::with_template(
+        "{spinner} {msg} [{bar:30}] {pos}/{len} rounds, {eta} left",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     let bar = interactive.then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        let style = indicatif::ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:30}] {pos}/{len} rounds, {eta} left",
-        )
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.set_message("traced vs untraced");
+        // A spinner while the service and mocks start; the bar once the rounds are known.
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message("starting the service and mocks");
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
         bar
     });
     let mut last_tenth = 0;
@@ -138,6 +139,10 @@ fn measure_overhead(path: &Path, flows: usize, http: bool, noise_floor: bool) ->
         Some(bar) => {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
+            if done == 0 {
+                bar.set_style(rounds_style.clone());
+                bar.set_message("traced vs untraced");
+            }
         }
         None => {
             // Plain progress for logs: a line every tenth of the way.

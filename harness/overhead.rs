@@ -90,7 +90,8 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Runs `options.flows` flows of `scenario` on each side in rounds of [`ROUND_FLOWS`],
-/// alternating which side goes first. `on_round(done, total)` reports progress.
+/// alternating which side goes first. `on_round(done, total)` reports progress, from
+/// `(0, total)` once both sides are up and warm.
 pub fn measure(
     scenario: &Scenario,
     options: &OverheadOptions,
@@ -114,6 +115,7 @@ pub fn measure(
         run_round(side, "warm-up")?;
     }
     let rounds = options.flows / ROUND_FLOWS;
+    on_round(0, rounds);
     let mut per_flow_us = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
     let mut wall_us = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
     for round in 0..rounds {
@@ -283,7 +285,7 @@ mod tests {
         };
         let mut seen = Vec::new();
         let report = measure(&scenario, &options, |done, total| seen.push((done, total))).unwrap();
-        assert_eq!(seen, vec![(1, 2), (2, 2)]);
+        assert_eq!(seen, vec![(0, 2), (1, 2), (2, 2)]);
         assert!(report.untraced.median > 0.0 && report.traced.median > 0.0);
         assert!(report.ratio.median.is_finite());
         let text = report.to_string();
