@@ -17,12 +17,19 @@
 //! assert!(verdict.passed(), "{}", report::diagnostics(&outcome, &verdict));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! What tracing costs is measured, not asserted: `trace-harness overhead` runs the booking flow
+//! traced and untraced in interleaved rounds and prints the ratio on this machine
+//! ([`overhead`]), [`runner::load`] replays many flows at once, and `benches/` compares the
+//! capture layer and the `traceparent` codec with `fmt` and `tracing-opentelemetry`
+//! (`BENCHMARKS.md`).
 
 pub mod booking;
 pub mod clock;
 pub mod expect;
 pub mod import;
 pub mod mocks;
+pub mod overhead;
 pub mod query;
 pub mod report;
 pub mod runner;

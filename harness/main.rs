@@ -9,9 +9,11 @@ use std::str::FromStr;
 use clap::{Parser, Subcommand, ValueEnum};
 use trace_harness::booking::{conformance, ServiceConfig};
 use trace_harness::expect::{self, Verdict};
+use trace_harness::overhead::{self, OverheadOptions};
 use trace_harness::query::{self, QueryError, QueryResult};
 use trace_harness::report::epoch::{Epoch, DEFAULT_EPOCH};
 use trace_harness::report::{self, JunitCase};
+use trace_harness::runner::load::Transport;
 use trace_harness::runner::{self, ReplayError, ReplayOptions, ReplayOutcome};
 use trace_harness::scenario::{Scenario, ScenarioError};
 
@@ -45,6 +47,30 @@ enum Command {
         /// Scenario files, or directories of them (`*.toml`).
         #[arg(default_value = "scenarios")]
         paths: Vec<PathBuf>,
+    },
+    /// Measure what tracing costs the booking flow on this machine.
+    ///
+    /// Runs the scenario's booking flow (booking, calendar call, webhook by cron) traced and
+    /// untraced, alternating in rounds so that load on the machine hits both alike, and prints
+    /// the median per-flow cost of each, their ratio and its spread across rounds.
+    #[command(
+        after_help = "Examples:\n  trace-harness overhead\n  trace-harness overhead --flows 5000 --http\n  trace-harness overhead --http --noise-floor\n\nReading it: an overhead inside the rounds' quartiles is noise, not cost."
+    )]
+    Overhead {
+        /// Flows per side (traced and untraced), run in rounds of 25.
+        #[arg(long, default_value_t = 1000)]
+        flows: usize,
+        /// Reach the service over loopback HTTP, as a real caller does (default: in-process
+        /// through its router; the service's own calls to its peers are HTTP either way).
+        #[arg(long)]
+        http: bool,
+        /// Run both sides untraced (an A/A run) to see how much this machine's noise alone
+        /// moves the ratio.
+        #[arg(long)]
+        noise_floor: bool,
+        /// The scenario whose booking flow is measured.
+        #[arg(long, default_value_os_t = overhead::default_scenario())]
+        scenario: PathBuf,
     },
     /// Print what a scenario does and what it asserts.
     #[command(after_help = "Example:\n  trace-harness explain scenarios/calendar_failure.toml")]
@@ -271,6 +297,80 @@ fn main() -> ExitCode {
             addr,
             google_calendar_url,
         } => serve(addr, google_calendar_url),
+        Command::Overhead {
+            flows,
+            http,
+            noise_floor,
+            scenario,
+        } => measure_overhead(&scenario, flows, http, noise_floor),
+    }
+}
+
+fn measure_overhead(path: &Path, flows: usize, http: bool, noise_floor: bool) -> ExitCode {
+    let scenario = match Scenario::load(path) {
+        Ok(scenario) => scenario,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let options = OverheadOptions {
+        flows,
+        transport: if http {
+            Transport::Http
+        } else {
+            Transport::InProcess
+        },
+        noise_floor,
+    };
+    let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    let rounds_style = indicatif::ProgressStyle::with_template(
+        "{spinner} {msg} [{bar:30}] {pos}/{len} rounds, {eta} left",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let bar = interactive.then(|| {
+        // A spinner while the service and mocks start; the bar once the rounds are known.
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message("starting the service and mocks");
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    let mut last_tenth = 0;
+    let result = overhead::measure(&scenario, &options, |done, total| match &bar {
+        Some(bar) => {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            if done == 0 {
+                bar.set_style(rounds_style.clone());
+                bar.set_message("traced vs untraced");
+            }
+        }
+        None => {
+            // Plain progress for logs: a line every tenth of the way.
+            let tenth = done * 10 / total.max(1);
+            if tenth > last_tenth {
+                last_tenth = tenth;
+                eprintln!("overhead: {done}/{total} rounds");
+            }
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    match result {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ overhead::OverheadError::Flows(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
     }
 }
 

@@ -169,6 +169,7 @@ pub struct BookingService {
     shutdown: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
     app: Arc<App>,
+    router: Router,
 }
 
 impl BookingService {
@@ -182,8 +183,9 @@ impl BookingService {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (shutdown, stopped) = oneshot::channel::<()>();
+        let served = router.clone();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
+            let _ = axum::serve(listener, served)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
                 })
@@ -194,7 +196,14 @@ impl BookingService {
             shutdown: Some(shutdown),
             server,
             app,
+            router,
         })
+    }
+
+    /// The service's routes, to drive it in-process (load runs, benchmarks): no socket between
+    /// the caller and the service; its own calls to its peers still go over HTTP.
+    pub fn router(&self) -> Router {
+        self.router.clone()
     }
 
     pub fn url(&self) -> String {

@@ -5,7 +5,10 @@
 //! `tracing` dispatcher, so the service's spawned tasks all see the replay's capture layer and
 //! replays never share state.
 
+pub mod load;
+
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -184,14 +187,25 @@ pub fn replay(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutco
     Ok(outcome)
 }
 
-async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
+/// The service route a cron step calls, as Cal.com's scheduler does.
+pub(crate) fn cron_path(job: CronJob) -> &'static str {
+    match job {
+        CronJob::Webhooks => "/api/cron/webhooks",
+        CronJob::Reminders => "/api/cron/workflows/scheduleEmailReminders",
+    }
+}
+
+/// Starts the scenario's mocks and returns them with the service configuration that points at
+/// them: the world a booking service runs in, for replays and load runs alike.
+pub(crate) async fn start_world(
+    scenario: &Scenario,
+    database: PathBuf,
+) -> (Vec<MockService>, ServiceConfig) {
     let mut mocks = Vec::new();
     for (name, spec) in &scenario.mocks {
         mocks.push(MockService::start(name, spec.kind, &spec.route_behaviours()).await);
     }
-    // The database outlives restarts: it is dropped with this directory, after the replay.
-    let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
-    let mut config = ServiceConfig::new(database.path().join("booking.sqlite3"), scenario.seed);
+    let mut config = ServiceConfig::new(database, scenario.seed);
     for mock in &mocks {
         match mock.kind {
             MockKind::GoogleCalendar => config.google_calendar_url = mock.base_url(),
@@ -213,6 +227,13 @@ async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutc
             reminders: e.reminders,
         })
         .collect();
+    (mocks, config)
+}
+
+async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
+    // The database outlives restarts: it is dropped with this directory, after the replay.
+    let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
+    let (mocks, mut config) = start_world(scenario, database.path().join("booking.sqlite3")).await;
     let mut service = BookingService::start(config.clone()).await?;
     let client = reqwest::Client::new();
     let mut attendees = ChaCha8Rng::seed_from_u64(trace::splitmix64(scenario.seed ^ 0x4154_5445));
@@ -229,13 +250,7 @@ async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutc
                 let body = serde_json::to_string(&request).unwrap_or_default();
                 ("book", "/api/bookings", body, book.traceparent.clone())
             }
-            Action::Cron(CronJob::Webhooks) => ("cron", "/api/cron/webhooks", String::new(), None),
-            Action::Cron(CronJob::Reminders) => (
-                "cron",
-                "/api/cron/workflows/scheduleEmailReminders",
-                String::new(),
-                None,
-            ),
+            Action::Cron(job) => ("cron", cron_path(*job), String::new(), None),
             Action::Stripe(stripe_step) => {
                 let event = stripe_event(stripe_step, &mocks, step.at, &at).await?;
                 let sent_at = VirtualTime::from_micros(

@@ -1,20 +1,24 @@
 //! The capture `Layer`: gives every span W3C ids, times it on the flow's virtual clock and
 //! writes spans and events into a [`TraceStore`].
 
-use std::fmt;
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
 use std::future::Future;
+use std::io::Write as _;
 use std::sync::Arc;
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Span, Subscriber};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{Layer, Registry};
 
 use super::context::{TraceContext, TraceFlags};
 use super::ids::IdGenerator;
+use super::prefix::{RequestIdPrefix, SeedPrefix};
 use super::store::{
     FieldValue, Fields, LogLine, ParentKind, SpanData, SpanRef, SpanStatus, TraceStore,
 };
@@ -43,7 +47,11 @@ pub struct CaptureLayer {
     store: Arc<TraceStore>,
     ids: IdGenerator,
     tracing: bool,
+    log: Option<LogWriter>,
 }
+
+/// Writes one finished log line (newline included) somewhere: a file, stderr, a sink.
+type LogWriter = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 impl CaptureLayer {
     pub fn new(store: Arc<TraceStore>, ids: IdGenerator) -> Self {
@@ -51,6 +59,7 @@ impl CaptureLayer {
             store,
             ids,
             tracing: true,
+            log: None,
         }
     }
 
@@ -60,12 +69,76 @@ impl CaptureLayer {
             store,
             ids: IdGenerator::Random,
             tracing: false,
+            log: None,
+        }
+    }
+
+    /// Also writes every event as it happens, as one line in the seed's format:
+    /// `[trace:<trace-id> span:<span-id> op:<op>] message`, or `[Request ID: …] message` outside
+    /// a span. This is the line a service ships to its log store; the capture is unchanged.
+    pub fn with_log_writer<W>(mut self, make_writer: W) -> Self
+    where
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    {
+        self.log = Some(Box::new(move |line: &[u8]| {
+            // A log sink that fails must not take the service down with it.
+            let _ = make_writer.make_writer().write_all(line);
+        }));
+        self
+    }
+
+    fn write_log_line(&self, line: &LogLine) {
+        let Some(write) = &self.log else { return };
+        thread_local! {
+            // Reused so that writing a line allocates nothing once the buffer has grown.
+            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        LINE.with(|buf| {
+            let Ok(mut buf) = buf.try_borrow_mut() else {
+                return;
+            };
+            buf.clear();
+            let _ = match (&line.span, &line.request_id) {
+                (Some(span), _) => write!(
+                    buf,
+                    "{} ",
+                    SeedPrefix {
+                        trace: span.trace_id,
+                        span: span.span_id,
+                        op: span.op,
+                    }
+                ),
+                (None, Some(id)) => write!(buf, "{} ", RequestIdPrefix(id)),
+                (None, None) => Ok(()),
+            };
+            push_one_line(&mut buf, &line.message);
+            buf.push('\n');
+            write(buf.as_bytes());
+        });
+    }
+}
+
+/// Appends `message` with control characters escaped, so a message cannot split or forge a line.
+fn push_one_line(buf: &mut String, message: &str) {
+    if !message.chars().any(char::is_control) {
+        buf.push_str(message);
+        return;
+    }
+    for c in message.chars() {
+        if c.is_control() {
+            buf.extend(c.escape_default());
+        } else {
+            buf.push(c);
         }
     }
 }
 
 /// Per-span state, kept in the registry's extensions while the span lives.
-struct LiveSpan(SpanData);
+struct LiveSpan {
+    data: SpanData,
+    /// Where the store keeps this span's entry in its list of open spans.
+    open_slot: usize,
+}
 
 impl<S> Layer<S> for CaptureLayer
 where
@@ -88,7 +161,7 @@ where
         let inherited = span.parent().and_then(|parent| {
             let ext = parent.extensions();
             ext.get::<LiveSpan>().map(|live| {
-                let p = &live.0;
+                let p = &live.data;
                 (p.trace_id, p.span_id, p.flags, p.tracestate.clone())
             })
         });
@@ -98,29 +171,37 @@ where
             }
             None => (self.ids.trace_id(), None, TraceFlags::NEW_TRACE, None),
         };
-        let mut fields = Fields::new();
+        // Sized once: every declared field (`Empty` ones included) may be recorded later.
+        let mut fields = Fields::with_capacity(attrs.metadata().fields().len());
         attrs.record(&mut FieldVisitor {
             fields: &mut fields,
             message: None,
         });
-        let seq = self.store.next_seq();
+        let span_id = self.ids.span_id();
+        let op = attrs.metadata().name();
+        // The store numbers the span under the lock it takes anyway, instead of an atomic.
+        let (seq, open_slot) = self.store.opened(SpanRef {
+            trace_id,
+            span_id,
+            op,
+        });
+        let now = clock::now();
         let data = SpanData {
             seq,
             trace_id,
-            span_id: self.ids.span_id(),
+            span_id,
             parent,
             links: Vec::new(),
-            op: attrs.metadata().name(),
+            op,
             fields,
             status: SpanStatus::Ok,
-            start: clock::now(),
-            end: clock::now(),
+            start: now,
+            end: now,
             flags,
             tracestate,
             request_id: current_request_id(),
         };
-        self.store.opened(seq, span_ref(&data));
-        span.extensions_mut().insert(LiveSpan(data));
+        span.extensions_mut().insert(LiveSpan { data, open_slot });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -128,7 +209,7 @@ where
         let mut ext = span.extensions_mut();
         if let Some(live) = ext.get_mut::<LiveSpan>() {
             values.record(&mut FieldVisitor {
-                fields: &mut live.0.fields,
+                fields: &mut live.data.fields,
                 message: None,
             });
         }
@@ -137,54 +218,63 @@ where
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
         let Some(cause) = ctx
             .span(follows)
-            .and_then(|s| s.extensions().get::<LiveSpan>().map(|l| l.0.span_id))
+            .and_then(|s| s.extensions().get::<LiveSpan>().map(|l| l.data.span_id))
         else {
             return;
         };
         if let Some(span) = ctx.span(id) {
             let mut ext = span.extensions_mut();
             if let Some(live) = ext.get_mut::<LiveSpan>() {
-                live.0.links.push(cause);
+                live.data.links.push(cause);
             }
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = Fields::new();
+        let metadata = event.metadata();
+        // The message is usually one of the declared fields and is kept apart from them.
+        let mut fields = Fields::with_capacity(metadata.fields().len().saturating_sub(1));
         let mut message = None;
         event.record(&mut FieldVisitor {
             fields: &mut fields,
             message: Some(&mut message),
         });
         let message = message.unwrap_or_default();
-        let level = *event.metadata().level();
+        let level = *metadata.level();
         let span = ctx.event_span(event).and_then(|span| {
             let mut ext = span.extensions_mut();
-            let live = &mut ext.get_mut::<LiveSpan>()?.0;
+            let live = &mut ext.get_mut::<LiveSpan>()?.data;
             if level == tracing::Level::ERROR && live.status == SpanStatus::Ok {
                 live.status = SpanStatus::Error(message.clone());
             }
             Some(span_ref(live))
         });
-        self.store.logged(LogLine {
-            seq: self.store.next_seq(),
+        let line = LogLine {
+            // Numbered by the store when it takes the line.
+            seq: 0,
             at: clock::now(),
             level,
             message,
             fields,
-            target: event.metadata().target(),
+            target: metadata.target(),
             span,
             request_id: current_request_id(),
-        });
+        };
+        self.write_log_line(&line);
+        self.store.logged(line);
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        let Some(LiveSpan(mut data)) = span.extensions_mut().remove::<LiveSpan>() else {
+        let Some(LiveSpan {
+            mut data,
+            open_slot,
+        }) = span.extensions_mut().remove::<LiveSpan>()
+        else {
             return;
         };
         data.end = clock::try_now().unwrap_or(data.start).max(data.start);
-        self.store.closed(data);
+        self.store.closed(open_slot, data);
     }
 }
 
@@ -202,12 +292,19 @@ struct FieldVisitor<'a> {
 }
 
 impl FieldVisitor<'_> {
-    fn put(&mut self, field: &Field, value: FieldValue) {
+    /// Where the event's `message` goes, if `field` is it and this visit keeps messages apart.
+    fn message_slot(&mut self, field: &Field) -> Option<&mut Option<String>> {
         if field.name() == "message" {
-            if let Some(message) = self.message.as_deref_mut() {
-                *message = Some(value.to_string());
-                return;
-            }
+            self.message.as_deref_mut()
+        } else {
+            None
+        }
+    }
+
+    fn put(&mut self, field: &Field, value: FieldValue) {
+        if let Some(message) = self.message_slot(field) {
+            *message = Some(value.to_string());
+            return;
         }
         match self.fields.iter_mut().find(|(k, _)| *k == field.name()) {
             Some((_, slot)) => *slot = value,
@@ -218,6 +315,10 @@ impl FieldVisitor<'_> {
 
 impl Visit for FieldVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
+        if let Some(message) = self.message_slot(field) {
+            *message = Some(value.to_owned());
+            return;
+        }
         self.put(field, FieldValue::Str(value.to_owned()));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -233,8 +334,38 @@ impl Visit for FieldVisitor<'_> {
         self.put(field, FieldValue::Bool(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, FieldValue::Str(format!("{value:?}")));
+        let text = format_exact(value);
+        if let Some(message) = self.message_slot(field) {
+            *message = Some(text);
+            return;
+        }
+        self.put(field, FieldValue::Str(text));
     }
+}
+
+/// `format!("{value:?}")` in one allocation of the exact size: formatting into an empty
+/// `String` grows it several times for a typical message (a message arrives as
+/// `fmt::Arguments`, whose size is unknown until written), so it is written into a reused
+/// per-thread buffer first and copied once.
+fn format_exact(value: &dyn fmt::Debug) -> String {
+    thread_local! {
+        static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    SCRATCH
+        .try_with(|scratch| {
+            let mut scratch = scratch.try_borrow_mut().ok()?;
+            scratch.clear();
+            write!(scratch, "{value:?}").ok()?;
+            let text = String::from(scratch.as_str());
+            // A huge message must not pin its buffer for the thread's lifetime.
+            if scratch.capacity() > 4096 {
+                *scratch = String::new();
+            }
+            Some(text)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| format!("{value:?}"))
 }
 
 /// How a span relates to a context that crossed a boundary.
@@ -284,7 +415,7 @@ fn with_live<R>(span: &Span, f: impl FnOnce(&mut SpanData) -> R) -> Option<R> {
         let registry = dispatch.downcast_ref::<Registry>()?;
         let span = registry.span(id)?;
         let mut ext = span.extensions_mut();
-        ext.get_mut::<LiveSpan>().map(|live| f(&mut live.0))
+        ext.get_mut::<LiveSpan>().map(|live| f(&mut live.data))
     })
     .flatten()
 }

@@ -1,7 +1,6 @@
 //! `TraceStore`: every captured span and log line of one replay, in the order they happened.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::context::TraceFlags;
@@ -107,15 +106,84 @@ pub struct LogLine {
 /// What a [`super::CaptureLayer`] writes into. Cheap to share; snapshot it after the replay.
 #[derive(Debug, Default)]
 pub struct TraceStore {
-    next_seq: AtomicU64,
     inner: Mutex<Inner>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    spans: Vec<SpanData>,
-    logs: Vec<LogLine>,
-    open: Vec<(u64, SpanRef)>,
+    /// The next creation number, shared by spans and log lines so that both sort together.
+    next_seq: u64,
+    spans: Chunked<SpanData>,
+    logs: Chunked<LogLine>,
+    /// Spans not closed yet, by slot: a closing span frees its slot in O(1) however many flows
+    /// are in flight, and freed slots are reused.
+    open: Vec<Option<(u64, SpanRef)>>,
+    free_slots: Vec<usize>,
+}
+
+/// Items in chunks that never move once allocated: pushing never copies what is already
+/// stored (no reallocation of one large `Vec` mid-replay). Chunks double from a small first one
+/// up to [`Chunked::MAX_CHUNK_LEN`], so a short replay stays small and a long one wastes at
+/// most one partly filled chunk.
+#[derive(Debug)]
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+    /// Emptied chunks kept by [`Chunked::clear`] for reuse, as `Vec::clear` keeps capacity.
+    spare: Vec<Vec<T>>,
+}
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+            spare: Vec::new(),
+        }
+    }
+}
+
+impl<T> Chunked<T> {
+    const FIRST_CHUNK_LEN: usize = 16;
+    const MAX_CHUNK_LEN: usize = 1024;
+
+    fn push(&mut self, item: T) {
+        self.len += 1;
+        if let Some(chunk) = self.chunks.last_mut() {
+            if chunk.len() < chunk.capacity() {
+                chunk.push(item);
+                return;
+            }
+        }
+        let wanted = self
+            .len
+            .next_power_of_two()
+            .clamp(Self::FIRST_CHUNK_LEN, Self::MAX_CHUNK_LEN);
+        let mut chunk = match self.spare.pop() {
+            Some(chunk) if chunk.capacity() >= wanted => chunk,
+            _ => Vec::with_capacity(wanted),
+        };
+        chunk.push(item);
+        self.chunks.push(chunk);
+    }
+
+    fn clear(&mut self) {
+        for mut chunk in self.chunks.drain(..) {
+            chunk.clear();
+            self.spare.push(chunk);
+        }
+        // Largest last, so the next pushes reuse the biggest chunks first.
+        self.spare.sort_by_key(Vec::capacity);
+        self.len = 0;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
 }
 
 impl TraceStore {
@@ -123,39 +191,76 @@ impl TraceStore {
         Arc::default()
     }
 
-    pub(crate) fn next_seq(&self) -> u64 {
-        self.next_seq.fetch_add(1, Ordering::Relaxed)
-    }
-
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain data behind; keep going with it.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn opened(&self, seq: u64, span: SpanRef) {
-        self.lock().open.push((seq, span));
+    /// Records that a span opened; returns its creation number and the slot to hand back to
+    /// [`TraceStore::closed`].
+    pub(crate) fn opened(&self, span: SpanRef) -> (u64, usize) {
+        let mut inner = self.lock();
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        let slot = match inner.free_slots.pop() {
+            Some(slot) => {
+                inner.open[slot] = Some((seq, span));
+                slot
+            }
+            None => {
+                inner.open.push(Some((seq, span)));
+                inner.open.len() - 1
+            }
+        };
+        (seq, slot)
     }
 
-    pub(crate) fn closed(&self, data: SpanData) {
+    pub(crate) fn closed(&self, open_slot: usize, data: SpanData) {
         let mut inner = self.lock();
-        if let Some(i) = inner.open.iter().rposition(|(seq, _)| *seq == data.seq) {
-            inner.open.swap_remove(i);
+        if let Some(entry) = inner.open.get_mut(open_slot) {
+            if entry.is_some_and(|(seq, _)| seq == data.seq) {
+                *entry = None;
+                inner.free_slots.push(open_slot);
+            }
         }
         inner.spans.push(data);
     }
 
-    pub(crate) fn logged(&self, line: LogLine) {
-        self.lock().logs.push(line);
+    /// Forgets every closed span and log line captured so far, keeping the memory for reuse as
+    /// `Vec::clear` does; open spans stay open. For long runs (benchmarks, soak tests) that
+    /// snapshot and drop as they go.
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.spans.clear();
+        inner.logs.clear();
+    }
+
+    /// How many spans have closed so far.
+    pub fn span_count(&self) -> usize {
+        self.lock().spans.len()
+    }
+
+    /// How many log lines have been captured so far.
+    pub fn log_count(&self) -> usize {
+        self.lock().logs.len()
+    }
+
+    /// Takes a log line, giving it its creation number.
+    pub(crate) fn logged(&self, mut line: LogLine) {
+        let mut inner = self.lock();
+        line.seq = inner.next_seq;
+        inner.next_seq += 1;
+        inner.logs.push(line);
     }
 
     /// Everything captured so far, in creation order.
     pub fn snapshot(&self) -> Captured {
         let inner = self.lock();
-        let mut spans = inner.spans.clone();
+        let mut spans: Vec<SpanData> = inner.spans.iter().cloned().collect();
         spans.sort_by_key(|s| s.seq);
-        let mut logs = inner.logs.clone();
+        let mut logs: Vec<LogLine> = inner.logs.iter().cloned().collect();
         logs.sort_by_key(|l| l.seq);
-        let mut open = inner.open.clone();
+        let mut open: Vec<(u64, SpanRef)> = inner.open.iter().flatten().copied().collect();
         open.sort_by_key(|(seq, _)| *seq);
         Captured {
             spans,
@@ -192,5 +297,68 @@ impl Captured {
 
     pub fn children(&self, id: SpanId) -> impl Iterator<Item = &SpanData> {
         self.spans.iter().filter(move |s| s.parent_id() == Some(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_keep_push_order_across_growth_and_clear() {
+        let mut items = Chunked::default();
+        for i in 0..3_000 {
+            items.push(i);
+        }
+        assert_eq!(items.len(), 3_000);
+        assert!(items.iter().copied().eq(0..3_000));
+        // Chunks double from the first one, then stay at the maximum.
+        let lens: Vec<usize> = items.chunks.iter().map(Vec::capacity).collect();
+        assert_eq!(lens[..3], [16, 32, 64]);
+        assert!(lens.iter().all(|&n| n <= Chunked::<i32>::MAX_CHUNK_LEN));
+
+        items.clear();
+        assert_eq!(items.len(), 0);
+        assert_eq!(items.iter().count(), 0);
+        for i in 0..100 {
+            items.push(i);
+        }
+        assert!(items.iter().copied().eq(0..100));
+        // The largest spare chunk is reused first, so 100 items fit in one.
+        assert_eq!(items.chunks.len(), 1);
+    }
+
+    #[test]
+    fn a_closing_span_frees_its_open_slot_for_the_next_one() {
+        let store = TraceStore::new();
+        let span = |n: u8| SpanRef {
+            trace_id: TraceId::from_bytes([n; 16]).unwrap(),
+            span_id: SpanId::from_bytes([n; 8]).unwrap(),
+            op: "op",
+        };
+        let (seq_a, a) = store.opened(span(1));
+        let (seq_b, b) = store.opened(span(2));
+        assert_eq!((seq_a, seq_b), (0, 1));
+        assert_ne!(a, b);
+        let data = |seq: u64, n: u8| SpanData {
+            seq,
+            trace_id: span(n).trace_id,
+            span_id: span(n).span_id,
+            parent: None,
+            links: Vec::new(),
+            op: "op",
+            fields: Fields::new(),
+            status: SpanStatus::Ok,
+            start: VirtualTime::ZERO,
+            end: VirtualTime::ZERO,
+            flags: TraceFlags::SAMPLED,
+            tracestate: None,
+            request_id: None,
+        };
+        store.closed(a, data(0, 1));
+        assert_eq!(store.snapshot().open, vec![span(2)]);
+        assert_eq!(store.opened(span(3)), (2, a), "the freed slot is reused");
+        assert_eq!(store.snapshot().open, vec![span(2), span(3)]);
+        assert_eq!(store.span_count(), 1);
     }
 }

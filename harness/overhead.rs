@@ -1,0 +1,313 @@
+//! `trace-harness overhead`: what tracing costs the booking flow on this machine, measured as
+//! the ratio of the same flow traced and untraced, interleaved round by round so that drift in
+//! the machine's load hits both sides alike.
+//!
+//! This is the one place that reads real clocks: it measures real cost, it replays nothing.
+//! Two are read. Wall time is what a user waits; the process's CPU time (all its threads: the
+//! caller, the service, the mocks) is what the flow costs, and unlike wall time it does not
+//! move when other programs load the machine, so the ratio is taken on it.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::runner::load::{FlowRig, LoadError, LoadOptions, Transport};
+use crate::scenario::Scenario;
+
+/// Flows per round and side: long enough to dwarf the clock's resolution, short enough that
+/// many rounds give the median something to choose from.
+pub const ROUND_FLOWS: usize = 25;
+/// A bound on one measurement: 2 × this many flows at most.
+pub const MAX_FLOWS: usize = 1_000_000;
+
+#[derive(Clone, Debug)]
+pub struct OverheadOptions {
+    /// Flows per side (traced, untraced).
+    pub flows: usize,
+    pub transport: Transport,
+    /// Both sides untraced (an A/A run): the "overhead" it prints is this machine's noise floor.
+    pub noise_floor: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OverheadError {
+    #[error("--flows must be between {ROUND_FLOWS} and {MAX_FLOWS}, got {0}")]
+    Flows(usize),
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    #[error("{flows} of the {side} flows failed (the booking did not answer 201 Created)")]
+    FailedFlows { side: &'static str, flows: usize },
+}
+
+/// The median per-flow cost of each side, and what it says about tracing.
+#[derive(Clone, Debug)]
+pub struct OverheadReport {
+    pub scenario: String,
+    pub transport: Transport,
+    pub noise_floor: bool,
+    pub rounds: usize,
+    pub flows_per_round: usize,
+    /// Per-flow CPU time of the whole process, in microseconds.
+    pub untraced: Spread,
+    pub traced: Spread,
+    /// Round by round traced/untraced CPU time: its median is the overhead, its quartiles the
+    /// noise.
+    pub ratio: Spread,
+    /// Per-flow wall time, in microseconds, for reference.
+    pub untraced_wall: Spread,
+    pub traced_wall: Spread,
+}
+
+/// Median and quartiles of a sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    pub p25: f64,
+    pub median: f64,
+    pub p75: f64,
+}
+
+impl Spread {
+    /// `None` for an empty sample.
+    pub fn of(sample: &[f64]) -> Option<Spread> {
+        let mut sorted: Vec<f64> = sample.iter().copied().filter(|v| v.is_finite()).collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_by(f64::total_cmp);
+        Some(Spread {
+            p25: quantile(&sorted, 0.25),
+            median: quantile(&sorted, 0.5),
+            p75: quantile(&sorted, 0.75),
+        })
+    }
+}
+
+/// Linear interpolation between closest ranks, on sorted data.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let rank = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+}
+
+/// Runs `options.flows` flows of `scenario` on each side in rounds of [`ROUND_FLOWS`],
+/// alternating which side goes first. `on_round(done, total)` reports progress, from
+/// `(0, total)` once both sides are up and warm.
+pub fn measure(
+    scenario: &Scenario,
+    options: &OverheadOptions,
+    mut on_round: impl FnMut(usize, usize),
+) -> Result<OverheadReport, OverheadError> {
+    if !(ROUND_FLOWS..=MAX_FLOWS).contains(&options.flows) {
+        return Err(OverheadError::Flows(options.flows));
+    }
+    let rig = |tracing| {
+        FlowRig::start(
+            scenario,
+            LoadOptions {
+                tracing,
+                transport: options.transport,
+            },
+        )
+    };
+    let mut sides = [rig(false)?, rig(!options.noise_floor)?];
+    // One round each, unmeasured: connection pools, SQLite's cache and the allocator warm up.
+    for side in &mut sides {
+        run_round(side, "warm-up")?;
+    }
+    let rounds = options.flows / ROUND_FLOWS;
+    on_round(0, rounds);
+    let mut per_flow_us = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
+    let mut wall_us = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
+    for round in 0..rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let cost = run_round(&mut sides[i], if i == 0 { "untraced" } else { "traced" })?;
+            per_flow_us[i].push(cost.cpu.as_secs_f64() * 1e6 / ROUND_FLOWS as f64);
+            wall_us[i].push(cost.wall.as_secs_f64() * 1e6 / ROUND_FLOWS as f64);
+        }
+        on_round(round + 1, rounds);
+    }
+    let ratios: Vec<f64> = per_flow_us[1]
+        .iter()
+        .zip(&per_flow_us[0])
+        .map(|(traced, untraced)| traced / untraced)
+        .collect();
+    let [untraced_rig, traced_rig] = sides;
+    untraced_rig.stop();
+    traced_rig.stop();
+    let spread = |sample: &[f64]| {
+        Spread::of(sample).unwrap_or(Spread {
+            p25: f64::NAN,
+            median: f64::NAN,
+            p75: f64::NAN,
+        })
+    };
+    Ok(OverheadReport {
+        scenario: scenario.name.clone(),
+        transport: options.transport,
+        noise_floor: options.noise_floor,
+        rounds,
+        flows_per_round: ROUND_FLOWS,
+        untraced: spread(&per_flow_us[0]),
+        traced: spread(&per_flow_us[1]),
+        ratio: spread(&ratios),
+        untraced_wall: spread(&wall_us[0]),
+        traced_wall: spread(&wall_us[1]),
+    })
+}
+
+/// What one round cost.
+struct Cost {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// CPU time consumed so far by every thread of this process.
+#[cfg(unix)]
+fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec and the clock id is a constant POSIX names.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Without a process CPU clock the wall clock stands in (see [`run_round`]).
+#[cfg(not(unix))]
+fn process_cpu_time() -> Duration {
+    Duration::ZERO
+}
+
+/// One round of [`ROUND_FLOWS`] flows, one after another; the store is emptied afterwards,
+/// outside the timing, so memory stays flat over long runs.
+fn run_round(rig: &mut FlowRig, side: &'static str) -> Result<Cost, OverheadError> {
+    let (start, cpu_start) = (Instant::now(), process_cpu_time());
+    let mut failed = 0;
+    for _ in 0..ROUND_FLOWS {
+        failed += rig.run(1)?.failed_flows;
+    }
+    let wall = start.elapsed();
+    let cpu = match process_cpu_time().saturating_sub(cpu_start) {
+        Duration::ZERO => wall,
+        cpu => cpu,
+    };
+    rig.store().clear();
+    if failed > 0 {
+        return Err(OverheadError::FailedFlows {
+            side,
+            flows: failed,
+        });
+    }
+    Ok(Cost { wall, cpu })
+}
+
+/// The default scenario: the seed's first, whose flow crosses every boundary the service has.
+pub fn default_scenario() -> PathBuf {
+    PathBuf::from("scenarios/calendar_failure.toml")
+}
+
+impl fmt::Display for OverheadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let transport = match self.transport {
+            Transport::Http => "over loopback HTTP",
+            Transport::InProcess => "in-process",
+        };
+        writeln!(
+            f,
+            "{} flow {transport}: {} flows per side in {} interleaved rounds of {}",
+            self.scenario,
+            self.rounds * self.flows_per_round,
+            self.rounds,
+            self.flows_per_round
+        )?;
+        if self.noise_floor {
+            writeln!(
+                f,
+                "  A/A run: both sides untraced, so the overhead below is noise, not tracing"
+            )?;
+        }
+        for (name, cpu, wall) in [
+            ("untraced", self.untraced, self.untraced_wall),
+            ("traced", self.traced, self.traced_wall),
+        ] {
+            writeln!(
+                f,
+                "  {name:<9} {:>9.1} µs/flow CPU  (median; quartiles {:.1}–{:.1}); wall {:.1} µs/flow",
+                cpu.median, cpu.p25, cpu.p75, wall.median
+            )?;
+        }
+        let pct = |r: f64| (r - 1.0) * 100.0;
+        writeln!(
+            f,
+            "  overhead  {:>+8.1} %        (traced/untraced {:.3}; rounds' quartiles {:+.1} % to {:+.1} %)",
+            pct(self.ratio.median),
+            self.ratio.median,
+            pct(self.ratio.p25),
+            pct(self.ratio.p75)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(sample: &[f64], expected: Option<(f64, f64, f64)>) {
+        let got = Spread::of(sample).map(|s| (s.p25, s.median, s.p75));
+        assert_eq!(got, expected, "sample {sample:?}");
+    }
+
+    #[test]
+    fn spreads_are_interpolated_quartiles() {
+        check(&[], None);
+        check(&[3.0], Some((3.0, 3.0, 3.0)));
+        check(&[4.0, 1.0, 3.0, 2.0, 5.0], Some((2.0, 3.0, 4.0)));
+        check(&[1.0, 2.0], Some((1.25, 1.5, 1.75)));
+        check(&[f64::NAN, 2.0], Some((2.0, 2.0, 2.0)));
+    }
+
+    #[test]
+    fn a_short_measurement_reports_both_sides_and_a_ratio() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(default_scenario());
+        let scenario = Scenario::load(&path).unwrap();
+        let options = OverheadOptions {
+            flows: ROUND_FLOWS * 2,
+            transport: Transport::InProcess,
+            noise_floor: false,
+        };
+        let mut seen = Vec::new();
+        let report = measure(&scenario, &options, |done, total| seen.push((done, total))).unwrap();
+        assert_eq!(seen, vec![(0, 2), (1, 2), (2, 2)]);
+        assert!(report.untraced.median > 0.0 && report.traced.median > 0.0);
+        assert!(report.ratio.median.is_finite());
+        let text = report.to_string();
+        assert!(
+            text.contains("µs/flow") && text.contains("overhead"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn too_few_flows_are_refused_with_the_range() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(default_scenario());
+        let scenario = Scenario::load(&path).unwrap();
+        let options = OverheadOptions {
+            flows: 3,
+            transport: Transport::Http,
+            noise_floor: false,
+        };
+        let err = measure(&scenario, &options, |_, _| {}).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("--flows must be between {ROUND_FLOWS} and {MAX_FLOWS}, got 3")
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! Load runs: one scenario's bookings replayed as many concurrent flows against one booking
+//! service, for throughput benchmarks and the `overhead` command. Asserts nothing about traces
+//! beyond counting them; `expect` judges single replays.
+//!
+//! A [`FlowRig`] starts the mocks and the service once on its own current-thread runtime and
+//! `tracing` dispatcher, then runs batches: every booking step of the timeline `flows` times
+//! at once, then the timeline's cron steps, which execute the batch's webhooks. Nothing
+//! sleeps, and declared latencies are zeroed: they are virtual and would only move timestamps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Registry;
+
+use super::{booking_request, ReplayError};
+use crate::booking::{BookingService, ServiceError};
+use crate::clock::NOW_HEADER;
+use crate::mocks::MockService;
+use crate::scenario::{Action, Scenario};
+use crate::trace::{self, CaptureLayer, IdGenerator, TraceStore};
+
+/// Flows on the wire at once. Each in-flight flow holds up to four sockets (caller, service,
+/// mock, and the mock's side), so this keeps 10 000-flow runs inside common descriptor limits;
+/// the rest wait their turn, already submitted.
+pub const MAX_IN_FLIGHT: usize = 256;
+/// The most flows one batch may ask for: a bound on the store and on the service's database.
+pub const MAX_FLOWS: usize = 100_000;
+
+/// How the caller reaches the booking service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Through the service's router in the same task: no socket on the caller's side.
+    InProcess,
+    /// Real HTTP over loopback, as `replay` drives it.
+    Http,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    pub tracing: bool,
+    pub transport: Transport,
+}
+
+/// What one batch did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub flows: usize,
+    /// Flows whose booking request did not answer `201 Created`.
+    pub failed_flows: usize,
+    /// Spans and log lines the batch added to the store.
+    pub spans: usize,
+    pub log_lines: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Setup(#[from] ReplayError),
+    #[error("scenario `{0}` has no booking step to repeat")]
+    NoBooking(String),
+    #[error("{0} flows asked for; a batch holds at most {MAX_FLOWS}")]
+    TooManyFlows(usize),
+    #[error(
+        "scenario `{0}` has stripe or restart steps; load runs repeat book and cron steps only"
+    )]
+    Unsupported(String),
+    #[error("the {action} step could not reach the booking service: {reason}")]
+    Step {
+        action: &'static str,
+        reason: String,
+    },
+}
+
+/// A started booking service with its mocks, ready to run batches of flows.
+pub struct FlowRig {
+    scenario: Scenario,
+    options: LoadOptions,
+    store: Arc<TraceStore>,
+    dispatch: tracing::Dispatch,
+    runtime: tokio::runtime::Runtime,
+    parts: Option<Parts>,
+    attendees: ChaCha8Rng,
+    _database: tempfile::TempDir,
+}
+
+/// What lives on the rig's runtime.
+struct Parts {
+    mocks: Vec<MockService>,
+    service: BookingService,
+    client: reqwest::Client,
+}
+
+impl FlowRig {
+    pub fn start(scenario: &Scenario, options: LoadOptions) -> Result<Self, LoadError> {
+        let mut scenario = scenario.clone();
+        if !scenario
+            .timeline
+            .iter()
+            .any(|s| matches!(s.action, Action::Book(_)))
+        {
+            return Err(LoadError::NoBooking(scenario.name));
+        }
+        for spec in scenario.mocks.values_mut() {
+            for behaviour in &mut spec.respond {
+                behaviour.get_mut().latency = Duration::ZERO;
+            }
+        }
+        let store = TraceStore::new();
+        let capture = if options.tracing {
+            CaptureLayer::new(store.clone(), IdGenerator::seeded(scenario.seed))
+        } else {
+            CaptureLayer::without_tracing(store.clone())
+        };
+        let subscriber = Registry::default()
+            .with(Targets::new().with_target("trace_harness", tracing::Level::TRACE))
+            .with(capture);
+        let dispatch = tracing::Dispatch::new(subscriber);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ReplayError::Runtime)?;
+        let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
+        let path = database.path().join("booking.sqlite3");
+        let parts = tracing::dispatcher::with_default(&dispatch, || {
+            runtime.block_on(start_parts(&scenario, path))
+        })
+        .map_err(ReplayError::Service)?;
+        let attendees = ChaCha8Rng::seed_from_u64(trace::splitmix64(scenario.seed ^ 0x4c4f_4144));
+        Ok(FlowRig {
+            scenario,
+            options,
+            store,
+            dispatch,
+            runtime,
+            parts: Some(parts),
+            attendees,
+            _database: database,
+        })
+    }
+
+    /// Everything captured so far; [`TraceStore::clear`] it between batches to keep memory flat.
+    pub fn store(&self) -> &Arc<TraceStore> {
+        &self.store
+    }
+
+    /// Runs `flows` concurrent copies of the timeline's bookings, then its cron steps.
+    pub fn run(&mut self, flows: usize) -> Result<BatchOutcome, LoadError> {
+        if flows > MAX_FLOWS {
+            return Err(LoadError::TooManyFlows(flows));
+        }
+        let Some(parts) = &self.parts else {
+            return Ok(BatchOutcome::default());
+        };
+        let spans_before = self.store.span_count();
+        let logs_before = self.store.log_count();
+        let failed_flows = tracing::dispatcher::with_default(&self.dispatch, || {
+            self.runtime.block_on(run_batch(
+                &self.scenario,
+                parts,
+                self.options.transport,
+                flows,
+                &mut self.attendees,
+            ))
+        })?;
+        Ok(BatchOutcome {
+            flows,
+            failed_flows,
+            spans: self.store.span_count().saturating_sub(spans_before),
+            log_lines: self.store.log_count().saturating_sub(logs_before),
+        })
+    }
+
+    /// Stops the service and the mocks.
+    pub fn stop(mut self) {
+        if let Some(parts) = self.parts.take() {
+            tracing::dispatcher::with_default(&self.dispatch, || {
+                self.runtime.block_on(parts.service.stop());
+            });
+            drop(parts.mocks);
+        }
+    }
+}
+
+impl Drop for FlowRig {
+    fn drop(&mut self) {
+        if let Some(parts) = self.parts.take() {
+            tracing::dispatcher::with_default(&self.dispatch, || {
+                self.runtime.block_on(parts.service.stop());
+            });
+        }
+    }
+}
+
+/// One batch of `flows` flows on a fresh rig: start, run, stop. The store comes back with
+/// everything the batch captured.
+pub fn replay_flows(
+    scenario: &Scenario,
+    flows: usize,
+    options: LoadOptions,
+) -> Result<(BatchOutcome, Arc<TraceStore>), LoadError> {
+    let mut rig = FlowRig::start(scenario, options)?;
+    let outcome = rig.run(flows)?;
+    let store = rig.store().clone();
+    rig.stop();
+    Ok((outcome, store))
+}
+
+async fn start_parts(
+    scenario: &Scenario,
+    database: std::path::PathBuf,
+) -> Result<Parts, ServiceError> {
+    let (mocks, config) = super::start_world(scenario, database).await;
+    let service = BookingService::start(config).await?;
+    Ok(Parts {
+        mocks,
+        service,
+        client: reqwest::Client::new(),
+    })
+}
+
+/// Runs the timeline once with every booking step fanned out to `flows` flows; returns how
+/// many flows failed.
+async fn run_batch(
+    scenario: &Scenario,
+    parts: &Parts,
+    transport: Transport,
+    flows: usize,
+    attendees: &mut ChaCha8Rng,
+) -> Result<usize, LoadError> {
+    let gate = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut failed = 0;
+    for step in &scenario.timeline {
+        let at_us = step.at.as_micros().to_string();
+        match &step.action {
+            Action::Book(book) => {
+                let mut in_flight = JoinSet::new();
+                for _ in 0..flows {
+                    let body = serde_json::to_string(&booking_request(book, attendees))
+                        .unwrap_or_default();
+                    let call = Call {
+                        path: "/api/bookings",
+                        at_us: at_us.clone(),
+                        body,
+                        traceparent: book.traceparent.clone(),
+                    };
+                    let gate = gate.clone();
+                    let target = Target::of(parts, transport);
+                    in_flight.spawn(async move {
+                        // The gate is never closed, so acquiring only waits for a free place.
+                        let _permit = gate.acquire_owned().await.ok();
+                        target.send(call).await
+                    });
+                }
+                while let Some(joined) = in_flight.join_next().await {
+                    match joined {
+                        Ok(Ok(StatusCode::CREATED)) => {}
+                        Ok(Ok(_)) => failed += 1,
+                        Ok(Err(reason)) => {
+                            return Err(LoadError::Step {
+                                action: "book",
+                                reason,
+                            })
+                        }
+                        Err(join) => {
+                            return Err(LoadError::Step {
+                                action: "book",
+                                reason: join.to_string(),
+                            })
+                        }
+                    }
+                }
+            }
+            Action::Stripe(_) | Action::Restart => {
+                return Err(LoadError::Unsupported(scenario.name.clone()))
+            }
+            Action::Cron(job) => {
+                let call = Call {
+                    path: super::cron_path(*job),
+                    at_us,
+                    body: String::new(),
+                    traceparent: None,
+                };
+                let status = Target::of(parts, transport)
+                    .send(call)
+                    .await
+                    .map_err(|reason| LoadError::Step {
+                        action: "cron",
+                        reason,
+                    })?;
+                if !status.is_success() {
+                    return Err(LoadError::Step {
+                        action: "cron",
+                        reason: format!("HTTP {status}"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(failed)
+}
+
+struct Call {
+    path: &'static str,
+    at_us: String,
+    body: String,
+    traceparent: Option<String>,
+}
+
+/// Where a call goes: the router in-process, or the service's URL over loopback.
+enum Target {
+    Router(axum::Router),
+    Http {
+        client: reqwest::Client,
+        url: String,
+    },
+}
+
+impl Target {
+    fn of(parts: &Parts, transport: Transport) -> Target {
+        match transport {
+            Transport::InProcess => Target::Router(parts.service.router()),
+            Transport::Http => Target::Http {
+                client: parts.client.clone(),
+                url: parts.service.url(),
+            },
+        }
+    }
+
+    /// Sends the call and reads the whole response; the status comes back.
+    async fn send(self, call: Call) -> Result<StatusCode, String> {
+        match self {
+            Target::Router(router) => {
+                let mut request = Request::post(call.path)
+                    .header(NOW_HEADER, call.at_us)
+                    .header("content-type", "application/json");
+                if let Some(value) = call.traceparent {
+                    request = request.header(trace::TRACEPARENT, value);
+                }
+                let request = request
+                    .body(Body::from(call.body))
+                    .map_err(|e| e.to_string())?;
+                let response = router.oneshot(request).await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(status)
+            }
+            Target::Http { client, url } => {
+                let mut request = client
+                    .post(format!("{url}{}", call.path))
+                    .header(NOW_HEADER, call.at_us)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(call.body);
+                if let Some(value) = call.traceparent {
+                    request = request.header(trace::TRACEPARENT, value);
+                }
+                let response = request.send().await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                response.bytes().await.map_err(|e| e.to_string())?;
+                Ok(StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn calendar_failure() -> Scenario {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/calendar_failure.toml");
+        Scenario::load(&path).expect("the calendar-failure scenario loads")
+    }
+
+    #[test]
+    fn every_flow_of_a_batch_books_and_is_traced_in_both_transports() {
+        for transport in [Transport::InProcess, Transport::Http] {
+            let options = LoadOptions {
+                tracing: true,
+                transport,
+            };
+            let (outcome, store) = replay_flows(&calendar_failure(), 20, options).unwrap();
+            assert_eq!(outcome.failed_flows, 0, "{transport:?}");
+            // booking, calendar event, webhook scheduling, webhook execution: four per flow.
+            assert_eq!(outcome.spans, 20 * 4, "{transport:?}");
+            let captured = store.snapshot();
+            assert_eq!(captured.trace_ids().len(), 20, "one trace per flow");
+            assert!(captured.open.is_empty());
+        }
+    }
+
+    #[test]
+    fn with_tracing_off_a_batch_captures_log_lines_but_no_span() {
+        let options = LoadOptions {
+            tracing: false,
+            transport: Transport::InProcess,
+        };
+        let (outcome, _) = replay_flows(&calendar_failure(), 5, options).unwrap();
+        assert_eq!(outcome.failed_flows, 0);
+        assert_eq!(outcome.spans, 0);
+        assert!(outcome.log_lines >= 5);
+    }
+}
