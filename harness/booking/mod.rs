@@ -76,6 +76,9 @@ pub const TRACE_ID_HEADER: &str = "x-trace-id";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Header carrying the webhook payload's HMAC-SHA256, hex-encoded, as Cal.com sends it.
 pub const SIGNATURE_HEADER: &str = "x-cal-signature-256";
+/// The secret the service signs webhook deliveries with unless configured otherwise; the
+/// subscriber mocks verify with it unless a scenario gives them another (`secret = "…"`).
+pub const DEFAULT_WEBHOOK_SECRET: &str = "whsec_trace_harness";
 /// Route Stripe delivers events to, as Cal.com's Stripe app mounts it.
 pub const STRIPE_WEBHOOK_PATH: &str = "/api/integrations/stripepayment/webhook";
 /// Request headers beyond this many bytes (names and values) are refused with 431.
@@ -128,7 +131,7 @@ impl ServiceConfig {
             stripe_url: String::new(),
             email_url: String::new(),
             webhook_subscribers: Vec::new(),
-            webhook_secret: "whsec_trace_harness".to_owned(),
+            webhook_secret: DEFAULT_WEBHOOK_SECRET.to_owned(),
             stripe_webhook_secret: "whsec_stripe_trace_harness".to_owned(),
             event_types: Vec::new(),
             database,

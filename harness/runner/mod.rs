@@ -203,7 +203,15 @@ pub(crate) async fn start_world(
 ) -> (Vec<MockService>, ServiceConfig) {
     let mut mocks = Vec::new();
     for (name, spec) in &scenario.mocks {
-        mocks.push(MockService::start(name, spec.kind, &spec.route_behaviours()).await);
+        // Subscribers verify deliveries with the scenario's secret, by default the service's.
+        let secret = (spec.kind == MockKind::WebhookSubscriber).then(|| {
+            spec.secret
+                .clone()
+                .unwrap_or_else(|| crate::booking::DEFAULT_WEBHOOK_SECRET.to_owned())
+        });
+        mocks.push(
+            MockService::start_verifying(name, spec.kind, &spec.route_behaviours(), secret).await,
+        );
     }
     let mut config = ServiceConfig::new(database, scenario.seed);
     for mock in &mocks {
