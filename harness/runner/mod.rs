@@ -30,6 +30,7 @@ use crate::booking::{
 };
 use crate::clock::{VirtualTime, LATENCY_HEADER, NOW_HEADER};
 use crate::mocks::{stripe, MockKind, MockService, ReceivedRequest};
+use crate::report::privacy::PersonalKind;
 use crate::scenario::{
     Action, Attendee, BookStep, CronJob, Scenario, SignatureKind, StripeEvent, StripeStep,
 };
@@ -73,6 +74,8 @@ pub struct ReplayOutcome {
     pub restarts: u32,
     /// Per booking flow, the slowest step of its creation.
     pub bottlenecks: Vec<Bottleneck>,
+    /// Every attendee name and address the runner sent in, for `report::privacy` to redact.
+    pub personal_data: Vec<(String, PersonalKind)>,
 }
 
 /// The slowest direct step of a booking's creation and its share of the whole.
@@ -249,12 +252,17 @@ async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutc
     let mut inbound_contexts = Vec::new();
     let mut restarts = 0;
     let mut failure = None;
+    let mut personal_data = Vec::new();
     for step in &scenario.timeline {
         let at = crate::clock::Compact(step.at).to_string();
         let mut headers: Vec<(&'static str, String)> = Vec::new();
         let (action, path, body, traceparent) = match &step.action {
             Action::Book(book) => {
                 let request = booking_request(book, &mut attendees);
+                for attendee in std::iter::once(&request.responses).chain(&request.guests) {
+                    personal_data.push((attendee.name.clone(), PersonalKind::Name));
+                    personal_data.push((attendee.email.clone(), PersonalKind::Email));
+                }
                 let body = serde_json::to_string(&request).unwrap_or_default();
                 ("book", "/api/bookings", body, book.traceparent.clone())
             }
@@ -339,6 +347,7 @@ async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutc
         failed_jobs,
         restarts,
         bottlenecks: Vec::new(),
+        personal_data,
     })
 }
 
