@@ -378,3 +378,49 @@ proptest! {
         }
     }
 }
+
+/// The first plan the property shrank to (before plans kept to seated event types for
+/// several attendees): a booking the service refused answered without a trace, so the flow
+/// broke "one trace per flow" and nobody could look up why it was refused. Refusals are now
+/// traced.
+#[test]
+fn a_refused_booking_is_traced_with_its_reason() {
+    let text = r#"
+description = "shrunk fault plan: two attendees on an event type that is not seated"
+seed = 1
+
+[mocks.subscriber]
+kind = "webhook_subscriber"
+respond = [{ status = 200, latency = "0ms" }]
+
+[[timeline]]
+at = "0m"
+book = { event_type_id = 1, attendees = 2 }
+
+[[timeline]]
+at = "70m"
+cron = "webhooks"
+"#;
+    let scenario =
+        Scenario::parse(Path::new("refused.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    let outcome =
+        runner::replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let violations = expect::check_invariants(&outcome);
+    assert!(violations.is_empty(), "{violations:#?}");
+    assert_eq!(outcome.steps[0].status, 400);
+    assert!(outcome.steps[0].trace_id.is_some());
+    let refused: Vec<&str> = outcome
+        .captured
+        .logs
+        .iter()
+        .map(|l| l.message.as_str())
+        .collect();
+    assert_eq!(
+        refused,
+        ["Booking refused: event type 1 is not seated: one attendee per booking"]
+    );
+    assert!(
+        outcome.webhook_jobs.is_empty(),
+        "a refused booking schedules nothing"
+    );
+}
