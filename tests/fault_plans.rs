@@ -68,6 +68,11 @@ impl Response {
         }
     }
 
+    /// Whether the subscriber took the delivery in (a 2xx it sent, however late it arrived).
+    fn taken_in(&self) -> bool {
+        matches!(self, Response::Ok { .. } | Response::MalformedBody)
+    }
+
     /// Whether the caller sees this response as accepted (a 2xx in time, whatever the body).
     fn accepted(&self) -> bool {
         match self {
@@ -286,6 +291,37 @@ fn check(plan: &Plan, outcome: &ReplayOutcome) -> Result<(), String> {
     }
     if let Some((uid, n)) = accepted_by_uid.iter().find(|(_, n)| **n > 1) {
         return Err(format!("booking {uid}'s webhook was delivered {n} times"));
+    }
+    // On the subscriber's side: a delivery it took in (even one answered after the caller
+    // gave up, which the caller then retries) is processed once, its repeats acknowledged.
+    let mut taken_in: BTreeMap<String, usize> = BTreeMap::new();
+    for (n, request) in requests(outcome, "subscriber", "/webhook")
+        .into_iter()
+        .enumerate()
+    {
+        if served(&plan.subscriber, n).taken_in() {
+            *taken_in.entry(request.body.clone()).or_default() += 1;
+        }
+    }
+    let counts = outcome
+        .deliveries
+        .iter()
+        .find(|(mock, _)| mock == "subscriber")
+        .map(|(_, counts)| *counts)
+        .unwrap_or_default();
+    let repeats: usize = taken_in.values().map(|n| n - 1).sum();
+    if counts.processed != taken_in.len() || counts.duplicates < repeats || counts.refused != 0 {
+        return Err(format!(
+            "the subscriber took in {} distinct deliveries ({repeats} repeats) but reports {counts:?}",
+            taken_in.len()
+        ));
+    }
+    if counts.processed as i64 > total(jobs) {
+        return Err(format!(
+            "{} deliveries processed for {} jobs",
+            counts.processed,
+            total(jobs)
+        ));
     }
     if accepted_by_uid.len() as i64 != delivered {
         return Err(format!(

@@ -29,7 +29,7 @@ use crate::booking::{
     STRIPE_WEBHOOK_PATH, TRACE_ID_HEADER,
 };
 use crate::clock::{VirtualTime, LATENCY_HEADER, NOW_HEADER};
-use crate::mocks::{stripe, MockKind, MockService, ReceivedRequest};
+use crate::mocks::{stripe, DeliveryCounts, MockKind, MockService, ReceivedRequest};
 use crate::report::privacy::PersonalKind;
 use crate::scenario::{
     Action, Attendee, BookStep, CronJob, Scenario, SignatureKind, StripeEvent, StripeStep,
@@ -76,6 +76,8 @@ pub struct ReplayOutcome {
     pub bottlenecks: Vec<Bottleneck>,
     /// Every attendee name and address the runner sent in, for `report::privacy` to redact.
     pub personal_data: Vec<(String, PersonalKind)>,
+    /// What each webhook subscriber did with its deliveries, by mock name.
+    pub deliveries: Vec<(String, DeliveryCounts)>,
 }
 
 /// The slowest direct step of a booking's creation and its share of the whole.
@@ -324,8 +326,12 @@ async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutc
         }
     }
     let mut requests = Vec::new();
+    let mut deliveries = Vec::new();
     for mock in &mocks {
         requests.extend(mock.received().await);
+        if mock.kind == MockKind::WebhookSubscriber {
+            deliveries.push((mock.name.clone(), mock.delivery_counts()));
+        }
     }
     let webhook_jobs = service.webhook_job_counts().unwrap_or_default();
     let reminders = service.reminder_counts().unwrap_or_default();
@@ -348,6 +354,7 @@ async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutc
         restarts,
         bottlenecks: Vec::new(),
         personal_data,
+        deliveries,
     })
 }
 
