@@ -1,6 +1,7 @@
 //! `X-Cal-Signature-256` at the receiving end: the webhook-subscriber mock verifies deliveries
 //! as a real subscriber would, refuses forged ones (401), processes a replayed one no second
-//! time, and a subscriber with another secret makes every delivery fail with its reason.
+//! time, and a subscriber with another secret makes every delivery fail with its reason. A
+//! replayed Stripe event (same signature) is acknowledged and changes nothing.
 //!
 //! Cal.com signs the body alone (HMAC-SHA256, hex), with no timestamp and no delivery id, so
 //! "stale" cannot be detected from a signature: the last test pins that limitation down.
@@ -185,5 +186,60 @@ book = { event_type_id = 1 }
     assert!(
         error.contains("`secret` is a webhook subscriber's signing secret"),
         "{error}"
+    );
+}
+
+#[test]
+fn a_replayed_stripe_event_is_acknowledged_and_changes_nothing() {
+    // Stripe's scheme signs `t.body`: within the 5-minute tolerance a replay verifies (as a
+    // retry by Stripe would), so it must be idempotent; past it, it is stale and refused.
+    let text = r#"
+description = "the same signed payment_intent.succeeded, delivered again, then long after"
+seed = 2
+[[event_types]]
+id = 789
+price = 5000
+[mocks.stripe]
+kind = "stripe"
+[[timeline]]
+at = "0s"
+book = { event_type_id = 789 }
+[[timeline]]
+at = "28m"
+stripe = { event = "payment_intent.succeeded" }
+[[timeline]]
+at = "28m"
+stripe = { event = "payment_intent.succeeded" }
+[[timeline]]
+at = "2h"
+stripe = { event = "payment_intent.succeeded", signature = "stale" }
+"#;
+    let scenario =
+        Scenario::parse(Path::new("replayed.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    let outcome =
+        runner::replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(expect::check_invariants(&outcome).is_empty());
+    let statuses: Vec<u16> = outcome.steps.iter().map(|s| s.status).collect();
+    assert_eq!(statuses, [201, 200, 200, 400]);
+    let ops = |op: &str| outcome.captured.spans.iter().filter(|s| s.op == op).count();
+    assert_eq!(ops("booking_confirmation"), 1, "confirmed once");
+    let messages: Vec<&str> = outcome
+        .captured
+        .logs
+        .iter()
+        .map(|l| l.message.as_str())
+        .filter(|m| m.starts_with("Payment") || m.starts_with("Stripe webhook"))
+        .collect();
+    assert_eq!(
+        messages[1..3],
+        [
+            "Payment success after 28 minutes",
+            "Payment already processed"
+        ],
+        "{messages:?}"
+    );
+    assert!(
+        messages[3].contains("outside the 300s tolerance"),
+        "{messages:?}"
     );
 }
