@@ -1,6 +1,6 @@
 //! Fault plans: arbitrary combinations of mock behaviours (errors, timeouts, declared
-//! latencies, refused connections, malformed bodies) and service restarts at any step, over a
-//! few booking flows. For every plan the built-in invariants hold and every job is accounted
+//! latencies, refused connections, malformed bodies), Stripe callbacks signed validly, forged
+//! or stale, and service restarts at any step, over a few booking flows. For every plan the built-in invariants hold and every job is accounted
 //! for: after a final cron each one is `delivered` or `failed` with a reason, and nothing is
 //! delivered twice or lost.
 //!
@@ -25,6 +25,8 @@ use trace_harness::scenario::Scenario;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The event type whose bookings schedule reminders.
 const REMINDED_EVENT_TYPE: u64 = 7;
+/// The event type whose bookings pay through Stripe.
+const PAID_EVENT_TYPE: u64 = 9;
 
 /// Few cases, small replays: the whole property runs in a few seconds. A fixed seed keeps
 /// `cargo test` reproducible; `FAULT_PLAN_CASES=500 FAULT_PLAN_SEED=7` searches further.
@@ -84,9 +86,24 @@ impl Response {
     }
 }
 
+/// How the runner, acting as Stripe, signs a `payment_intent.succeeded` delivery.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Signature {
+    Valid,
+    Forged,
+    Stale,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum PlanStep {
-    Book { reminded: bool, attendees: u32 },
+    Book {
+        reminded: bool,
+        attendees: u32,
+    },
+    /// A booking of the paid event type.
+    BookPaid,
+    /// Stripe's callback about the first PaymentIntent; only rendered after a paid booking.
+    Pay(Signature),
     CronWebhooks,
     CronReminders,
     Restart,
@@ -115,6 +132,10 @@ impl Plan {
             text,
             "[[event_types]]\nid = {REMINDED_EVENT_TYPE}\nseats = 100\nreminders = true\n"
         );
+        let _ = writeln!(
+            text,
+            "[[event_types]]\nid = {PAID_EVENT_TYPE}\nprice = 5000\n\n[mocks.stripe]\nkind = \"stripe\"\n"
+        );
         let mocks = [
             ("google", "google_calendar", &self.google),
             ("subscriber", "webhook_subscriber", &self.subscriber),
@@ -128,8 +149,23 @@ impl Plan {
             );
         }
         let mut at_min = 0;
+        let mut paid = false;
         for step in &self.steps {
             let action = match step {
+                PlanStep::BookPaid => {
+                    paid = true;
+                    format!("book = {{ event_type_id = {PAID_EVENT_TYPE} }}")
+                }
+                // Stripe cannot call back about a PaymentIntent nobody created.
+                PlanStep::Pay(_) if !paid => continue,
+                PlanStep::Pay(signature) => {
+                    let signature = match signature {
+                        Signature::Valid => "valid",
+                        Signature::Forged => "forged",
+                        Signature::Stale => "stale",
+                    };
+                    format!("stripe = {{ event = \"payment_intent.succeeded\", signature = \"{signature}\" }}")
+                }
                 PlanStep::Book {
                     reminded,
                     attendees,
@@ -194,6 +230,9 @@ fn step() -> impl Strategy<Value = PlanStep> {
         1 => Just(PlanStep::CronWebhooks),
         1 => Just(PlanStep::CronReminders),
         1 => Just(PlanStep::Restart),
+        1 => Just(PlanStep::BookPaid),
+        1 => prop_oneof![Just(Signature::Valid), Just(Signature::Forged), Just(Signature::Stale)]
+            .prop_map(PlanStep::Pay),
     ]
 }
 
@@ -363,6 +402,49 @@ fn check(plan: &Plan, outcome: &ReplayOutcome) -> Result<(), String> {
     if accepted_mails as i64 != sent {
         return Err(format!(
             "the provider accepted {accepted_mails} mails but {sent} reminders are sent"
+        ));
+    }
+
+    // Stripe: only a genuine callback confirms, once however often it comes; forged and stale
+    // ones are refused and confirm nothing.
+    let mut paid = false;
+    let mut genuine = 0;
+    let stripe_steps: Vec<_> = outcome
+        .steps
+        .iter()
+        .filter(|s| s.action == "stripe")
+        .collect();
+    let mut rendered = Vec::new();
+    for step in &plan.steps {
+        match step {
+            PlanStep::BookPaid => paid = true,
+            PlanStep::Pay(signature) if paid => rendered.push(*signature),
+            _ => {}
+        }
+    }
+    for (step, signature) in stripe_steps.iter().zip(&rendered) {
+        let expected = if *signature == Signature::Valid {
+            200
+        } else {
+            400
+        };
+        if step.status != expected {
+            return Err(format!(
+                "a {signature:?} Stripe callback answered {}: {}",
+                step.status, step.body
+            ));
+        }
+        genuine += usize::from(*signature == Signature::Valid);
+    }
+    let confirmations = outcome
+        .captured
+        .spans
+        .iter()
+        .filter(|s| s.op == "booking_confirmation")
+        .count();
+    if confirmations != genuine.min(1) {
+        return Err(format!(
+            "{genuine} genuine Stripe callbacks, {confirmations} confirmations"
         ));
     }
 

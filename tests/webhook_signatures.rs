@@ -4,7 +4,8 @@
 //! replayed Stripe event (same signature) is acknowledged and changes nothing.
 //!
 //! Cal.com signs the body alone (HMAC-SHA256, hex), with no timestamp and no delivery id, so
-//! "stale" cannot be detected from a signature: the last test pins that limitation down.
+//! "stale" cannot be detected from a signature; a replay to a subscriber that forgot the
+//! original is accepted, and a test pins that limitation down.
 
 use std::collections::BTreeMap;
 use std::path::Path;
