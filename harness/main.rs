@@ -192,6 +192,10 @@ struct RunArgs {
     /// Replay with tracing opted out: spans disabled, nothing propagated.
     #[arg(long)]
     no_tracing: bool,
+    /// Show attendee names and e-mail addresses in every output and export; by default they
+    /// are replaced by `[redacted name]` and `[redacted email]`.
+    #[arg(long)]
+    show_personal_data: bool,
     /// The real instant virtual time zero stands for in exported timestamps (NDJSON, OTLP).
     #[arg(long, value_name = "RFC3339", default_value = DEFAULT_EPOCH, value_parser = parse_epoch)]
     epoch: Epoch,
@@ -550,8 +554,13 @@ fn run(args: RunArgs) -> ExitCode {
         .map(|(s, r)| {
             let judged = r
                 .map(|outcome| {
+                    // Judged on the real values; shown, by default, without personal data.
                     let verdict = expect::judge(&outcome, &s.expect);
-                    (outcome, verdict)
+                    if args.show_personal_data {
+                        (outcome, verdict)
+                    } else {
+                        report::privacy::redact(&outcome, &verdict)
+                    }
                 })
                 .map_err(|e: ReplayError| e.to_string());
             (s, judged)

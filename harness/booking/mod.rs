@@ -31,7 +31,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::oneshot;
-use tracing::{error, info, info_span, Instrument, Span};
+use tracing::{error, info, info_span, warn, Instrument, Span};
 
 use crate::clock::{self, FlowClock, VirtualTime, LATENCY_HEADER, NOW_HEADER};
 use crate::trace::{self, Relation, TraceContext};
@@ -76,6 +76,9 @@ pub const TRACE_ID_HEADER: &str = "x-trace-id";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Header carrying the webhook payload's HMAC-SHA256, hex-encoded, as Cal.com sends it.
 pub const SIGNATURE_HEADER: &str = "x-cal-signature-256";
+/// The secret the service signs webhook deliveries with unless configured otherwise; the
+/// subscriber mocks verify with it unless a scenario gives them another (`secret = "…"`).
+pub const DEFAULT_WEBHOOK_SECRET: &str = "whsec_trace_harness";
 /// Route Stripe delivers events to, as Cal.com's Stripe app mounts it.
 pub const STRIPE_WEBHOOK_PATH: &str = "/api/integrations/stripepayment/webhook";
 /// Request headers beyond this many bytes (names and values) are refused with 431.
@@ -128,7 +131,7 @@ impl ServiceConfig {
             stripe_url: String::new(),
             email_url: String::new(),
             webhook_subscribers: Vec::new(),
-            webhook_secret: "whsec_trace_harness".to_owned(),
+            webhook_secret: DEFAULT_WEBHOOK_SECRET.to_owned(),
             stripe_webhook_secret: "whsec_stripe_trace_harness".to_owned(),
             event_types: Vec::new(),
             database,
@@ -452,19 +455,8 @@ async fn create_booking(
         Ok(Json(request)) => request,
         Err(rejection) => return rejected(rejection),
     };
-    if let Err(message) = request.validate() {
-        return client_error(StatusCode::BAD_REQUEST, message);
-    }
-    let event_type = app.config.event_type(request.event_type_id);
-    if event_type.seats.is_none() && !request.guests.is_empty() {
-        return client_error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "event type {} is not seated: one attendee per booking",
-                event_type.id
-            ),
-        );
-    }
+    // The span opens before the booking's rules are checked, so a refused booking is traced
+    // too: a caller holding its X-Trace-Id can find out why.
     let span = info_span!(
         "booking_creation",
         event_type_id = request.event_type_id,
@@ -474,13 +466,28 @@ async fn create_booking(
         trace::continue_from(&span, parent, Relation::ChildOf);
     }
     let trace_id = trace::context_of(&span).map(|c| c.trace_id.to_string());
-    let mut response = match app
-        .create_booking(request, &event_type)
-        .instrument(span)
-        .await
-    {
-        Ok(booking) => (StatusCode::CREATED, Json(booking)).into_response(),
-        Err(e) => e.into_response(),
+    let event_type = app.config.event_type(request.event_type_id);
+    let refusal = request.validate().err().or_else(|| {
+        (event_type.seats.is_none() && !request.guests.is_empty()).then(|| {
+            format!(
+                "event type {} is not seated: one attendee per booking",
+                event_type.id
+            )
+        })
+    });
+    let mut response = match refusal {
+        Some(message) => {
+            span.in_scope(|| warn!("Booking refused: {message}"));
+            client_error(StatusCode::BAD_REQUEST, message)
+        }
+        None => match app
+            .create_booking(request, &event_type)
+            .instrument(span)
+            .await
+        {
+            Ok(booking) => (StatusCode::CREATED, Json(booking)).into_response(),
+            Err(e) => e.into_response(),
+        },
     };
     if let Some(trace_id) = trace_id {
         set_header(response.headers_mut(), TRACE_ID_HEADER, &trace_id);

@@ -3,12 +3,14 @@
 
 mod compare;
 mod invariants;
+mod isolation;
 mod selector;
 
 use serde::Deserialize;
 
 pub use compare::{DurationTest, Ordering, ValueTest};
 pub use invariants::check_invariants;
+pub use isolation::{check_isolation, webhook_deliveries, MAX_LISTED_FINDINGS};
 pub use selector::{Selector, SelectorError};
 
 use crate::clock::Compact;

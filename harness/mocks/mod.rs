@@ -6,14 +6,18 @@
 pub mod sendgrid;
 pub mod stripe;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
+use sha2::Sha256;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
 
+use crate::booking::SIGNATURE_HEADER;
 use crate::clock::{self, VirtualTime, FAULT_HEADER, LATENCY_HEADER, NOW_HEADER};
 use crate::trace::{TRACEPARENT, TRACESTATE};
 
@@ -209,6 +213,16 @@ pub struct MockService {
     pub name: String,
     pub kind: MockKind,
     server: MockServer,
+    check: Option<Arc<SubscriberCheck>>,
+}
+
+/// A verifying subscriber's tally: deliveries it processed, duplicates it acknowledged without
+/// processing, and deliveries it refused (401) for a missing or wrong signature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    pub processed: usize,
+    pub duplicates: usize,
+    pub refused: usize,
 }
 
 impl MockService {
@@ -219,7 +233,26 @@ impl MockService {
         kind: MockKind,
         routes: &BTreeMap<String, Vec<MockBehaviour>>,
     ) -> Self {
+        Self::start_verifying(name, kind, routes, None).await
+    }
+
+    /// Starts the mock; a webhook subscriber given a `secret` verifies each delivery's
+    /// `X-Cal-Signature-256` as a real subscriber would (see [`SubscriberCheck`]).
+    pub async fn start_verifying(
+        name: &str,
+        kind: MockKind,
+        routes: &BTreeMap<String, Vec<MockBehaviour>>,
+        secret: Option<String>,
+    ) -> Self {
         let server = MockServer::builder().start().await;
+        let check = match (kind, secret) {
+            (MockKind::WebhookSubscriber, Some(secret)) => Some(Arc::new(SubscriberCheck {
+                secret,
+                accepted: Mutex::new(HashSet::new()),
+                counts: Mutex::new(DeliveryCounts::default()),
+            })),
+            _ => None,
+        };
         for route in kind.routes() {
             let behaviours = match routes.get(*route) {
                 Some(b) if !b.is_empty() => b.clone(),
@@ -230,6 +263,7 @@ impl MockService {
                 route,
                 behaviours,
                 served: AtomicUsize::new(0),
+                check: check.clone(),
             };
             kind.mount_point(route)
                 .respond_with(responder)
@@ -240,7 +274,17 @@ impl MockService {
             name: name.to_owned(),
             kind,
             server,
+            check,
         }
+    }
+
+    /// What a verifying webhook subscriber did with the deliveries it received; all zero for
+    /// other mocks.
+    pub fn delivery_counts(&self) -> DeliveryCounts {
+        self.check
+            .as_ref()
+            .and_then(|c| c.counts.lock().ok().map(|counts| *counts))
+            .unwrap_or_default()
     }
 
     /// The base URL the booking service is configured with.
@@ -297,10 +341,110 @@ struct Sequence {
     route: &'static str,
     behaviours: Vec<MockBehaviour>,
     served: AtomicUsize,
+    check: Option<Arc<SubscriberCheck>>,
+}
+
+/// Deliveries a subscriber remembers having accepted; past this it stops remembering (and
+/// would accept a replay of an old one), so memory stays bounded on the longest load run.
+pub const MAX_REMEMBERED_DELIVERIES: usize = 1_000_000;
+
+/// What a webhook subscriber checks before it processes a delivery, as Cal.com's documentation
+/// asks of one: the hex HMAC-SHA256 of the raw body under the shared secret in
+/// `X-Cal-Signature-256`. A missing or wrong signature is refused with 401 before anything
+/// else happens.
+///
+/// Cal.com signs the body alone: no timestamp, no delivery id. So a subscriber cannot tell a
+/// *stale* delivery from a fresh one, nor an attacker's *replay* from the sender's own retry
+/// (a delivery it answered too slowly is sent again, byte for byte). What it can do, and this
+/// one does, is process each signed body once: a delivery it has already accepted is
+/// acknowledged (`{"duplicate": true}`, so a retrying sender stops) and changes nothing. A
+/// replay to a subscriber that has forgotten the original (restarted, or past
+/// [`MAX_REMEMBERED_DELIVERIES`]) is processed again: the scheme offers no defence there.
+struct SubscriberCheck {
+    secret: String,
+    accepted: Mutex<HashSet<String>>,
+    counts: Mutex<DeliveryCounts>,
+}
+
+/// How a subscriber reads one delivery.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Signed and new: the signature, to remember once the delivery is accepted.
+    Fresh(String),
+    /// Signed, and already accepted once.
+    Duplicate,
+    /// Missing or wrong signature.
+    BadSignature,
+}
+
+impl SubscriberCheck {
+    fn verify(&self, request: &Request) -> Verdict {
+        let verdict = self.read(request);
+        if let Ok(mut counts) = self.counts.lock() {
+            match verdict {
+                Verdict::Fresh(_) => {}
+                Verdict::Duplicate => counts.duplicates += 1,
+                Verdict::BadSignature => counts.refused += 1,
+            }
+        }
+        verdict
+    }
+
+    fn read(&self, request: &Request) -> Verdict {
+        match self.signature(request) {
+            Ok(signature) => {
+                let seen = self
+                    .accepted
+                    .lock()
+                    .map(|accepted| accepted.contains(&signature))
+                    .unwrap_or(false);
+                if seen {
+                    Verdict::Duplicate
+                } else {
+                    Verdict::Fresh(signature)
+                }
+            }
+            Err(()) => Verdict::BadSignature,
+        }
+    }
+
+    fn signature(&self, request: &Request) -> Result<String, ()> {
+        let given = request
+            .headers
+            .get(SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| hex::decode(v.trim()).ok())
+            .ok_or(())?;
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.secret.as_bytes()) else {
+            return Err(());
+        };
+        mac.update(&request.body);
+        // Constant time, as a subscriber comparing secrets must.
+        mac.verify_slice(&given).map_err(|_| ())?;
+        Ok(hex::encode(given))
+    }
+
+    /// The delivery was accepted: process it, and never again.
+    fn process(&self, signature: String) {
+        if let Ok(mut accepted) = self.accepted.lock() {
+            if accepted.len() < MAX_REMEMBERED_DELIVERIES {
+                accepted.insert(signature);
+            }
+        }
+        if let Ok(mut counts) = self.counts.lock() {
+            counts.processed += 1;
+        }
+    }
 }
 
 impl Respond for Sequence {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        // A refused delivery is answered before any behaviour is used: it changes nothing.
+        let verdict = self.check.as_ref().map(|check| check.verify(request));
+        if verdict == Some(Verdict::BadSignature) {
+            return ResponseTemplate::new(401)
+                .set_body_json(serde_json::json!({ "error": "invalid signature" }));
+        }
         let n = self.served.fetch_add(1, Ordering::Relaxed);
         let behaviour = &self.behaviours[n.min(self.behaviours.len() - 1)];
         let latency = match behaviour.fault {
@@ -316,6 +460,21 @@ impl Respond for Sequence {
             return ResponseTemplate::new(400)
                 .insert_header(LATENCY_HEADER, latency_us.to_string().as_str())
                 .set_body_json(sendgrid::error_body("invalid_email").unwrap_or_default());
+        }
+        let accepted = (200..300).contains(&behaviour.status)
+            && !matches!(
+                behaviour.fault,
+                Some(Fault::Timeout | Fault::ConnectionRefused)
+            );
+        match (&self.check, verdict, accepted) {
+            (Some(check), Some(Verdict::Fresh(signature)), true) => check.process(signature),
+            (_, Some(Verdict::Duplicate), true) => {
+                // Transport as scripted, but nothing is processed twice.
+                return ResponseTemplate::new(behaviour.status)
+                    .insert_header(LATENCY_HEADER, latency_us.to_string().as_str())
+                    .set_body_json(serde_json::json!({ "duplicate": true }));
+            }
+            _ => {}
         }
         let mut template = ResponseTemplate::new(behaviour.status)
             .insert_header(LATENCY_HEADER, latency_us.to_string().as_str());

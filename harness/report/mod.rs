@@ -6,6 +6,7 @@ pub mod html;
 pub mod ndjson;
 pub mod otlp;
 pub mod otlp_http;
+pub mod privacy;
 
 use std::fmt::Write as _;
 

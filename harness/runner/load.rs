@@ -22,9 +22,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Registry;
 
 use super::{booking_request, ReplayError};
-use crate::booking::{BookingService, ServiceError};
+use crate::booking::{
+    BookingService, ServiceError, StatusCounts, StoreError, REQUEST_ID_HEADER, TRACE_ID_HEADER,
+};
 use crate::clock::NOW_HEADER;
-use crate::mocks::MockService;
+use crate::mocks::{MockService, ReceivedRequest};
 use crate::scenario::{Action, Scenario};
 use crate::trace::{self, CaptureLayer, IdGenerator, TraceStore};
 
@@ -80,6 +82,18 @@ pub enum LoadError {
     },
 }
 
+/// What one flow's booking request got back: enough to attribute spans and mock requests to
+/// the flow afterwards.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowResponse {
+    pub status: u16,
+    /// `X-Trace-Id`: the trace the service put the flow in.
+    pub trace_id: Option<String>,
+    pub request_id: Option<String>,
+    /// The booking's `uid` from the response body.
+    pub booking_uid: Option<String>,
+}
+
 /// A started booking service with its mocks, ready to run batches of flows.
 pub struct FlowRig {
     scenario: Scenario,
@@ -89,6 +103,8 @@ pub struct FlowRig {
     runtime: tokio::runtime::Runtime,
     parts: Option<Parts>,
     attendees: ChaCha8Rng,
+    /// The last batch's flows, in submission order.
+    responses: Vec<FlowResponse>,
     _database: tempfile::TempDir,
 }
 
@@ -143,6 +159,7 @@ impl FlowRig {
             runtime,
             parts: Some(parts),
             attendees,
+            responses: Vec::new(),
             _database: database,
         })
     }
@@ -162,7 +179,7 @@ impl FlowRig {
         };
         let spans_before = self.store.span_count();
         let logs_before = self.store.log_count();
-        let failed_flows = tracing::dispatcher::with_default(&self.dispatch, || {
+        let responses = tracing::dispatcher::with_default(&self.dispatch, || {
             self.runtime.block_on(run_batch(
                 &self.scenario,
                 parts,
@@ -171,12 +188,44 @@ impl FlowRig {
                 &mut self.attendees,
             ))
         })?;
+        let failed_flows = responses
+            .iter()
+            .filter(|r| r.status != StatusCode::CREATED.as_u16())
+            .count();
+        self.responses = responses;
         Ok(BatchOutcome {
             flows,
             failed_flows,
             spans: self.store.span_count().saturating_sub(spans_before),
             log_lines: self.store.log_count().saturating_sub(logs_before),
         })
+    }
+
+    /// What each flow of the last batch got back, in submission order.
+    pub fn responses(&self) -> &[FlowResponse] {
+        &self.responses
+    }
+
+    /// Every request the mocks received so far, mock by mock, each in arrival order.
+    pub fn mock_requests(&self) -> Vec<ReceivedRequest> {
+        let Some(parts) = &self.parts else {
+            return Vec::new();
+        };
+        self.runtime.block_on(async {
+            let mut requests = Vec::new();
+            for mock in &parts.mocks {
+                requests.extend(mock.received().await);
+            }
+            requests
+        })
+    }
+
+    /// `(status, count)` of the service's webhook jobs.
+    pub fn webhook_job_counts(&self) -> Result<StatusCounts, StoreError> {
+        match &self.parts {
+            Some(parts) => parts.service.webhook_job_counts(),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Stops the service and the mocks.
@@ -227,23 +276,23 @@ async fn start_parts(
     })
 }
 
-/// Runs the timeline once with every booking step fanned out to `flows` flows; returns how
-/// many flows failed.
+/// Runs the timeline once with every booking step fanned out to `flows` flows; returns what
+/// each flow's booking got back.
 async fn run_batch(
     scenario: &Scenario,
     parts: &Parts,
     transport: Transport,
     flows: usize,
     attendees: &mut ChaCha8Rng,
-) -> Result<usize, LoadError> {
+) -> Result<Vec<FlowResponse>, LoadError> {
     let gate = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let mut failed = 0;
+    let mut responses = vec![FlowResponse::default(); flows];
     for step in &scenario.timeline {
         let at_us = step.at.as_micros().to_string();
         match &step.action {
             Action::Book(book) => {
                 let mut in_flight = JoinSet::new();
-                for _ in 0..flows {
+                for flow in 0..flows {
                     let body = serde_json::to_string(&booking_request(book, attendees))
                         .unwrap_or_default();
                     let call = Call {
@@ -257,14 +306,17 @@ async fn run_batch(
                     in_flight.spawn(async move {
                         // The gate is never closed, so acquiring only waits for a free place.
                         let _permit = gate.acquire_owned().await.ok();
-                        target.send(call).await
+                        (flow, target.send(call).await)
                     });
                 }
                 while let Some(joined) = in_flight.join_next().await {
                     match joined {
-                        Ok(Ok(StatusCode::CREATED)) => {}
-                        Ok(Ok(_)) => failed += 1,
-                        Ok(Err(reason)) => {
+                        Ok((flow, Ok(response))) => {
+                            if let Some(slot) = responses.get_mut(flow) {
+                                *slot = response;
+                            }
+                        }
+                        Ok((_, Err(reason))) => {
                             return Err(LoadError::Step {
                                 action: "book",
                                 reason,
@@ -295,8 +347,9 @@ async fn run_batch(
                     .map_err(|reason| LoadError::Step {
                         action: "cron",
                         reason,
-                    })?;
-                if !status.is_success() {
+                    })?
+                    .status;
+                if !(200..300).contains(&status) {
                     return Err(LoadError::Step {
                         action: "cron",
                         reason: format!("HTTP {status}"),
@@ -305,7 +358,7 @@ async fn run_batch(
             }
         }
     }
-    Ok(failed)
+    Ok(responses)
 }
 
 struct Call {
@@ -335,8 +388,8 @@ impl Target {
         }
     }
 
-    /// Sends the call and reads the whole response; the status comes back.
-    async fn send(self, call: Call) -> Result<StatusCode, String> {
+    /// Sends the call and reads the whole response.
+    async fn send(self, call: Call) -> Result<FlowResponse, String> {
         match self {
             Target::Router(router) => {
                 let mut request = Request::post(call.path)
@@ -349,11 +402,12 @@ impl Target {
                     .body(Body::from(call.body))
                     .map_err(|e| e.to_string())?;
                 let response = router.oneshot(request).await.map_err(|e| e.to_string())?;
-                let status = response.status();
-                axum::body::to_bytes(response.into_body(), usize::MAX)
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                let body = axum::body::to_bytes(response.into_body(), MAX_RESPONSE_BYTES)
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok(status)
+                Ok(flow_response(status, &headers, &body))
             }
             Target::Http { client, url } => {
                 let mut request = client
@@ -365,11 +419,33 @@ impl Target {
                     request = request.header(trace::TRACEPARENT, value);
                 }
                 let response = request.send().await.map_err(|e| e.to_string())?;
-                let status = response.status();
-                response.bytes().await.map_err(|e| e.to_string())?;
-                Ok(StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY))
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                let body = response.bytes().await.map_err(|e| e.to_string())?;
+                Ok(flow_response(status, &headers, &body))
             }
         }
+    }
+}
+
+/// A booking answer is a few hundred bytes; more is a service bug, not something to buffer.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+fn flow_response(status: u16, headers: &axum::http::HeaderMap, body: &[u8]) -> FlowResponse {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let booking_uid = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["uid"].as_str().map(str::to_owned));
+    FlowResponse {
+        status,
+        trace_id: header(TRACE_ID_HEADER),
+        request_id: header(REQUEST_ID_HEADER),
+        booking_uid,
     }
 }
 

@@ -29,7 +29,8 @@ use crate::booking::{
     STRIPE_WEBHOOK_PATH, TRACE_ID_HEADER,
 };
 use crate::clock::{VirtualTime, LATENCY_HEADER, NOW_HEADER};
-use crate::mocks::{stripe, MockKind, MockService, ReceivedRequest};
+use crate::mocks::{stripe, DeliveryCounts, MockKind, MockService, ReceivedRequest};
+use crate::report::privacy::PersonalKind;
 use crate::scenario::{
     Action, Attendee, BookStep, CronJob, Scenario, SignatureKind, StripeEvent, StripeStep,
 };
@@ -73,6 +74,10 @@ pub struct ReplayOutcome {
     pub restarts: u32,
     /// Per booking flow, the slowest step of its creation.
     pub bottlenecks: Vec<Bottleneck>,
+    /// Every attendee name and address the runner sent in, for `report::privacy` to redact.
+    pub personal_data: Vec<(String, PersonalKind)>,
+    /// What each webhook subscriber did with its deliveries, by mock name.
+    pub deliveries: Vec<(String, DeliveryCounts)>,
 }
 
 /// The slowest direct step of a booking's creation and its share of the whole.
@@ -203,7 +208,15 @@ pub(crate) async fn start_world(
 ) -> (Vec<MockService>, ServiceConfig) {
     let mut mocks = Vec::new();
     for (name, spec) in &scenario.mocks {
-        mocks.push(MockService::start(name, spec.kind, &spec.route_behaviours()).await);
+        // Subscribers verify deliveries with the scenario's secret, by default the service's.
+        let secret = (spec.kind == MockKind::WebhookSubscriber).then(|| {
+            spec.secret
+                .clone()
+                .unwrap_or_else(|| crate::booking::DEFAULT_WEBHOOK_SECRET.to_owned())
+        });
+        mocks.push(
+            MockService::start_verifying(name, spec.kind, &spec.route_behaviours(), secret).await,
+        );
     }
     let mut config = ServiceConfig::new(database, scenario.seed);
     for mock in &mocks {
@@ -241,12 +254,17 @@ async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutc
     let mut inbound_contexts = Vec::new();
     let mut restarts = 0;
     let mut failure = None;
+    let mut personal_data = Vec::new();
     for step in &scenario.timeline {
         let at = crate::clock::Compact(step.at).to_string();
         let mut headers: Vec<(&'static str, String)> = Vec::new();
         let (action, path, body, traceparent) = match &step.action {
             Action::Book(book) => {
                 let request = booking_request(book, &mut attendees);
+                for attendee in std::iter::once(&request.responses).chain(&request.guests) {
+                    personal_data.push((attendee.name.clone(), PersonalKind::Name));
+                    personal_data.push((attendee.email.clone(), PersonalKind::Email));
+                }
                 let body = serde_json::to_string(&request).unwrap_or_default();
                 ("book", "/api/bookings", body, book.traceparent.clone())
             }
@@ -308,8 +326,12 @@ async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutc
         }
     }
     let mut requests = Vec::new();
+    let mut deliveries = Vec::new();
     for mock in &mocks {
         requests.extend(mock.received().await);
+        if mock.kind == MockKind::WebhookSubscriber {
+            deliveries.push((mock.name.clone(), mock.delivery_counts()));
+        }
     }
     let webhook_jobs = service.webhook_job_counts().unwrap_or_default();
     let reminders = service.reminder_counts().unwrap_or_default();
@@ -331,6 +353,8 @@ async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutc
         failed_jobs,
         restarts,
         bottlenecks: Vec::new(),
+        personal_data,
+        deliveries,
     })
 }
 

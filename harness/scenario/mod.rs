@@ -83,6 +83,10 @@ pub struct MockSpec {
     /// Behaviours of its other routes, by route name (`mail_batch = [ … ]`).
     #[serde(default)]
     pub routes: BTreeMap<String, Spanned<Vec<Spanned<MockBehaviour>>>>,
+    /// A webhook subscriber's shared secret for `X-Cal-Signature-256`; the service's own when
+    /// absent. Another value makes the subscriber refuse every delivery with 401.
+    #[serde(default)]
+    pub secret: Option<String>,
 }
 
 impl MockSpec {
@@ -375,6 +379,15 @@ impl Scenario {
             }
             for behaviour in &spec.respond {
                 validate_behaviour(spec.kind, behaviour).map_err(|m| at(behaviour.span(), m))?;
+            }
+            if spec.secret.is_some() && spec.kind != MockKind::WebhookSubscriber {
+                return Err(at(
+                    span,
+                    format!(
+                        "`secret` is a webhook subscriber's signing secret; {} has none",
+                        spec.kind.name()
+                    ),
+                ));
             }
             for (route, list) in &spec.routes {
                 let known = &spec.kind.routes()[1..];
