@@ -245,9 +245,16 @@ where
         let message = message.unwrap_or_default();
         let level = *metadata.level();
         let span = ctx.event_span(event).and_then(|span| {
+            if level != tracing::Level::ERROR {
+                // Only an error changes the span: everything else only reads it.
+                return span
+                    .extensions()
+                    .get::<LiveSpan>()
+                    .map(|l| span_ref(&l.data));
+            }
             let mut ext = span.extensions_mut();
             let live = &mut ext.get_mut::<LiveSpan>()?.data;
-            if level == tracing::Level::ERROR && live.status == SpanStatus::Ok {
+            if live.status == SpanStatus::Ok {
                 live.status = SpanStatus::Error(message.as_str().into());
             }
             Some(span_ref(live))
@@ -307,6 +314,7 @@ impl FieldVisitor<'_> {
         }
     }
 
+    #[inline]
     fn put(&mut self, field: &Field, value: FieldValue) {
         if let Some(message) = self.message_slot(field) {
             *message = Some(value.to_string());

@@ -230,6 +230,7 @@ impl<T> Chunked<T> {
     const FIRST_CHUNK_LEN: usize = 16;
     const MAX_CHUNK_LEN: usize = 1024;
 
+    #[inline]
     fn push(&mut self, item: T) {
         self.len += 1;
         if let Some(chunk) = self.chunks.last_mut() {
@@ -281,6 +282,7 @@ impl TraceStore {
 
     /// Records that a span opened; returns its creation number and the slot to hand back to
     /// [`TraceStore::closed`].
+    #[inline]
     pub(crate) fn opened(&self, span: SpanRef) -> (Seq, usize) {
         let mut inner = self.lock();
         let seq = inner.next_seq;
@@ -298,6 +300,7 @@ impl TraceStore {
         (seq, slot)
     }
 
+    #[inline]
     pub(crate) fn closed(&self, open_slot: usize, data: SpanData) {
         let mut inner = self.lock();
         if let Some(entry) = inner.open.get_mut(open_slot) {
@@ -329,6 +332,7 @@ impl TraceStore {
     }
 
     /// Takes a log line, giving it its creation number.
+    #[inline]
     pub(crate) fn logged(&self, mut line: LogLine) {
         let mut inner = self.lock();
         line.seq = inner.next_seq;
