@@ -359,7 +359,7 @@ mod otlp {
                 SpanStatus::Ok => assert_eq!(code, 0),
                 SpanStatus::Error(m) => {
                     assert_eq!(code, 2);
-                    assert_eq!(theirs["status"]["message"], m.as_str());
+                    assert_eq!(theirs["status"]["message"], &**m);
                 }
             }
             let links = theirs["links"].as_array().map_or(0, Vec::len);

@@ -200,7 +200,7 @@ fn otlp_span(captured: &Captured, span: &SpanData, epoch: Epoch) -> Span {
     let status = match &span.status {
         SpanStatus::Ok => Status::default(),
         SpanStatus::Error(message) => Status {
-            message: message.clone(),
+            message: message.to_string(),
             code: StatusCode::Error as i32,
         },
     };
@@ -254,7 +254,7 @@ fn int_or_string(n: u64) -> AnyValue {
 fn any_value(value: &FieldValue) -> AnyValue {
     match value {
         FieldValue::Str(s) => AnyValue {
-            value: Some(any_value::Value::StringValue(s.clone())),
+            value: Some(any_value::Value::StringValue(s.to_string())),
         },
         FieldValue::I64(n) => AnyValue {
             value: Some(any_value::Value::IntValue(*n)),

@@ -20,7 +20,7 @@ use super::context::{TraceContext, TraceFlags};
 use super::ids::IdGenerator;
 use super::prefix::{RequestIdPrefix, SeedPrefix};
 use super::store::{
-    FieldValue, Fields, LogLine, ParentKind, SpanData, SpanRef, SpanStatus, TraceStore,
+    FieldStr, FieldValue, Fields, LogLine, ParentKind, SpanData, SpanRef, SpanStatus, TraceStore,
 };
 use crate::clock;
 
@@ -176,6 +176,7 @@ where
         attrs.record(&mut FieldVisitor {
             fields: &mut fields,
             message: None,
+            fresh: true,
         });
         let span_id = self.ids.span_id();
         let op = attrs.metadata().name();
@@ -211,6 +212,7 @@ where
             values.record(&mut FieldVisitor {
                 fields: &mut live.data.fields,
                 message: None,
+                fresh: false,
             });
         }
     }
@@ -238,14 +240,22 @@ where
         event.record(&mut FieldVisitor {
             fields: &mut fields,
             message: Some(&mut message),
+            fresh: true,
         });
         let message = message.unwrap_or_default();
         let level = *metadata.level();
         let span = ctx.event_span(event).and_then(|span| {
+            if level != tracing::Level::ERROR {
+                // Only an error changes the span: everything else only reads it.
+                return span
+                    .extensions()
+                    .get::<LiveSpan>()
+                    .map(|l| span_ref(&l.data));
+            }
             let mut ext = span.extensions_mut();
             let live = &mut ext.get_mut::<LiveSpan>()?.data;
-            if level == tracing::Level::ERROR && live.status == SpanStatus::Ok {
-                live.status = SpanStatus::Error(message.clone());
+            if live.status == SpanStatus::Ok {
+                live.status = SpanStatus::Error(message.as_str().into());
             }
             Some(span_ref(live))
         });
@@ -289,27 +299,40 @@ fn span_ref(data: &SpanData) -> SpanRef {
 struct FieldVisitor<'a> {
     fields: &'a mut Fields,
     message: Option<&'a mut Option<String>>,
+    /// Every field arrives at most once (a new span's or an event's values), so a value is
+    /// pushed without looking for an earlier one to replace.
+    fresh: bool,
 }
 
 impl FieldVisitor<'_> {
     /// Where the event's `message` goes, if `field` is it and this visit keeps messages apart.
     fn message_slot(&mut self, field: &Field) -> Option<&mut Option<String>> {
-        if field.name() == "message" {
+        if self.message.is_some() && field.name() == "message" {
             self.message.as_deref_mut()
         } else {
             None
         }
     }
 
+    #[inline]
     fn put(&mut self, field: &Field, value: FieldValue) {
         if let Some(message) = self.message_slot(field) {
             *message = Some(value.to_string());
             return;
         }
-        match self.fields.iter_mut().find(|(k, _)| *k == field.name()) {
-            Some((_, slot)) => *slot = value,
-            None => self.fields.push((field.name(), value)),
+        let name = field.name();
+        if !self.fresh {
+            // Names come from the callsite's static field set: equal pointers are the same name.
+            if let Some((_, slot)) = self
+                .fields
+                .iter_mut()
+                .find(|(k, _)| std::ptr::eq(*k, name) || *k == name)
+            {
+                *slot = value;
+                return;
+            }
         }
+        self.fields.push((name, value));
     }
 }
 
@@ -319,7 +342,7 @@ impl Visit for FieldVisitor<'_> {
             *message = Some(value.to_owned());
             return;
         }
-        self.put(field, FieldValue::Str(value.to_owned()));
+        self.put(field, FieldValue::Str(value.into()));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.put(field, FieldValue::I64(value));
@@ -334,38 +357,45 @@ impl Visit for FieldVisitor<'_> {
         self.put(field, FieldValue::Bool(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let text = format_exact(value);
         if let Some(message) = self.message_slot(field) {
-            *message = Some(text);
+            *message = Some(with_formatted(value, str::to_owned));
             return;
         }
+        // A short value stays inline in the field: formatted, copied, no allocation.
+        let text = with_formatted(value, |text: &str| FieldStr::from(text));
         self.put(field, FieldValue::Str(text));
     }
 }
 
-/// `format!("{value:?}")` in one allocation of the exact size: formatting into an empty
-/// `String` grows it several times for a typical message (a message arrives as
-/// `fmt::Arguments`, whose size is unknown until written), so it is written into a reused
-/// per-thread buffer first and copied once.
-fn format_exact(value: &dyn fmt::Debug) -> String {
+/// Formats `value` (`{value:?}`) and hands the text to `keep`, which copies what it keeps: a
+/// message arrives as `fmt::Arguments`, whose size is unknown until written, and formatting into
+/// an empty `String` grows it several times. It is written into a reused per-thread buffer
+/// instead, so `keep` makes one allocation of the exact size, or none for a short field value.
+fn with_formatted<R>(value: &dyn fmt::Debug, keep: impl FnOnce(&str) -> R) -> R {
     thread_local! {
         static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
     }
-    SCRATCH
+    let mut keep = Some(keep);
+    let kept = SCRATCH
         .try_with(|scratch| {
             let mut scratch = scratch.try_borrow_mut().ok()?;
             scratch.clear();
             write!(scratch, "{value:?}").ok()?;
-            let text = String::from(scratch.as_str());
+            let kept = keep.take().map(|keep| keep(scratch.as_str()));
             // A huge message must not pin its buffer for the thread's lifetime.
             if scratch.capacity() > 4096 {
                 *scratch = String::new();
             }
-            Some(text)
+            kept
         })
         .ok()
-        .flatten()
-        .unwrap_or_else(|| format!("{value:?}"))
+        .flatten();
+    match (kept, keep) {
+        (Some(kept), _) => kept,
+        // Re-entered while formatting (a `Debug` impl that logs), or the thread is exiting.
+        (None, Some(keep)) => keep(&format!("{value:?}")),
+        (None, None) => unreachable!("`keep` runs at most once and its result is returned"),
+    }
 }
 
 /// How a span relates to a context that crossed a boundary.

@@ -103,9 +103,25 @@ impl IdGenerator {
     }
 
     pub fn trace_id(&self) -> TraceId {
+        let (high, low) = match self {
+            // Both halves from one counter step of two: the same ids as two `next_u64` calls,
+            // for one atomic instead of two.
+            IdGenerator::Seeded { seed, counter } => {
+                let n = counter.fetch_add(2, Ordering::Relaxed);
+                let mix =
+                    |n: u64| splitmix64(seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                let (high, low) = (mix(n), mix(n.wrapping_add(1)));
+                if high != 0 && low != 0 {
+                    (high, low)
+                } else {
+                    (self.next_u64(), self.next_u64())
+                }
+            }
+            IdGenerator::Random => (self.next_u64(), self.next_u64()),
+        };
         let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&self.next_u64().to_be_bytes());
-        bytes[8..].copy_from_slice(&self.next_u64().to_be_bytes());
+        bytes[..8].copy_from_slice(&high.to_be_bytes());
+        bytes[8..].copy_from_slice(&low.to_be_bytes());
         TraceId(bytes)
     }
 }

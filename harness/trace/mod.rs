@@ -19,6 +19,7 @@ pub use context::{
 pub use ids::{splitmix64, IdGenerator, SpanId, TraceId};
 pub use prefix::{Alias, Aliases, RequestIdPrefix, SeedPrefix};
 pub use store::{
-    Captured, FieldValue, Fields, LogLine, ParentKind, SpanData, SpanRef, SpanStatus, TraceStore,
+    Captured, FieldStr, FieldValue, Fields, LogLine, ParentKind, Seq, SpanData, SpanRef,
+    SpanStatus, TraceStore,
 };
 pub use tracestate::{TraceState, TraceStateError};

@@ -11,7 +11,7 @@ use crate::clock::VirtualTime;
 /// A recorded field value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FieldValue {
-    Str(String),
+    Str(FieldStr),
     I64(i64),
     U64(u64),
     F64(f64),
@@ -32,12 +32,95 @@ impl fmt::Display for FieldValue {
 
 pub type Fields = Vec<(&'static str, FieldValue)>;
 
+/// Creation number of a span or log line within one replay. 32 bits, so a stored span is
+/// 8 bytes smaller than with a `u64` (4, and 4 of padding): numbers are kept in order for
+/// `u32::MAX` items, spans and log lines together, per store (a 10 000-flow load run numbers
+/// 90 000; [`TraceStore::clear`] does not restart them), and wrap after that.
+pub type Seq = u32;
+
+/// A field's text: up to [`FieldStr::INLINE_LEN`] bytes are kept inline, so the short values
+/// spans mostly carry (`google`, a status, an id) cost no allocation, and a longer one costs
+/// one exact-size box. 24 bytes, and [`FieldValue`] stays 24 bytes with it (its tag fits in
+/// this one's spare values).
+#[derive(Clone)]
+pub enum FieldStr {
+    Inline {
+        len: u8,
+        bytes: [u8; FieldStr::INLINE_LEN],
+    },
+    Heap(Box<str>),
+}
+
+impl FieldStr {
+    pub const INLINE_LEN: usize = 22;
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Only ever filled from a whole `&str`, so always valid UTF-8.
+            FieldStr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            FieldStr::Heap(text) => text,
+        }
+    }
+}
+
+impl From<&str> for FieldStr {
+    fn from(text: &str) -> Self {
+        if text.len() <= Self::INLINE_LEN {
+            let mut bytes = [0; Self::INLINE_LEN];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            FieldStr::Inline {
+                len: text.len() as u8,
+                bytes,
+            }
+        } else {
+            FieldStr::Heap(text.into())
+        }
+    }
+}
+
+impl From<String> for FieldStr {
+    fn from(text: String) -> Self {
+        if text.len() <= Self::INLINE_LEN {
+            FieldStr::from(text.as_str())
+        } else {
+            FieldStr::Heap(text.into_boxed_str())
+        }
+    }
+}
+
+impl std::ops::Deref for FieldStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for FieldStr {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl fmt::Debug for FieldStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for FieldStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum SpanStatus {
     #[default]
     Ok,
     /// The first message logged at ERROR level inside the span.
-    Error(String),
+    Error(Box<str>),
 }
 
 /// How a span came by its parent.
@@ -53,7 +136,7 @@ pub enum ParentKind {
 #[derive(Clone, Debug)]
 pub struct SpanData {
     /// Creation order within the replay; stable, so renderers can alias ids by it.
-    pub seq: u64,
+    pub seq: Seq,
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub parent: Option<(SpanId, ParentKind)>,
@@ -93,7 +176,7 @@ pub struct SpanRef {
 /// One event, as a log line: the seed's log store holds exactly these.
 #[derive(Clone, Debug)]
 pub struct LogLine {
-    pub seq: u64,
+    pub seq: Seq,
     pub at: VirtualTime,
     pub level: tracing::Level,
     pub message: String,
@@ -112,12 +195,12 @@ pub struct TraceStore {
 #[derive(Debug, Default)]
 struct Inner {
     /// The next creation number, shared by spans and log lines so that both sort together.
-    next_seq: u64,
+    next_seq: Seq,
     spans: Chunked<SpanData>,
     logs: Chunked<LogLine>,
     /// Spans not closed yet, by slot: a closing span frees its slot in O(1) however many flows
     /// are in flight, and freed slots are reused.
-    open: Vec<Option<(u64, SpanRef)>>,
+    open: Vec<Option<(Seq, SpanRef)>>,
     free_slots: Vec<usize>,
 }
 
@@ -147,6 +230,7 @@ impl<T> Chunked<T> {
     const FIRST_CHUNK_LEN: usize = 16;
     const MAX_CHUNK_LEN: usize = 1024;
 
+    #[inline]
     fn push(&mut self, item: T) {
         self.len += 1;
         if let Some(chunk) = self.chunks.last_mut() {
@@ -198,10 +282,11 @@ impl TraceStore {
 
     /// Records that a span opened; returns its creation number and the slot to hand back to
     /// [`TraceStore::closed`].
-    pub(crate) fn opened(&self, span: SpanRef) -> (u64, usize) {
+    #[inline]
+    pub(crate) fn opened(&self, span: SpanRef) -> (Seq, usize) {
         let mut inner = self.lock();
         let seq = inner.next_seq;
-        inner.next_seq += 1;
+        inner.next_seq = seq.wrapping_add(1);
         let slot = match inner.free_slots.pop() {
             Some(slot) => {
                 inner.open[slot] = Some((seq, span));
@@ -215,6 +300,7 @@ impl TraceStore {
         (seq, slot)
     }
 
+    #[inline]
     pub(crate) fn closed(&self, open_slot: usize, data: SpanData) {
         let mut inner = self.lock();
         if let Some(entry) = inner.open.get_mut(open_slot) {
@@ -246,10 +332,11 @@ impl TraceStore {
     }
 
     /// Takes a log line, giving it its creation number.
+    #[inline]
     pub(crate) fn logged(&self, mut line: LogLine) {
         let mut inner = self.lock();
         line.seq = inner.next_seq;
-        inner.next_seq += 1;
+        inner.next_seq = line.seq.wrapping_add(1);
         inner.logs.push(line);
     }
 
@@ -260,7 +347,7 @@ impl TraceStore {
         spans.sort_by_key(|s| s.seq);
         let mut logs: Vec<LogLine> = inner.logs.iter().cloned().collect();
         logs.sort_by_key(|l| l.seq);
-        let mut open: Vec<(u64, SpanRef)> = inner.open.iter().flatten().copied().collect();
+        let mut open: Vec<(Seq, SpanRef)> = inner.open.iter().flatten().copied().collect();
         open.sort_by_key(|(seq, _)| *seq);
         Captured {
             spans,
@@ -340,7 +427,7 @@ mod tests {
         let (seq_b, b) = store.opened(span(2));
         assert_eq!((seq_a, seq_b), (0, 1));
         assert_ne!(a, b);
-        let data = |seq: u64, n: u8| SpanData {
+        let data = |seq: Seq, n: u8| SpanData {
             seq,
             trace_id: span(n).trace_id,
             span_id: span(n).span_id,
