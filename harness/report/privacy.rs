@@ -70,7 +70,7 @@ impl Redactor {
 
     fn field(&self, value: &mut FieldValue) {
         if let FieldValue::Str(s) = value {
-            *s = self.text(s);
+            *s = self.text(s).into();
         }
     }
 }
@@ -92,7 +92,7 @@ pub fn redact(outcome: &ReplayOutcome, verdict: &Verdict) -> (ReplayOutcome, Ver
             redactor.field(value);
         }
         if let SpanStatus::Error(message) = &mut span.status {
-            *message = redactor.text(message);
+            *message = redactor.text(message).into();
         }
     }
     for line in &mut outcome.captured.logs {
