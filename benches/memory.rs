@@ -3,10 +3,7 @@
 //! counts bytes, not time); it writes `target/criterion/memory/estimates.json` beside
 //! criterion's figures for `benches/report.py`. `--test` runs a small case and writes nothing.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::Path;
-use std::sync::Arc;
 
 use trace_harness::runner::load::{replay_flows, LoadOptions, Transport};
 use trace_harness::scenario::Scenario;
@@ -15,52 +12,9 @@ use tracing::{info, info_span};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Registry;
 
-/// Counts heap bytes allocated minus freed, per thread: the store is dropped on this thread,
-/// while mock servers tidy up on theirs and must not be counted.
-struct Counting;
-
-thread_local! {
-    static LIVE_BYTES: Cell<isize> = const { Cell::new(0) };
-}
-
-fn count(delta: isize) {
-    // `try_with`: allocations after this thread's locals are gone go uncounted.
-    let _ = LIVE_BYTES.try_with(|live| live.set(live.get() + delta));
-}
-
-fn live_bytes() -> isize {
-    LIVE_BYTES.with(Cell::get)
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as isize);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(-(layout.size() as isize));
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as isize);
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size as isize - layout.size() as isize);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Bytes freed by dropping `store`, its last owner: what the captured telemetry occupies.
-fn store_bytes(store: Arc<TraceStore>) -> usize {
-    assert_eq!(Arc::strong_count(&store), 1, "the store has one owner left");
-    let before = live_bytes();
-    drop(store);
-    (before - live_bytes()).max(0) as usize
-}
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::store_bytes;
 
 struct Row {
     case: String,

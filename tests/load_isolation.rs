@@ -5,63 +5,20 @@
 //! CI runs 200 flows. The full 10 000 is ignored by default:
 //! `cargo test --release --test load_isolation -- --ignored load` (README, "Load").
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::Path;
-use std::sync::Arc;
 
 use trace_harness::expect::{check_isolation, webhook_deliveries};
 use trace_harness::runner::load::{FlowRig, LoadOptions, Transport};
 use trace_harness::scenario::Scenario;
-use trace_harness::trace::TraceStore;
 
 /// Heap bytes per captured item (span or log line) the store may hold. `benches/memory.rs`
 /// measures about 240 at 10 000 flows; four times that still catches a per-flow leak or an
 /// unbounded buffer, while leaving room for allocator and layout changes.
 const MAX_BYTES_PER_ITEM: usize = 1_024;
 
-/// Counts heap bytes allocated minus freed on this thread, as `benches/memory.rs` does: the
-/// store is dropped here, while mock servers tidy up on their own threads.
-struct Counting;
-
-thread_local! {
-    static LIVE_BYTES: Cell<isize> = const { Cell::new(0) };
-}
-
-fn count(delta: isize) {
-    // `try_with`: allocations after this thread's locals are gone go uncounted.
-    let _ = LIVE_BYTES.try_with(|live| live.set(live.get() + delta));
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as isize);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(-(layout.size() as isize));
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as isize);
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size as isize - layout.size() as isize);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Bytes freed by dropping `store`, its last owner: what the captured telemetry occupies.
-fn store_bytes(store: Arc<TraceStore>) -> usize {
-    assert_eq!(Arc::strong_count(&store), 1, "the store has one owner left");
-    let before = LIVE_BYTES.with(Cell::get);
-    drop(store);
-    (before - LIVE_BYTES.with(Cell::get)).max(0) as usize
-}
+#[path = "../benches/common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::store_bytes;
 
 fn calendar_failure() -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/calendar_failure.toml");

@@ -17,9 +17,6 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
-use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::Registry;
 
 use super::{booking_request, ReplayError};
 use crate::booking::{
@@ -28,7 +25,7 @@ use crate::booking::{
 use crate::clock::NOW_HEADER;
 use crate::mocks::{MockService, ReceivedRequest};
 use crate::scenario::{Action, Scenario};
-use crate::trace::{self, CaptureLayer, IdGenerator, TraceStore};
+use crate::trace::{self, TraceStore};
 
 /// Flows on the wire at once. Each in-flight flow holds up to four sockets (caller, service,
 /// mock, and the mock's side), so this keeps 10 000-flow runs inside common descriptor limits;
@@ -130,20 +127,11 @@ impl FlowRig {
                 behaviour.get_mut().latency = Duration::ZERO;
             }
         }
-        let store = TraceStore::new();
-        let capture = if options.tracing {
-            CaptureLayer::new(store.clone(), IdGenerator::seeded(scenario.seed))
-        } else {
-            CaptureLayer::without_tracing(store.clone())
-        };
-        let subscriber = Registry::default()
-            .with(Targets::new().with_target("trace_harness", tracing::Level::TRACE))
-            .with(capture);
-        let dispatch = tracing::Dispatch::new(subscriber);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(ReplayError::Runtime)?;
+        let super::Sandbox {
+            store,
+            dispatch,
+            runtime,
+        } = super::Sandbox::new(scenario.seed, options.tracing)?;
         let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
         let path = database.path().join("booking.sqlite3");
         let parts = tracing::dispatcher::with_default(&dispatch, || {

@@ -167,22 +167,44 @@ pub enum ReplayError {
     },
 }
 
+/// What one replay (or load run) runs inside: its own store, its own dispatcher feeding that
+/// store, and a current-thread runtime, so every task the service spawns reports to this store.
+pub(crate) struct Sandbox {
+    pub store: std::sync::Arc<TraceStore>,
+    pub dispatch: tracing::Dispatch,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+impl Sandbox {
+    pub(crate) fn new(seed: u64, tracing: bool) -> Result<Self, ReplayError> {
+        let store = TraceStore::new();
+        let capture = if tracing {
+            CaptureLayer::new(store.clone(), IdGenerator::seeded(seed))
+        } else {
+            CaptureLayer::without_tracing(store.clone())
+        };
+        let subscriber = Registry::default()
+            .with(Targets::new().with_target("trace_harness", tracing::Level::TRACE))
+            .with(capture);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ReplayError::Runtime)?;
+        Ok(Sandbox {
+            store,
+            dispatch: tracing::Dispatch::new(subscriber),
+            runtime,
+        })
+    }
+}
+
 /// Replays `scenario` on the calling thread.
 pub fn replay(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
-    let store = TraceStore::new();
-    let capture = if options.tracing {
-        CaptureLayer::new(store.clone(), IdGenerator::seeded(scenario.seed))
-    } else {
-        CaptureLayer::without_tracing(store.clone())
-    };
-    let subscriber = Registry::default()
-        .with(Targets::new().with_target("trace_harness", tracing::Level::TRACE))
-        .with(capture);
-    let dispatch = tracing::Dispatch::new(subscriber);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(ReplayError::Runtime)?;
+    let Sandbox {
+        store,
+        dispatch,
+        runtime,
+    } = Sandbox::new(scenario.seed, options.tracing)?;
     let mut outcome = tracing::dispatcher::with_default(&dispatch, || {
         runtime.block_on(drive(scenario, options))
     })?;
