@@ -356,3 +356,32 @@ fn side_by_side_shows_what_tracing_adds() {
         "{row}"
     );
 }
+
+#[test]
+fn with_tracing_off_every_scenario_behaves_the_same_and_mock_assertions_still_apply() {
+    let output = trace_harness(&[
+        "run",
+        "scenarios/",
+        "--no-tracing",
+        "--format",
+        "request-ids",
+    ]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(!text.contains("[trace:"), "{text}");
+    assert!(text.contains("[Request ID: "), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = std::fs::read_to_string("scenarios/calendar_failure.toml").unwrap();
+    let wrong = scenario.replacen(
+        "mock = \"google\"\ncount = 1",
+        "mock = \"google\"\ncount = 2",
+        1,
+    );
+    assert_ne!(scenario, wrong);
+    std::fs::write(dir.path().join("wrong_count.toml"), wrong).unwrap();
+    let output = trace_harness(&["run", dir.path().to_str().unwrap(), "--no-tracing"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("expected: 2 requests"), "{text}");
+}
