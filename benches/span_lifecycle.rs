@@ -86,16 +86,19 @@ fn disabled(c: &mut Criterion) {
     group.finish();
 }
 
+/// The subscribers compared in the nested and two-thread cases.
+const PEERS: [Setup; 6] = [
+    Setup::NoSubscriber,
+    Setup::TrivialLayer,
+    Setup::Capture,
+    Setup::Fmt,
+    Setup::OtelNoop,
+    Setup::OtelInMemory,
+];
+
 fn nested_depth_5(c: &mut Criterion) {
     let mut group = c.benchmark_group("nested_depth_5");
-    for setup in [
-        Setup::NoSubscriber,
-        Setup::TrivialLayer,
-        Setup::Capture,
-        Setup::Fmt,
-        Setup::OtelNoop,
-        Setup::OtelInMemory,
-    ] {
+    for setup in PEERS {
         let built = Built::new(setup);
         group.bench_function(setup.name(), |b| {
             b.iter_custom(|iters| built.time(iters, || nested(5, black_box(123))))
@@ -108,14 +111,7 @@ fn nested_depth_5(c: &mut Criterion) {
 /// time per lifecycle on each thread, so contention shows as a rise over the 1-thread case.
 fn two_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("two_threads");
-    for setup in [
-        Setup::NoSubscriber,
-        Setup::TrivialLayer,
-        Setup::Capture,
-        Setup::Fmt,
-        Setup::OtelNoop,
-        Setup::OtelInMemory,
-    ] {
+    for setup in PEERS {
         let built = Built::new(setup);
         group.bench_function(setup.name(), |b| {
             b.iter_custom(|iters| {
