@@ -7,10 +7,8 @@ use std::path::Path;
 
 use trace_harness::runner::load::{replay_flows, LoadOptions, Transport};
 use trace_harness::scenario::Scenario;
-use trace_harness::trace::{CaptureLayer, IdGenerator, TraceStore};
+use trace_harness::trace::{CaptureSubscriber, IdGenerator, TraceStore};
 use tracing::{info, info_span};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::Registry;
 
 #[path = "common/counting_alloc.rs"]
 mod counting_alloc;
@@ -27,8 +25,7 @@ struct Row {
 /// when `event` is false, so the span's own bytes show.
 fn lifecycles(n: usize, event: bool) -> Row {
     let store = TraceStore::new();
-    let subscriber =
-        Registry::default().with(CaptureLayer::new(store.clone(), IdGenerator::seeded(1)));
+    let subscriber = CaptureSubscriber::new(store.clone(), IdGenerator::seeded(1));
     tracing::subscriber::with_default(subscriber, || {
         for i in 0..n as u64 {
             let span = info_span!(

@@ -128,9 +128,9 @@ def main():
     setups = [
         ("no_subscriber", "no subscriber"),
         ("tracing_disabled_by_filter", "tracing, disabled by `LevelFilter::OFF`"),
-        ("capture_opt_out", "**ours**, opted out (`CaptureLayer::without_tracing`; log line still kept)"),
+        ("capture_opt_out", "**ours**, opted out (`CaptureSubscriber::without_tracing`; log line still kept)"),
         ("registry_trivial_layer", "`Registry` + trivial layer (the floor)"),
-        ("capture", "**ours**: capture layer"),
+        ("capture", "**ours**: capture subscriber"),
         ("capture_seed_log", "**ours**: capture + seed-format log line to a sink"),
         ("fmt_sink", "`tracing_subscriber::fmt` to a sink"),
         ("otel_noop_exporter", "`tracing-opentelemetry` + SDK, no-op exporter"),

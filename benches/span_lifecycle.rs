@@ -1,6 +1,6 @@
 //! Span lifecycle: one span with three fields and one event — created, entered, exited,
 //! closed — under no subscriber, tracing's disabled filter, our opt-out, the Registry floor,
-//! our capture layer (with and without the seed-format log line), `fmt`, and
+//! our capture subscriber (with and without the seed-format log line), `fmt`, and
 //! `tracing-opentelemetry`. Also five nested spans, and two threads sharing one subscriber.
 
 mod common;

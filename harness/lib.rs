@@ -21,7 +21,7 @@
 //! What tracing costs is measured, not asserted: `trace-harness overhead` runs the booking flow
 //! traced and untraced in interleaved rounds and prints the ratio on this machine
 //! ([`overhead`]), [`runner::load`] replays many flows at once, and `benches/` compares the
-//! capture layer and the `traceparent` codec with `fmt` and `tracing-opentelemetry`
+//! capture subscriber and the `traceparent` codec with `fmt` and `tracing-opentelemetry`
 //! (`BENCHMARKS.md`).
 
 pub mod booking;

@@ -1,5 +1,5 @@
 //! The booking service logs through plain `tracing`: any subscriber sees its lines and spans,
-//! and without trace-harness's capture layer nothing is propagated (tracing stays opt-in).
+//! and without trace-harness's capture subscriber nothing is propagated (tracing stays opt-in).
 //! Driven in-process so the handlers run in the test's own task, where `tracing-test` sees them.
 
 use std::collections::BTreeMap;

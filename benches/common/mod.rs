@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData, SpanExporter};
-use trace_harness::trace::{CaptureLayer, IdGenerator, TraceStore};
+use trace_harness::trace::{CaptureSubscriber, IdGenerator, TraceStore};
 use tracing::span::{Attributes, Id};
 use tracing::{Dispatch, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
@@ -24,14 +24,14 @@ pub enum Setup {
     NoSubscriber,
     /// `Registry` with a `LevelFilter::OFF`: tracing's own disabled span.
     FilteredOff,
-    /// Our opt-out: `CaptureLayer::without_tracing` (spans disabled, log lines still kept).
+    /// Our opt-out: `CaptureSubscriber::without_tracing` (spans disabled, log lines still kept).
     CaptureDisabled,
     /// `Registry` plus a layer that stores one small struct in each span's extensions: the
     /// floor for any layer that keeps per-span state.
     TrivialLayer,
-    /// Our capture layer: ids, fields, events, virtual timestamps, links.
+    /// Our capture subscriber: ids, fields, events, virtual timestamps, links.
     Capture,
-    /// Our capture layer also writing each event as a seed-format line to a sink.
+    /// Our capture subscriber also writing each event as a seed-format line to a sink.
     CaptureSeedLog,
     /// `tracing_subscriber::fmt` writing to a sink.
     Fmt,
@@ -91,21 +91,20 @@ impl Built {
             Setup::CaptureDisabled => {
                 let store = TraceStore::new();
                 built.store = Some(store.clone());
-                Dispatch::new(Registry::default().with(CaptureLayer::without_tracing(store)))
+                Dispatch::new(CaptureSubscriber::without_tracing(store))
             }
             Setup::TrivialLayer => Dispatch::new(Registry::default().with(TrivialLayer)),
             Setup::Capture => {
                 let store = TraceStore::new();
                 built.store = Some(store.clone());
-                let layer = CaptureLayer::new(store, IdGenerator::seeded(1));
-                Dispatch::new(Registry::default().with(layer))
+                Dispatch::new(CaptureSubscriber::new(store, IdGenerator::seeded(1)))
             }
             Setup::CaptureSeedLog => {
                 let store = TraceStore::new();
                 built.store = Some(store.clone());
-                let layer =
-                    CaptureLayer::new(store, IdGenerator::seeded(1)).with_log_writer(std::io::sink);
-                Dispatch::new(Registry::default().with(layer))
+                let capture = CaptureSubscriber::new(store, IdGenerator::seeded(1))
+                    .with_log_writer(std::io::sink);
+                Dispatch::new(capture)
             }
             Setup::Fmt => Dispatch::new(
                 Registry::default()

@@ -18,10 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use tracing::{info_span, Instrument};
-use tracing_subscriber::layer::SubscriberExt;
 
 use super::{App, BookingService, Inbound, ServiceConfig, ServiceError};
-use crate::trace::{self, CaptureLayer, IdGenerator, Relation, TraceStore};
+use crate::trace::{self, CaptureSubscriber, IdGenerator, Relation, TraceStore};
 
 /// Most calls one `/test` request may ask for; the suite asks for at most a handful.
 pub const MAX_TEST_CALLS: usize = 32;
@@ -112,9 +111,10 @@ pub fn serve(
     let config = config(database.path().join("booking.sqlite3"));
     // Spans must be captured for contexts to exist; the store is the service's only memory of
     // them. It grows with traffic: `serve` is for manual use and conformance runs.
-    let subscriber = tracing_subscriber::Registry::default()
-        .with(CaptureLayer::new(TraceStore::new(), IdGenerator::Random));
-    let dispatch = tracing::Dispatch::new(subscriber);
+    let dispatch = tracing::Dispatch::new(CaptureSubscriber::new(
+        TraceStore::new(),
+        IdGenerator::Random,
+    ));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

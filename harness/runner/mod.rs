@@ -20,7 +20,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::Registry;
 
 use crate::booking::guard::panic_message;
 use crate::booking::{
@@ -35,7 +34,7 @@ use crate::scenario::{
     Action, Attendee, BookStep, CronJob, Scenario, SignatureKind, StripeEvent, StripeStep,
 };
 use crate::trace::{
-    self, CaptureLayer, Captured, IdGenerator, SpanData, TraceContext, TraceId, TraceStore,
+    self, CaptureSubscriber, Captured, IdGenerator, SpanData, TraceContext, TraceId, TraceStore,
 };
 
 /// How to replay.
@@ -179,13 +178,12 @@ impl Sandbox {
     pub(crate) fn new(seed: u64, tracing: bool) -> Result<Self, ReplayError> {
         let store = TraceStore::new();
         let capture = if tracing {
-            CaptureLayer::new(store.clone(), IdGenerator::seeded(seed))
+            CaptureSubscriber::new(store.clone(), IdGenerator::seeded(seed))
         } else {
-            CaptureLayer::without_tracing(store.clone())
+            CaptureSubscriber::without_tracing(store.clone())
         };
-        let subscriber = Registry::default()
-            .with(Targets::new().with_target("trace_harness", tracing::Level::TRACE))
-            .with(capture);
+        let subscriber =
+            capture.with(Targets::new().with_target("trace_harness", tracing::Level::TRACE));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -7,20 +7,20 @@ use std::future::Future;
 use std::io::Write as _;
 use std::sync::Arc;
 
+use thread_local::ThreadLocal;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Span, Subscriber};
+use tracing_core::span::Current;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::{Layer, Registry};
 
-use super::context::{TraceContext, TraceFlags};
+use super::context::TraceContext;
 use super::ids::IdGenerator;
 use super::prefix::{RequestIdPrefix, SeedPrefix};
 use super::store::{
-    FieldStr, FieldValue, Fields, LogLine, ParentKind, SpanData, SpanRef, SpanStatus, TraceStore,
+    FieldStr, FieldValue, Fields, LiveId, LogLine, NewSpan, ParentKind, SpanData, SpanRef,
+    TraceStore,
 };
 use crate::clock;
 
@@ -39,37 +39,45 @@ pub fn current_request_id() -> Option<Arc<str>> {
     REQUEST_ID.try_with(Arc::clone).ok()
 }
 
-/// Captures spans and events into a [`TraceStore`].
+/// A `tracing` subscriber that captures spans and events into a [`TraceStore`].
 ///
-/// With `tracing` off the layer still records log lines (with their request ids) but disables
-/// every span, so instrumented code pays what a disabled span costs and propagates nothing.
-pub struct CaptureLayer {
+/// It is a whole subscriber, not a `Layer` on `tracing_subscriber::Registry`: it keeps each live
+/// span in the store itself, written in place from open to close, where a layer would keep a
+/// second record in the registry's extensions and copy it out at close. That is what makes
+/// capture cost little more than the registry alone (BENCHMARKS.md). Filters still stack on
+/// it (`capture.with(Targets::new()…)`); layers that need the registry's span data (`fmt`) do
+/// not, and [`CaptureSubscriber::with_log_writer`] writes the seed-format log line instead.
+///
+/// With `tracing` off it still records log lines (with their request ids) but disables every
+/// span, so instrumented code pays what a disabled span costs and propagates nothing.
+pub struct CaptureSubscriber {
     store: Arc<TraceStore>,
     ids: IdGenerator,
     tracing: bool,
     log: Option<LogWriter>,
+    /// Each thread's entered spans, innermost last.
+    stacks: ThreadLocal<RefCell<SpanStack>>,
 }
 
 /// Writes one finished log line (newline included) somewhere: a file, stderr, a sink.
 type LogWriter = Box<dyn Fn(&[u8]) + Send + Sync>;
 
-impl CaptureLayer {
+impl CaptureSubscriber {
     pub fn new(store: Arc<TraceStore>, ids: IdGenerator) -> Self {
-        CaptureLayer {
+        CaptureSubscriber {
             store,
             ids,
             tracing: true,
             log: None,
+            stacks: ThreadLocal::new(),
         }
     }
 
     /// Tracing opted out: log lines only, no spans, no context.
     pub fn without_tracing(store: Arc<TraceStore>) -> Self {
-        CaptureLayer {
-            store,
-            ids: IdGenerator::Random,
+        CaptureSubscriber {
             tracing: false,
-            log: None,
+            ..CaptureSubscriber::new(store, IdGenerator::Random)
         }
     }
 
@@ -86,36 +94,37 @@ impl CaptureLayer {
         }));
         self
     }
+}
 
-    fn write_log_line(&self, line: &LogLine) {
-        let Some(write) = &self.log else { return };
-        thread_local! {
-            // Reused so that writing a line allocates nothing once the buffer has grown.
-            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
-        }
-        LINE.with(|buf| {
-            let Ok(mut buf) = buf.try_borrow_mut() else {
-                return;
-            };
-            buf.clear();
-            let _ = match (&line.span, &line.request_id) {
-                (Some(span), _) => write!(
-                    buf,
-                    "{} ",
-                    SeedPrefix {
-                        trace: span.trace_id,
-                        span: span.span_id,
-                        op: span.op,
-                    }
-                ),
-                (None, Some(id)) => write!(buf, "{} ", RequestIdPrefix(id)),
-                (None, None) => Ok(()),
-            };
-            push_one_line(&mut buf, &line.message);
-            buf.push('\n');
-            write(buf.as_bytes());
-        });
+/// Writes `line` in the seed's format: `[trace:… span:… op:…] message` in a span,
+/// `[Request ID: …] message` outside one.
+fn write_log_line(write: &LogWriter, span: Option<&SpanRef>, line: &LogLine) {
+    thread_local! {
+        // Reused so that writing a line allocates nothing once the buffer has grown.
+        static LINE: RefCell<String> = const { RefCell::new(String::new()) };
     }
+    LINE.with(|buf| {
+        let Ok(mut buf) = buf.try_borrow_mut() else {
+            return;
+        };
+        buf.clear();
+        let _ = match (span, &line.request_id) {
+            (Some(span), _) => write!(
+                buf,
+                "{} ",
+                SeedPrefix {
+                    trace: span.trace_id,
+                    span: span.span_id,
+                    op: span.op,
+                }
+            ),
+            (None, Some(id)) => write!(buf, "{} ", RequestIdPrefix(id)),
+            (None, None) => Ok(()),
+        };
+        push_one_line(&mut buf, &line.message);
+        buf.push('\n');
+        write(buf.as_bytes());
+    });
 }
 
 /// Appends `message` with control characters escaped, so a message cannot split or forge a line.
@@ -133,17 +142,49 @@ fn push_one_line(buf: &mut String, message: &str) {
     }
 }
 
-/// Per-span state, kept in the registry's extensions while the span lives.
-struct LiveSpan {
-    data: SpanData,
-    /// Where the store keeps this span's entry in its list of open spans.
-    open_slot: usize,
+/// The spans a thread has entered, innermost last. A span entered again while already on the
+/// stack is marked a duplicate: it is not the current span a second time, and leaving it pops
+/// the right entry (the same rules as `tracing_subscriber::Registry`'s stack).
+#[derive(Default)]
+struct SpanStack(Vec<(LiveId, bool)>);
+
+impl SpanStack {
+    fn push(&mut self, id: LiveId) {
+        let duplicate = self.0.iter().any(|(entered, _)| *entered == id);
+        self.0.push((id, duplicate));
+    }
+
+    fn pop(&mut self, id: LiveId) {
+        if let Some(at) = self.0.iter().rposition(|(entered, _)| *entered == id) {
+            self.0.remove(at);
+        }
+    }
+
+    fn current(&self) -> Option<LiveId> {
+        self.0.iter().rev().find(|(_, dup)| !dup).map(|(id, _)| *id)
+    }
 }
 
-impl<S> Layer<S> for CaptureLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
+impl CaptureSubscriber {
+    /// The innermost span this thread has entered.
+    fn current(&self) -> Option<LiveId> {
+        self.stacks.get()?.borrow().current()
+    }
+
+    /// The span a new span or event belongs to: none for a root, the explicit parent, or the
+    /// current span.
+    fn parent_of(&self, is_root: bool, explicit: Option<&Id>) -> Option<LiveId> {
+        if is_root {
+            None
+        } else if let Some(parent) = explicit {
+            Some(parent.into_u64())
+        } else {
+            self.current()
+        }
+    }
+}
+
+impl Subscriber for CaptureSubscriber {
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
         if metadata.is_span() && !self.tracing {
             Interest::never()
@@ -152,87 +193,56 @@ where
         }
     }
 
-    fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         self.tracing || !metadata.is_span()
     }
 
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let inherited = span.parent().and_then(|parent| {
-            let ext = parent.extensions();
-            ext.get::<LiveSpan>().map(|live| {
-                let p = &live.data;
-                (p.trace_id, p.span_id, p.flags, p.tracestate.clone())
-            })
-        });
-        let (trace_id, parent, flags, tracestate) = match inherited {
-            Some((trace, parent, flags, state)) => {
-                (trace, Some((parent, ParentKind::Local)), flags, state)
-            }
-            None => (self.ids.trace_id(), None, TraceFlags::NEW_TRACE, None),
-        };
+    fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+        let metadata = attrs.metadata();
         // Sized once: every declared field (`Empty` ones included) may be recorded later.
-        let mut fields = Fields::with_capacity(attrs.metadata().fields().len());
+        let mut fields = Fields::with_capacity(metadata.fields().len());
         attrs.record(&mut FieldVisitor {
             fields: &mut fields,
             message: None,
-            fresh: true,
         });
-        let span_id = self.ids.span_id();
-        let op = attrs.metadata().name();
-        // The store numbers the span under the lock it takes anyway, instead of an atomic.
-        let (seq, open_slot) = self.store.opened(SpanRef {
-            trace_id,
-            span_id,
-            op,
-        });
-        let now = clock::now();
-        let data = SpanData {
-            seq,
-            trace_id,
-            span_id,
-            parent,
-            links: Vec::new(),
-            op,
+        let parent = self.parent_of(attrs.is_root(), attrs.parent());
+        let span = NewSpan {
+            metadata,
             fields,
-            status: SpanStatus::Ok,
-            start: now,
-            end: now,
-            flags,
-            tracestate,
+            start: clock::now(),
             request_id: current_request_id(),
         };
-        span.extensions_mut().insert(LiveSpan { data, open_slot });
+        Id::from_u64(self.store.open(&self.ids, parent, span))
     }
 
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut ext = span.extensions_mut();
-        if let Some(live) = ext.get_mut::<LiveSpan>() {
-            values.record(&mut FieldVisitor {
-                fields: &mut live.data.fields,
-                message: None,
-                fresh: false,
-            });
-        }
-    }
-
-    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
-        let Some(cause) = ctx
-            .span(follows)
-            .and_then(|s| s.extensions().get::<LiveSpan>().map(|l| l.data.span_id))
-        else {
-            return;
-        };
-        if let Some(span) = ctx.span(id) {
-            let mut ext = span.extensions_mut();
-            if let Some(live) = ext.get_mut::<LiveSpan>() {
-                live.data.links.push(cause);
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        // Values are formatted before the store is locked: a `Debug` impl may log.
+        let mut recorded = Fields::new();
+        values.record(&mut FieldVisitor {
+            fields: &mut recorded,
+            message: None,
+        });
+        self.store.with_live(span.into_u64(), |data| {
+            for (name, value) in recorded {
+                // Names come from the callsite's static field set: equal pointers are the same
+                // name.
+                match data
+                    .fields
+                    .iter_mut()
+                    .find(|(k, _)| std::ptr::eq(*k, name) || *k == name)
+                {
+                    Some((_, slot)) => *slot = value,
+                    None => data.fields.push((name, value)),
+                }
             }
-        }
+        });
     }
 
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+    fn record_follows_from(&self, span: &Id, follows: &Id) {
+        self.store.link(span.into_u64(), follows.into_u64());
+    }
+
+    fn event(&self, event: &Event<'_>) {
         let metadata = event.metadata();
         // The message is usually one of the declared fields and is kept apart from them.
         let mut fields = Fields::with_capacity(metadata.fields().len().saturating_sub(1));
@@ -240,68 +250,58 @@ where
         event.record(&mut FieldVisitor {
             fields: &mut fields,
             message: Some(&mut message),
-            fresh: true,
         });
-        let message = message.unwrap_or_default();
-        let level = *metadata.level();
-        let span = ctx.event_span(event).and_then(|span| {
-            if level != tracing::Level::ERROR {
-                // Only an error changes the span: everything else only reads it.
-                return span
-                    .extensions()
-                    .get::<LiveSpan>()
-                    .map(|l| span_ref(&l.data));
-            }
-            let mut ext = span.extensions_mut();
-            let live = &mut ext.get_mut::<LiveSpan>()?.data;
-            if live.status == SpanStatus::Ok {
-                live.status = SpanStatus::Error(message.as_str().into());
-            }
-            Some(span_ref(live))
-        });
+        let span = self.parent_of(event.is_root(), event.parent());
         let line = LogLine {
-            // Numbered by the store when it takes the line.
+            // Numbered, and given its span, by the store when it takes the line.
             seq: 0,
             at: clock::now(),
-            level,
-            message,
+            level: *metadata.level(),
+            message: message.unwrap_or_default(),
             fields,
             target: metadata.target(),
-            span,
+            span: None,
             request_id: current_request_id(),
         };
-        self.write_log_line(&line);
-        self.store.logged(line);
+        if let Some(write) = &self.log {
+            let span = span.and_then(|id| self.store.span_ref(id));
+            write_log_line(write, span.as_ref(), &line);
+        }
+        self.store.logged(span, line);
     }
 
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(&id) else { return };
-        let Some(LiveSpan {
-            mut data,
-            open_slot,
-        }) = span.extensions_mut().remove::<LiveSpan>()
-        else {
-            return;
-        };
-        data.end = clock::try_now().unwrap_or(data.start).max(data.start);
-        self.store.closed(open_slot, data);
+    fn enter(&self, span: &Id) {
+        self.stacks
+            .get_or_default()
+            .borrow_mut()
+            .push(span.into_u64());
     }
-}
 
-fn span_ref(data: &SpanData) -> SpanRef {
-    SpanRef {
-        trace_id: data.trace_id,
-        span_id: data.span_id,
-        op: data.op,
+    fn exit(&self, span: &Id) {
+        if let Some(stack) = self.stacks.get() {
+            stack.borrow_mut().pop(span.into_u64());
+        }
+    }
+
+    fn clone_span(&self, span: &Id) -> Id {
+        self.store.retain(span.into_u64());
+        span.clone()
+    }
+
+    fn try_close(&self, span: Id) -> bool {
+        self.store.release(span.into_u64(), clock::try_now())
+    }
+
+    fn current_span(&self) -> Current {
+        self.current()
+            .and_then(|id| Some(Current::new(Id::from_u64(id), self.store.metadata(id)?)))
+            .unwrap_or_else(Current::none)
     }
 }
 
 struct FieldVisitor<'a> {
     fields: &'a mut Fields,
     message: Option<&'a mut Option<String>>,
-    /// Every field arrives at most once (a new span's or an event's values), so a value is
-    /// pushed without looking for an earlier one to replace.
-    fresh: bool,
 }
 
 impl FieldVisitor<'_> {
@@ -320,18 +320,8 @@ impl FieldVisitor<'_> {
             *message = Some(value.to_string());
             return;
         }
+        // Every field arrives at most once per visit, so it is pushed without a search.
         let name = field.name();
-        if !self.fresh {
-            // Names come from the callsite's static field set: equal pointers are the same name.
-            if let Some((_, slot)) = self
-                .fields
-                .iter_mut()
-                .find(|(k, _)| std::ptr::eq(*k, name) || *k == name)
-            {
-                *slot = value;
-                return;
-            }
-        }
         self.fields.push((name, value));
     }
 }
@@ -438,14 +428,12 @@ pub fn current_context() -> Option<TraceContext> {
     context_of(&Span::current())
 }
 
-/// Reaches a live span's record through the registry, the way `tracing-opentelemetry`'s
-/// `set_parent` does: downcast the dispatcher to the `Registry` underneath the layers.
+/// Reaches a live span's record in the store, the way `tracing-opentelemetry`'s `set_parent`
+/// reaches its own: downcast the dispatcher to the subscriber underneath any filters.
 fn with_live<R>(span: &Span, f: impl FnOnce(&mut SpanData) -> R) -> Option<R> {
     span.with_subscriber(|(id, dispatch)| {
-        let registry = dispatch.downcast_ref::<Registry>()?;
-        let span = registry.span(id)?;
-        let mut ext = span.extensions_mut();
-        ext.get_mut::<LiveSpan>().map(|live| f(&mut live.data))
+        let capture = dispatch.downcast_ref::<CaptureSubscriber>()?;
+        capture.store.with_live(id.into_u64(), f)
     })
     .flatten()
 }

@@ -9,8 +9,8 @@ mod store;
 pub mod tracestate;
 
 pub use capture::{
-    context_of, continue_from, current_context, current_request_id, with_request_id, CaptureLayer,
-    Relation,
+    context_of, continue_from, current_context, current_request_id, with_request_id,
+    CaptureSubscriber, Relation,
 };
 pub use context::{
     TraceContext, TraceFlags, Traceparent, TraceparentError, MAX_TRACEPARENT_CHARS, TRACEPARENT,

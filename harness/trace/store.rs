@@ -3,8 +3,10 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tracing::Metadata;
+
 use super::context::TraceFlags;
-use super::ids::{SpanId, TraceId};
+use super::ids::{IdGenerator, SpanId, TraceId};
 use super::tracestate::TraceState;
 use crate::clock::VirtualTime;
 
@@ -163,6 +165,13 @@ impl SpanData {
     pub fn duration(&self) -> std::time::Duration {
         self.end.since(self.start)
     }
+    pub fn span_ref(&self) -> SpanRef {
+        SpanRef {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            op: self.op,
+        }
+    }
 }
 
 /// Which span a log line was written in.
@@ -186,7 +195,7 @@ pub struct LogLine {
     pub request_id: Option<Arc<str>>,
 }
 
-/// What a [`super::CaptureLayer`] writes into. Cheap to share; snapshot it after the replay.
+/// What a [`super::CaptureSubscriber`] writes into. Cheap to share; snapshot it after the replay.
 #[derive(Debug, Default)]
 pub struct TraceStore {
     inner: Mutex<Inner>,
@@ -198,10 +207,78 @@ struct Inner {
     next_seq: Seq,
     spans: Chunked<SpanData>,
     logs: Chunked<LogLine>,
-    /// Spans not closed yet, by slot: a closing span frees its slot in O(1) however many flows
-    /// are in flight, and freed slots are reused.
-    open: Vec<Option<(Seq, SpanRef)>>,
-    free_slots: Vec<usize>,
+    /// Spans not closed yet, each written in place in its slot from open to close. A closing
+    /// span frees its slot in O(1) however many flows are in flight, and freed slots are reused.
+    slots: Vec<Slot>,
+    free_slots: Vec<u32>,
+}
+
+/// One place for a live span. `generation` counts the slot's reuses, so an id held past its
+/// span's close (a bug in the caller, or a stale stack entry) finds nothing rather than the
+/// slot's next span.
+#[derive(Debug)]
+struct Slot {
+    generation: u32,
+    live: Option<Live>,
+}
+
+/// A span between open and close: its record, and what the subscriber needs to manage its
+/// lifetime.
+#[derive(Debug)]
+struct Live {
+    data: SpanData,
+    metadata: &'static Metadata<'static>,
+    /// Handles still alive: the span's own, its clones, and one per open child (a child keeps
+    /// its parent open, as `tracing_subscriber::Registry` does, so a parent never closes
+    /// before its children).
+    refs: u32,
+    /// The open parent this span holds a handle to.
+    parent: Option<LiveId>,
+}
+
+/// A live span's id, as the subscriber hands it to `tracing`: slot index + 1 in the low 32
+/// bits (never zero), the slot's generation in the high 32.
+pub(crate) type LiveId = u64;
+
+fn live_id(index: u32, generation: u32) -> LiveId {
+    (u64::from(generation) << 32) | (u64::from(index) + 1)
+}
+
+impl Inner {
+    #[inline]
+    fn next_seq(&mut self) -> Seq {
+        let seq = self.next_seq;
+        self.next_seq = seq.wrapping_add(1);
+        seq
+    }
+
+    #[inline]
+    fn live_mut(&mut self, id: LiveId) -> Option<&mut Live> {
+        let index = ((id & 0xFFFF_FFFF) as usize).checked_sub(1)?;
+        let slot = self.slots.get_mut(index)?;
+        if u64::from(slot.generation) != id >> 32 {
+            return None;
+        }
+        slot.live.as_mut()
+    }
+
+    /// Frees a live span's slot and hands back what it held.
+    fn take(&mut self, id: LiveId) -> Option<Live> {
+        self.live_mut(id)?;
+        let index = (id & 0xFFFF_FFFF) as u32 - 1;
+        let slot = &mut self.slots[index as usize];
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free_slots.push(index);
+        slot.live.take()
+    }
+}
+
+/// What a new span starts with; the store fills in its ids, parent and creation number.
+pub(crate) struct NewSpan {
+    pub metadata: &'static Metadata<'static>,
+    pub fields: Fields,
+    pub start: VirtualTime,
+    pub request_id: Option<Arc<str>>,
 }
 
 /// Items in chunks that never move once allocated: pushing never copies what is already
@@ -280,36 +357,122 @@ impl TraceStore {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records that a span opened; returns its creation number and the slot to hand back to
-    /// [`TraceStore::closed`].
+    /// Opens a span as a child of `parent` (a live span's id), or as the root of a new trace
+    /// when there is none, and returns its id. Ids are minted here, trace id first, so that a
+    /// seeded generator gives the same ids in the same order on every run.
     #[inline]
-    pub(crate) fn opened(&self, span: SpanRef) -> (Seq, usize) {
+    pub(crate) fn open(&self, ids: &IdGenerator, parent: Option<LiveId>, span: NewSpan) -> LiveId {
         let mut inner = self.lock();
-        let seq = inner.next_seq;
-        inner.next_seq = seq.wrapping_add(1);
-        let slot = match inner.free_slots.pop() {
-            Some(slot) => {
-                inner.open[slot] = Some((seq, span));
-                slot
+        let inherited = parent.and_then(|id| {
+            let parent = inner.live_mut(id)?;
+            parent.refs += 1;
+            let p = &parent.data;
+            Some((id, p.trace_id, p.span_id, p.flags, p.tracestate.clone()))
+        });
+        let (trace_id, parent, flags, tracestate) = match inherited {
+            Some((id, trace, parent, flags, state)) => (trace, Some((id, parent)), flags, state),
+            None => (ids.trace_id(), None, TraceFlags::NEW_TRACE, None),
+        };
+        let data = SpanData {
+            seq: inner.next_seq(),
+            trace_id,
+            span_id: ids.span_id(),
+            parent: parent.map(|(_, span_id)| (span_id, ParentKind::Local)),
+            links: Vec::new(),
+            op: span.metadata.name(),
+            fields: span.fields,
+            status: SpanStatus::Ok,
+            start: span.start,
+            end: span.start,
+            flags,
+            tracestate,
+            request_id: span.request_id,
+        };
+        let live = Live {
+            data,
+            metadata: span.metadata,
+            refs: 1,
+            parent: parent.map(|(id, _)| id),
+        };
+        let index = match inner.free_slots.pop() {
+            Some(index) => {
+                inner.slots[index as usize].live = Some(live);
+                index
             }
             None => {
-                inner.open.push(Some((seq, span)));
-                inner.open.len() - 1
+                let index = u32::try_from(inner.slots.len()).expect("fewer than 2^32 open spans");
+                inner.slots.push(Slot {
+                    generation: 0,
+                    live: Some(live),
+                });
+                index
             }
         };
-        (seq, slot)
+        live_id(index, inner.slots[index as usize].generation)
     }
 
-    #[inline]
-    pub(crate) fn closed(&self, open_slot: usize, data: SpanData) {
+    /// Runs `f` on a live span's record.
+    pub(crate) fn with_live<R>(&self, id: LiveId, f: impl FnOnce(&mut SpanData) -> R) -> Option<R> {
+        self.lock().live_mut(id).map(|live| f(&mut live.data))
+    }
+
+    /// A live span's callsite metadata.
+    pub(crate) fn metadata(&self, id: LiveId) -> Option<&'static Metadata<'static>> {
+        self.lock().live_mut(id).map(|live| live.metadata)
+    }
+
+    /// Which span a line written in the live span `id` belongs to.
+    pub(crate) fn span_ref(&self, id: LiveId) -> Option<SpanRef> {
+        self.lock().live_mut(id).map(|live| live.data.span_ref())
+    }
+
+    /// Records that `id` follows from `cause`: both live spans.
+    pub(crate) fn link(&self, id: LiveId, cause: LiveId) {
         let mut inner = self.lock();
-        if let Some(entry) = inner.open.get_mut(open_slot) {
-            if entry.is_some_and(|(seq, _)| seq == data.seq) {
-                *entry = None;
-                inner.free_slots.push(open_slot);
-            }
+        let Some(cause) = inner.live_mut(cause).map(|live| live.data.span_id) else {
+            return;
+        };
+        if let Some(live) = inner.live_mut(id) {
+            live.data.links.push(cause);
         }
-        inner.spans.push(data);
+    }
+
+    /// One more handle to a live span.
+    #[inline]
+    pub(crate) fn retain(&self, id: LiveId) {
+        if let Some(live) = self.lock().live_mut(id) {
+            live.refs += 1;
+        }
+    }
+
+    /// Drops a handle to a live span. The last one closes it at `end` (its start, if no
+    /// virtual time is known) and stores it, then drops its handle to its parent, which may
+    /// close in turn. Returns whether the span itself closed.
+    #[inline]
+    pub(crate) fn release(&self, released: LiveId, end: Option<VirtualTime>) -> bool {
+        let mut inner = self.lock();
+        let mut next = Some(released);
+        let mut closed = false;
+        while let Some(id) = next.take() {
+            let Some(live) = inner.live_mut(id) else {
+                break;
+            };
+            live.refs -= 1;
+            if live.refs > 0 {
+                break;
+            }
+            let Some(Live {
+                mut data, parent, ..
+            }) = inner.take(id)
+            else {
+                break;
+            };
+            data.end = end.unwrap_or(data.start).max(data.start);
+            inner.spans.push(data);
+            closed |= id == released;
+            next = parent;
+        }
+        closed
     }
 
     /// Forgets every closed span and log line captured so far, keeping the memory for reuse as
@@ -331,12 +494,18 @@ impl TraceStore {
         self.lock().logs.len()
     }
 
-    /// Takes a log line, giving it its creation number.
+    /// Takes a log line written in the live span `span`, if any, giving it its creation number
+    /// and its span. An error line marks its span as failed, with the first error's message.
     #[inline]
-    pub(crate) fn logged(&self, mut line: LogLine) {
+    pub(crate) fn logged(&self, span: Option<LiveId>, mut line: LogLine) {
         let mut inner = self.lock();
-        line.seq = inner.next_seq;
-        inner.next_seq = line.seq.wrapping_add(1);
+        line.span = span.and_then(|id| inner.live_mut(id)).map(|live| {
+            if line.level == tracing::Level::ERROR && live.data.status == SpanStatus::Ok {
+                live.data.status = SpanStatus::Error(line.message.as_str().into());
+            }
+            live.data.span_ref()
+        });
+        line.seq = inner.next_seq();
         inner.logs.push(line);
     }
 
@@ -347,7 +516,10 @@ impl TraceStore {
         spans.sort_by_key(|s| s.seq);
         let mut logs: Vec<LogLine> = inner.logs.iter().cloned().collect();
         logs.sort_by_key(|l| l.seq);
-        let mut open: Vec<(Seq, SpanRef)> = inner.open.iter().flatten().copied().collect();
+        let mut open: Vec<(Seq, SpanRef)> = (inner.slots.iter())
+            .filter_map(|slot| slot.live.as_ref())
+            .map(|live| (live.data.seq, live.data.span_ref()))
+            .collect();
         open.sort_by_key(|(seq, _)| *seq);
         Captured {
             spans,
@@ -416,36 +588,50 @@ mod tests {
     }
 
     #[test]
-    fn a_closing_span_frees_its_open_slot_for_the_next_one() {
-        let store = TraceStore::new();
-        let span = |n: u8| SpanRef {
-            trace_id: TraceId::from_bytes([n; 16]).unwrap(),
-            span_id: SpanId::from_bytes([n; 8]).unwrap(),
-            op: "op",
+    fn a_closing_span_frees_its_slot_and_a_stale_id_finds_nothing() {
+        static CALLSITE: tracing::callsite::DefaultCallsite = {
+            static META: Metadata<'static> = tracing::metadata!(
+                name: "op",
+                target: "test",
+                level: tracing::Level::INFO,
+                fields: &[],
+                callsite: &CALLSITE,
+                kind: tracing::metadata::Kind::SPAN,
+            );
+            tracing::callsite::DefaultCallsite::new(&META)
         };
-        let (seq_a, a) = store.opened(span(1));
-        let (seq_b, b) = store.opened(span(2));
-        assert_eq!((seq_a, seq_b), (0, 1));
-        assert_ne!(a, b);
-        let data = |seq: Seq, n: u8| SpanData {
-            seq,
-            trace_id: span(n).trace_id,
-            span_id: span(n).span_id,
-            parent: None,
-            links: Vec::new(),
-            op: "op",
+        let store = TraceStore::new();
+        let ids = IdGenerator::seeded(1);
+        let new = || NewSpan {
+            metadata: tracing::callsite::Callsite::metadata(&CALLSITE),
             fields: Fields::new(),
-            status: SpanStatus::Ok,
             start: VirtualTime::ZERO,
-            end: VirtualTime::ZERO,
-            flags: TraceFlags::SAMPLED,
-            tracestate: None,
             request_id: None,
         };
-        store.closed(a, data(0, 1));
-        assert_eq!(store.snapshot().open, vec![span(2)]);
-        assert_eq!(store.opened(span(3)), (2, a), "the freed slot is reused");
-        assert_eq!(store.snapshot().open, vec![span(2), span(3)]);
-        assert_eq!(store.span_count(), 1);
+        let a = store.open(&ids, None, new());
+        let b = store.open(&ids, Some(a), new());
+        let ref_of = |id| store.span_ref(id).unwrap();
+        let (span_a, span_b) = (ref_of(a), ref_of(b));
+        assert_eq!(
+            span_a.trace_id, span_b.trace_id,
+            "a child continues its parent's trace"
+        );
+
+        // The child holds its parent open: releasing the parent's own handle closes nothing.
+        assert!(!store.release(a, None));
+        assert_eq!(store.snapshot().open, vec![span_a, span_b]);
+        // Closing the child closes the parent after it.
+        assert!(store.release(b, None));
+        assert_eq!(store.snapshot().open, vec![]);
+        assert_eq!(store.span_count(), 2);
+
+        let c = store.open(&ids, None, new());
+        // The last slot freed (the parent's) is reused first.
+        assert_eq!(c & 0xFFFF_FFFF, a & 0xFFFF_FFFF, "a freed slot is reused");
+        assert_ne!(c, a, "with a new generation");
+        assert!(store.span_ref(a).is_none(), "a stale id finds nothing");
+        assert!(!store.release(a, None));
+        assert_eq!(store.snapshot().open, vec![ref_of(c)]);
+        assert_eq!(store.snapshot().spans[1].parent_id(), Some(span_a.span_id));
     }
 }

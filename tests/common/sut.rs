@@ -7,8 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use trace_harness::booking::{BookingService, ServiceConfig};
-use trace_harness::trace::{CaptureLayer, IdGenerator, TraceContext, TraceStore};
-use tracing_subscriber::layer::SubscriberExt;
+use trace_harness::trace::{CaptureSubscriber, IdGenerator, TraceContext, TraceStore};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -102,9 +101,7 @@ pub fn exchange(
     body: impl FnOnce(&str) -> Vec<u8>,
 ) -> Exchange {
     let store = TraceStore::new();
-    let subscriber = tracing_subscriber::Registry::default()
-        .with(CaptureLayer::new(store, IdGenerator::seeded(7)));
-    let dispatch = tracing::Dispatch::new(subscriber);
+    let dispatch = tracing::Dispatch::new(CaptureSubscriber::new(store, IdGenerator::seeded(7)));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
