@@ -19,8 +19,8 @@ use super::context::TraceContext;
 use super::ids::IdGenerator;
 use super::prefix::{RequestIdPrefix, SeedPrefix};
 use super::store::{
-    FieldStr, FieldValue, Fields, LiveId, LogLine, NewSpan, ParentKind, SpanData, SpanRef,
-    TraceStore,
+    FieldBuf, FieldStr, FieldValue, Fields, LiveId, LogLine, NewSpan, ParentKind, SpanData,
+    SpanRef, TraceStore,
 };
 use crate::clock;
 
@@ -96,9 +96,14 @@ impl CaptureSubscriber {
     }
 }
 
-/// Writes `line` in the seed's format: `[trace:… span:… op:…] message` in a span,
+/// Writes a line in the seed's format: `[trace:… span:… op:…] message` in a span,
 /// `[Request ID: …] message` outside one.
-fn write_log_line(write: &LogWriter, span: Option<&SpanRef>, line: &LogLine) {
+fn write_log_line(
+    write: &LogWriter,
+    span: Option<&SpanRef>,
+    request_id: Option<&str>,
+    message: &str,
+) {
     thread_local! {
         // Reused so that writing a line allocates nothing once the buffer has grown.
         static LINE: RefCell<String> = const { RefCell::new(String::new()) };
@@ -108,7 +113,7 @@ fn write_log_line(write: &LogWriter, span: Option<&SpanRef>, line: &LogLine) {
             return;
         };
         buf.clear();
-        let _ = match (span, &line.request_id) {
+        let _ = match (span, request_id) {
             (Some(span), _) => write!(
                 buf,
                 "{} ",
@@ -121,7 +126,7 @@ fn write_log_line(write: &LogWriter, span: Option<&SpanRef>, line: &LogLine) {
             (None, Some(id)) => write!(buf, "{} ", RequestIdPrefix(id)),
             (None, None) => Ok(()),
         };
-        push_one_line(&mut buf, &line.message);
+        push_one_line(&mut buf, message);
         buf.push('\n');
         write(buf.as_bytes());
     });
@@ -155,7 +160,9 @@ impl SpanStack {
     }
 
     fn pop(&mut self, id: LiveId) {
-        if let Some(at) = self.0.iter().rposition(|(entered, _)| *entered == id) {
+        if self.0.last().is_some_and(|(entered, _)| *entered == id) {
+            self.0.pop();
+        } else if let Some(at) = self.0.iter().rposition(|(entered, _)| *entered == id) {
             self.0.remove(at);
         }
     }
@@ -198,44 +205,33 @@ impl Subscriber for CaptureSubscriber {
     }
 
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
-        let metadata = attrs.metadata();
-        // Sized once: every declared field (`Empty` ones included) may be recorded later.
-        let mut fields = Fields::with_capacity(metadata.fields().len());
-        attrs.record(&mut FieldVisitor {
-            fields: &mut fields,
-            message: None,
-        });
-        let parent = self.parent_of(attrs.is_root(), attrs.parent());
-        let span = NewSpan {
-            metadata,
-            fields,
-            start: clock::now(),
-            request_id: current_request_id(),
-        };
-        Id::from_u64(self.store.open(&self.ids, parent, span))
+        thread_local! {
+            static FIELDS: RefCell<FieldBuf> = const { RefCell::new(Vec::new()) };
+        }
+        with_scratch(&FIELDS, |fields| {
+            let metadata = attrs.metadata();
+            attrs.record(&mut FieldVisitor {
+                fields,
+                message: None,
+            });
+            let parent = self.parent_of(attrs.is_root(), attrs.parent());
+            let span = NewSpan {
+                metadata,
+                start: clock::now(),
+                request_id: current_request_id(),
+            };
+            Id::from_u64(self.store.open(&self.ids, parent, span, fields))
+        })
     }
 
     fn record(&self, span: &Id, values: &Record<'_>) {
         // Values are formatted before the store is locked: a `Debug` impl may log.
-        let mut recorded = Fields::new();
+        let mut recorded = FieldBuf::new();
         values.record(&mut FieldVisitor {
             fields: &mut recorded,
             message: None,
         });
-        self.store.with_live(span.into_u64(), |data| {
-            for (name, value) in recorded {
-                // Names come from the callsite's static field set: equal pointers are the same
-                // name.
-                match data
-                    .fields
-                    .iter_mut()
-                    .find(|(k, _)| std::ptr::eq(*k, name) || *k == name)
-                {
-                    Some((_, slot)) => *slot = value,
-                    None => data.fields.push((name, value)),
-                }
-            }
-        });
+        self.store.record(span.into_u64(), &mut recorded);
     }
 
     fn record_follows_from(&self, span: &Id, follows: &Id) {
@@ -243,31 +239,39 @@ impl Subscriber for CaptureSubscriber {
     }
 
     fn event(&self, event: &Event<'_>) {
-        let metadata = event.metadata();
-        // The message is usually one of the declared fields and is kept apart from them.
-        let mut fields = Fields::with_capacity(metadata.fields().len().saturating_sub(1));
-        let mut message = None;
-        event.record(&mut FieldVisitor {
-            fields: &mut fields,
-            message: Some(&mut message),
-        });
-        let span = self.parent_of(event.is_root(), event.parent());
-        let line = LogLine {
-            // Numbered, and given its span, by the store when it takes the line.
-            seq: 0,
-            at: clock::now(),
-            level: *metadata.level(),
-            message: message.unwrap_or_default(),
-            fields,
-            target: metadata.target(),
-            span: None,
-            request_id: current_request_id(),
-        };
-        if let Some(write) = &self.log {
-            let span = span.and_then(|id| self.store.span_ref(id));
-            write_log_line(write, span.as_ref(), &line);
+        thread_local! {
+            static MESSAGE: RefCell<String> = const { RefCell::new(String::new()) };
+            static FIELDS: RefCell<FieldBuf> = const { RefCell::new(Vec::new()) };
         }
-        self.store.logged(span, line);
+        // The message is formatted into a reused buffer and copied into the store's text: a
+        // message arrives as `fmt::Arguments`, whose size is unknown until written.
+        with_scratch(&MESSAGE, |message| {
+            with_scratch(&FIELDS, |fields| {
+                let metadata = event.metadata();
+                // The message is usually one of the declared fields and is kept apart from them.
+                event.record(&mut FieldVisitor {
+                    fields,
+                    message: Some(message),
+                });
+                let span = self.parent_of(event.is_root(), event.parent());
+                let line = LogLine {
+                    // Numbered, and given its span and message, by the store when it takes the line.
+                    seq: 0,
+                    at: clock::now(),
+                    level: *metadata.level(),
+                    message: String::new(),
+                    fields: Fields::new(),
+                    target: metadata.target(),
+                    span: None,
+                    request_id: current_request_id(),
+                };
+                if let Some(write) = &self.log {
+                    let span = span.and_then(|id| self.store.span_ref(id));
+                    write_log_line(write, span.as_ref(), line.request_id.as_deref(), message);
+                }
+                self.store.logged(span, line, message, fields);
+            })
+        })
     }
 
     fn enter(&self, span: &Id) {
@@ -300,36 +304,35 @@ impl Subscriber for CaptureSubscriber {
 }
 
 struct FieldVisitor<'a> {
-    fields: &'a mut Fields,
-    message: Option<&'a mut Option<String>>,
+    fields: &'a mut FieldBuf,
+    /// Where an event's `message` is written, apart from its other fields.
+    message: Option<&'a mut String>,
 }
 
 impl FieldVisitor<'_> {
     /// Where the event's `message` goes, if `field` is it and this visit keeps messages apart.
-    fn message_slot(&mut self, field: &Field) -> Option<&mut Option<String>> {
-        if self.message.is_some() && field.name() == "message" {
-            self.message.as_deref_mut()
-        } else {
-            None
+    fn message_slot(&mut self, field: &Field) -> Option<&mut String> {
+        match &mut self.message {
+            Some(message) if field.name() == "message" => Some(message),
+            _ => None,
         }
     }
 
     #[inline]
     fn put(&mut self, field: &Field, value: FieldValue) {
         if let Some(message) = self.message_slot(field) {
-            *message = Some(value.to_string());
+            let _ = write!(message, "{value}");
             return;
         }
         // Every field arrives at most once per visit, so it is pushed without a search.
-        let name = field.name();
-        self.fields.push((name, value));
+        self.fields.push((field.name(), value));
     }
 }
 
 impl Visit for FieldVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if let Some(message) = self.message_slot(field) {
-            *message = Some(value.to_owned());
+            message.push_str(value);
             return;
         }
         self.put(field, FieldValue::Str(value.into()));
@@ -348,43 +351,64 @@ impl Visit for FieldVisitor<'_> {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if let Some(message) = self.message_slot(field) {
-            *message = Some(with_formatted(value, str::to_owned));
+            let _ = write!(message, "{value:?}");
             return;
         }
-        // A short value stays inline in the field: formatted, copied, no allocation.
-        let text = with_formatted(value, |text: &str| FieldStr::from(text));
+        thread_local! {
+            static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        // Formatted into a reused buffer, then copied: a short value stays inline in the field
+        // (no allocation), a longer one gets one allocation of its exact size.
+        let text = with_scratch(&TEXT, |text| {
+            let _ = write!(text, "{value:?}");
+            FieldStr::from(text.as_str())
+        });
         self.put(field, FieldValue::Str(text));
     }
 }
 
-/// Formats `value` (`{value:?}`) and hands the text to `keep`, which copies what it keeps: a
-/// message arrives as `fmt::Arguments`, whose size is unknown until written, and formatting into
-/// an empty `String` grows it several times. It is written into a reused per-thread buffer
-/// instead, so `keep` makes one allocation of the exact size, or none for a short field value.
-fn with_formatted<R>(value: &dyn fmt::Debug, keep: impl FnOnce(&str) -> R) -> R {
-    thread_local! {
-        static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+/// A per-thread buffer that [`with_scratch`] lends out.
+trait Scratch: Default {
+    /// Empties the buffer; one that grew huge is dropped rather than pinned for the thread's
+    /// lifetime.
+    fn reset(&mut self);
+}
+
+impl Scratch for String {
+    fn reset(&mut self) {
+        if self.capacity() > 4096 {
+            *self = String::new();
+        }
+        self.clear();
     }
-    let mut keep = Some(keep);
-    let kept = SCRATCH
-        .try_with(|scratch| {
-            let mut scratch = scratch.try_borrow_mut().ok()?;
-            scratch.clear();
-            write!(scratch, "{value:?}").ok()?;
-            let kept = keep.take().map(|keep| keep(scratch.as_str()));
-            // A huge message must not pin its buffer for the thread's lifetime.
-            if scratch.capacity() > 4096 {
-                *scratch = String::new();
-            }
-            kept
-        })
-        .ok()
-        .flatten();
-    match (kept, keep) {
-        (Some(kept), _) => kept,
-        // Re-entered while formatting (a `Debug` impl that logs), or the thread is exiting.
-        (None, Some(keep)) => keep(&format!("{value:?}")),
-        (None, None) => unreachable!("`keep` runs at most once and its result is returned"),
+}
+
+impl Scratch for FieldBuf {
+    fn reset(&mut self) {
+        if self.capacity() > 64 {
+            *self = Vec::new();
+        }
+        self.clear();
+    }
+}
+
+/// Runs `f` with this thread's `buffer`, emptied: reused so that capturing allocates nothing
+/// once it has grown. A fresh buffer stands in when it is taken (a `Debug` impl that logs while
+/// being formatted) or the thread is exiting.
+fn with_scratch<B: Scratch, R>(
+    buffer: &'static std::thread::LocalKey<RefCell<B>>,
+    f: impl FnOnce(&mut B) -> R,
+) -> R {
+    let mut f = Some(f);
+    let done = buffer.try_with(|buffer| {
+        let mut buffer = buffer.try_borrow_mut().ok()?;
+        buffer.reset();
+        f.take().map(|f| f(&mut buffer))
+    });
+    match (done.ok().flatten(), f) {
+        (Some(done), _) => done,
+        (None, Some(f)) => f(&mut B::default()),
+        (None, None) => unreachable!("`f` runs at most once and its result is returned"),
     }
 }
 

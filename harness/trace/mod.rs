@@ -22,4 +22,5 @@ pub use store::{
     Captured, FieldStr, FieldValue, Fields, LogLine, ParentKind, Seq, SpanData, SpanRef,
     SpanStatus, TraceStore,
 };
+pub use thin_vec::ThinVec;
 pub use tracestate::{TraceState, TraceStateError};

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use thin_vec::ThinVec;
 use tracing::Metadata;
 
 use super::context::TraceFlags;
@@ -32,7 +33,18 @@ impl fmt::Display for FieldValue {
     }
 }
 
-pub type Fields = Vec<(&'static str, FieldValue)>;
+/// A span's or line's fields, in the order they were recorded. A `ThinVec`: 8 bytes when
+/// empty, as the stored form of most spans' and lines' is (their fields live in the store's
+/// chunks until a snapshot), where a `Vec` would be 24.
+pub type Fields = ThinVec<(&'static str, FieldValue)>;
+
+/// Fields on their way into the store: a reused per-thread buffer while a span's or an event's
+/// values are visited, then moved into the store's chunks with one copy (`Vec::append`).
+pub(crate) type FieldBuf = Vec<(&'static str, FieldValue)>;
+
+/// A field slot reserved for a declared field not recorded yet (`field::Empty`): tracing field
+/// names are never empty.
+const UNSET: (&str, FieldValue) = ("", FieldValue::Bool(false));
 
 /// Creation number of a span or log line within one replay. 32 bits, so a stored span is
 /// 8 bytes smaller than with a `u64` (4, and 4 of padding): numbers are kept in order for
@@ -143,7 +155,7 @@ pub struct SpanData {
     pub span_id: SpanId,
     pub parent: Option<(SpanId, ParentKind)>,
     /// Follows-from links: spans that caused this one without waiting for it.
-    pub links: Vec<SpanId>,
+    pub links: ThinVec<SpanId>,
     pub op: &'static str,
     pub fields: Fields,
     pub status: SpanStatus,
@@ -205,10 +217,24 @@ pub struct TraceStore {
 struct Inner {
     /// The next creation number, shared by spans and log lines so that both sort together.
     next_seq: Seq,
-    spans: Chunked<SpanData>,
-    logs: Chunked<LogLine>,
-    /// Spans not closed yet, each written in place in its slot from open to close. A closing
-    /// span frees its slot in O(1) however many flows are in flight, and freed slots are reused.
+    spans: Chunked<StoredSpan>,
+    logs: Chunked<StoredLine>,
+    /// Every span's and line's fields, side by side, for the same reason as `text`. A span
+    /// reserves one slot per declared field when it opens, so recording a value later fills a
+    /// slot in place.
+    fields: Chunked<(&'static str, FieldValue), 64, 4096>,
+    /// Spans closed since the last [`TraceStore::clear`].
+    closed: usize,
+    /// Spans open now: their fields must outlive [`TraceStore::clear`].
+    live: usize,
+    /// The lines' message text, side by side: one allocation per chunk rather than one per
+    /// message. The store keeps everything it captures, so a message allocated on its own
+    /// would never be freed before the next one and always took the allocator's slow path.
+    text: Chunked<u8, 1024, 65536>,
+    /// Spans not closed yet, by slot: the slot says where the span's record is in `spans`
+    /// (written there in place from open to close) and holds what the subscriber needs to
+    /// manage its lifetime. A closing span frees its slot in O(1) however many flows are in
+    /// flight, and freed slots are reused.
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
 }
@@ -222,11 +248,11 @@ struct Slot {
     live: Option<Live>,
 }
 
-/// A span between open and close: its record, and what the subscriber needs to manage its
-/// lifetime.
+/// A span between open and close.
 #[derive(Debug)]
 struct Live {
-    data: SpanData,
+    /// Where its record is in `spans`.
+    at: At,
     metadata: &'static Metadata<'static>,
     /// Handles still alive: the span's own, its clones, and one per open child (a child keeps
     /// its parent open, as `tracing_subscriber::Registry` does, so a parent never closes
@@ -234,6 +260,30 @@ struct Live {
     refs: u32,
     /// The open parent this span holds a handle to.
     parent: Option<LiveId>,
+}
+
+/// A log line as the store keeps it: its message lives in the store's text chunks.
+#[derive(Debug)]
+struct StoredLine {
+    /// `message` and `fields` are empty here.
+    line: LogLine,
+    message: Stretch,
+    fields: Stretch,
+}
+
+/// A span as the store keeps it, open or closed: its fields live in the store's field chunks,
+/// one reserved per declared field.
+#[derive(Debug)]
+struct StoredSpan {
+    /// `fields` holds only what did not fit the reserved ones (normally nothing).
+    data: SpanData,
+    fields: Stretch,
+    /// The slot of a span still open; [`StoredSpan::CLOSED`] once it closed.
+    open_slot: u32,
+}
+
+impl StoredSpan {
+    const CLOSED: u32 = u32::MAX;
 }
 
 /// A live span's id, as the subscriber hands it to `tracing`: slot index + 1 in the low 32
@@ -253,22 +303,30 @@ impl Inner {
     }
 
     #[inline]
-    fn live_mut(&mut self, id: LiveId) -> Option<&mut Live> {
+    fn live_in(slots: &mut [Slot], id: LiveId) -> Option<&mut Live> {
         let index = ((id & 0xFFFF_FFFF) as usize).checked_sub(1)?;
-        let slot = self.slots.get_mut(index)?;
+        let slot = slots.get_mut(index)?;
         if u64::from(slot.generation) != id >> 32 {
             return None;
         }
         slot.live.as_mut()
     }
 
+    /// A live span's record.
+    #[inline]
+    fn span_mut(&mut self, id: LiveId) -> Option<&mut StoredSpan> {
+        let at = Self::live_in(&mut self.slots, id)?.at;
+        self.spans.get_mut(at)
+    }
+
     /// Frees a live span's slot and hands back what it held.
     fn take(&mut self, id: LiveId) -> Option<Live> {
-        self.live_mut(id)?;
+        Self::live_in(&mut self.slots, id)?;
         let index = (id & 0xFFFF_FFFF) as u32 - 1;
         let slot = &mut self.slots[index as usize];
         slot.generation = slot.generation.wrapping_add(1);
         self.free_slots.push(index);
+        self.live -= 1;
         slot.live.take()
     }
 }
@@ -276,24 +334,23 @@ impl Inner {
 /// What a new span starts with; the store fills in its ids, parent and creation number.
 pub(crate) struct NewSpan {
     pub metadata: &'static Metadata<'static>,
-    pub fields: Fields,
     pub start: VirtualTime,
     pub request_id: Option<Arc<str>>,
 }
 
 /// Items in chunks that never move once allocated: pushing never copies what is already
-/// stored (no reallocation of one large `Vec` mid-replay). Chunks double from a small first one
-/// up to [`Chunked::MAX_CHUNK_LEN`], so a short replay stays small and a long one wastes at
-/// most one partly filled chunk.
+/// stored (no reallocation of one large `Vec` mid-replay). Chunks double from `FIRST` items up
+/// to `MAX`, so a short replay stays small and a long one wastes at most one partly filled
+/// chunk (and, with [`Chunked::push_slice`], the tail of a chunk a slice did not fit in).
 #[derive(Debug)]
-struct Chunked<T> {
+struct Chunked<T, const FIRST: usize = 16, const MAX: usize = 1024> {
     chunks: Vec<Vec<T>>,
     len: usize,
     /// Emptied chunks kept by [`Chunked::clear`] for reuse, as `Vec::clear` keeps capacity.
     spare: Vec<Vec<T>>,
 }
 
-impl<T> Default for Chunked<T> {
+impl<T, const FIRST: usize, const MAX: usize> Default for Chunked<T, FIRST, MAX> {
     fn default() -> Self {
         Chunked {
             chunks: Vec::new(),
@@ -303,29 +360,96 @@ impl<T> Default for Chunked<T> {
     }
 }
 
-impl<T> Chunked<T> {
-    const FIRST_CHUNK_LEN: usize = 16;
-    const MAX_CHUNK_LEN: usize = 1024;
+/// Where [`Chunked::push`] put an item: chunk, index in the chunk.
+type At = (u32, u32);
+
+/// Where [`Chunked::push_slice`] put a slice.
+#[derive(Clone, Copy, Debug, Default)]
+struct Stretch {
+    chunk: u32,
+    start: u32,
+    len: u32,
+}
+
+impl<T, const FIRST: usize, const MAX: usize> Chunked<T, FIRST, MAX> {
+    #[inline(always)]
+    fn push(&mut self, item: T) -> At {
+        self.len += 1;
+        let room = (self.chunks.last()).is_some_and(|chunk| chunk.len() < chunk.capacity());
+        if !room {
+            self.new_chunk(1);
+        }
+        let at = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[at];
+        chunk.push(item);
+        (at as u32, (chunk.len() - 1) as u32)
+    }
 
     #[inline]
-    fn push(&mut self, item: T) {
-        self.len += 1;
-        if let Some(chunk) = self.chunks.last_mut() {
-            if chunk.len() < chunk.capacity() {
-                chunk.push(item);
-                return;
-            }
-        }
-        let wanted = self
-            .len
-            .next_power_of_two()
-            .clamp(Self::FIRST_CHUNK_LEN, Self::MAX_CHUNK_LEN);
-        let mut chunk = match self.spare.pop() {
+    fn get_mut(&mut self, (chunk, index): At) -> Option<&mut T> {
+        self.chunks.get_mut(chunk as usize)?.get_mut(index as usize)
+    }
+
+    /// Starts a chunk with room for at least `room` items.
+    #[cold]
+    fn new_chunk(&mut self, room: usize) -> &mut Vec<T> {
+        let wanted = self.len.next_power_of_two().clamp(FIRST, MAX).max(room);
+        let chunk = match self.spare.pop() {
             Some(chunk) if chunk.capacity() >= wanted => chunk,
             _ => Vec::with_capacity(wanted),
         };
-        chunk.push(item);
         self.chunks.push(chunk);
+        self.chunks.last_mut().expect("just pushed")
+    }
+
+    /// Copies `items` side by side into one chunk; see [`Chunked::push_n`].
+    #[inline]
+    fn push_slice(&mut self, items: &[T]) -> Stretch
+    where
+        T: Copy,
+    {
+        self.push_n(items.len(), |chunk| chunk.extend_from_slice(items))
+    }
+
+    /// Puts `n` items side by side into one chunk, so that [`Chunked::slice`] gives them back
+    /// whole: `fill` appends them to the chunk, which has room for `n` more. More than `MAX`
+    /// items get a chunk of their own size.
+    #[inline]
+    fn push_n(&mut self, n: usize, fill: impl FnOnce(&mut Vec<T>)) -> Stretch {
+        if n == 0 {
+            return Stretch::default();
+        }
+        let fits = (self.chunks.last()).is_some_and(|c| c.capacity() - c.len() >= n);
+        if !fits {
+            self.new_chunk(n);
+        }
+        let at = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[at];
+        let start = chunk.len();
+        fill(chunk);
+        debug_assert_eq!(chunk.len() - start, n, "`fill` pushes exactly `n` items");
+        self.len += n;
+        Stretch {
+            chunk: at as u32,
+            start: start as u32,
+            len: (chunk.len() - start) as u32,
+        }
+    }
+
+    fn slice(&self, stretch: Stretch) -> &[T] {
+        let Stretch { chunk, start, len } = stretch;
+        let start = start as usize;
+        (self.chunks.get(chunk as usize))
+            .and_then(|chunk| chunk.get(start..start + len as usize))
+            .unwrap_or_default()
+    }
+
+    fn slice_mut(&mut self, stretch: Stretch) -> &mut [T] {
+        let Stretch { chunk, start, len } = stretch;
+        let start = start as usize;
+        (self.chunks.get_mut(chunk as usize))
+            .and_then(|chunk| chunk.get_mut(start..start + len as usize))
+            .unwrap_or_default()
     }
 
     fn clear(&mut self) {
@@ -361,86 +485,136 @@ impl TraceStore {
     /// when there is none, and returns its id. Ids are minted here, trace id first, so that a
     /// seeded generator gives the same ids in the same order on every run.
     #[inline]
-    pub(crate) fn open(&self, ids: &IdGenerator, parent: Option<LiveId>, span: NewSpan) -> LiveId {
+    pub(crate) fn open(
+        &self,
+        ids: &IdGenerator,
+        parent: Option<LiveId>,
+        span: NewSpan,
+        fields: &mut FieldBuf,
+    ) -> LiveId {
         let mut inner = self.lock();
         let inherited = parent.and_then(|id| {
-            let parent = inner.live_mut(id)?;
+            let parent = Inner::live_in(&mut inner.slots, id)?;
             parent.refs += 1;
-            let p = &parent.data;
+            let at = parent.at;
+            let p = &inner.spans.get_mut(at)?.data;
             Some((id, p.trace_id, p.span_id, p.flags, p.tracestate.clone()))
         });
-        let (trace_id, parent, flags, tracestate) = match inherited {
-            Some((id, trace, parent, flags, state)) => (trace, Some((id, parent)), flags, state),
-            None => (ids.trace_id(), None, TraceFlags::NEW_TRACE, None),
-        };
-        let data = SpanData {
-            seq: inner.next_seq(),
-            trace_id,
-            span_id: ids.span_id(),
-            parent: parent.map(|(_, span_id)| (span_id, ParentKind::Local)),
-            links: Vec::new(),
-            op: span.metadata.name(),
-            fields: span.fields,
-            status: SpanStatus::Ok,
-            start: span.start,
-            end: span.start,
-            flags,
-            tracestate,
-            request_id: span.request_id,
-        };
-        let live = Live {
-            data,
-            metadata: span.metadata,
-            refs: 1,
-            parent: parent.map(|(id, _)| id),
-        };
-        let index = match inner.free_slots.pop() {
-            Some(index) => {
-                inner.slots[index as usize].live = Some(live);
-                index
+        let (new_trace, span_id) = ids.mint_serially(inherited.is_none());
+        let (trace_id, parent, flags, tracestate) = match (inherited, new_trace) {
+            (Some((id, trace, parent, flags, state)), _) => {
+                (trace, Some((id, parent)), flags, state)
             }
+            (None, new_trace) => {
+                let trace = new_trace.expect("a trace id is minted for a span without a parent");
+                (trace, None, TraceFlags::NEW_TRACE, None)
+            }
+        };
+        let declared = span.metadata.fields().len().max(fields.len());
+        let reserved = inner.fields.push_n(declared, |chunk| {
+            let end = chunk.len() + declared;
+            chunk.append(fields);
+            chunk.resize(end, UNSET);
+        });
+        let index = match inner.free_slots.pop() {
+            Some(index) => index,
             None => {
                 let index = u32::try_from(inner.slots.len()).expect("fewer than 2^32 open spans");
                 inner.slots.push(Slot {
                     generation: 0,
-                    live: Some(live),
+                    live: None,
                 });
                 index
             }
         };
-        live_id(index, inner.slots[index as usize].generation)
+        let seq = inner.next_seq();
+        let at = inner.spans.push(StoredSpan {
+            data: SpanData {
+                seq,
+                trace_id,
+                span_id,
+                parent: parent.map(|(_, span_id)| (span_id, ParentKind::Local)),
+                links: ThinVec::new(),
+                op: span.metadata.name(),
+                fields: Fields::new(),
+                status: SpanStatus::Ok,
+                start: span.start,
+                end: span.start,
+                flags,
+                tracestate,
+                request_id: span.request_id,
+            },
+            fields: reserved,
+            open_slot: index,
+        });
+        inner.live += 1;
+        let slot = &mut inner.slots[index as usize];
+        slot.live = Some(Live {
+            at,
+            metadata: span.metadata,
+            refs: 1,
+            parent: parent.map(|(id, _)| id),
+        });
+        live_id(index, slot.generation)
     }
 
     /// Runs `f` on a live span's record.
     pub(crate) fn with_live<R>(&self, id: LiveId, f: impl FnOnce(&mut SpanData) -> R) -> Option<R> {
-        self.lock().live_mut(id).map(|live| f(&mut live.data))
+        self.lock().span_mut(id).map(|span| f(&mut span.data))
     }
 
     /// A live span's callsite metadata.
     pub(crate) fn metadata(&self, id: LiveId) -> Option<&'static Metadata<'static>> {
-        self.lock().live_mut(id).map(|live| live.metadata)
+        Inner::live_in(&mut self.lock().slots, id).map(|live| live.metadata)
     }
 
     /// Which span a line written in the live span `id` belongs to.
     pub(crate) fn span_ref(&self, id: LiveId) -> Option<SpanRef> {
-        self.lock().live_mut(id).map(|live| live.data.span_ref())
+        self.lock().span_mut(id).map(|span| span.data.span_ref())
+    }
+
+    /// Records values of a live span's declared fields: each replaces the field's earlier
+    /// value or fills its reserved slot.
+    pub(crate) fn record(&self, id: LiveId, values: &mut FieldBuf) {
+        let mut inner = self.lock();
+        let Some(at) = Inner::live_in(&mut inner.slots, id).map(|live| live.at) else {
+            return;
+        };
+        let Inner { spans, fields, .. } = &mut *inner;
+        let Some(span) = spans.get_mut(at) else {
+            return;
+        };
+        let reserved = fields.slice_mut(span.fields);
+        for (name, value) in values.drain(..) {
+            // Names come from the callsite's static field set: equal pointers are the same name.
+            let same = |k: &&str| std::ptr::eq(*k, name) || *k == name;
+            if let Some((_, slot)) = reserved.iter_mut().find(|(k, _)| same(k)) {
+                *slot = value;
+            } else if let Some(slot) = reserved.iter_mut().find(|(k, _)| k.is_empty()) {
+                *slot = (name, value);
+            } else if let Some((_, slot)) = span.data.fields.iter_mut().find(|(k, _)| same(k)) {
+                *slot = value;
+            } else {
+                span.data.fields.push((name, value));
+            }
+        }
     }
 
     /// Records that `id` follows from `cause`: both live spans.
     pub(crate) fn link(&self, id: LiveId, cause: LiveId) {
         let mut inner = self.lock();
-        let Some(cause) = inner.live_mut(cause).map(|live| live.data.span_id) else {
+        let Some(cause) = inner.span_mut(cause).map(|span| span.data.span_id) else {
             return;
         };
-        if let Some(live) = inner.live_mut(id) {
-            live.data.links.push(cause);
+        if let Some(span) = inner.span_mut(id) {
+            span.data.links.push(cause);
         }
     }
 
     /// One more handle to a live span.
     #[inline]
     pub(crate) fn retain(&self, id: LiveId) {
-        if let Some(live) = self.lock().live_mut(id) {
+        if let Some(live) = Inner::live_in(&mut self.lock().slots, id) {
             live.refs += 1;
         }
     }
@@ -454,21 +628,21 @@ impl TraceStore {
         let mut next = Some(released);
         let mut closed = false;
         while let Some(id) = next.take() {
-            let Some(live) = inner.live_mut(id) else {
+            let Some(live) = Inner::live_in(&mut inner.slots, id) else {
                 break;
             };
             live.refs -= 1;
             if live.refs > 0 {
                 break;
             }
-            let Some(Live {
-                mut data, parent, ..
-            }) = inner.take(id)
-            else {
+            let Some(Live { at, parent, .. }) = inner.take(id) else {
                 break;
             };
-            data.end = end.unwrap_or(data.start).max(data.start);
-            inner.spans.push(data);
+            if let Some(span) = inner.spans.get_mut(at) {
+                span.data.end = end.unwrap_or(span.data.start).max(span.data.start);
+                span.open_slot = StoredSpan::CLOSED;
+            }
+            inner.closed += 1;
             closed |= id == released;
             next = parent;
         }
@@ -480,13 +654,34 @@ impl TraceStore {
     /// snapshot and drop as they go.
     pub fn clear(&self) {
         let mut inner = self.lock();
+        let inner = &mut *inner;
+        // Open spans' records move to the front of the emptied chunks.
+        let open: Vec<StoredSpan> = match inner.live {
+            0 => Vec::new(),
+            _ => (inner.spans.chunks.iter_mut())
+                .flat_map(|chunk| chunk.drain(..))
+                .filter(|span| span.open_slot != StoredSpan::CLOSED)
+                .collect(),
+        };
         inner.spans.clear();
+        for span in open {
+            let slot = span.open_slot as usize;
+            let at = inner.spans.push(span);
+            if let Some(live) = inner.slots.get_mut(slot).and_then(|s| s.live.as_mut()) {
+                live.at = at;
+            }
+        }
+        inner.closed = 0;
         inner.logs.clear();
+        inner.text.clear();
+        if inner.live == 0 {
+            inner.fields.clear();
+        }
     }
 
     /// How many spans have closed so far.
     pub fn span_count(&self) -> usize {
-        self.lock().spans.len()
+        self.lock().closed
     }
 
     /// How many log lines have been captured so far.
@@ -497,28 +692,61 @@ impl TraceStore {
     /// Takes a log line written in the live span `span`, if any, giving it its creation number
     /// and its span. An error line marks its span as failed, with the first error's message.
     #[inline]
-    pub(crate) fn logged(&self, span: Option<LiveId>, mut line: LogLine) {
+    pub(crate) fn logged(
+        &self,
+        span: Option<LiveId>,
+        mut line: LogLine,
+        message: &str,
+        fields: &mut FieldBuf,
+    ) {
         let mut inner = self.lock();
-        line.span = span.and_then(|id| inner.live_mut(id)).map(|live| {
-            if line.level == tracing::Level::ERROR && live.data.status == SpanStatus::Ok {
-                live.data.status = SpanStatus::Error(line.message.as_str().into());
+        line.span = span.and_then(|id| inner.span_mut(id)).map(|span| {
+            let data = &mut span.data;
+            if line.level == tracing::Level::ERROR && data.status == SpanStatus::Ok {
+                data.status = SpanStatus::Error(message.into());
             }
-            live.data.span_ref()
+            data.span_ref()
         });
         line.seq = inner.next_seq();
-        inner.logs.push(line);
+        let message = inner.text.push_slice(message.as_bytes());
+        let fields = (inner.fields).push_n(fields.len(), |chunk| chunk.append(fields));
+        inner.logs.push(StoredLine {
+            line,
+            message,
+            fields,
+        });
     }
 
     /// Everything captured so far, in creation order.
     pub fn snapshot(&self) -> Captured {
         let inner = self.lock();
-        let mut spans: Vec<SpanData> = inner.spans.iter().cloned().collect();
+        let fields_of = |stretch: Stretch, overflow: &Fields| -> Fields {
+            let reserved = inner.fields.slice(stretch).iter();
+            (reserved.filter(|(name, _)| !name.is_empty()))
+                .chain(overflow)
+                .cloned()
+                .collect()
+        };
+        let mut spans: Vec<SpanData> = (inner.spans.iter())
+            .filter(|stored| stored.open_slot == StoredSpan::CLOSED)
+            .map(|stored| SpanData {
+                fields: fields_of(stored.fields, &stored.data.fields),
+                ..stored.data.clone()
+            })
+            .collect();
         spans.sort_by_key(|s| s.seq);
-        let mut logs: Vec<LogLine> = inner.logs.iter().cloned().collect();
+        let mut logs: Vec<LogLine> = (inner.logs.iter())
+            .map(|stored| LogLine {
+                // Always whole `&str`s side by side, so always valid UTF-8.
+                message: String::from_utf8_lossy(inner.text.slice(stored.message)).into_owned(),
+                fields: fields_of(stored.fields, &stored.line.fields),
+                ..stored.line.clone()
+            })
+            .collect();
         logs.sort_by_key(|l| l.seq);
-        let mut open: Vec<(Seq, SpanRef)> = (inner.slots.iter())
-            .filter_map(|slot| slot.live.as_ref())
-            .map(|live| (live.data.seq, live.data.span_ref()))
+        let mut open: Vec<(Seq, SpanRef)> = (inner.spans.iter())
+            .filter(|stored| stored.open_slot != StoredSpan::CLOSED)
+            .map(|stored| (stored.data.seq, stored.data.span_ref()))
             .collect();
         open.sort_by_key(|(seq, _)| *seq);
         Captured {
@@ -565,7 +793,7 @@ mod tests {
 
     #[test]
     fn chunks_keep_push_order_across_growth_and_clear() {
-        let mut items = Chunked::default();
+        let mut items: Chunked<i32> = Chunked::default();
         for i in 0..3_000 {
             items.push(i);
         }
@@ -574,7 +802,7 @@ mod tests {
         // Chunks double from the first one, then stay at the maximum.
         let lens: Vec<usize> = items.chunks.iter().map(Vec::capacity).collect();
         assert_eq!(lens[..3], [16, 32, 64]);
-        assert!(lens.iter().all(|&n| n <= Chunked::<i32>::MAX_CHUNK_LEN));
+        assert!(lens.iter().all(|&n| n <= 1024));
 
         items.clear();
         assert_eq!(items.len(), 0);
@@ -585,6 +813,118 @@ mod tests {
         assert!(items.iter().copied().eq(0..100));
         // The largest spare chunk is reused first, so 100 items fit in one.
         assert_eq!(items.chunks.len(), 1);
+    }
+
+    #[test]
+    fn fields_and_messages_come_back_whole_through_record_clear_and_snapshot() {
+        static CALLSITE: tracing::callsite::DefaultCallsite = {
+            static META: Metadata<'static> = tracing::metadata!(
+                name: "op",
+                target: "test",
+                level: tracing::Level::INFO,
+                fields: &[],
+                callsite: &CALLSITE,
+                kind: tracing::metadata::Kind::SPAN,
+            );
+            tracing::callsite::DefaultCallsite::new(&META)
+        };
+        let store = TraceStore::new();
+        let ids = IdGenerator::seeded(1);
+        let new = || NewSpan {
+            metadata: tracing::callsite::Callsite::metadata(&CALLSITE),
+            start: VirtualTime::ZERO,
+            request_id: None,
+        };
+        let text = |s: &str| FieldValue::Str(s.into());
+        // This callsite declares no fields, so every recorded value beyond the ones the span
+        // opened with goes past its reserved slots: kept, in order.
+        let mut opened = vec![("a", FieldValue::U64(1)), ("b", text("x"))];
+        let closed = store.open(&ids, None, new(), &mut opened);
+        assert!(opened.is_empty(), "the buffer is moved into the store");
+        store.record(
+            closed,
+            &mut vec![("b", text("y")), ("c", FieldValue::Bool(true))],
+        );
+        store.record(closed, &mut vec![("c", FieldValue::Bool(false))]);
+        let line = |message: &str| LogLine {
+            seq: 0,
+            at: VirtualTime::ZERO,
+            level: tracing::Level::ERROR,
+            message: String::new(),
+            fields: Fields::new(),
+            target: "test",
+            span: None,
+            request_id: None,
+        };
+        let long = "é".repeat(40_000);
+        store.logged(
+            Some(closed),
+            line(""),
+            "first error",
+            &mut vec![("n", FieldValue::I64(-1))],
+        );
+        store.logged(None, line(""), &long, &mut Vec::new());
+        store.release(closed, None);
+
+        let open = store.open(&ids, None, new(), &mut vec![("kept", text("across clear"))]);
+        store.clear();
+        assert_eq!(store.span_count(), 0);
+        store.record(open, &mut vec![("later", FieldValue::F64(0.5))]);
+        store.logged(Some(open), line(""), "after clear", &mut Vec::new());
+        store.release(open, None);
+
+        let captured = store.snapshot();
+        assert_eq!(
+            captured.spans.len(),
+            1,
+            "the span closed before the clear is gone"
+        );
+        let span = &captured.spans[0];
+        let names: Vec<&str> = span.fields.iter().map(|(k, _)| *k).collect();
+        assert_eq!(names, ["kept", "later"]);
+        assert_eq!(span.field("kept"), Some(&text("across clear")));
+        assert_eq!(captured.logs.len(), 1);
+        assert_eq!(captured.logs[0].message, "after clear");
+        assert_eq!(captured.logs[0].span, Some(span.span_ref()));
+
+        // Before a clear, everything is there: values replaced in place, the error status, a
+        // message longer than a text chunk.
+        let store = TraceStore::new();
+        let id = store.open(
+            &ids,
+            None,
+            new(),
+            &mut vec![("a", FieldValue::U64(1)), ("b", text("x"))],
+        );
+        store.record(
+            id,
+            &mut vec![("b", text("y")), ("c", FieldValue::Bool(true))],
+        );
+        store.logged(
+            Some(id),
+            line(""),
+            "first error",
+            &mut vec![("n", FieldValue::I64(-1))],
+        );
+        store.logged(Some(id), line(""), "second error", &mut Vec::new());
+        store.logged(None, line(""), &long, &mut Vec::new());
+        store.release(id, None);
+        let captured = store.snapshot();
+        let span = &captured.spans[0];
+        assert_eq!(
+            span.fields,
+            Fields::from(vec![
+                ("a", FieldValue::U64(1)),
+                ("b", text("y")),
+                ("c", FieldValue::Bool(true))
+            ])
+        );
+        assert_eq!(span.status, SpanStatus::Error("first error".into()));
+        assert_eq!(
+            captured.logs[0].fields,
+            Fields::from(vec![("n", FieldValue::I64(-1))])
+        );
+        assert_eq!(captured.logs[2].message, long);
     }
 
     #[test]
@@ -604,12 +944,11 @@ mod tests {
         let ids = IdGenerator::seeded(1);
         let new = || NewSpan {
             metadata: tracing::callsite::Callsite::metadata(&CALLSITE),
-            fields: Fields::new(),
             start: VirtualTime::ZERO,
             request_id: None,
         };
-        let a = store.open(&ids, None, new());
-        let b = store.open(&ids, Some(a), new());
+        let a = store.open(&ids, None, new(), &mut FieldBuf::new());
+        let b = store.open(&ids, Some(a), new(), &mut FieldBuf::new());
         let ref_of = |id| store.span_ref(id).unwrap();
         let (span_a, span_b) = (ref_of(a), ref_of(b));
         assert_eq!(
@@ -625,7 +964,7 @@ mod tests {
         assert_eq!(store.snapshot().open, vec![]);
         assert_eq!(store.span_count(), 2);
 
-        let c = store.open(&ids, None, new());
+        let c = store.open(&ids, None, new(), &mut FieldBuf::new());
         // The last slot freed (the parent's) is reused first.
         assert_eq!(c & 0xFFFF_FFFF, a & 0xFFFF_FFFF, "a freed slot is reused");
         assert_ne!(c, a, "with a new generation");
