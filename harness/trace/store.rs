@@ -846,7 +846,7 @@ mod tests {
             &mut vec![("b", text("y")), ("c", FieldValue::Bool(true))],
         );
         store.record(closed, &mut vec![("c", FieldValue::Bool(false))]);
-        let line = |message: &str| LogLine {
+        let line = || LogLine {
             seq: 0,
             at: VirtualTime::ZERO,
             level: tracing::Level::ERROR,
@@ -863,14 +863,14 @@ mod tests {
             "first error",
             &mut vec![("n", FieldValue::I64(-1))],
         );
-        store.logged(None, line(""), &long, &mut Vec::new());
+        store.logged(None, line(), &long, &mut Vec::new());
         store.release(closed, None);
 
         let open = store.open(&ids, None, new(), &mut vec![("kept", text("across clear"))]);
         store.clear();
         assert_eq!(store.span_count(), 0);
         store.record(open, &mut vec![("later", FieldValue::F64(0.5))]);
-        store.logged(Some(open), line(""), "after clear", &mut Vec::new());
+        store.logged(Some(open), line(), "after clear", &mut Vec::new());
         store.release(open, None);
 
         let captured = store.snapshot();
@@ -906,8 +906,8 @@ mod tests {
             "first error",
             &mut vec![("n", FieldValue::I64(-1))],
         );
-        store.logged(Some(id), line(""), "second error", &mut Vec::new());
-        store.logged(None, line(""), &long, &mut Vec::new());
+        store.logged(Some(id), line(), "second error", &mut Vec::new());
+        store.logged(None, line(), &long, &mut Vec::new());
         store.release(id, None);
         let captured = store.snapshot();
         let span = &captured.spans[0];
