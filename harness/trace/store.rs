@@ -859,7 +859,7 @@ mod tests {
         let long = "é".repeat(40_000);
         store.logged(
             Some(closed),
-            line(""),
+            line(),
             "first error",
             &mut vec![("n", FieldValue::I64(-1))],
         );
@@ -902,7 +902,7 @@ mod tests {
         );
         store.logged(
             Some(id),
-            line(""),
+            line(),
             "first error",
             &mut vec![("n", FieldValue::I64(-1))],
         );
