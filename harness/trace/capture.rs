@@ -7,7 +7,6 @@ use std::future::Future;
 use std::io::Write as _;
 use std::sync::Arc;
 
-use thread_local::ThreadLocal;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
@@ -55,8 +54,8 @@ pub struct CaptureSubscriber {
     ids: IdGenerator,
     tracing: bool,
     log: Option<LogWriter>,
-    /// Each thread's entered spans, innermost last.
-    stacks: ThreadLocal<RefCell<SpanStack>>,
+    /// Tells this subscriber's entries in the threads' span stacks from other subscribers'.
+    stack_owner: u64,
 }
 
 /// Writes one finished log line (newline included) somewhere: a file, stderr, a sink.
@@ -69,7 +68,7 @@ impl CaptureSubscriber {
             ids,
             tracing: true,
             log: None,
-            stacks: ThreadLocal::new(),
+            stack_owner: next_stack_owner(),
         }
     }
 
@@ -147,35 +146,70 @@ fn push_one_line(buf: &mut String, message: &str) {
     }
 }
 
-/// The spans a thread has entered, innermost last. A span entered again while already on the
-/// stack is marked a duplicate: it is not the current span a second time, and leaving it pops
-/// the right entry (the same rules as `tracing_subscriber::Registry`'s stack).
+/// The spans this thread has entered, innermost last, each with the subscriber that owns it
+/// (a thread may run under several, one inside another). A span entered again while already
+/// on the stack is marked a duplicate: it is not the current span a second time, and leaving
+/// it pops the right entry (the same rules as `tracing_subscriber::Registry`'s stack).
+///
+/// One plain `thread_local!` for all subscribers rather than a per-subscriber `ThreadLocal`:
+/// entering and leaving spans happens on every poll of an instrumented future, and a std
+/// thread-local with a const initialiser is one TLS access where a per-instance one first
+/// looks the thread up.
 #[derive(Default)]
-struct SpanStack(Vec<(LiveId, bool)>);
+struct SpanStack(Vec<StackEntry>);
+
+#[derive(Clone, Copy)]
+struct StackEntry {
+    owner: u64,
+    id: LiveId,
+    duplicate: bool,
+}
+
+thread_local! {
+    static STACK: RefCell<SpanStack> = const { RefCell::new(SpanStack(Vec::new())) };
+}
+
+fn next_stack_owner() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 impl SpanStack {
-    fn push(&mut self, id: LiveId) {
-        let duplicate = self.0.iter().any(|(entered, _)| *entered == id);
-        self.0.push((id, duplicate));
+    fn push(&mut self, owner: u64, id: LiveId) {
+        let duplicate = self.0.iter().any(|e| e.owner == owner && e.id == id);
+        self.0.push(StackEntry {
+            owner,
+            id,
+            duplicate,
+        });
     }
 
-    fn pop(&mut self, id: LiveId) {
-        if self.0.last().is_some_and(|(entered, _)| *entered == id) {
+    fn pop(&mut self, owner: u64, id: LiveId) {
+        let this = |e: &StackEntry| e.owner == owner && e.id == id;
+        if self.0.last().is_some_and(this) {
             self.0.pop();
-        } else if let Some(at) = self.0.iter().rposition(|(entered, _)| *entered == id) {
+        } else if let Some(at) = self.0.iter().rposition(this) {
             self.0.remove(at);
         }
     }
 
-    fn current(&self) -> Option<LiveId> {
-        self.0.iter().rev().find(|(_, dup)| !dup).map(|(id, _)| *id)
+    fn current(&self, owner: u64) -> Option<LiveId> {
+        let entry = self
+            .0
+            .iter()
+            .rev()
+            .find(|e| e.owner == owner && !e.duplicate);
+        entry.map(|e| e.id)
     }
 }
 
 impl CaptureSubscriber {
     /// The innermost span this thread has entered.
     fn current(&self) -> Option<LiveId> {
-        self.stacks.get()?.borrow().current()
+        STACK
+            .try_with(|stack| stack.try_borrow().ok()?.current(self.stack_owner))
+            .ok()
+            .flatten()
     }
 
     /// The span a new span or event belongs to: none for a root, the explicit parent, or the
@@ -275,16 +309,19 @@ impl Subscriber for CaptureSubscriber {
     }
 
     fn enter(&self, span: &Id) {
-        self.stacks
-            .get_or_default()
-            .borrow_mut()
-            .push(span.into_u64());
+        let _ = STACK.try_with(|stack| {
+            if let Ok(mut stack) = stack.try_borrow_mut() {
+                stack.push(self.stack_owner, span.into_u64());
+            }
+        });
     }
 
     fn exit(&self, span: &Id) {
-        if let Some(stack) = self.stacks.get() {
-            stack.borrow_mut().pop(span.into_u64());
-        }
+        let _ = STACK.try_with(|stack| {
+            if let Ok(mut stack) = stack.try_borrow_mut() {
+                stack.pop(self.stack_owner, span.into_u64());
+            }
+        });
     }
 
     fn clone_span(&self, span: &Id) -> Id {

@@ -514,7 +514,9 @@ impl TraceStore {
         let reserved = inner.fields.push_n(declared, |chunk| {
             let end = chunk.len() + declared;
             chunk.append(fields);
-            chunk.resize(end, UNSET);
+            if chunk.len() < end {
+                chunk.resize(end, UNSET);
+            }
         });
         let index = match inner.free_slots.pop() {
             Some(index) => index,
