@@ -164,14 +164,36 @@ def main():
                 rows.append([label, fmt_time(t), fmt_ratio(ratio(t, base)), fmt_ratio(ratio(t, cap))])
         w(table(["subscriber", "time", "÷ floor", "÷ capture"], rows))
         w("")
+    # Instruction counts (benches/instructions.sh), when run-all.sh could run valgrind.
+    instr = {}
+    instr_path = os.path.join(ROOT, "target", "criterion", "instructions.txt")
+    if os.path.exists(instr_path):
+        with open(instr_path) as f:
+            text = f.read()
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                instr[parts[0]] = int(parts[1])
+        w("Instructions per lifecycle, counted by callgrind (`bash benches/instructions.sh`; "
+          "11 000 lifecycles minus 1 000, freeing what the store kept included). They do not "
+          "move with the machine's load, so they cross-check the wall-time ratios above:\n")
+        w("```\n" + text.strip() + "\n```\n")
+
+    def with_instr(r, a, b):
+        if a in instr and b in instr:
+            return f"{fmt_ratio(r)} (instructions: {fmt_ratio(instr[a] / instr[b])})"
+        return fmt_ratio(r)
+
     r = ratio(capture, floor)
-    targets.append(("capture within 1.3× of the Registry + trivial layer floor", fmt_ratio(r),
-                    None if r is None else r <= 1.3))
+    targets.append(("capture within 1.3× of the Registry + trivial layer floor",
+                    with_instr(r, "capture", "trivial"), None if r is None else r <= 1.3))
     r = ratio(ns("span_lifecycle/otel_noop_exporter"), capture)
-    targets.append(("capture ≥ 5× faster than tracing-opentelemetry, no-op exporter", fmt_ratio(r),
+    targets.append(("capture ≥ 5× faster than tracing-opentelemetry, no-op exporter",
+                    with_instr(r, "otel_noop", "capture"),
                     None if r is None else r >= 5))
     r = ratio(ns("span_lifecycle/otel_in_memory_exporter"), capture)
-    targets.append(("capture ≥ 10× faster than tracing-opentelemetry, in-memory exporter", fmt_ratio(r),
+    targets.append(("capture ≥ 10× faster than tracing-opentelemetry, in-memory exporter",
+                    with_instr(r, "otel_in_memory", "capture"),
                     None if r is None else r >= 10))
     r = ratio(ns("span_lifecycle/capture_seed_log"), ns("span_lifecycle/fmt_sink"))
     targets.append(("capture + seed log line faster than `fmt`", fmt_ratio(r) + " of fmt's time",

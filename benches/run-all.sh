@@ -15,4 +15,7 @@ for args in "--flows 2000" "--flows 2000 --http" "--flows 2000 --http --noise-fl
     { echo "trace-harness overhead $args"; CI=1 ./target/release/trace-harness overhead $args 2>/dev/null; } \
         > "target/criterion/overhead/$name.txt"
 done
+if command -v valgrind >/dev/null; then
+    bash benches/instructions.sh > target/criterion/instructions.txt
+fi
 python3 benches/report.py

@@ -8,27 +8,9 @@ mod common;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use common::{Built, Setup};
+use common::{span_with_event, Built, Setup};
 use criterion::{criterion_group, criterion_main, Criterion};
 use tracing::{info, info_span};
-
-/// The measured unit: the shape of the booking service's spans.
-#[inline(never)]
-fn span_with_event(event_type_id: u64) {
-    let span = info_span!(
-        "booking_creation",
-        event_type_id,
-        calendar = "google",
-        paid = false
-    );
-    let entered = span.enter();
-    info!(
-        "Booking creation started for eventTypeId: {}",
-        event_type_id
-    );
-    drop(entered);
-    drop(span);
-}
 
 /// The same span without its event: what the opt-out promise is about.
 #[inline(never)]

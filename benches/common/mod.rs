@@ -11,11 +11,30 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData, SpanExporter};
 use trace_harness::trace::{CaptureSubscriber, IdGenerator, TraceStore};
 use tracing::span::{Attributes, Id};
-use tracing::{Dispatch, Subscriber};
+use tracing::{info, info_span, Dispatch, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{Layer, Registry};
+
+/// The span lifecycle benches' unit, the shape of the booking service's spans: one span with
+/// three fields and one event, created, entered, exited, closed.
+#[inline(never)]
+pub fn span_with_event(event_type_id: u64) {
+    let span = info_span!(
+        "booking_creation",
+        event_type_id,
+        calendar = "google",
+        paid = false
+    );
+    let entered = span.enter();
+    info!(
+        "Booking creation started for eventTypeId: {}",
+        event_type_id
+    );
+    drop(entered);
+    drop(span);
+}
 
 /// The subscribers a span lifecycle is measured under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
