@@ -18,8 +18,8 @@ use super::context::TraceContext;
 use super::ids::IdGenerator;
 use super::prefix::{RequestIdPrefix, SeedPrefix};
 use super::store::{
-    FieldBuf, FieldStr, FieldValue, Fields, LiveId, LogLine, NewSpan, ParentKind, SpanData,
-    SpanRef, TraceStore,
+    FieldBuf, FieldStr, FieldValue, LiveId, NewLine, NewSpan, ParentKind, SpanData, SpanRef,
+    TraceStore,
 };
 use crate::clock;
 
@@ -288,15 +288,10 @@ impl Subscriber for CaptureSubscriber {
                     message: Some(message),
                 });
                 let span = self.parent_of(event.is_root(), event.parent());
-                let line = LogLine {
-                    // Numbered, and given its span and message, by the store when it takes the line.
-                    seq: 0,
+                let line = NewLine {
                     at: clock::now(),
                     level: *metadata.level(),
-                    message: String::new(),
-                    fields: Fields::new(),
                     target: metadata.target(),
-                    span: None,
                     request_id: current_request_id(),
                 };
                 if let Some(write) = &self.log {
@@ -355,7 +350,7 @@ impl FieldVisitor<'_> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, field: &Field, value: FieldValue) {
         if let Some(message) = self.message_slot(field) {
             let _ = write!(message, "{value}");
@@ -412,6 +407,7 @@ trait Scratch: Default {
 }
 
 impl Scratch for String {
+    #[inline]
     fn reset(&mut self) {
         if self.capacity() > 4096 {
             *self = String::new();
@@ -421,6 +417,7 @@ impl Scratch for String {
 }
 
 impl Scratch for FieldBuf {
+    #[inline]
     fn reset(&mut self) {
         if self.capacity() > 64 {
             *self = Vec::new();

@@ -42,9 +42,13 @@ pub type Fields = ThinVec<(&'static str, FieldValue)>;
 /// values are visited, then moved into the store's chunks with one copy (`Vec::append`).
 pub(crate) type FieldBuf = Vec<(&'static str, FieldValue)>;
 
-/// A field slot reserved for a declared field not recorded yet (`field::Empty`): tracing field
-/// names are never empty.
-const UNSET: (&str, FieldValue) = ("", FieldValue::Bool(false));
+/// A field slot reserved for a declared field not recorded yet (`field::Empty`). Its name is a
+/// lone NUL, which no field name written as an identifier or a sane string literal is.
+const UNSET: (&str, FieldValue) = ("\0", FieldValue::Bool(false));
+
+fn is_unset(name: &str) -> bool {
+    name == UNSET.0
+}
 
 /// Creation number of a span or log line within one replay. 32 bits, so a stored span is
 /// 8 bytes smaller than with a `u64` (4, and 4 of padding): numbers are kept in order for
@@ -331,6 +335,14 @@ impl Inner {
     }
 }
 
+/// What a new log line starts with; the store fills in its creation number and span.
+pub(crate) struct NewLine {
+    pub at: VirtualTime,
+    pub level: tracing::Level,
+    pub target: &'static str,
+    pub request_id: Option<Arc<str>>,
+}
+
 /// What a new span starts with; the store fills in its ids, parent and creation number.
 pub(crate) struct NewSpan {
     pub metadata: &'static Metadata<'static>,
@@ -592,7 +604,7 @@ impl TraceStore {
             let same = |k: &&str| std::ptr::eq(*k, name) || *k == name;
             if let Some((_, slot)) = reserved.iter_mut().find(|(k, _)| same(k)) {
                 *slot = value;
-            } else if let Some(slot) = reserved.iter_mut().find(|(k, _)| k.is_empty()) {
+            } else if let Some(slot) = reserved.iter_mut().find(|(k, _)| is_unset(k)) {
                 *slot = (name, value);
             } else if let Some((_, slot)) = span.data.fields.iter_mut().find(|(k, _)| same(k)) {
                 *slot = value;
@@ -697,23 +709,32 @@ impl TraceStore {
     pub(crate) fn logged(
         &self,
         span: Option<LiveId>,
-        mut line: LogLine,
+        line: NewLine,
         message: &str,
         fields: &mut FieldBuf,
     ) {
         let mut inner = self.lock();
-        line.span = span.and_then(|id| inner.span_mut(id)).map(|span| {
+        let span = span.and_then(|id| inner.span_mut(id)).map(|span| {
             let data = &mut span.data;
             if line.level == tracing::Level::ERROR && data.status == SpanStatus::Ok {
                 data.status = SpanStatus::Error(message.into());
             }
             data.span_ref()
         });
-        line.seq = inner.next_seq();
+        let seq = inner.next_seq();
         let message = inner.text.push_slice(message.as_bytes());
         let fields = (inner.fields).push_n(fields.len(), |chunk| chunk.append(fields));
         inner.logs.push(StoredLine {
-            line,
+            line: LogLine {
+                seq,
+                at: line.at,
+                level: line.level,
+                message: String::new(),
+                fields: Fields::new(),
+                target: line.target,
+                span,
+                request_id: line.request_id,
+            },
             message,
             fields,
         });
@@ -724,7 +745,7 @@ impl TraceStore {
         let inner = self.lock();
         let fields_of = |stretch: Stretch, overflow: &Fields| -> Fields {
             let reserved = inner.fields.slice(stretch).iter();
-            (reserved.filter(|(name, _)| !name.is_empty()))
+            (reserved.filter(|(name, _)| !is_unset(name)))
                 .chain(overflow)
                 .cloned()
                 .collect()
@@ -848,14 +869,10 @@ mod tests {
             &mut vec![("b", text("y")), ("c", FieldValue::Bool(true))],
         );
         store.record(closed, &mut vec![("c", FieldValue::Bool(false))]);
-        let line = || LogLine {
-            seq: 0,
+        let line = || NewLine {
             at: VirtualTime::ZERO,
             level: tracing::Level::ERROR,
-            message: String::new(),
-            fields: Fields::new(),
             target: "test",
-            span: None,
             request_id: None,
         };
         let long = "é".repeat(40_000);
