@@ -47,6 +47,9 @@ pub enum Transport {
 pub struct LoadOptions {
     pub tracing: bool,
     pub transport: Transport,
+    /// Whether the mocks keep every request they receive, for [`FlowRig::mock_requests`]. A run
+    /// that never reads them (`overhead`) leaves this off: recording copies each request.
+    pub record_mock_requests: bool,
 }
 
 /// What one batch did.
@@ -135,7 +138,7 @@ impl FlowRig {
         let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
         let path = database.path().join("booking.sqlite3");
         let parts = tracing::dispatcher::with_default(&dispatch, || {
-            runtime.block_on(start_parts(&scenario, path))
+            runtime.block_on(start_parts(&scenario, path, options.record_mock_requests))
         })
         .map_err(ReplayError::Service)?;
         let attendees = ChaCha8Rng::seed_from_u64(trace::splitmix64(scenario.seed ^ 0x4c4f_4144));
@@ -194,7 +197,8 @@ impl FlowRig {
         &self.responses
     }
 
-    /// Every request the mocks received so far, mock by mock, each in arrival order.
+    /// Every request the mocks received so far, mock by mock, each in arrival order; none
+    /// unless the rig was started with [`LoadOptions::record_mock_requests`].
     pub fn mock_requests(&self) -> Vec<ReceivedRequest> {
         let Some(parts) = &self.parts else {
             return Vec::new();
@@ -254,8 +258,9 @@ pub fn replay_flows(
 async fn start_parts(
     scenario: &Scenario,
     database: std::path::PathBuf,
+    record_mocks: bool,
 ) -> Result<Parts, ServiceError> {
-    let (mocks, config) = super::start_world(scenario, database).await;
+    let (mocks, config) = super::start_world(scenario, database, record_mocks).await;
     let service = BookingService::start(config).await?;
     Ok(Parts {
         mocks,
@@ -465,6 +470,7 @@ mod tests {
             let options = LoadOptions {
                 tracing: true,
                 transport,
+                record_mock_requests: true,
             };
             let (outcome, store) = replay_flows(&calendar_failure(), 20, options).unwrap();
             assert_eq!(outcome.failed_flows, 0, "{transport:?}");
@@ -481,6 +487,7 @@ mod tests {
         let options = LoadOptions {
             tracing: false,
             transport: Transport::InProcess,
+            record_mock_requests: true,
         };
         let (outcome, _) = replay_flows(&calendar_failure(), 5, options).unwrap();
         assert_eq!(outcome.failed_flows, 0);
