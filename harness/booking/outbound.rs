@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
 use crate::clock::{self, FAULT_HEADER, LATENCY_HEADER, NOW_HEADER};
@@ -85,8 +86,11 @@ impl Outbound {
             HeaderValue::from(clock::now().as_micros()),
         );
         if let Some(context) = &context {
-            let traceparent = context.traceparent();
-            if let Ok(value) = HeaderValue::from_bytes(traceparent.as_str().as_bytes()) {
+            // The formatted value moves into the header's shared bytes: one allocation. A
+            // value copied from a slice is allocated again when reqwest clones the request's
+            // headers (it keeps them for redirects), to make it shareable.
+            let traceparent = Bytes::from_owner(context.traceparent());
+            if let Ok(value) = HeaderValue::from_maybe_shared(traceparent) {
                 map.append(TRACEPARENT_NAME.clone(), value);
             }
             if let Some(state) = &context.tracestate {

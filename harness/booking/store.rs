@@ -572,15 +572,16 @@ fn context_from(row: &Row<'_>, first: usize) -> Result<Option<TraceContext>, rus
         return Ok(None);
     };
     let tracestate = match row.get_ref(first + 1)? {
-        ValueRef::Text(text) => std::str::from_utf8(text).ok(),
+        ValueRef::Text(text) => std::str::from_utf8(text)
+            .ok()
+            .and_then(|text| TraceState::combine([text]).ok())
+            .filter(|state| !state.is_empty()),
         _ => None,
     };
     Ok(Some(TraceContext {
         trace_id,
         span_id,
         flags: TraceFlags::from_byte(bytes[24]),
-        tracestate: TraceState::combine(tracestate)
-            .ok()
-            .filter(|state| !state.is_empty()),
+        tracestate,
     }))
 }

@@ -172,6 +172,12 @@ impl Traceparent {
     }
 }
 
+impl AsRef<[u8]> for Traceparent {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl fmt::Display for Traceparent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
