@@ -53,7 +53,11 @@ fn flows<M: Measurement<Value = Duration>>(
         (Transport::Http, "http"),
     ] {
         for (tracing, tracing_name) in [(false, "untraced"), (true, "traced")] {
-            let options = LoadOptions { tracing, transport };
+            let options = LoadOptions {
+                tracing,
+                transport,
+                record_mock_requests: true,
+            };
             let mut rig = FlowRig::start(&scenario, options).expect("the rig starts");
             group.bench_function(format!("{transport_name}/{tracing_name}"), |b| {
                 b.iter_custom(|iters| {

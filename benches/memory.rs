@@ -60,6 +60,7 @@ fn flows(scenario: &Scenario, n: usize) -> Row {
     let options = LoadOptions {
         tracing: true,
         transport: Transport::InProcess,
+        record_mock_requests: true,
     };
     let (outcome, store) = replay_flows(scenario, n, options).expect("the flows replay");
     assert_eq!(outcome.failed_flows, 0, "{n} flows");

@@ -60,6 +60,7 @@ fn concurrent_flows(c: &mut Criterion) {
         let options = LoadOptions {
             tracing: true,
             transport: Transport::Http,
+            record_mock_requests: true,
         };
         let mut rig = FlowRig::start(&scenario, options).expect("the rig starts");
         group.throughput(Throughput::Elements(flows as u64));

@@ -106,6 +106,8 @@ pub fn measure(
             LoadOptions {
                 tracing,
                 transport: options.transport,
+                // Nothing here reads what the mocks received.
+                record_mock_requests: false,
             },
         )
     };

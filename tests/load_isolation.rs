@@ -31,6 +31,7 @@ fn isolated_flows(flows: usize, transport: Transport) {
     let options = LoadOptions {
         tracing: true,
         transport,
+        record_mock_requests: true,
     };
     let mut rig = FlowRig::start(&calendar_failure(), options).unwrap_or_else(|e| panic!("{e}"));
     let batch = rig.run(flows).unwrap_or_else(|e| panic!("{e}"));
@@ -83,6 +84,7 @@ fn the_check_sees_jobs_that_leave_their_flow() {
     let options = LoadOptions {
         tracing: true,
         transport: Transport::InProcess,
+        record_mock_requests: true,
     };
     let mut rig = FlowRig::start(&scenario, options).unwrap_or_else(|e| panic!("{e}"));
     rig.run(5).unwrap_or_else(|e| panic!("{e}"));

@@ -73,6 +73,8 @@ pub fn operation_label(op: &str) -> &str {
 
 /// Response header naming the booking's trace, for support staff and for the harness.
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
+/// [`TRACE_ID_HEADER`], built at compile time rather than parsed per response.
+static TRACE_ID_NAME: HeaderName = HeaderName::from_static(TRACE_ID_HEADER);
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Header carrying the webhook payload's HMAC-SHA256, hex-encoded, as Cal.com sends it.
 pub const SIGNATURE_HEADER: &str = "x-cal-signature-256";
@@ -465,7 +467,7 @@ async fn create_booking(
     if let Some(parent) = &inbound.0 {
         trace::continue_from(&span, parent, Relation::ChildOf);
     }
-    let trace_id = trace::context_of(&span).map(|c| c.trace_id.to_string());
+    let trace_id = trace::context_of(&span).map(|c| c.trace_id);
     let event_type = app.config.event_type(request.event_type_id);
     let refusal = request.validate().err().or_else(|| {
         (event_type.seats.is_none() && !request.guests.is_empty()).then(|| {
@@ -490,7 +492,9 @@ async fn create_booking(
         },
     };
     if let Some(trace_id) = trace_id {
-        set_header(response.headers_mut(), TRACE_ID_HEADER, &trace_id);
+        if let Ok(value) = HeaderValue::from_bytes(&trace_id.to_hex()) {
+            response.headers_mut().insert(TRACE_ID_NAME.clone(), value);
+        }
     }
     response
 }

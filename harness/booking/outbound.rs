@@ -3,8 +3,19 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+
 use crate::clock::{self, FAULT_HEADER, LATENCY_HEADER, NOW_HEADER};
 use crate::trace::{self, TRACEPARENT, TRACESTATE};
+
+// Header names built at compile time: naming a header by `&str` parses and copies it per call.
+static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
+static NOW_NAME: HeaderName = HeaderName::from_static(NOW_HEADER);
+/// Headers the client and the connection add to every request after ours: `accept` (reqwest's
+/// default), `host` and `content-length`.
+const ADDED_HEADERS: usize = 3;
 
 /// A guard against a peer that never answers: real time, never part of a replay's outcome.
 const REAL_TIME_GUARD: Duration = Duration::from_secs(30);
@@ -59,28 +70,62 @@ impl Outbound {
         headers: &[(&str, String)],
         timeout: Duration,
     ) -> Result<Reply, CallError> {
-        let mut request = self
-            .http
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .header(NOW_HEADER, clock::now().as_micros().to_string())
-            .body(body);
-        if let Some(context) = trace::current_context().filter(|_| self.propagate) {
-            request = request.header(TRACEPARENT, context.traceparent().as_str());
+        let context = trace::current_context().filter(|_| self.propagate);
+        // Sized for every header the request will carry, so that none of them makes the map
+        // grow (and rehash) on the way out.
+        let propagated = context
+            .as_ref()
+            .map_or(0, |c| 1 + usize::from(c.tracestate.is_some()));
+        let mut map = HeaderMap::with_capacity(2 + propagated + headers.len() + ADDED_HEADERS);
+        let Ok(content_type) = HeaderValue::from_str(content_type) else {
+            return Err(CallError::Connect("builder error".to_owned()));
+        };
+        map.append(CONTENT_TYPE, content_type);
+        map.append(
+            NOW_NAME.clone(),
+            HeaderValue::from(clock::now().as_micros()),
+        );
+        if let Some(context) = &context {
+            // The formatted value moves into the header's shared bytes: one allocation. A
+            // value copied from a slice is allocated again when reqwest clones the request's
+            // headers (it keeps them for redirects), to make it shareable.
+            let traceparent = Bytes::from_owner(context.traceparent());
+            if let Ok(value) = HeaderValue::from_maybe_shared(traceparent) {
+                map.append(TRACEPARENT_NAME.clone(), value);
+            }
             if let Some(state) = &context.tracestate {
-                request = request.header(TRACESTATE, state.as_ref());
+                if let Ok(value) = HeaderValue::from_str(state.as_ref()) {
+                    map.append(TRACESTATE_NAME.clone(), value);
+                }
             }
         }
         for (name, value) in headers {
-            request = request.header(*name, value);
+            match (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                (Ok(name), Ok(value)) => {
+                    map.append(name, value);
+                }
+                // What reqwest's builder answers for a header it cannot send.
+                _ => return Err(CallError::Connect("builder error".to_owned())),
+            }
         }
-        let mut response = request.send().await.map_err(|e| {
+        let connect_error = |e: reqwest::Error| {
             if e.is_connect() {
                 CallError::Refused
             } else {
                 CallError::Connect(e.without_url().to_string())
             }
-        })?;
+        };
+        let mut request = self
+            .http
+            .post(url)
+            .body(body)
+            .build()
+            .map_err(connect_error)?;
+        *request.headers_mut() = map;
+        let mut response = self.http.execute(request).await.map_err(connect_error)?;
         let latency = response
             .headers()
             .get(LATENCY_HEADER)

@@ -1,16 +1,19 @@
 //! The booking service's durable SQLite store: bookings, their attendees and payments, and the
 //! scheduled jobs (webhook deliveries, attendee reminders), each job row with the W3C context of
 //! the span that scheduled it so that a cron run, even in a restarted process, continues the
-//! booking's trace.
+//! booking's trace. The context is kept as fixed-width bytes (see `CONTEXT_BYTES`) beside the
+//! `tracestate` text, not as `traceparent` text to format on every insert and parse on every
+//! claim.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use crate::clock::{self, VirtualTime};
-use crate::trace::TraceContext;
+use crate::trace::{SpanId, TraceContext, TraceFlags, TraceId, TraceState};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bookings (
@@ -44,7 +47,7 @@ CREATE TABLE IF NOT EXISTS payments (
     success         INTEGER NOT NULL DEFAULT 0,
     created_at_us   INTEGER NOT NULL,
     paid_at_us      INTEGER,
-    traceparent     TEXT,
+    trace_context   BLOB,
     tracestate      TEXT
 );
 CREATE TABLE IF NOT EXISTS webhook_jobs (
@@ -55,7 +58,7 @@ CREATE TABLE IF NOT EXISTS webhook_jobs (
     payload         TEXT NOT NULL,
     scheduled_at_us INTEGER NOT NULL,
     created_at_us   INTEGER NOT NULL,
-    traceparent     TEXT,
+    trace_context   BLOB,
     tracestate      TEXT,
     status          TEXT NOT NULL DEFAULT 'pending',
     attempts        INTEGER NOT NULL DEFAULT 0,
@@ -71,7 +74,7 @@ CREATE TABLE IF NOT EXISTS reminders (
     batch_id        TEXT,
     scheduled_at_us INTEGER NOT NULL,
     created_at_us   INTEGER NOT NULL,
-    traceparent     TEXT,
+    trace_context   BLOB,
     tracestate      TEXT,
     status          TEXT NOT NULL DEFAULT 'pending',
     last_error      TEXT,
@@ -242,10 +245,10 @@ impl Store {
                 )?;
             }
             if let Some(payment) = &booking.payment {
-                let (traceparent, tracestate) = context_columns(payment.context.as_ref());
+                let context = context_columns(payment.context.as_ref());
                 tx.execute(
                     "INSERT INTO payments (booking_id, external_id, amount, currency,
-                        created_at_us, traceparent, tracestate)
+                        created_at_us, trace_context, tracestate)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
                         booking_id,
@@ -253,16 +256,16 @@ impl Store {
                         payment.amount as i64,
                         payment.currency,
                         micros(payment.created_at),
-                        traceparent,
-                        tracestate,
+                        context.0.as_ref().map(|c| c.as_slice()),
+                        context.1,
                     ],
                 )?;
             }
             for job in jobs(booking_id) {
-                let (traceparent, tracestate) = context_columns(job.context.as_ref());
+                let context = context_columns(job.context.as_ref());
                 tx.execute(
                     "INSERT INTO webhook_jobs (booking_id, trigger_event, subscriber_url, payload,
-                        scheduled_at_us, created_at_us, traceparent, tracestate)
+                        scheduled_at_us, created_at_us, trace_context, tracestate)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     params![
                         booking_id,
@@ -271,8 +274,8 @@ impl Store {
                         job.payload,
                         micros(job.scheduled_at),
                         micros(booking.created_at),
-                        traceparent,
-                        tracestate,
+                        context.0.as_ref().map(|c| c.as_slice()),
+                        context.1,
                     ],
                 )?;
             }
@@ -288,10 +291,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.transaction(|tx| {
             for r in reminders {
-                let (traceparent, tracestate) = context_columns(r.context.as_ref());
+                let context = context_columns(r.context.as_ref());
                 tx.execute(
                     "INSERT INTO reminders (booking_id, seat, name, email, batch_id,
-                        scheduled_at_us, created_at_us, traceparent, tracestate)
+                        scheduled_at_us, created_at_us, trace_context, tracestate)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     params![
                         booking_id,
@@ -301,8 +304,8 @@ impl Store {
                         r.batch_id,
                         micros(r.scheduled_at),
                         micros(created_at),
-                        traceparent,
-                        tracestate,
+                        context.0.as_ref().map(|c| c.as_slice()),
+                        context.1,
                     ],
                 )?;
             }
@@ -321,7 +324,7 @@ impl Store {
             let jobs = {
                 let mut stmt = tx.prepare(
                     "SELECT id, trigger_event, subscriber_url, payload, created_at_us,
-                            traceparent, tracestate
+                            trace_context, tracestate
                      FROM webhook_jobs WHERE status = 'pending' AND scheduled_at_us <= ?1
                      ORDER BY id",
                 )?;
@@ -332,7 +335,7 @@ impl Store {
                         subscriber_url: row.get(2)?,
                         payload: row.get(3)?,
                         created_at: VirtualTime::from_micros(row.get::<_, i64>(4)? as u64),
-                        context: context_from(row.get(5)?, row.get(6)?),
+                        context: context_from(row, 5)?,
                     })
                 })?;
                 rows.collect::<Result<Vec<_>, _>>()?
@@ -373,7 +376,7 @@ impl Store {
             let due = {
                 let mut stmt = tx.prepare(
                     "SELECT r.id, r.booking_id, b.uid, b.title, r.seat, r.name, r.email,
-                            r.batch_id, r.traceparent, r.tracestate
+                            r.batch_id, r.trace_context, r.tracestate
                      FROM reminders r JOIN bookings b ON b.id = r.booking_id
                      WHERE r.status = 'pending' AND r.scheduled_at_us <= ?1
                      ORDER BY r.booking_id, r.seat, r.id",
@@ -388,7 +391,7 @@ impl Store {
                         name: row.get(5)?,
                         email: row.get(6)?,
                         batch_id: row.get(7)?,
-                        context: context_from(row.get(8)?, row.get(9)?),
+                        context: context_from(row, 8)?,
                     })
                 })?;
                 rows.collect::<Result<Vec<_>, _>>()?
@@ -424,7 +427,7 @@ impl Store {
         Ok(self
             .conn()
             .query_row(
-                "SELECT booking_id, success, created_at_us, traceparent, tracestate
+                "SELECT booking_id, success, created_at_us, trace_context, tracestate
                  FROM payments WHERE external_id = ?1",
                 [external_id],
                 |row| {
@@ -432,7 +435,7 @@ impl Store {
                         booking_id: row.get(0)?,
                         success: row.get::<_, i64>(1)? != 0,
                         created_at: VirtualTime::from_micros(row.get::<_, i64>(2)? as u64),
-                        context: context_from(row.get(3)?, row.get(4)?),
+                        context: context_from(row, 3)?,
                     })
                 },
             )
@@ -529,16 +532,56 @@ fn micros(t: VirtualTime) -> i64 {
     i64::try_from(t.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn context_columns(context: Option<&TraceContext>) -> (Option<String>, Option<String>) {
-    match context {
-        Some(c) => (
-            Some(c.traceparent().to_string()),
-            c.tracestate.as_deref().map(str::to_owned),
-        ),
-        None => (None, None),
-    }
+/// Width of a row's `trace_context`: the trace id (16 bytes), the parent span id (8) and the
+/// trace flags (1), in that order: what a `traceparent` carries, without its text. One column
+/// rather than three, because every statement is prepared per call and SQLite's parser pays
+/// for each column a statement names.
+const CONTEXT_BYTES: usize = 16 + 8 + 1;
+
+/// A context as its row's `(trace_context, tracestate)`. Flags are stored as they would be
+/// propagated (unknown bits cleared), as a `traceparent` written for the row would carry them.
+fn context_columns(context: Option<&TraceContext>) -> (Option<[u8; CONTEXT_BYTES]>, Option<&str>) {
+    let Some(context) = context else {
+        return (None, None);
+    };
+    let mut bytes = [0u8; CONTEXT_BYTES];
+    bytes[..16].copy_from_slice(&context.trace_id.to_bytes());
+    bytes[16..24].copy_from_slice(&context.span_id.to_bytes());
+    bytes[24] = context.flags.propagated().to_byte();
+    (Some(bytes), context.tracestate.as_deref())
 }
 
-fn context_from(traceparent: Option<String>, tracestate: Option<String>) -> Option<TraceContext> {
-    TraceContext::from_headers(traceparent.as_deref(), tracestate.as_deref())
+/// Reads the context from the `(trace_context, tracestate)` columns starting at `first`. A
+/// `trace_context` that is not a valid context (absent, of another width, a zero id) yields
+/// `None` and its `tracestate` is dropped with it, as an invalid `traceparent` would be; an
+/// invalid `tracestate` is dropped and the context kept.
+fn context_from(row: &Row<'_>, first: usize) -> Result<Option<TraceContext>, rusqlite::Error> {
+    let ValueRef::Blob(bytes) = row.get_ref(first)? else {
+        return Ok(None);
+    };
+    let Ok(bytes) = <&[u8; CONTEXT_BYTES]>::try_from(bytes) else {
+        return Ok(None);
+    };
+    let trace_id = <[u8; 16]>::try_from(&bytes[..16])
+        .ok()
+        .and_then(TraceId::from_bytes);
+    let span_id = <[u8; 8]>::try_from(&bytes[16..24])
+        .ok()
+        .and_then(SpanId::from_bytes);
+    let (Some(trace_id), Some(span_id)) = (trace_id, span_id) else {
+        return Ok(None);
+    };
+    let tracestate = match row.get_ref(first + 1)? {
+        ValueRef::Text(text) => std::str::from_utf8(text)
+            .ok()
+            .and_then(|text| TraceState::combine([text]).ok())
+            .filter(|state| !state.is_empty()),
+        _ => None,
+    };
+    Ok(Some(TraceContext {
+        trace_id,
+        span_id,
+        flags: TraceFlags::from_byte(bytes[24]),
+        tracestate,
+    }))
 }

@@ -244,7 +244,26 @@ impl MockService {
         routes: &BTreeMap<String, Vec<MockBehaviour>>,
         secret: Option<String>,
     ) -> Self {
-        let server = MockServer::builder().start().await;
+        Self::launch(name, kind, routes, secret, true).await
+    }
+
+    /// [`MockService::start_verifying`], recording the requests it receives only if `record`:
+    /// a run that never reads [`MockService::received`] need not keep a copy of every request.
+    /// Unrecorded, `received` is empty.
+    pub async fn launch(
+        name: &str,
+        kind: MockKind,
+        routes: &BTreeMap<String, Vec<MockBehaviour>>,
+        secret: Option<String>,
+        record: bool,
+    ) -> Self {
+        let builder = MockServer::builder();
+        let builder = if record {
+            builder
+        } else {
+            builder.disable_request_recording()
+        };
+        let server = builder.start().await;
         let check = match (kind, secret) {
             (MockKind::WebhookSubscriber, Some(secret)) => Some(Arc::new(SubscriberCheck {
                 secret,
@@ -297,7 +316,7 @@ impl MockService {
         format!("{}{WEBHOOK_PATH}", self.server.uri())
     }
 
-    /// Every request received so far, in arrival order.
+    /// Every request received so far, in arrival order; none if the mock does not record.
     pub async fn received(&self) -> Vec<ReceivedRequest> {
         let requests = self.server.received_requests().await.unwrap_or_default();
         requests

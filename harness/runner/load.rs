@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderMap, HeaderName, Request, StatusCode};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::Semaphore;
@@ -47,6 +47,9 @@ pub enum Transport {
 pub struct LoadOptions {
     pub tracing: bool,
     pub transport: Transport,
+    /// Whether the mocks keep every request they receive, for [`FlowRig::mock_requests`]. A run
+    /// that never reads them (`overhead`) leaves this off: recording copies each request.
+    pub record_mock_requests: bool,
 }
 
 /// What one batch did.
@@ -135,7 +138,7 @@ impl FlowRig {
         let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
         let path = database.path().join("booking.sqlite3");
         let parts = tracing::dispatcher::with_default(&dispatch, || {
-            runtime.block_on(start_parts(&scenario, path))
+            runtime.block_on(start_parts(&scenario, path, options.record_mock_requests))
         })
         .map_err(ReplayError::Service)?;
         let attendees = ChaCha8Rng::seed_from_u64(trace::splitmix64(scenario.seed ^ 0x4c4f_4144));
@@ -194,7 +197,8 @@ impl FlowRig {
         &self.responses
     }
 
-    /// Every request the mocks received so far, mock by mock, each in arrival order.
+    /// Every request the mocks received so far, mock by mock, each in arrival order; none
+    /// unless the rig was started with [`LoadOptions::record_mock_requests`].
     pub fn mock_requests(&self) -> Vec<ReceivedRequest> {
         let Some(parts) = &self.parts else {
             return Vec::new();
@@ -254,8 +258,9 @@ pub fn replay_flows(
 async fn start_parts(
     scenario: &Scenario,
     database: std::path::PathBuf,
+    record_mocks: bool,
 ) -> Result<Parts, ServiceError> {
-    let (mocks, config) = super::start_world(scenario, database).await;
+    let (mocks, config) = super::start_world(scenario, database, record_mocks).await;
     let service = BookingService::start(config).await?;
     Ok(Parts {
         mocks,
@@ -390,12 +395,13 @@ impl Target {
                     .body(Body::from(call.body))
                     .map_err(|e| e.to_string())?;
                 let response = router.oneshot(request).await.map_err(|e| e.to_string())?;
-                let status = response.status().as_u16();
-                let headers = response.headers().clone();
-                let body = axum::body::to_bytes(response.into_body(), MAX_RESPONSE_BYTES)
+                let (parts, body) = response.into_parts();
+                let body = axum::body::to_bytes(body, MAX_RESPONSE_BYTES)
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok(flow_response(status, &headers, &body))
+                let mut flow = flow_response(parts.status.as_u16(), &parts.headers);
+                flow.booking_uid = booking_uid(&body);
+                Ok(flow)
             }
             Target::Http { client, url } => {
                 let mut request = client
@@ -404,13 +410,14 @@ impl Target {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(call.body);
                 if let Some(value) = call.traceparent {
-                    request = request.header(trace::TRACEPARENT, value);
+                    request = request.header(TRACEPARENT_NAME.clone(), value);
                 }
                 let response = request.send().await.map_err(|e| e.to_string())?;
-                let status = response.status().as_u16();
-                let headers = response.headers().clone();
+                // The ids are read before the body takes the response: no copy of its headers.
+                let mut flow = flow_response(response.status().as_u16(), response.headers());
                 let body = response.bytes().await.map_err(|e| e.to_string())?;
-                Ok(flow_response(status, &headers, &body))
+                flow.booking_uid = booking_uid(&body);
+                Ok(flow)
             }
         }
     }
@@ -419,22 +426,32 @@ impl Target {
 /// A booking answer is a few hundred bytes; more is a service bug, not something to buffer.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
-fn flow_response(status: u16, headers: &axum::http::HeaderMap, body: &[u8]) -> FlowResponse {
-    let header = |name: &str| {
+// Header names built at compile time: naming a header by `&str` parses it per lookup.
+static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(trace::TRACEPARENT);
+static TRACE_ID_NAME: HeaderName = HeaderName::from_static(TRACE_ID_HEADER);
+static REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+
+/// The flow's status and ids from its response head; the booking's `uid` comes from the body.
+fn flow_response(status: u16, headers: &HeaderMap) -> FlowResponse {
+    let header = |name: &HeaderName| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let booking_uid = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["uid"].as_str().map(str::to_owned));
     FlowResponse {
         status,
-        trace_id: header(TRACE_ID_HEADER),
-        request_id: header(REQUEST_ID_HEADER),
-        booking_uid,
+        trace_id: header(&TRACE_ID_NAME),
+        request_id: header(&REQUEST_ID_NAME),
+        booking_uid: None,
     }
+}
+
+/// The booking's `uid` from a response body.
+fn booking_uid(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["uid"].as_str().map(str::to_owned))
 }
 
 #[cfg(test)]
@@ -453,6 +470,7 @@ mod tests {
             let options = LoadOptions {
                 tracing: true,
                 transport,
+                record_mock_requests: true,
             };
             let (outcome, store) = replay_flows(&calendar_failure(), 20, options).unwrap();
             assert_eq!(outcome.failed_flows, 0, "{transport:?}");
@@ -469,6 +487,7 @@ mod tests {
         let options = LoadOptions {
             tracing: false,
             transport: Transport::InProcess,
+            record_mock_requests: true,
         };
         let (outcome, _) = replay_flows(&calendar_failure(), 5, options).unwrap();
         assert_eq!(outcome.failed_flows, 0);

@@ -222,9 +222,12 @@ pub(crate) fn cron_path(job: CronJob) -> &'static str {
 
 /// Starts the scenario's mocks and returns them with the service configuration that points at
 /// them: the world a booking service runs in, for replays and load runs alike.
+/// Starts the scenario's mocks, recording what they receive if `record_mocks`, and the
+/// service's configuration pointing at them.
 pub(crate) async fn start_world(
     scenario: &Scenario,
     database: PathBuf,
+    record_mocks: bool,
 ) -> (Vec<MockService>, ServiceConfig) {
     let mut mocks = Vec::new();
     for (name, spec) in &scenario.mocks {
@@ -235,7 +238,14 @@ pub(crate) async fn start_world(
                 .unwrap_or_else(|| crate::booking::DEFAULT_WEBHOOK_SECRET.to_owned())
         });
         mocks.push(
-            MockService::start_verifying(name, spec.kind, &spec.route_behaviours(), secret).await,
+            MockService::launch(
+                name,
+                spec.kind,
+                &spec.route_behaviours(),
+                secret,
+                record_mocks,
+            )
+            .await,
         );
     }
     let mut config = ServiceConfig::new(database, scenario.seed);
@@ -266,7 +276,8 @@ pub(crate) async fn start_world(
 async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     // The database outlives restarts: it is dropped with this directory, after the replay.
     let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
-    let (mocks, mut config) = start_world(scenario, database.path().join("booking.sqlite3")).await;
+    let (mocks, mut config) =
+        start_world(scenario, database.path().join("booking.sqlite3"), true).await;
     let mut service = BookingService::start(config.clone()).await?;
     let client = reqwest::Client::new();
     let mut attendees = ChaCha8Rng::seed_from_u64(trace::splitmix64(scenario.seed ^ 0x4154_5445));

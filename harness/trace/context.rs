@@ -172,6 +172,12 @@ impl Traceparent {
     }
 }
 
+impl AsRef<[u8]> for Traceparent {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl fmt::Display for Traceparent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -186,10 +192,22 @@ impl fmt::Debug for Traceparent {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Every byte's two lowercase hex digits: one lookup per byte rather than one per digit.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut table = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [HEX[i >> 4], HEX[i & 0x0f]];
+        i += 1;
+    }
+    table
+};
+
+/// Writes `bytes` as lowercase hex into `out`, which holds two digits per byte.
 pub(crate) fn encode_hex(bytes: &[u8], out: &mut [u8]) {
-    for (i, byte) in bytes.iter().enumerate() {
-        out[2 * i] = HEX[usize::from(byte >> 4)];
-        out[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
+    debug_assert_eq!(out.len(), 2 * bytes.len());
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
     }
 }
 

@@ -19,6 +19,12 @@ impl TraceId {
     pub fn to_bytes(self) -> [u8; 16] {
         self.0
     }
+    /// The id as 32 lowercase hex digits, on the stack: what `to_string` gives, unallocated.
+    pub fn to_hex(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        super::context::encode_hex(&self.0, &mut out);
+        out
+    }
 }
 
 impl SpanId {
