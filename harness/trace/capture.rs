@@ -473,17 +473,27 @@ pub fn continue_from(span: &Span, parent: &TraceContext, relation: Relation) {
 /// The context to propagate from `span`: its trace, itself as the parent, its flags and
 /// `tracestate`. `None` when tracing is off.
 pub fn context_of(span: &Span) -> Option<TraceContext> {
-    with_live(span, |data| TraceContext {
+    with_live(span, |data| context_from_data(data))
+}
+
+/// [`context_of`] the current span. Read straight from the thread's span stack and the store:
+/// `Span::current()` would take a handle to the span and drop it again (two more trips to the
+/// store) for a value read once per outbound call.
+pub fn current_context() -> Option<TraceContext> {
+    tracing::dispatcher::get_default(|dispatch| {
+        let capture = dispatch.downcast_ref::<CaptureSubscriber>()?;
+        let id = capture.current()?;
+        capture.store.with_live(id, |data| context_from_data(data))
+    })
+}
+
+fn context_from_data(data: &SpanData) -> TraceContext {
+    TraceContext {
         trace_id: data.trace_id,
         span_id: data.span_id,
         flags: data.flags,
         tracestate: data.tracestate.clone(),
-    })
-}
-
-/// [`context_of`] the current span.
-pub fn current_context() -> Option<TraceContext> {
-    context_of(&Span::current())
+    }
 }
 
 /// Reaches a live span's record in the store, the way `tracing-opentelemetry`'s `set_parent`

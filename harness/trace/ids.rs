@@ -145,20 +145,25 @@ impl IdGenerator {
         };
         let n = counter.load(Ordering::Relaxed);
         let mix = |n: u64| splitmix64(seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
-        let values = [mix(n), mix(n.wrapping_add(1)), mix(n.wrapping_add(2))];
-        let used = if trace { 3 } else { 1 };
-        if values[..used].contains(&0) {
+        let (trace_halves, span) = match trace {
+            true => (
+                Some((mix(n), mix(n.wrapping_add(1)))),
+                mix(n.wrapping_add(2)),
+            ),
+            false => (None, mix(n)),
+        };
+        if span == 0 || trace_halves.is_some_and(|(high, low)| high == 0 || low == 0) {
             // Once in 2^64 draws: take the general path, which skips zeros.
             return (trace.then(|| self.trace_id()), self.span_id());
         }
-        counter.store(n.wrapping_add(used as u64), Ordering::Relaxed);
-        let trace_id = trace.then(|| {
+        counter.store(n.wrapping_add(if trace { 3 } else { 1 }), Ordering::Relaxed);
+        let trace_id = trace_halves.map(|(high, low)| {
             let mut bytes = [0u8; 16];
-            bytes[..8].copy_from_slice(&values[0].to_be_bytes());
-            bytes[8..].copy_from_slice(&values[1].to_be_bytes());
+            bytes[..8].copy_from_slice(&high.to_be_bytes());
+            bytes[8..].copy_from_slice(&low.to_be_bytes());
             TraceId(bytes)
         });
-        (trace_id, SpanId(values[used - 1].to_be_bytes()))
+        (trace_id, SpanId(span.to_be_bytes()))
     }
 }
 
