@@ -1,20 +1,42 @@
 #!/usr/bin/env bash
-# Instructions per span lifecycle (the span_lifecycle bench's unit) under each subscriber,
-# counted by callgrind: 11 000 lifecycles minus 1 000, so setup and teardown cancel out.
-# Needs valgrind (`apt-get install valgrind`). Instruction counts do not move with the machine's
-# load; wall time (criterion) does, so this is the steadier cross-check of the ratios.
+# Instructions counted by callgrind, which do not move with the machine's load the way wall
+# time (criterion) does: the steadier cross-check of the ratios in BENCHMARKS.md.
+#
+#   bash benches/instructions.sh          per span lifecycle (the span_lifecycle bench's unit)
+#                                         under the floor, capture and tracing-opentelemetry:
+#                                         11 000 lifecycles minus 1 000
+#   bash benches/instructions.sh --flow   per calendar-failure booking flow over loopback HTTP,
+#                                         traced and untraced, as `overhead` runs them:
+#                                         250 flows minus 50 (all threads counted)
+#
+# Needs valgrind (`apt-get install valgrind`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q --example lifecycles
-bin=target/release/examples/lifecycles
 count() {
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" 2>&1 \
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 \
         | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
+if [[ "${1:-}" == "--flow" ]]; then
+    cargo build --release -q --example flows
+    bin=target/release/examples/flows
+    declare -A flow
+    for side in untraced traced; do
+        small=$(count "$bin" "$side" http 50)
+        large=$(count "$bin" "$side" http 250)
+        flow[$side]=$(( (large - small) / 200 ))
+    done
+    printf '%-10s %12s\n' side 'instr / flow'
+    printf '%-10s %12d\n' untraced "${flow[untraced]}" traced "${flow[traced]}"
+    awk -v t="${flow[traced]}" -v u="${flow[untraced]}" \
+        'BEGIN { printf "overhead   %+11.2f %%  (traced/untraced %.4f)\n", (t / u - 1) * 100, t / u }'
+    exit 0
+fi
+cargo build --release -q --example lifecycles
+bin=target/release/examples/lifecycles
 declare -A per
 for setup in trivial capture otel_noop otel_in_memory; do
-    small=$(count "$setup" 1000)
-    large=$(count "$setup" 11000)
+    small=$(count "$bin" "$setup" 1000)
+    large=$(count "$bin" "$setup" 11000)
     per[$setup]=$(( (large - small) / 10000 ))
 done
 printf '%-16s %8s %10s %10s\n' setup instr '÷ floor' '÷ capture'
