@@ -838,8 +838,8 @@ mod tests {
         assert_eq!(items.chunks.len(), 1);
     }
 
-    #[test]
-    fn fields_and_messages_come_back_whole_through_record_clear_and_snapshot() {
+    /// A span from a callsite that declares no fields.
+    fn new_span() -> NewSpan {
         static CALLSITE: tracing::callsite::DefaultCallsite = {
             static META: Metadata<'static> = tracing::metadata!(
                 name: "op",
@@ -851,18 +851,22 @@ mod tests {
             );
             tracing::callsite::DefaultCallsite::new(&META)
         };
-        let store = TraceStore::new();
-        let ids = IdGenerator::seeded(1);
-        let new = || NewSpan {
+        NewSpan {
             metadata: tracing::callsite::Callsite::metadata(&CALLSITE),
             start: VirtualTime::ZERO,
             request_id: None,
-        };
+        }
+    }
+
+    #[test]
+    fn fields_and_messages_come_back_whole_through_record_clear_and_snapshot() {
+        let store = TraceStore::new();
+        let ids = IdGenerator::seeded(1);
         let text = |s: &str| FieldValue::Str(s.into());
         // This callsite declares no fields, so every recorded value beyond the ones the span
         // opened with goes past its reserved slots: kept, in order.
         let mut opened = vec![("a", FieldValue::U64(1)), ("b", text("x"))];
-        let closed = store.open(&ids, None, new(), &mut opened);
+        let closed = store.open(&ids, None, new_span(), &mut opened);
         assert!(opened.is_empty(), "the buffer is moved into the store");
         store.record(
             closed,
@@ -885,7 +889,12 @@ mod tests {
         store.logged(None, line(), &long, &mut Vec::new());
         store.release(closed, None);
 
-        let open = store.open(&ids, None, new(), &mut vec![("kept", text("across clear"))]);
+        let open = store.open(
+            &ids,
+            None,
+            new_span(),
+            &mut vec![("kept", text("across clear"))],
+        );
         store.clear();
         assert_eq!(store.span_count(), 0);
         store.record(open, &mut vec![("later", FieldValue::F64(0.5))]);
@@ -912,7 +921,7 @@ mod tests {
         let id = store.open(
             &ids,
             None,
-            new(),
+            new_span(),
             &mut vec![("a", FieldValue::U64(1)), ("b", text("x"))],
         );
         store.record(
@@ -948,26 +957,10 @@ mod tests {
 
     #[test]
     fn a_closing_span_frees_its_slot_and_a_stale_id_finds_nothing() {
-        static CALLSITE: tracing::callsite::DefaultCallsite = {
-            static META: Metadata<'static> = tracing::metadata!(
-                name: "op",
-                target: "test",
-                level: tracing::Level::INFO,
-                fields: &[],
-                callsite: &CALLSITE,
-                kind: tracing::metadata::Kind::SPAN,
-            );
-            tracing::callsite::DefaultCallsite::new(&META)
-        };
         let store = TraceStore::new();
         let ids = IdGenerator::seeded(1);
-        let new = || NewSpan {
-            metadata: tracing::callsite::Callsite::metadata(&CALLSITE),
-            start: VirtualTime::ZERO,
-            request_id: None,
-        };
-        let a = store.open(&ids, None, new(), &mut FieldBuf::new());
-        let b = store.open(&ids, Some(a), new(), &mut FieldBuf::new());
+        let a = store.open(&ids, None, new_span(), &mut FieldBuf::new());
+        let b = store.open(&ids, Some(a), new_span(), &mut FieldBuf::new());
         let ref_of = |id| store.span_ref(id).unwrap();
         let (span_a, span_b) = (ref_of(a), ref_of(b));
         assert_eq!(
@@ -983,7 +976,7 @@ mod tests {
         assert_eq!(store.snapshot().open, vec![]);
         assert_eq!(store.span_count(), 2);
 
-        let c = store.open(&ids, None, new(), &mut FieldBuf::new());
+        let c = store.open(&ids, None, new_span(), &mut FieldBuf::new());
         // The last slot freed (the parent's) is reused first.
         assert_eq!(c & 0xFFFF_FFFF, a & 0xFFFF_FFFF, "a freed slot is reused");
         assert_ne!(c, a, "with a new generation");
