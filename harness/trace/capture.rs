@@ -107,11 +107,7 @@ fn write_log_line(
         // Reused so that writing a line allocates nothing once the buffer has grown.
         static LINE: RefCell<String> = const { RefCell::new(String::new()) };
     }
-    LINE.with(|buf| {
-        let Ok(mut buf) = buf.try_borrow_mut() else {
-            return;
-        };
-        buf.clear();
+    with_scratch(&LINE, |buf| {
         let _ = match (span, request_id) {
             (Some(span), _) => write!(
                 buf,
@@ -125,7 +121,7 @@ fn write_log_line(
             (None, Some(id)) => write!(buf, "{} ", RequestIdPrefix(id)),
             (None, None) => Ok(()),
         };
-        push_one_line(&mut buf, message);
+        push_one_line(buf, message);
         buf.push('\n');
         write(buf.as_bytes());
     });
