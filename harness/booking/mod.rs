@@ -73,9 +73,12 @@ pub fn operation_label(op: &str) -> &str {
 
 /// Response header naming the booking's trace, for support staff and for the harness.
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
-/// [`TRACE_ID_HEADER`], built at compile time rather than parsed per response.
-static TRACE_ID_NAME: HeaderName = HeaderName::from_static(TRACE_ID_HEADER);
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+// Header names built at compile time: naming a header by `&str` parses it per call. Shared by
+// the service, its outbound client and the load runs that read its answers.
+pub(crate) static TRACE_ID_NAME: HeaderName = HeaderName::from_static(TRACE_ID_HEADER);
+pub(crate) static REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+pub(crate) static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(trace::TRACEPARENT);
 /// Header carrying the webhook payload's HMAC-SHA256, hex-encoded, as Cal.com sends it.
 pub const SIGNATURE_HEADER: &str = "x-cal-signature-256";
 /// The secret the service signs webhook deliveries with unless configured otherwise; the

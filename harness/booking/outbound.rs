@@ -7,10 +7,11 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
 use crate::clock::{self, FAULT_HEADER, LATENCY_HEADER, NOW_HEADER};
-use crate::trace::{self, TRACEPARENT, TRACESTATE};
+use crate::trace::{self, TRACESTATE};
+
+use super::TRACEPARENT_NAME;
 
 // Header names built at compile time: naming a header by `&str` parses and copies it per call.
-static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
 static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
 static NOW_NAME: HeaderName = HeaderName::from_static(NOW_HEADER);
 /// Headers the client and the connection add to every request after ours: `accept` (reqwest's

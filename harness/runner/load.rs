@@ -20,7 +20,8 @@ use tower::ServiceExt;
 
 use super::{booking_request, ReplayError};
 use crate::booking::{
-    BookingService, ServiceError, StatusCounts, StoreError, REQUEST_ID_HEADER, TRACE_ID_HEADER,
+    BookingService, ServiceError, StatusCounts, StoreError, REQUEST_ID_NAME, TRACEPARENT_NAME,
+    TRACE_ID_NAME,
 };
 use crate::clock::NOW_HEADER;
 use crate::mocks::{MockService, ReceivedRequest};
@@ -425,11 +426,6 @@ impl Target {
 
 /// A booking answer is a few hundred bytes; more is a service bug, not something to buffer.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
-
-// Header names built at compile time: naming a header by `&str` parses it per lookup.
-static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(trace::TRACEPARENT);
-static TRACE_ID_NAME: HeaderName = HeaderName::from_static(TRACE_ID_HEADER);
-static REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 /// The flow's status and ids from its response head; the booking's `uid` comes from the body.
 fn flow_response(status: u16, headers: &HeaderMap) -> FlowResponse {
