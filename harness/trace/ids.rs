@@ -94,7 +94,7 @@ impl IdGenerator {
             let value = match self {
                 IdGenerator::Seeded { seed, counter } => {
                     let n = counter.fetch_add(1, Ordering::Relaxed);
-                    splitmix64(seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+                    seeded_value(*seed, n)
                 }
                 IdGenerator::Random => rand::random(),
             };
@@ -114,8 +114,7 @@ impl IdGenerator {
             // for one atomic instead of two.
             IdGenerator::Seeded { seed, counter } => {
                 let n = counter.fetch_add(2, Ordering::Relaxed);
-                let mix =
-                    |n: u64| splitmix64(seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                let mix = |n| seeded_value(*seed, n);
                 let (high, low) = (mix(n), mix(n.wrapping_add(1)));
                 if high != 0 && low != 0 {
                     (high, low)
@@ -144,7 +143,7 @@ impl IdGenerator {
             return (trace.then(|| self.trace_id()), self.span_id());
         };
         let n = counter.load(Ordering::Relaxed);
-        let mix = |n: u64| splitmix64(seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        let mix = |n| seeded_value(*seed, n);
         let (trace_halves, span) = match trace {
             true => (
                 Some((mix(n), mix(n.wrapping_add(1)))),
@@ -165,6 +164,12 @@ impl IdGenerator {
         });
         (trace_id, SpanId(span.to_be_bytes()))
     }
+}
+
+/// The `n`th value a generator seeded with `seed` draws (before zeros are skipped).
+#[inline]
+fn seeded_value(seed: u64, n: u64) -> u64 {
+    splitmix64(seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
 }
 
 /// SplitMix64's finaliser (Steele, Lea, Flood 2014): a bijective mixer, so distinct counters
