@@ -31,7 +31,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::oneshot;
-use tracing::{error, info, info_span, warn, Instrument, Span};
+use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::clock::{self, FlowClock, VirtualTime, LATENCY_HEADER, NOW_HEADER};
 use crate::trace::{self, Relation, TraceContext};
@@ -460,17 +460,6 @@ async fn create_booking(
         Ok(Json(request)) => request,
         Err(rejection) => return rejected(rejection),
     };
-    // The span opens before the booking's rules are checked, so a refused booking is traced
-    // too: a caller holding its X-Trace-Id can find out why.
-    let span = info_span!(
-        "booking_creation",
-        event_type_id = request.event_type_id,
-        booking_uid = tracing::field::Empty,
-    );
-    if let Some(parent) = &inbound.0 {
-        trace::continue_from(&span, parent, Relation::ChildOf);
-    }
-    let trace_id = trace::context_of(&span).map(|c| c.trace_id);
     let event_type = app.config.event_type(request.event_type_id);
     let refusal = request.validate().err().or_else(|| {
         (event_type.seats.is_none() && !request.guests.is_empty()).then(|| {
@@ -480,13 +469,29 @@ async fn create_booking(
             )
         })
     });
-    let mut response = match refusal {
-        Some(message) => {
+    // A booking that will be made gets its uid first, so its span opens with every field
+    // (recording one later costs a second visit). A refused booking is traced too, without a
+    // uid: a caller holding its X-Trace-Id can find out why.
+    let admitted = match refusal {
+        None => Ok(app.ids.booking_uid()),
+        Some(message) => Err(message),
+    };
+    let span = info_span!(
+        "booking_creation",
+        event_type_id = request.event_type_id,
+        booking_uid = admitted.as_deref().ok(),
+    );
+    if let Some(parent) = &inbound.0 {
+        trace::continue_from(&span, parent, Relation::ChildOf);
+    }
+    let trace_id = trace::context_of(&span).map(|c| c.trace_id);
+    let mut response = match admitted {
+        Err(message) => {
             span.in_scope(|| warn!("Booking refused: {message}"));
             client_error(StatusCode::BAD_REQUEST, message)
         }
-        None => match app
-            .create_booking(request, &event_type)
+        Ok(uid) => match app
+            .create_booking(uid, request, &event_type)
             .instrument(span)
             .await
         {
@@ -558,11 +563,10 @@ struct PaymentSummary {
 impl App {
     async fn create_booking(
         &self,
+        uid: String,
         request: BookingRequest,
         event_type: &EventType,
     ) -> Result<Booking, BookingError> {
-        let uid = self.ids.booking_uid();
-        Span::current().record("booking_uid", uid.as_str());
         info!(
             "Booking creation started for eventTypeId: {}{}",
             request.event_type_id,
