@@ -205,3 +205,36 @@ fn follows_from_links_and_contexts_reach_the_store() {
     assert_eq!(continued.parent_id(), Some(cause.span_id));
     assert_eq!(continued.links.to_vec(), vec![cause.span_id]);
 }
+
+#[test]
+fn with_targets_captures_only_what_the_targets_enable() {
+    use tracing_subscriber::filter::Targets;
+    let store = TraceStore::new();
+    let subscriber = CaptureSubscriber::new(store.clone(), IdGenerator::seeded(5))
+        .with_targets(Targets::new().with_target("kept", tracing::Level::INFO));
+    tracing::dispatcher::with_default(&Dispatch::new(subscriber), || {
+        info_span!(target: "kept::inner", "kept_span").in_scope(|| {
+            info!(target: "kept", "kept line");
+            tracing::debug!(target: "kept", "below the level");
+            info!(target: "dropped", "other target");
+        });
+        info_span!(target: "dropped", "dropped_span").in_scope(|| {
+            info!(target: "kept", "kept line in a dropped span");
+        });
+    });
+    let captured = store.snapshot();
+    let ops: Vec<_> = captured.spans.iter().map(|s| s.op).collect();
+    assert_eq!(ops, ["kept_span"]);
+    let kept = span(&captured, "kept_span");
+    let lines: Vec<_> = (captured.logs.iter())
+        .map(|l| (l.message.as_str(), l.span.map(|s| s.span_id)))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("kept line", Some(kept.span_id)),
+            // The dropped span is not a span at all: the line belongs to no span.
+            ("kept line in a dropped span", None),
+        ]
+    );
+}

@@ -19,7 +19,6 @@ use fake::Fake;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::SubscriberExt;
 
 use crate::booking::guard::panic_message;
 use crate::booking::{
@@ -182,8 +181,8 @@ impl Sandbox {
         } else {
             CaptureSubscriber::without_tracing(store.clone())
         };
-        let subscriber =
-            capture.with(Targets::new().with_target("trace_harness", tracing::Level::TRACE));
+        let subscriber = capture
+            .with_targets(Targets::new().with_target("trace_harness", tracing::Level::TRACE));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

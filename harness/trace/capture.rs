@@ -12,6 +12,7 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Span, Subscriber};
 use tracing_core::span::Current;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 
 use super::context::TraceContext;
@@ -44,8 +45,9 @@ pub fn current_request_id() -> Option<Arc<str>> {
 /// span in the store itself, written in place from open to close, where a layer would keep a
 /// second record in the registry's extensions and copy it out at close. That is what makes
 /// capture cost little more than the registry alone (BENCHMARKS.md). Filters still stack on
-/// it (`capture.with(Targets::new()…)`); layers that need the registry's span data (`fmt`) do
-/// not, and [`CaptureSubscriber::with_log_writer`] writes the seed-format log line instead.
+/// it (`capture.with(Targets::new()…)`), though [`CaptureSubscriber::with_targets`] filters
+/// without a wrapper on every call; layers that need the registry's span data (`fmt`) do not,
+/// and [`CaptureSubscriber::with_log_writer`] writes the seed-format log line instead.
 ///
 /// With `tracing` off it still records log lines (with their request ids) but disables every
 /// span, so instrumented code pays what a disabled span costs and propagates nothing.
@@ -54,6 +56,8 @@ pub struct CaptureSubscriber {
     ids: IdGenerator,
     tracing: bool,
     log: Option<LogWriter>,
+    /// What to capture, when not everything.
+    targets: Option<Targets>,
     /// Tells this subscriber's entries in the threads' span stacks from other subscribers'.
     stack_owner: u64,
 }
@@ -68,6 +72,7 @@ impl CaptureSubscriber {
             ids,
             tracing: true,
             log: None,
+            targets: None,
             stack_owner: next_stack_owner(),
         }
     }
@@ -78,6 +83,14 @@ impl CaptureSubscriber {
             tracing: false,
             ..CaptureSubscriber::new(store, IdGenerator::Random)
         }
+    }
+
+    /// Captures only what `targets` enables. The same as `capture.with(targets)`, decided once
+    /// per callsite, but without a `Layered` wrapper that every span's enter, exit and close
+    /// would pass through.
+    pub fn with_targets(mut self, targets: Targets) -> Self {
+        self.targets = Some(targets);
+        self
     }
 
     /// Also writes every event as it happens, as one line in the seed's format:
@@ -223,15 +236,17 @@ impl CaptureSubscriber {
 
 impl Subscriber for CaptureSubscriber {
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if metadata.is_span() && !self.tracing {
-            Interest::never()
-        } else {
+        if self.enabled(metadata) {
             Interest::always()
+        } else {
+            Interest::never()
         }
     }
 
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.tracing || !metadata.is_span()
+        (self.tracing || !metadata.is_span())
+            && (self.targets.as_ref())
+                .is_none_or(|targets| targets.would_enable(metadata.target(), metadata.level()))
     }
 
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
