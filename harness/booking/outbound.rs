@@ -56,6 +56,11 @@ impl Outbound {
             propagate,
             http: reqwest::Client::builder()
                 .timeout(REAL_TIME_GUARD)
+                // Retrying is the job queue's business, where each attempt is a span and a log
+                // line; reqwest's own retry of refused HTTP/2 streams would be an attempt no
+                // trace shows. With no retry allowed it also stops copying every request in
+                // case it must be sent again.
+                .retry(reqwest::retry::never().max_retries_per_request(0))
                 .build()
                 .unwrap_or_default(),
         }
