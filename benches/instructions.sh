@@ -7,7 +7,7 @@
 #                                         11 000 lifecycles minus 1 000
 #   bash benches/instructions.sh --flow   per calendar-failure booking flow over loopback HTTP,
 #                                         traced and untraced, as `overhead` runs them:
-#                                         250 flows minus 50 (all threads counted)
+#                                         650 flows minus 50 (all threads counted)
 #
 # Needs valgrind (`apt-get install valgrind`).
 set -euo pipefail
@@ -22,8 +22,8 @@ if [[ "${1:-}" == "--flow" ]]; then
     declare -A flow
     for side in untraced traced; do
         small=$(count "$bin" "$side" http 50)
-        large=$(count "$bin" "$side" http 250)
-        flow[$side]=$(( (large - small) / 200 ))
+        large=$(count "$bin" "$side" http 650)
+        flow[$side]=$(( (large - small) / 600 ))
     done
     printf '%-10s %12s\n' side 'instr / flow'
     printf '%-10s %12d\n' untraced "${flow[untraced]}" traced "${flow[traced]}"

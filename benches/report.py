@@ -114,7 +114,7 @@ def main():
       "cargo bench --bench booking_flow   -- --warm-up-time 1 --measurement-time 3\n"
       "cargo bench --bench replay         -- --warm-up-time 1 --measurement-time 3\n"
       "cargo bench --bench memory\n"
-      "cargo run --release -q -- overhead --flows 2000 --http\n"
+      "cargo run --release -q -- overhead --flows 4000 --http\n"
       "python3 benches/report.py\n```\n")
     w("CI compiles every bench and runs each once in test mode (`cargo bench --no-run`, then "
       "`cargo bench -- --test`); it never asserts timings.\n")
@@ -272,7 +272,7 @@ def main():
         with open(flow_path) as f:
             flow_text = f.read()
         w("Instructions per flow over loopback HTTP, counted by callgrind (`bash "
-          "benches/instructions.sh --flow`; all threads; 250 flows minus 50):\n")
+          "benches/instructions.sh --flow`; all threads; 650 flows minus 50):\n")
         w("```\n" + flow_text.strip() + "\n```\n")
         for line in flow_text.splitlines():
             if "traced/untraced" in line:
