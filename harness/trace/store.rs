@@ -1,7 +1,9 @@
 //! `TraceStore`: every captured span and log line of one replay, in the order they happened.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use thin_vec::ThinVec;
 use tracing::Metadata;
@@ -214,6 +216,8 @@ pub struct LogLine {
 /// What a [`super::CaptureSubscriber`] writes into. Cheap to share; snapshot it after the replay.
 #[derive(Debug, Default)]
 pub struct TraceStore {
+    /// `parking_lot`'s lock, not std's: uncontended they cost the same, but with two threads
+    /// capturing at once std's made a span lifecycle ~1.7× slower (BENCHMARKS.md, two threads).
     inner: Mutex<Inner>,
 }
 
@@ -489,8 +493,7 @@ impl TraceStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves plain data behind; keep going with it.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock()
     }
 
     /// Opens a span as a child of `parent` (a live span's id), or as the root of a new trace
