@@ -51,14 +51,16 @@ enum Command {
     /// Measure what tracing costs the booking flow on this machine.
     ///
     /// Runs the scenario's booking flow (booking, calendar call, webhook by cron) traced and
-    /// untraced, alternating in rounds so that load on the machine hits both alike, and prints
-    /// the median per-flow cost of each, their ratio and its spread across rounds.
+    /// untraced, alternating in rounds so that load on the machine hits both alike, on a fresh
+    /// service and mocks every 1 000 flows a side, and prints the median per-flow cost of each,
+    /// their ratio and its spread across rounds.
     #[command(
         after_help = "Examples:\n  trace-harness overhead\n  trace-harness overhead --flows 5000 --http\n  trace-harness overhead --http --noise-floor\n\nReading it: an overhead inside the rounds' quartiles is noise, not cost."
     )]
     Overhead {
-        /// Flows per side (traced and untraced), run in rounds of 25.
-        #[arg(long, default_value_t = 1000)]
+        /// Flows per side (traced and untraced), run in rounds of 25. Fewer than about 4 000
+        /// leave the median a percent or so to wander.
+        #[arg(long, default_value_t = 4000)]
         flows: usize,
         /// Reach the service over loopback HTTP, as a real caller does (default: in-process
         /// through its router; the service's own calls to its peers are HTTP either way).
