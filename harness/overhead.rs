@@ -291,6 +291,11 @@ mod tests {
         assert_eq!(got, expected, "sample {sample:?}");
     }
 
+    fn the_default_scenario() -> Scenario {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(default_scenario());
+        Scenario::load(&path).unwrap()
+    }
+
     #[test]
     fn spreads_are_interpolated_quartiles() {
         check(&[], None);
@@ -302,8 +307,7 @@ mod tests {
 
     #[test]
     fn a_short_measurement_reports_both_sides_and_a_ratio() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(default_scenario());
-        let scenario = Scenario::load(&path).unwrap();
+        let scenario = the_default_scenario();
         let options = OverheadOptions {
             flows: ROUND_FLOWS * 2,
             transport: Transport::InProcess,
@@ -323,8 +327,7 @@ mod tests {
 
     #[test]
     fn a_measurement_longer_than_a_segment_counts_every_round_once() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(default_scenario());
-        let scenario = Scenario::load(&path).unwrap();
+        let scenario = the_default_scenario();
         let options = OverheadOptions {
             flows: ROUND_FLOWS * 3,
             transport: Transport::InProcess,
@@ -342,8 +345,7 @@ mod tests {
 
     #[test]
     fn too_few_flows_are_refused_with_the_range() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(default_scenario());
-        let scenario = Scenario::load(&path).unwrap();
+        let scenario = the_default_scenario();
         let options = OverheadOptions {
             flows: 3,
             transport: Transport::Http,
