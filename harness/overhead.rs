@@ -24,9 +24,11 @@ pub const MAX_FLOWS: usize = 1_000_000;
 /// A rig that has served a few thousand flows can settle into a state in which its flows cost
 /// about 10 % more, and not always both rigs at once: in A/A runs (both sides untraced,
 /// identical work) one side stepped up by 8–14 % after about 3 500 flows, the same on tmpfs
-/// and with no extra page faults, so the cause is not the disk. A long run then measured that
-/// step instead of tracing (8 000 flows a side read −2.4 %, as the untraced rig had stepped
-/// up). Fresh rigs every segment keep every round in the state short runs measure.
+/// and with no extra page faults, so the cause is not the disk. Meanwhile the heap grows
+/// ~12 KB a flow (wiremock, for one, keeps a copy of every request a mock matched). A long run
+/// then measured that step instead of tracing (8 000 flows a side read −2.4 %, as the untraced
+/// rig had stepped up). Fresh rigs every segment keep every round in the state short runs
+/// measure.
 pub const SEGMENT_ROUNDS: usize = 40;
 
 #[derive(Clone, Debug)]
