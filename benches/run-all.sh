@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHORT=(--warm-up-time 1 --measurement-time 3 --noplot)
+mkdir -p target/criterion
+# When and on what these figures were measured, for report.py's header.
+printf 'date=%s\ncommit=%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(git rev-parse --short HEAD)" \
+    > target/criterion/measured.txt
 for bench in span_lifecycle propagation booking_flow replay; do
     cargo bench --bench "$bench" -- "${SHORT[@]}"
 done
