@@ -9,6 +9,8 @@
 //! behaviours) and the minimal one is written to `target/proptest-failures/<name>.toml`, ready
 //! to be replayed with `trace-harness run` or copied into `scenarios/`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -519,10 +521,8 @@ book = { event_type_id = 1, attendees = 2 }
 at = "70m"
 cron = "webhooks"
 "#;
-    let scenario =
-        Scenario::parse(Path::new("refused.toml"), text).unwrap_or_else(|e| panic!("{e}"));
-    let outcome =
-        runner::replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let scenario = common::parse("refused.toml", text);
+    let outcome = common::run(&scenario, true);
     let violations = expect::check_invariants(&outcome);
     assert!(violations.is_empty(), "{violations:#?}");
     assert_eq!(outcome.steps[0].status, 400);

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::sut::{exchange, post_test, test_body};
 use trace_harness::booking;
 use trace_harness::expect::judge;
@@ -41,7 +39,7 @@ name = "deliberately failing, so that diagnostics print the hostile message"
 select = 'span[op="calendar_event_creation"]'
 status = "ok"
 "#;
-    Scenario::parse(Path::new("hostile.toml"), text).unwrap_or_else(|e| panic!("{e}"))
+    common::parse("hostile.toml", text)
 }
 
 /// Every way a line could be forged or split: a raw control character, a line or paragraph
@@ -141,8 +139,8 @@ book = {{ event_type_id = 9 }}
 "#,
         "x".repeat(300 * 1024)
     );
-    let scenario = Scenario::parse(Path::new("huge.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
-    let outcome = replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let scenario = common::parse("huge.toml", &text);
+    let outcome = common::run(&scenario, true);
     let longest = outcome
         .captured
         .logs

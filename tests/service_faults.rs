@@ -1,18 +1,15 @@
 //! Mock faults as the service meets them: a refused connection, a peer slower than the client's
 //! timeout, a body cut off mid-JSON, each API's real error body.
 
-use std::path::Path;
+mod common;
 
 use trace_harness::expect;
 use trace_harness::report::{self, SeedLine};
-use trace_harness::runner::{self, ReplayOptions, ReplayOutcome};
-use trace_harness::scenario::Scenario;
+use trace_harness::runner::ReplayOutcome;
 
 fn replay(text: &str) -> ReplayOutcome {
-    let scenario =
-        Scenario::parse(Path::new("faults.toml"), text).unwrap_or_else(|e| panic!("{e}"));
-    let outcome =
-        runner::replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let scenario = common::parse("faults.toml", text);
+    let outcome = common::run(&scenario, true);
     let violations = expect::check_invariants(&outcome);
     assert!(violations.is_empty(), "{violations:?}");
     outcome

@@ -2,13 +2,12 @@
 //! every piece of in-memory state and starts a new process on the same database. Pending jobs
 //! must then run in the booking's trace, none lost and none run twice.
 
+mod common;
+
 use std::collections::HashSet;
-use std::path::Path;
 
 use trace_harness::expect;
-use trace_harness::report;
-use trace_harness::runner::{self, ReplayOptions, ReplayOutcome};
-use trace_harness::scenario::Scenario;
+use trace_harness::runner::ReplayOutcome;
 
 const SCENARIO: &str = r#"
 description = "Jobs scheduled before a restart run after it, once."
@@ -70,18 +69,9 @@ at = "13m"
 cron = "webhooks"
 "#;
 
+/// Replays `text` and insists it passed.
 fn replay(text: &str) -> ReplayOutcome {
-    let scenario =
-        Scenario::parse(Path::new("restart.toml"), text).unwrap_or_else(|e| panic!("{e}"));
-    let outcome =
-        runner::replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-    let verdict = expect::judge(&outcome, &scenario.expect);
-    assert!(
-        verdict.passed(),
-        "{}",
-        report::diagnostics(&outcome, &verdict)
-    );
-    outcome
+    common::run_green(&common::parse("restart.toml", text))
 }
 
 #[test]

@@ -7,13 +7,14 @@
 //! "stale" cannot be detected from a signature; a replay to a subscriber that forgot the
 //! original is accepted, and a test pins that limitation down.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use trace_harness::booking::{sign, DEFAULT_WEBHOOK_SECRET, SIGNATURE_HEADER};
 use trace_harness::expect;
 use trace_harness::mocks::{DeliveryCounts, MockBehaviour, MockKind, MockService};
-use trace_harness::runner::{self, ReplayOptions};
 use trace_harness::scenario::Scenario;
 
 const SECRET: &str = "whsec_subscriber";
@@ -128,10 +129,8 @@ book = { event_type_id = 1 }
 at = "1h"
 cron = "webhooks"
 "#;
-    let scenario =
-        Scenario::parse(Path::new("rotated.toml"), text).unwrap_or_else(|e| panic!("{e}"));
-    let outcome =
-        runner::replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let scenario = common::parse("rotated.toml", text);
+    let outcome = common::run(&scenario, true);
     assert!(expect::check_invariants(&outcome).is_empty());
     assert_eq!(outcome.webhook_jobs, [("failed".to_owned(), 1)]);
     assert_eq!(outcome.failed_jobs.len(), 1);
@@ -157,9 +156,8 @@ book = { event_type_id = 1 }
 at = "1h"
 cron = "webhooks"
 "#;
-    let scenario = Scenario::parse(Path::new("d.toml"), text).unwrap_or_else(|e| panic!("{e}"));
-    let outcome =
-        runner::replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let scenario = common::parse("d.toml", text);
+    let outcome = common::run(&scenario, true);
     assert_eq!(outcome.webhook_jobs, [("delivered".to_owned(), 1)]);
     let request = &outcome.requests[0];
     assert_eq!(
@@ -215,10 +213,8 @@ stripe = { event = "payment_intent.succeeded" }
 at = "2h"
 stripe = { event = "payment_intent.succeeded", signature = "stale" }
 "#;
-    let scenario =
-        Scenario::parse(Path::new("replayed.toml"), text).unwrap_or_else(|e| panic!("{e}"));
-    let outcome =
-        runner::replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let scenario = common::parse("replayed.toml", text);
+    let outcome = common::run(&scenario, true);
     assert!(expect::check_invariants(&outcome).is_empty());
     let statuses: Vec<u16> = outcome.steps.iter().map(|s| s.status).collect();
     assert_eq!(statuses, [201, 200, 200, 400]);

@@ -31,6 +31,11 @@ pub fn edited(name: &str, from: &str, to: &str) -> Scenario {
     Scenario::parse(&path, &text.replacen(from, to, 1)).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A scenario written out in a test; `name` is the file its errors point at.
+pub fn parse(name: &str, text: &str) -> Scenario {
+    Scenario::parse(Path::new(name), text).unwrap_or_else(|e| panic!("{e}"))
+}
+
 pub fn run(scenario: &Scenario, tracing: bool) -> ReplayOutcome {
     replay(scenario, ReplayOptions { tracing }).unwrap_or_else(|e| panic!("{e}"))
 }
