@@ -79,6 +79,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub(crate) static TRACE_ID_NAME: HeaderName = HeaderName::from_static(TRACE_ID_HEADER);
 pub(crate) static REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 pub(crate) static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(trace::TRACEPARENT);
+static LATENCY_NAME: HeaderName = HeaderName::from_static(LATENCY_HEADER);
 /// Header carrying the webhook payload's HMAC-SHA256, hex-encoded, as Cal.com sends it.
 pub const SIGNATURE_HEADER: &str = "x-cal-signature-256";
 /// The secret the service signs webhook deliveries with unless configured otherwise; the
@@ -354,7 +355,7 @@ async fn request_context(State(app): State<Arc<App>>, mut req: Request, next: Ne
                 "Request headers are {header_bytes} bytes; at most {MAX_HEADER_BYTES} are accepted"
             ),
         );
-        set_header(response.headers_mut(), REQUEST_ID_HEADER, &request_id);
+        set_header(response.headers_mut(), &REQUEST_ID_NAME, &request_id);
         return response;
     }
     let start = header(headers, NOW_HEADER)
@@ -370,10 +371,10 @@ async fn request_context(State(app): State<Arc<App>>, mut req: Request, next: Ne
         .scope(trace::with_request_id(request_id.clone(), handler))
         .await;
     let headers = response.headers_mut();
-    set_header(headers, REQUEST_ID_HEADER, &request_id);
+    set_header(headers, &REQUEST_ID_NAME, &request_id);
     set_header(
         headers,
-        LATENCY_HEADER,
+        &LATENCY_NAME,
         &clock.now().since(start).as_micros().to_string(),
     );
     response
@@ -383,9 +384,13 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name)?.to_str().ok()
 }
 
-fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
+/// Not inlined: every response header goes through this one copy, so a traced response's
+/// `X-Trace-Id` runs code an untraced one has already brought into the instruction cache
+/// (`benches/NOTES.md`, item 11: the flow's cost follows the code it touches).
+#[inline(never)]
+fn set_header(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
-        headers.insert(HeaderName::from_static(name), value);
+        headers.insert(name.clone(), value);
     }
 }
 
@@ -500,8 +505,8 @@ async fn create_booking(
         },
     };
     if let Some(trace_id) = trace_id {
-        if let Ok(value) = HeaderValue::from_bytes(&trace_id.to_hex()) {
-            response.headers_mut().insert(TRACE_ID_NAME.clone(), value);
+        if let Ok(hex) = std::str::from_utf8(&trace_id.to_hex()) {
+            set_header(response.headers_mut(), &TRACE_ID_NAME, hex);
         }
     }
     response

@@ -204,6 +204,10 @@ static HEX_PAIRS: [[u8; 2]; 256] = {
 };
 
 /// Writes `bytes` as lowercase hex into `out`, which holds two digits per byte.
+///
+/// Not inlined: one copy serves `traceparent`'s three fields and `X-Trace-Id` (unrolled at
+/// each call it was ~500 bytes of code a traced flow touches; see `benches/NOTES.md`, item 11).
+#[inline(never)]
 pub(crate) fn encode_hex(bytes: &[u8], out: &mut [u8]) {
     debug_assert_eq!(out.len(), 2 * bytes.len());
     for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
