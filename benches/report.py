@@ -274,16 +274,24 @@ def main():
                     overhead_ratios.append(float(line.split("traced/untraced")[1].split(";")[0]))
     overhead_ratio = sorted(overhead_ratios)[len(overhead_ratios) // 2] if overhead_ratios else None
     flow_instr = None
+    flow_lines = None
     flow_path = os.path.join(CRITERION, "instructions-flow.txt")
     if os.path.exists(flow_path):
         with open(flow_path) as f:
             flow_text = f.read()
         w("Instructions per flow over loopback HTTP, counted by callgrind (`bash "
-          "benches/instructions.sh --flow`; all threads; 650 flows minus 50):\n")
+          "benches/instructions.sh --flow`; all threads; 650 flows minus 50), and the 64-byte "
+          "lines of code a flow runs (`benches/footprint.py`, NOTES item 11):\n")
         w("```\n" + flow_text.strip() + "\n```\n")
         for line in flow_text.splitlines():
             if "traced/untraced" in line:
                 flow_instr = float(line.split("traced/untraced")[1].strip(" )"))
+            # benches/footprint.py: "code lines / flow: untraced U, traced T; only ... runs N (…)"
+            if line.startswith("code lines / flow:"):
+                counts = [int(word.strip(",;")) for word in line.split()
+                          if word.strip(",;").isdigit()]
+                if len(counts) == 3:
+                    flow_lines = counts
     measured = [f"criterion wall {fmt_ratio(http_ratio, 3)}", f"criterion CPU {fmt_ratio(cpu_ratio, 3)}"]
     if overhead_ratio is not None:
         runs = ", ".join(f"{r:.3f}×" for r in overhead_ratios)
@@ -291,6 +299,10 @@ def main():
                         f"runs {overhead_ratio:.3f}× ({runs})")
     if flow_instr is not None:
         measured.append(f"instructions {flow_instr:.4f}×")
+    if flow_lines is not None:
+        untraced_lines, _, only_traced = flow_lines
+        measured.append(f"code lines only the traced flow runs +{only_traced} "
+                        f"({only_traced / untraced_lines:+.1%} of the flow's)")
     # The interleaved measurement is the one that drift between cases cannot bias.
     judged = overhead_ratio if overhead_ratio is not None else http_ratio
     targets.append(("booking flow over loopback: traced vs untraced within 2 %", "; ".join(measured),
