@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, Request, StatusCode};
+use axum::http::{HeaderMap, Request, StatusCode};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use super::{booking_request, ReplayError};
+use super::{booking_request, owned_header, ReplayError};
 use crate::booking::{
     BookingService, ServiceError, StatusCounts, StoreError, REQUEST_ID_NAME, TRACEPARENT_NAME,
     TRACE_ID_NAME,
@@ -435,16 +435,6 @@ fn flow_response(status: u16, headers: &HeaderMap) -> FlowResponse {
         request_id: owned_header(headers, &REQUEST_ID_NAME),
         booking_uid: None,
     }
-}
-
-/// Not inlined: the traced side's `X-Trace-Id` is read by the code that reads every side's
-/// `X-Request-Id` (`benches/NOTES.md`, item 11).
-#[inline(never)]
-fn owned_header(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }
 
 /// The booking's `uid` from a response body.

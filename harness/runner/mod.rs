@@ -427,13 +427,7 @@ async fn exchange(
     action: &'static str,
 ) -> Result<StepOutcome, reqwest::Error> {
     let response = request.send().await?;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name| owned_header(response.headers(), name);
     let request_id = header(REQUEST_ID_HEADER);
     let trace_id = header(TRACE_ID_HEADER);
     let latency = header(LATENCY_HEADER)
@@ -451,6 +445,20 @@ async fn exchange(
         latency,
         body,
     })
+}
+
+/// A response header's value as text, if it has one. Not inlined, so the load runner's
+/// `X-Trace-Id` read on a traced flow runs the code its `X-Request-Id` read already runs
+/// (`benches/NOTES.md`, item 11).
+#[inline(never)]
+fn owned_header<K: axum::http::header::AsHeaderName>(
+    headers: &axum::http::HeaderMap,
+    name: K,
+) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// The request a booking step sends; attendees the step leaves out are seeded fake data.
