@@ -18,13 +18,16 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use super::{booking_request, owned_header, ReplayError};
+use super::{booking_request, cron_path, owned_header, ReplayError, World};
 use crate::booking::{
     BookingService, ServiceError, StatusCounts, StoreError, REQUEST_ID_NAME, TRACEPARENT_NAME,
     TRACE_ID_NAME,
 };
 use crate::clock::NOW_HEADER;
 use crate::mocks::{MockService, ReceivedRequest};
+/// Moved to [`crate::outcome`]; this path keeps working meanwhile.
+pub use crate::outcome::FlowResponse;
+use crate::outcome::StepKind;
 use crate::scenario::{Action, Scenario};
 use crate::trace::{self, TraceStore};
 
@@ -76,23 +79,14 @@ pub enum LoadError {
         "scenario `{0}` has stripe or restart steps; load runs repeat book and cron steps only"
     )]
     Unsupported(String),
+    /// A step's request got no answer, or a cron call failed.
     #[error("the {action} step could not reach the booking service: {reason}")]
     Step {
-        action: &'static str,
+        /// The step's kind.
+        action: StepKind,
+        /// What went wrong.
         reason: String,
     },
-}
-
-/// What one flow's booking request got back: enough to attribute spans and mock requests to
-/// the flow afterwards.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FlowResponse {
-    pub status: u16,
-    /// `X-Trace-Id`: the trace the service put the flow in.
-    pub trace_id: Option<String>,
-    pub request_id: Option<String>,
-    /// The booking's `uid` from the response body.
-    pub booking_uid: Option<String>,
 }
 
 /// A started booking service with its mocks, ready to run batches of flows.
@@ -261,7 +255,7 @@ async fn start_parts(
     database: std::path::PathBuf,
     record_mocks: bool,
 ) -> Result<Parts, ServiceError> {
-    let (mocks, config) = super::start_world(scenario, database, record_mocks).await;
+    let (mocks, config) = World::of(scenario).start(database, record_mocks).await;
     let service = BookingService::start(config).await?;
     Ok(Parts {
         mocks,
@@ -296,11 +290,11 @@ async fn run_batch(
                         traceparent: book.traceparent.clone(),
                     };
                     let gate = gate.clone();
-                    let target = Target::of(parts, transport);
+                    let endpoint = Endpoint::of(parts, transport);
                     in_flight.spawn(async move {
                         // The gate is never closed, so acquiring only waits for a free place.
                         let _permit = gate.acquire_owned().await.ok();
-                        (flow, target.send(call).await)
+                        (flow, endpoint.send(call).await)
                     });
                 }
                 while let Some(joined) = in_flight.join_next().await {
@@ -312,13 +306,13 @@ async fn run_batch(
                         }
                         Ok((_, Err(reason))) => {
                             return Err(LoadError::Step {
-                                action: "book",
+                                action: StepKind::Book,
                                 reason,
                             })
                         }
                         Err(join) => {
                             return Err(LoadError::Step {
-                                action: "book",
+                                action: StepKind::Book,
                                 reason: join.to_string(),
                             })
                         }
@@ -330,22 +324,22 @@ async fn run_batch(
             }
             Action::Cron(job) => {
                 let call = Call {
-                    path: super::cron_path(*job),
+                    path: cron_path(*job),
                     at_us,
                     body: String::new(),
                     traceparent: None,
                 };
-                let status = Target::of(parts, transport)
+                let status = Endpoint::of(parts, transport)
                     .send(call)
                     .await
                     .map_err(|reason| LoadError::Step {
-                        action: "cron",
+                        action: StepKind::Cron,
                         reason,
                     })?
                     .status;
                 if !(200..300).contains(&status) {
                     return Err(LoadError::Step {
-                        action: "cron",
+                        action: StepKind::Cron,
                         reason: format!("HTTP {status}"),
                     });
                 }
@@ -363,7 +357,7 @@ struct Call {
 }
 
 /// Where a call goes: the router in-process, or the service's URL over loopback.
-enum Target {
+enum Endpoint {
     Router(axum::Router),
     Http {
         client: reqwest::Client,
@@ -371,11 +365,11 @@ enum Target {
     },
 }
 
-impl Target {
-    fn of(parts: &Parts, transport: Transport) -> Target {
+impl Endpoint {
+    fn of(parts: &Parts, transport: Transport) -> Endpoint {
         match transport {
-            Transport::InProcess => Target::Router(parts.service.router()),
-            Transport::Http => Target::Http {
+            Transport::InProcess => Endpoint::Router(parts.service.router()),
+            Transport::Http => Endpoint::Http {
                 client: parts.client.clone(),
                 url: parts.service.url(),
             },
@@ -385,7 +379,7 @@ impl Target {
     /// Sends the call and reads the whole response.
     async fn send(self, call: Call) -> Result<FlowResponse, String> {
         match self {
-            Target::Router(router) => {
+            Endpoint::Router(router) => {
                 let mut request = Request::post(call.path)
                     .header(NOW_HEADER, call.at_us)
                     .header("content-type", "application/json");
@@ -404,7 +398,7 @@ impl Target {
                 flow.booking_uid = booking_uid(&body);
                 Ok(flow)
             }
-            Target::Http { client, url } => {
+            Endpoint::Http { client, url } => {
                 let mut request = client
                     .post(format!("{url}{}", call.path))
                     .header(NOW_HEADER, call.at_us)
