@@ -20,17 +20,24 @@ use crate::trace::{Captured, SpanData, SpanId, SpanStatus};
 /// A built-in invariant the replay broke.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
+    /// The invariant's name: `one-trace-per-flow`, `async-after-cause`, ...
     pub invariant: &'static str,
+    /// What broke it, in words.
     pub message: String,
+    /// The spans it is about, for marking in the tree.
     pub spans: Vec<SpanId>,
 }
 
 /// A scenario assertion that did not hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
+    /// The assertion's name.
     pub assertion: String,
+    /// What it selects: the selector, or the mock.
     pub target: String,
+    /// What it expected, in words.
     pub expected: String,
+    /// What a failing span (or the mock) showed instead.
     pub actual: String,
     /// The spans the failure is about, for marking in the tree.
     pub spans: Vec<SpanId>,
@@ -39,15 +46,19 @@ pub struct Failure {
 /// Everything wrong with one replay; empty means it passed.
 #[derive(Clone, Debug, Default)]
 pub struct Verdict {
+    /// Invariants broken, in a stable order.
     pub violations: Vec<Violation>,
+    /// Assertions that did not hold, in the scenario's order.
     pub failures: Vec<Failure>,
 }
 
 impl Verdict {
+    /// Nothing broken.
     pub fn passed(&self) -> bool {
         self.violations.is_empty() && self.failures.is_empty()
     }
 
+    /// Every span a violation or failure is about, sorted, each once.
     pub fn flagged_spans(&self) -> Vec<SpanId> {
         let mut spans: Vec<SpanId> = self
             .violations

@@ -47,9 +47,12 @@ pub enum Transport {
     Http,
 }
 
+/// How a load run is driven.
 #[derive(Clone, Copy, Debug)]
 pub struct LoadOptions {
+    /// Tracing on, or every span disabled.
     pub tracing: bool,
+    /// How the flows reach the service.
     pub transport: Transport,
     /// Whether the mocks keep every request they receive, for [`FlowRig::mock_requests`]. A run
     /// that never reads them (`overhead`) leaves this off: recording copies each request.
@@ -59,22 +62,29 @@ pub struct LoadOptions {
 /// What one batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
+    /// Flows the batch ran.
     pub flows: usize,
     /// Flows whose booking request did not answer `201 Created`.
     pub failed_flows: usize,
-    /// Spans and log lines the batch added to the store.
+    /// Spans the batch added to the store.
     pub spans: usize,
+    /// Log lines the batch added to the store.
     pub log_lines: usize,
 }
 
+/// Why a load run could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The sandbox, the mocks or the service did not start.
     #[error(transparent)]
     Setup(#[from] ReplayError),
+    /// The scenario has no booking to repeat.
     #[error("scenario `{0}` has no booking step to repeat")]
     NoBooking(String),
+    /// More flows than [`MAX_FLOWS`].
     #[error("{0} flows asked for; a batch holds at most {MAX_FLOWS}")]
     TooManyFlows(usize),
+    /// The timeline has steps a load run cannot repeat.
     #[error(
         "scenario `{0}` has stripe or restart steps; load runs repeat book and cron steps only"
     )]
@@ -111,6 +121,7 @@ struct Parts {
 }
 
 impl FlowRig {
+    /// Starts the scenario's mocks and one service for them, with declared latencies zeroed.
     pub fn start(scenario: &Scenario, options: LoadOptions) -> Result<Self, LoadError> {
         let mut scenario = scenario.clone();
         if !scenario

@@ -5,6 +5,7 @@
 //! `tracing` dispatcher, so the service's spawned tasks all report to the replay's store and
 //! replays never share state.
 
+/// Many flows of one scenario at once, for benches and `overhead`.
 pub mod load;
 mod requests;
 mod stripe;
@@ -94,8 +95,11 @@ pub enum ReplayError {
 /// What one replay (or load run) runs inside: its own store, its own dispatcher feeding that
 /// store, and a current-thread runtime, so every task the service spawns reports to this store.
 pub(crate) struct Sandbox {
+    /// What the dispatcher captures into.
     pub store: std::sync::Arc<TraceStore>,
+    /// The capture subscriber, to install while the sandbox runs.
     pub dispatch: tracing::Dispatch,
+    /// The current-thread runtime the service and its tasks run on.
     pub runtime: tokio::runtime::Runtime,
 }
 

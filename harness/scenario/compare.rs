@@ -8,13 +8,20 @@ use regex::Regex;
 
 use crate::clock::{parse_duration, Compact};
 
+/// A comparison operator of scenario notation: `==`, `!=`, `<`, `<=`, `>`, `>=`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompareOp {
+    /// `==`
     Eq,
+    /// `!=`
     Ne,
+    /// `<`
     Lt,
+    /// `<=`
     Le,
+    /// `>`
     Gt,
+    /// `>=`
     Ge,
 }
 
@@ -58,11 +65,14 @@ impl CompareOp {
 /// A comparison against a duration: `< 300ms`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DurationTest {
+    /// The operator.
     pub op: CompareOp,
+    /// The duration compared against.
     pub value: Duration,
 }
 
 impl DurationTest {
+    /// Reads `< 300ms`, `== 4.2s`; the error says what was expected.
     pub fn parse(text: &str) -> Result<Self, String> {
         let (op, rest) = CompareOp::split(text).ok_or_else(|| {
             format!("expected a comparison such as `< 300ms` or `== 4.2s`, found `{text}`")
@@ -71,6 +81,7 @@ impl DurationTest {
         Ok(DurationTest { op, value })
     }
 
+    /// Whether `actual` passes.
     pub fn holds(&self, actual: Duration) -> bool {
         self.op.holds(&actual, &self.value)
     }
@@ -87,11 +98,14 @@ impl fmt::Display for DurationTest {
 pub enum ValueTest {
     /// `== v`, `!= v`, and on numbers `<`, `<=`, `>`, `>=`. A bare value means `==`.
     Compare(CompareOp, String),
+    /// `contains v`: a substring.
     Contains(String),
+    /// `matches re`: a regex match anywhere in the value.
     Matches(Regex),
 }
 
 impl ValueTest {
+    /// Reads `== v`, `>= 2`, `contains v`, `matches re`, or a bare value.
     pub fn parse(text: &str) -> Result<Self, String> {
         if let Some(rest) = text.strip_prefix("contains ") {
             return Ok(ValueTest::Contains(rest.to_owned()));
@@ -115,6 +129,7 @@ impl ValueTest {
         }
     }
 
+    /// Whether `actual` passes.
     pub fn holds(&self, actual: &str) -> bool {
         match self {
             ValueTest::Contains(part) => actual.contains(part.as_str()),
