@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-/// A system under test reached over raw HTTP, for the W3C tests.
+/// The booking service on loopback with a wiremock target, driven over raw HTTP.
 pub mod sut;
 
 use std::path::{Path, PathBuf};
