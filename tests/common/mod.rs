@@ -8,8 +8,9 @@ pub mod sut;
 use std::path::{Path, PathBuf};
 
 use trace_harness::expect::{judge, Verdict};
+use trace_harness::outcome::ReplayOutcome;
 use trace_harness::report;
-use trace_harness::runner::{replay, ReplayOptions, ReplayOutcome};
+use trace_harness::runner::{replay, ReplayOptions};
 use trace_harness::scenario::Scenario;
 
 /// `scenarios/<name>.toml` in this crate.
