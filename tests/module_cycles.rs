@@ -95,6 +95,7 @@ use crate::{clock, trace::{self, Captured}, mocks::stripe};
 use crate::booking::X; // crate::query in a comment
 /* crate::import in a block /* nested */ comment */
 const URL: &str = "https://example.com/crate::vary";
+const RAW: &[u8] = br"crate::query \";
 let c = 'c'; fn f<'a>(x: &'a str) {}
 pub(crate) fn g() { crate::scenario::Scenario::load(); }
 "#;
@@ -216,10 +217,7 @@ fn blank_comments_and_strings(text: &str) -> String {
                     i += 1;
                 }
             }
-        } else if c == 'r'
-            && matches!(next, Some('"' | '#'))
-            && !is_ident(chars.get(i.wrapping_sub(1)).copied())
-        {
+        } else if c == 'r' && matches!(next, Some('"' | '#')) && starts_literal(&chars, i) {
             // A raw string: r"…", r#"…"#, …
             let hashes = chars[i + 1..].iter().take_while(|&&h| h == '#').count();
             if chars.get(i + 1 + hashes) != Some(&'"') {
@@ -270,6 +268,12 @@ fn blank_comments_and_strings(text: &str) -> String {
         }
     }
     out
+}
+
+/// Whether the `r` at `i` opens a raw string (`r"`, `br"`) rather than ending an identifier.
+fn starts_literal(chars: &[char], i: usize) -> bool {
+    let before = |n: usize| i.checked_sub(n).and_then(|j| chars.get(j)).copied();
+    !is_ident(before(1)) || (before(1) == Some('b') && !is_ident(before(2)))
 }
 
 fn is_ident(c: Option<char>) -> bool {
