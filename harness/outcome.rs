@@ -3,8 +3,8 @@
 //! personal data the runner sent in. The runner produces it; `expect` and `report` consume it.
 //!
 //! Facts only: analyses of them (bottlenecks, invariants, isolation) belong to `expect`. This
-//! module depends on what records the facts (`trace`, `mocks`, `clock`) and on nothing that
-//! reads them.
+//! module imports only the types that record the facts (`trace`'s spans, `mocks`' received
+//! requests), never the runner, `expect`, `report` or `scenario`.
 
 use std::fmt;
 use std::time::Duration;

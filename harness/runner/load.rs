@@ -18,7 +18,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use super::{booking_request, cron_path, owned_header, ReplayError, World};
+use super::requests::{booking_request, cron_path, owned_header};
+use super::world::World;
+use super::ReplayError;
 use crate::booking::{
     BookingService, ServiceError, StatusCounts, StoreError, REQUEST_ID_NAME, TRACEPARENT_NAME,
     TRACE_ID_NAME,

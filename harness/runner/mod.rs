@@ -25,9 +25,6 @@ pub use crate::outcome::{ReplayOutcome, StepKind, StepOutcome};
 use crate::scenario::Scenario;
 use crate::trace::{self, CaptureSubscriber, IdGenerator, TraceStore};
 
-pub(crate) use requests::{booking_request, cron_path, owned_header};
-pub(crate) use world::World;
-
 /// How to replay.
 #[derive(Clone, Copy, Debug)]
 pub struct ReplayOptions {

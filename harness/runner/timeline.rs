@@ -11,8 +11,7 @@ use crate::booking::{
     TRACE_ID_HEADER,
 };
 use crate::clock::{LATENCY_HEADER, NOW_HEADER};
-use crate::mocks::DeliveryCounts;
-use crate::mocks::{MockKind, ReceivedRequest};
+use crate::mocks::{DeliveryCounts, MockKind, ReceivedRequest};
 use crate::outcome::{PersonalKind, ReplayOutcome, StepKind, StepOutcome};
 use crate::scenario::{Action, Scenario};
 use crate::trace::{self, Captured, TraceContext};
