@@ -72,6 +72,19 @@ fn module_graphs_have_no_cycles_beyond_the_known_ones() {
 }
 
 #[test]
+fn the_outcome_imports_only_what_records_the_facts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("harness");
+    let (top, _) = graphs(&root, &rust_files(&root));
+    let allowed = set(&["clock", "mocks", "trace"]);
+    let imported = top.get("outcome").expect("an outcome module");
+    assert!(
+        imported.is_subset(&allowed),
+        "outcome imports {:?}; it may import only {allowed:?}",
+        imported.difference(&allowed).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn the_cycle_finder_finds_a_hand_made_cycle_and_nothing_in_a_tree() {
     let graph = graph_of(&[("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("d", "e")]);
     let components = cyclic_components(&graph);
