@@ -5,7 +5,6 @@
 //! `tracing` dispatcher, so the service's spawned tasks all report to the replay's store and
 //! replays never share state.
 
-/// Many flows of one scenario at once, for benches and `overhead`.
 pub mod load;
 mod requests;
 mod stripe;
