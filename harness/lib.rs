@@ -29,6 +29,7 @@ pub mod clock;
 pub mod expect;
 pub mod import;
 pub mod mocks;
+pub mod outcome;
 pub mod overhead;
 pub mod query;
 pub mod report;

@@ -31,49 +31,70 @@ pub const MAX_FLOWS: usize = 1_000_000;
 /// measure.
 pub const SEGMENT_ROUNDS: usize = 40;
 
+/// What `overhead` measures.
 #[derive(Clone, Debug)]
 pub struct OverheadOptions {
     /// Flows per side (traced, untraced).
     pub flows: usize,
+    /// How the flows reach the service.
     pub transport: Transport,
     /// Both sides untraced (an A/A run): the "overhead" it prints is this machine's noise floor.
     pub noise_floor: bool,
 }
 
+/// Why `overhead` could not measure.
 #[derive(Debug, thiserror::Error)]
 pub enum OverheadError {
+    /// `--flows` out of range.
     #[error("--flows must be between {ROUND_FLOWS} and {MAX_FLOWS}, got {0}")]
     Flows(usize),
+    /// A rig did not start or a batch did not run.
     #[error("{0}")]
     Load(#[from] LoadError),
+    /// Bookings failed, so the sides did not do the same work.
     #[error("{flows} of the {side} flows failed (the booking did not answer 201 Created)")]
-    FailedFlows { side: &'static str, flows: usize },
+    FailedFlows {
+        /// `traced` or `untraced`.
+        side: &'static str,
+        /// How many failed.
+        flows: usize,
+    },
 }
 
 /// The median per-flow cost of each side, and what it says about tracing.
 #[derive(Clone, Debug)]
 pub struct OverheadReport {
+    /// The scenario whose booking was repeated.
     pub scenario: String,
+    /// How the flows reached the service.
     pub transport: Transport,
+    /// Both sides ran untraced.
     pub noise_floor: bool,
+    /// Rounds per side.
     pub rounds: usize,
+    /// Flows per round and side.
     pub flows_per_round: usize,
     /// Per-flow CPU time of the whole process, in microseconds.
     pub untraced: Spread,
+    /// Per-flow CPU time of the whole process, traced, in microseconds.
     pub traced: Spread,
     /// Round by round traced/untraced CPU time: its median is the overhead, its quartiles the
     /// noise.
     pub ratio: Spread,
     /// Per-flow wall time, in microseconds, for reference.
     pub untraced_wall: Spread,
+    /// Per-flow wall time, traced, in microseconds.
     pub traced_wall: Spread,
 }
 
 /// Median and quartiles of a sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Spread {
+    /// The first quartile.
     pub p25: f64,
+    /// The median.
     pub median: f64,
+    /// The third quartile.
     pub p75: f64,
 }
 

@@ -6,9 +6,10 @@ mod common;
 use std::sync::OnceLock;
 
 use common::*;
-use trace_harness::expect::{judge, Selector};
+use trace_harness::expect::judge;
+use trace_harness::outcome::ReplayOutcome;
 use trace_harness::report;
-use trace_harness::runner::ReplayOutcome;
+use trace_harness::scenario::Selector;
 use trace_harness::trace::Aliases;
 
 fn calendar_failure() -> &'static ReplayOutcome {

@@ -1,26 +1,29 @@
 //! A deliberately broken copy of every seed scenario fails, and its diagnostic says why: a wrong
-//! parent, a missing follows-from link, a traceparent lost on the way to a mock, a wrong
-//! duration. Assertions are broken by editing the copy; propagation is broken by planting the
-//! bug in the service (`[service] bugs = [...]`).
+//! parent, a missing follows-from link, a traceparent lost on the way to a mock, jobs orphaned
+//! into traces of their own, a wrong duration. Assertions are broken by editing the copy;
+//! propagation is broken by planting each bug of `PlantedBug::ALL` in the service, in every
+//! scenario (one pair cannot show its bug; `shows` says which and the copy must pass).
 
 mod common;
 
 use common::*;
+use trace_harness::booking::PlantedBug;
 use trace_harness::expect::judge;
 use trace_harness::report;
+use trace_harness::scenario::Scenario;
 
 enum Break {
     /// Replace the first `from` in the scenario file with `to`.
     Edit(&'static str, &'static str),
     /// Run the service with this planted bug.
-    Bug(&'static str),
+    Bug(PlantedBug),
 }
 
 /// Replays the broken copy and returns its diagnostic; the copy must fail.
 fn diagnose(name: &str, how: &Break) -> String {
     let scenario = match how {
         Break::Edit(from, to) => edited(name, from, to),
-        Break::Bug(bug) => with_bug(name, bug),
+        Break::Bug(bug) => with_bug(name, *bug),
     };
     let outcome = run(&scenario, true);
     let verdict = judge(&outcome, &scenario.expect);
@@ -28,16 +31,10 @@ fn diagnose(name: &str, how: &Break) -> String {
     report::diagnostics(&outcome, &verdict)
 }
 
-fn with_bug(name: &str, bug: &str) -> trace_harness::scenario::Scenario {
-    let path = scenario_path(name);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let line = format!("bugs = [\"{bug}\"]\n");
-    let text = if text.contains("[service]\n") {
-        text.replacen("[service]\n", &format!("[service]\n{line}"), 1)
-    } else {
-        format!("{text}\n[service]\n{line}")
-    };
-    trace_harness::scenario::Scenario::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"))
+fn with_bug(name: &str, bug: PlantedBug) -> Scenario {
+    let mut scenario = load(name);
+    scenario.service.bugs.push(bug);
+    scenario
 }
 
 fn check(name: &str, how: Break, fragments: &[&str]) {
@@ -56,9 +53,92 @@ const LOST_FOLLOWS_FROM: &[&str] = &[
     "actual:   no follows-from link",
 ];
 
+const ORPHANED: &[&str] = &[
+    "invariant one-trace-per-flow",
+    "belong to no booking flow's trace",
+];
+
+/// What a seed scenario shows with a planted bug.
+enum Shows {
+    /// The broken copy fails, and its diagnostic has these fragments.
+    Caught(&'static [&'static str]),
+    /// The scenario has nothing the bug breaks: it schedules no job (no webhook subscriber, no
+    /// reminders), and its copy must pass. The README's "Planted bugs" says which and why.
+    NoJobToOrphan,
+}
+
+/// Each seed scenario against each bug; a pair without a row fails the test.
+fn shows(name: &str, bug: PlantedBug) -> Shows {
+    match (name, bug) {
+        (_, PlantedBug::UnlinkedJobs) => Shows::Caught(LOST_FOLLOWS_FROM),
+        ("slow_payment", PlantedBug::OrphanJobs) => Shows::NoJobToOrphan,
+        (_, PlantedBug::OrphanJobs) => Shows::Caught(ORPHANED),
+        ("calendar_failure", PlantedBug::DropTraceparent) => Shows::Caught(&[
+            "invariant mock-requests-carry-context",
+            "to mock `google` carried no valid traceparent",
+        ]),
+        ("slow_payment", PlantedBug::DropTraceparent) => {
+            Shows::Caught(&["to mock `stripe` carried no valid traceparent"])
+        }
+        ("webhook_retries", PlantedBug::DropTraceparent) => {
+            Shows::Caught(&["to mock `subscriber` carried no valid traceparent"])
+        }
+        ("seated_attendees", PlantedBug::DropTraceparent) => {
+            Shows::Caught(&["to mock `email` carried no valid traceparent"])
+        }
+        ("performance", PlantedBug::DropTraceparent) => Shows::Caught(&[
+            "to mock `google` carried no valid traceparent",
+            "to mock `stripe` carried no valid traceparent",
+        ]),
+        (other, bug) => panic!("no expectation for {other} with {bug:?}"),
+    }
+}
+
+/// The scenarios broken here, one test each: every file in `scenarios/`.
+const SEEDS: [&str; 5] = [
+    "calendar_failure",
+    "performance",
+    "seated_attendees",
+    "slow_payment",
+    "webhook_retries",
+];
+
+#[test]
+fn every_scenario_file_has_its_broken_copies() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            (path.extension()? == "toml").then(|| path.file_stem()?.to_str().map(str::to_owned))?
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files, SEEDS);
+}
+
+/// Every bug of [`PlantedBug::ALL`] planted in `name`, each caught or shown harmless.
+fn check_every_planted_bug(name: &str) {
+    for bug in PlantedBug::ALL {
+        match shows(name, bug) {
+            Shows::Caught(fragments) => check(name, Break::Bug(bug), fragments),
+            Shows::NoJobToOrphan => {
+                let outcome = run_green(&with_bug(name, bug));
+                assert!(
+                    outcome.webhook_jobs.is_empty() && outcome.reminders.is_empty(),
+                    "{name} schedules jobs, so {bug:?} must show: {:?} {:?}",
+                    outcome.webhook_jobs,
+                    outcome.reminders
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn calendar_failure_broken() {
     let name = "calendar_failure";
+    check_every_planted_bug(name);
     check(
         name,
         Break::Edit(
@@ -68,15 +148,6 @@ fn calendar_failure_broken() {
         &[
             "expected: child of span[op=\"webhook_scheduling\"]",
             "actual:   parent is `booking_creation`",
-        ],
-    );
-    check(name, Break::Bug("unlinked_jobs"), LOST_FOLLOWS_FROM);
-    check(
-        name,
-        Break::Bug("drop_traceparent"),
-        &[
-            "invariant mock-requests-carry-context",
-            "to mock `google` carried no valid traceparent",
         ],
     );
     check(
@@ -89,6 +160,7 @@ fn calendar_failure_broken() {
 #[test]
 fn slow_payment_broken() {
     let name = "slow_payment";
+    check_every_planted_bug(name);
     check(
         name,
         Break::Edit(
@@ -96,12 +168,6 @@ fn slow_payment_broken() {
             "child_of = 'span[op=\"payment_processing\"]'",
         ),
         &["actual:   parent is `payment_success_processing`"],
-    );
-    check(name, Break::Bug("unlinked_jobs"), LOST_FOLLOWS_FROM);
-    check(
-        name,
-        Break::Bug("drop_traceparent"),
-        &["to mock `stripe` carried no valid traceparent"],
     );
     check(
         name,
@@ -113,6 +179,7 @@ fn slow_payment_broken() {
 #[test]
 fn webhook_retries_broken() {
     let name = "webhook_retries";
+    check_every_planted_bug(name);
     check(
         name,
         Break::Edit(
@@ -120,12 +187,6 @@ fn webhook_retries_broken() {
             "count = 1\nchild_of = 'span[op=\"booking_creation\"]'\nstatus = \"ok\"\nfollows_from",
         ),
         &["actual:   parent is `webhook_scheduling`"],
-    );
-    check(name, Break::Bug("unlinked_jobs"), LOST_FOLLOWS_FROM);
-    check(
-        name,
-        Break::Bug("drop_traceparent"),
-        &["to mock `subscriber` carried no valid traceparent"],
     );
     check(
         name,
@@ -140,6 +201,7 @@ fn webhook_retries_broken() {
 #[test]
 fn seated_attendees_broken() {
     let name = "seated_attendees";
+    check_every_planted_bug(name);
     check(
         name,
         Break::Edit(
@@ -147,12 +209,6 @@ fn seated_attendees_broken() {
             "attributes = { seats = 3, requested = 3 }\nchild_of = 'span[op=\"schedule_mandatory_reminder\"]'",
         ),
         &["actual:   parent is `booking_creation`"],
-    );
-    check(name, Break::Bug("unlinked_jobs"), LOST_FOLLOWS_FROM);
-    check(
-        name,
-        Break::Bug("drop_traceparent"),
-        &["to mock `email` carried no valid traceparent"],
     );
     check(
         name,
@@ -167,6 +223,7 @@ fn seated_attendees_broken() {
 #[test]
 fn performance_broken() {
     let name = "performance";
+    check_every_planted_bug(name);
     check(
         name,
         Break::Edit(
@@ -175,37 +232,9 @@ fn performance_broken() {
         ),
         &["actual:   parent is `booking_creation`"],
     );
-    check(name, Break::Bug("unlinked_jobs"), LOST_FOLLOWS_FROM);
-    check(
-        name,
-        Break::Bug("drop_traceparent"),
-        &[
-            "to mock `google` carried no valid traceparent",
-            "to mock `stripe` carried no valid traceparent",
-        ],
-    );
     check(
         name,
         Break::Edit("== 4.2s", "== 4s"),
         &["expected: duration == 4s", "actual:   duration 4.2s"],
     );
-}
-
-#[test]
-fn orphaned_jobs_start_traces_of_their_own_and_are_caught() {
-    for name in [
-        "calendar_failure",
-        "webhook_retries",
-        "seated_attendees",
-        "performance",
-    ] {
-        check(
-            name,
-            Break::Bug("orphan_jobs"),
-            &[
-                "invariant one-trace-per-flow",
-                "belong to no booking flow's trace",
-            ],
-        );
-    }
 }

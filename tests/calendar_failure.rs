@@ -141,7 +141,7 @@ fn a_lost_traceparent_at_a_mock_breaks_an_invariant() {
 #[test]
 fn a_replay_is_byte_identical_every_time() {
     let scenario = load("calendar_failure");
-    let render = |o: &trace_harness::runner::ReplayOutcome| {
+    let render = |o: &trace_harness::outcome::ReplayOutcome| {
         format!(
             "{}{}{:?}",
             report::tree(o, &[]),

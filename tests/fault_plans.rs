@@ -20,7 +20,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{RngSeed, TestCaseError};
 use trace_harness::expect;
 use trace_harness::mocks::{MockKind, ReceivedRequest};
-use trace_harness::runner::{self, ReplayOptions, ReplayOutcome};
+use trace_harness::outcome::{ReplayOutcome, StepKind};
+use trace_harness::runner::{self, ReplayOptions};
 use trace_harness::scenario::Scenario;
 
 /// Every client timeout in the service; a declared latency above it is a timeout.
@@ -295,7 +296,7 @@ fn check(plan: &Plan, outcome: &ReplayOutcome) -> Result<(), String> {
     let booked: Vec<_> = outcome
         .steps
         .iter()
-        .filter(|s| s.action == "book")
+        .filter(|s| s.action == StepKind::Book)
         .collect();
     let accepted = booked
         .iter()
@@ -414,7 +415,7 @@ fn check(plan: &Plan, outcome: &ReplayOutcome) -> Result<(), String> {
     let stripe_steps: Vec<_> = outcome
         .steps
         .iter()
-        .filter(|s| s.action == "stripe")
+        .filter(|s| s.action == StepKind::Stripe)
         .collect();
     let mut rendered = Vec::new();
     for step in &plan.steps {

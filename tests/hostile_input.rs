@@ -315,3 +315,35 @@ fn a_panicking_replay_does_not_take_down_the_others() {
         assert!(judge(outcome, &scenario.expect).passed());
     }
 }
+
+// ---- timelines that ask for what never happened --------------------------------------------
+
+#[test]
+fn a_stripe_event_about_a_payment_intent_never_created_is_an_error_naming_the_step() {
+    let path = common::scenario_path("slow_payment");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cases = [
+        // The second PaymentIntent of a timeline with one booking.
+        (
+            text.replacen(
+                "stripe = { event = \"payment_intent.succeeded\" }",
+                "stripe = { event = \"payment_intent.succeeded\", payment_intent = 2 }",
+                1,
+            ),
+            "the stripe step at 28m names PaymentIntent #2, but Stripe received 1 creation request(s)",
+        ),
+        // Stripe's event before the booking that creates its PaymentIntent.
+        (
+            text.replacen("at = \"0s\"\nbook", "at = \"30m\"\nbook", 1),
+            "the stripe step at 20m names PaymentIntent #1, but Stripe received 0 creation request(s)",
+        ),
+    ];
+    for (edited, expected) in cases {
+        assert_ne!(edited, text, "the edit applied");
+        let scenario = Scenario::parse(&path, &edited).unwrap_or_else(|e| panic!("{e}"));
+        match replay(&scenario, ReplayOptions::default()) {
+            Err(e @ ReplayError::NoPaymentIntent { .. }) => assert_eq!(e.to_string(), expected),
+            other => panic!("expected NoPaymentIntent, got {:?}", other.map(|o| o.steps)),
+        }
+    }
+}

@@ -6,8 +6,9 @@
 use std::path::Path;
 
 use trace_harness::expect;
+use trace_harness::outcome::{ReplayOutcome, StepKind};
 use trace_harness::report::{self, SeedLine};
-use trace_harness::runner::{self, ReplayOptions, ReplayOutcome};
+use trace_harness::runner::{self, ReplayOptions};
 use trace_harness::scenario::Scenario;
 
 // The "With Distributed Tracing" listings of `seed/distributed-tracing-examples.md`, verbatim.
@@ -335,7 +336,7 @@ fn a_forged_or_stale_callback_confirms_nothing() {
         let statuses: Vec<u16> = outcome
             .steps
             .iter()
-            .filter(|s| s.action == "stripe")
+            .filter(|s| s.action == StepKind::Stripe)
             .map(|s| s.status)
             .collect();
         assert_eq!(statuses, [400, 400], "{kind}");
@@ -463,7 +464,7 @@ fn other_latencies_move_the_timings_and_the_bottleneck() {
             "Reminder scheduling: 100ms"
         ]
     );
-    let bottleneck = &outcome.bottlenecks[0];
+    let bottleneck = &expect::bottlenecks(&outcome.captured)[0];
     assert_eq!(bottleneck.op, "calendar_event_creation");
     assert_eq!(bottleneck.total.as_millis(), 7_650);
     assert_eq!(bottleneck.share_permille(), 784);
@@ -484,9 +485,10 @@ fn the_seed_performance_run_names_payment_processing_as_the_bottleneck() {
     assert_eq!(duration_ms("payment_processing"), Some(4_200));
     assert_eq!(duration_ms("webhook_scheduling"), Some(50));
     assert_eq!(duration_ms("schedule_mandatory_reminder"), Some(100));
-    assert_eq!(outcome.bottlenecks.len(), 1);
-    assert_eq!(outcome.bottlenecks[0].op, "payment_processing");
-    assert_eq!(outcome.bottlenecks[0].share_permille(), 923);
+    let bottlenecks = expect::bottlenecks(&outcome.captured);
+    assert_eq!(bottlenecks.len(), 1);
+    assert_eq!(bottlenecks[0].op, "payment_processing");
+    assert_eq!(bottlenecks[0].share_permille(), 923);
     assert!(report::timing_view(&outcome)
         .ends_with("bottleneck trace_1: payment_processing 4.2s of 4.55s (92.3%)\n"));
 }

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::Violation;
-use crate::runner::ReplayOutcome;
+use crate::outcome::{ReplayOutcome, StepKind};
 use crate::trace::{ParentKind, SpanData, TraceContext, TraceId};
 
 /// Every violated invariant, in a stable order. With tracing off the only invariant is that
@@ -43,7 +43,7 @@ fn violation(
 /// The trace id each booking flow answered with (`X-Trace-Id`), in step order.
 fn flow_traces(outcome: &ReplayOutcome, found: &mut Vec<Violation>) -> Vec<TraceId> {
     let mut traces = Vec::new();
-    for step in outcome.steps.iter().filter(|s| s.action == "book") {
+    for step in outcome.steps.iter().filter(|s| s.action == StepKind::Book) {
         let parsed = step.trace_id.as_deref().and_then(|hex| {
             outcome
                 .captured
@@ -100,7 +100,7 @@ fn one_trace_per_flow(outcome: &ReplayOutcome, flows: &[TraceId], found: &mut Ve
 
 /// Spans created while serving a booking request belong to that booking's trace, not another's.
 fn flows_stay_apart(outcome: &ReplayOutcome, found: &mut Vec<Violation>) {
-    for step in outcome.steps.iter().filter(|s| s.action == "book") {
+    for step in outcome.steps.iter().filter(|s| s.action == StepKind::Book) {
         let (Some(request_id), Some(trace_hex)) = (&step.request_id, &step.trace_id) else {
             continue;
         };

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::mocks::{MockKind, ReceivedRequest};
-use crate::runner::load::FlowResponse;
+use crate::outcome::FlowResponse;
 use crate::trace::{Captured, TraceContext};
 
 /// Findings past this many are counted, not listed: one leak usually shows up thousands of

@@ -1,80 +1,43 @@
 //! Judging a replay: built-in trace invariants that every replay must hold, and the scenario's
 //! own assertions over span selectors. Produces findings; never prints.
 
-mod compare;
+mod bottleneck;
 mod invariants;
 mod isolation;
-mod selector;
 
-use serde::Deserialize;
-
-pub use compare::{DurationTest, Ordering, ValueTest};
+/// The assertion language is part of the scenario schema now; these paths keep working.
+pub use crate::scenario::{
+    Assertion, DurationTest, EventCount, ExpectedStatus, Selector, SelectorError, Target, ValueTest,
+};
+pub use bottleneck::{bottlenecks, Bottleneck};
 pub use invariants::check_invariants;
 pub use isolation::{check_isolation, webhook_deliveries, MAX_LISTED_FINDINGS};
-pub use selector::{Selector, SelectorError};
 
 use crate::clock::Compact;
-use crate::runner::ReplayOutcome;
+use crate::outcome::ReplayOutcome;
 use crate::trace::{Captured, SpanData, SpanId, SpanStatus};
-
-/// One `[[expect]]` entry of a scenario, validated.
-#[derive(Clone, Debug)]
-pub struct Assertion {
-    pub name: String,
-    pub target: Target,
-    /// How many spans (or mock requests) must match.
-    pub count: Option<usize>,
-    /// Every matched span has this status.
-    pub status: Option<ExpectedStatus>,
-    /// Every matched span's parent matches this selector.
-    pub child_of: Option<Selector>,
-    /// Every matched span links follows-from to a span matching this selector.
-    pub follows_from: Option<Selector>,
-    /// Every matched span's duration passes this test.
-    pub duration: Option<DurationTest>,
-    /// Every matched span has these fields, each passing its test.
-    pub attributes: Vec<(String, ValueTest)>,
-    /// Every matched span wrote this many events (log lines), counting only those whose
-    /// message matches the regex when one is given.
-    pub events: Option<EventCount>,
-    /// Some log line written in the matched spans passes this test.
-    pub log: Option<ValueTest>,
-}
-
-#[derive(Clone, Debug)]
-pub struct EventCount {
-    pub count: usize,
-    pub matching: Option<regex::Regex>,
-}
-
-#[derive(Clone, Debug)]
-pub enum Target {
-    Spans(Selector),
-    /// The requests received by the named mock.
-    Mock(String),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExpectedStatus {
-    Ok,
-    Error,
-}
 
 /// A built-in invariant the replay broke.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
+    /// The invariant's name: `one-trace-per-flow`, `async-after-cause`, ...
     pub invariant: &'static str,
+    /// What broke it, in words.
     pub message: String,
+    /// The spans it is about, for marking in the tree.
     pub spans: Vec<SpanId>,
 }
 
 /// A scenario assertion that did not hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
+    /// The assertion's name.
     pub assertion: String,
+    /// What it selects: the selector, or the mock.
     pub target: String,
+    /// What it expected, in words.
     pub expected: String,
+    /// What a failing span (or the mock) showed instead.
     pub actual: String,
     /// The spans the failure is about, for marking in the tree.
     pub spans: Vec<SpanId>,
@@ -83,15 +46,19 @@ pub struct Failure {
 /// Everything wrong with one replay; empty means it passed.
 #[derive(Clone, Debug, Default)]
 pub struct Verdict {
+    /// Invariants broken, in a stable order.
     pub violations: Vec<Violation>,
+    /// Assertions that did not hold, in the scenario's order.
     pub failures: Vec<Failure>,
 }
 
 impl Verdict {
+    /// Nothing broken.
     pub fn passed(&self) -> bool {
         self.violations.is_empty() && self.failures.is_empty()
     }
 
+    /// Every span a violation or failure is about, sorted, each once.
     pub fn flagged_spans(&self) -> Vec<SpanId> {
         let mut spans: Vec<SpanId> = self
             .violations

@@ -185,7 +185,7 @@ pub fn timing_view(outcome: &ReplayOutcome) -> String {
 pub fn bottleneck_lines(outcome: &ReplayOutcome) -> String {
     let aliases = Aliases::of(&outcome.captured);
     let mut out = String::new();
-    for b in &outcome.bottlenecks {
+    for b in &crate::expect::bottlenecks(&outcome.captured) {
         let share = b.share_permille();
         let _ = writeln!(
             out,

@@ -15,7 +15,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::expect::Verdict;
-use crate::runner::ReplayOutcome;
+pub use crate::outcome::PersonalKind;
+use crate::outcome::ReplayOutcome;
 use crate::trace::{FieldValue, SpanStatus};
 
 pub const REDACTED_NAME: &str = "[redacted name]";
@@ -73,13 +74,6 @@ impl Redactor {
             *s = self.text(s).into();
         }
     }
-}
-
-/// What a personal value is, for its placeholder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum PersonalKind {
-    Name,
-    Email,
 }
 
 /// A copy of the outcome and verdict fit to show: every log line, span field, step body,

@@ -18,13 +18,18 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use super::{booking_request, owned_header, ReplayError};
+use super::requests::{booking_request, cron_path, owned_header};
+use super::world::World;
+use super::ReplayError;
 use crate::booking::{
     BookingService, ServiceError, StatusCounts, StoreError, REQUEST_ID_NAME, TRACEPARENT_NAME,
     TRACE_ID_NAME,
 };
 use crate::clock::NOW_HEADER;
 use crate::mocks::{MockService, ReceivedRequest};
+/// Moved to [`crate::outcome`]; this path keeps working meanwhile.
+pub use crate::outcome::FlowResponse;
+use crate::outcome::StepKind;
 use crate::scenario::{Action, Scenario};
 use crate::trace::{self, TraceStore};
 
@@ -44,9 +49,12 @@ pub enum Transport {
     Http,
 }
 
+/// How a load run is driven.
 #[derive(Clone, Copy, Debug)]
 pub struct LoadOptions {
+    /// Tracing on, or every span disabled.
     pub tracing: bool,
+    /// How the flows reach the service.
     pub transport: Transport,
     /// Whether the mocks keep every request they receive, for [`FlowRig::mock_requests`]. A run
     /// that never reads them (`overhead`) leaves this off: recording copies each request.
@@ -56,43 +64,41 @@ pub struct LoadOptions {
 /// What one batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
+    /// Flows the batch ran.
     pub flows: usize,
     /// Flows whose booking request did not answer `201 Created`.
     pub failed_flows: usize,
-    /// Spans and log lines the batch added to the store.
+    /// Spans the batch added to the store.
     pub spans: usize,
+    /// Log lines the batch added to the store.
     pub log_lines: usize,
 }
 
+/// Why a load run could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The sandbox, the mocks or the service did not start.
     #[error(transparent)]
     Setup(#[from] ReplayError),
+    /// The scenario has no booking to repeat.
     #[error("scenario `{0}` has no booking step to repeat")]
     NoBooking(String),
+    /// More flows than [`MAX_FLOWS`].
     #[error("{0} flows asked for; a batch holds at most {MAX_FLOWS}")]
     TooManyFlows(usize),
+    /// The timeline has steps a load run cannot repeat.
     #[error(
         "scenario `{0}` has stripe or restart steps; load runs repeat book and cron steps only"
     )]
     Unsupported(String),
+    /// A step's request got no answer, or a cron call failed.
     #[error("the {action} step could not reach the booking service: {reason}")]
     Step {
-        action: &'static str,
+        /// The step's kind.
+        action: StepKind,
+        /// What went wrong.
         reason: String,
     },
-}
-
-/// What one flow's booking request got back: enough to attribute spans and mock requests to
-/// the flow afterwards.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FlowResponse {
-    pub status: u16,
-    /// `X-Trace-Id`: the trace the service put the flow in.
-    pub trace_id: Option<String>,
-    pub request_id: Option<String>,
-    /// The booking's `uid` from the response body.
-    pub booking_uid: Option<String>,
 }
 
 /// A started booking service with its mocks, ready to run batches of flows.
@@ -117,6 +123,7 @@ struct Parts {
 }
 
 impl FlowRig {
+    /// Starts the scenario's mocks and one service for them, with declared latencies zeroed.
     pub fn start(scenario: &Scenario, options: LoadOptions) -> Result<Self, LoadError> {
         let mut scenario = scenario.clone();
         if !scenario
@@ -261,7 +268,7 @@ async fn start_parts(
     database: std::path::PathBuf,
     record_mocks: bool,
 ) -> Result<Parts, ServiceError> {
-    let (mocks, config) = super::start_world(scenario, database, record_mocks).await;
+    let (mocks, config) = World::of(scenario).start(database, record_mocks).await;
     let service = BookingService::start(config).await?;
     Ok(Parts {
         mocks,
@@ -296,11 +303,11 @@ async fn run_batch(
                         traceparent: book.traceparent.clone(),
                     };
                     let gate = gate.clone();
-                    let target = Target::of(parts, transport);
+                    let endpoint = Endpoint::of(parts, transport);
                     in_flight.spawn(async move {
                         // The gate is never closed, so acquiring only waits for a free place.
                         let _permit = gate.acquire_owned().await.ok();
-                        (flow, target.send(call).await)
+                        (flow, endpoint.send(call).await)
                     });
                 }
                 while let Some(joined) = in_flight.join_next().await {
@@ -312,13 +319,13 @@ async fn run_batch(
                         }
                         Ok((_, Err(reason))) => {
                             return Err(LoadError::Step {
-                                action: "book",
+                                action: StepKind::Book,
                                 reason,
                             })
                         }
                         Err(join) => {
                             return Err(LoadError::Step {
-                                action: "book",
+                                action: StepKind::Book,
                                 reason: join.to_string(),
                             })
                         }
@@ -330,22 +337,22 @@ async fn run_batch(
             }
             Action::Cron(job) => {
                 let call = Call {
-                    path: super::cron_path(*job),
+                    path: cron_path(*job),
                     at_us,
                     body: String::new(),
                     traceparent: None,
                 };
-                let status = Target::of(parts, transport)
+                let status = Endpoint::of(parts, transport)
                     .send(call)
                     .await
                     .map_err(|reason| LoadError::Step {
-                        action: "cron",
+                        action: StepKind::Cron,
                         reason,
                     })?
                     .status;
                 if !(200..300).contains(&status) {
                     return Err(LoadError::Step {
-                        action: "cron",
+                        action: StepKind::Cron,
                         reason: format!("HTTP {status}"),
                     });
                 }
@@ -363,7 +370,7 @@ struct Call {
 }
 
 /// Where a call goes: the router in-process, or the service's URL over loopback.
-enum Target {
+enum Endpoint {
     Router(axum::Router),
     Http {
         client: reqwest::Client,
@@ -371,11 +378,11 @@ enum Target {
     },
 }
 
-impl Target {
-    fn of(parts: &Parts, transport: Transport) -> Target {
+impl Endpoint {
+    fn of(parts: &Parts, transport: Transport) -> Endpoint {
         match transport {
-            Transport::InProcess => Target::Router(parts.service.router()),
-            Transport::Http => Target::Http {
+            Transport::InProcess => Endpoint::Router(parts.service.router()),
+            Transport::Http => Endpoint::Http {
                 client: parts.client.clone(),
                 url: parts.service.url(),
             },
@@ -385,7 +392,7 @@ impl Target {
     /// Sends the call and reads the whole response.
     async fn send(self, call: Call) -> Result<FlowResponse, String> {
         match self {
-            Target::Router(router) => {
+            Endpoint::Router(router) => {
                 let mut request = Request::post(call.path)
                     .header(NOW_HEADER, call.at_us)
                     .header("content-type", "application/json");
@@ -404,7 +411,7 @@ impl Target {
                 flow.booking_uid = booking_uid(&body);
                 Ok(flow)
             }
-            Target::Http { client, url } => {
+            Endpoint::Http { client, url } => {
                 let mut request = client
                     .post(format!("{url}{}", call.path))
                     .header(NOW_HEADER, call.at_us)

@@ -12,10 +12,13 @@ use toml::Spanned;
 
 use crate::booking::OPERATIONS;
 use crate::clock;
-use crate::expect::{
-    Assertion, DurationTest, EventCount, ExpectedStatus, Ordering, Selector, Target, ValueTest,
-};
+mod assertion;
+mod compare;
+mod selector;
 use crate::mocks::{MockBehaviour, MockKind};
+pub use assertion::{Assertion, EventCount, ExpectedStatus, Target};
+pub use compare::{CompareOp, DurationTest, ValueTest};
+pub use selector::{Selector, SelectorError};
 
 /// Upper bounds on what one scenario may ask for, so a typo cannot ask for a billion steps.
 pub const MAX_STEPS: usize = 1_000;
@@ -619,8 +622,8 @@ fn validate_assertion(
             .map(|(name, value)| {
                 let test = match value.get_ref() {
                     toml::Value::String(text) => ValueTest::parse(text),
-                    toml::Value::Integer(n) => Ok(ValueTest::Compare(Ordering::Eq, n.to_string())),
-                    toml::Value::Boolean(b) => Ok(ValueTest::Compare(Ordering::Eq, b.to_string())),
+                    toml::Value::Integer(n) => Ok(ValueTest::Compare(CompareOp::Eq, n.to_string())),
+                    toml::Value::Boolean(b) => Ok(ValueTest::Compare(CompareOp::Eq, b.to_string())),
                     other => Err(format!(
                         "expected a string test such as \"== x\" or a number, found a {}",
                         other.type_str()

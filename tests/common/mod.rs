@@ -2,21 +2,25 @@
 
 #![allow(dead_code)]
 
+/// The booking service on loopback with a wiremock target, driven over raw HTTP.
 pub mod sut;
 
 use std::path::{Path, PathBuf};
 
 use trace_harness::expect::{judge, Verdict};
+use trace_harness::outcome::ReplayOutcome;
 use trace_harness::report;
-use trace_harness::runner::{replay, ReplayOptions, ReplayOutcome};
+use trace_harness::runner::{replay, ReplayOptions};
 use trace_harness::scenario::Scenario;
 
+/// `scenarios/<name>.toml` in this crate.
 pub fn scenario_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
         .join(format!("{name}.toml"))
 }
 
+/// The scenario file `name`, loaded and validated.
 pub fn load(name: &str) -> Scenario {
     let path = scenario_path(name);
     Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
@@ -36,6 +40,7 @@ pub fn parse(name: &str, text: &str) -> Scenario {
     Scenario::parse(Path::new(name), text).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Replays `scenario`, tracing on or off; panics if it cannot run.
 pub fn run(scenario: &Scenario, tracing: bool) -> ReplayOutcome {
     replay(scenario, ReplayOptions { tracing }).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -52,6 +57,7 @@ pub fn run_green(scenario: &Scenario) -> ReplayOutcome {
     outcome
 }
 
+/// The scenario's verdict on `outcome`.
 pub fn verdict(scenario: &Scenario, outcome: &ReplayOutcome) -> Verdict {
     judge(outcome, &scenario.expect)
 }
@@ -59,12 +65,17 @@ pub fn verdict(scenario: &Scenario, outcome: &ReplayOutcome) -> Verdict {
 /// One line of a seed listing, `[trace:T span:S op:O] message`, split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListingLine {
+    /// `trace:…`, as written.
     pub trace: String,
+    /// The span alias.
     pub span: String,
+    /// The operation.
     pub op: String,
+    /// The message after the prefix.
     pub message: String,
 }
 
+/// A seed listing's lines, blank lines skipped; panics on a line without a prefix.
 pub fn parse_listing(listing: &str) -> Vec<ListingLine> {
     listing
         .lines()

@@ -8,28 +8,35 @@ use regex::Regex;
 
 use crate::clock::{parse_duration, Compact};
 
+/// A comparison operator of scenario notation: `==`, `!=`, `<`, `<=`, `>`, `>=`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ordering {
+pub enum CompareOp {
+    /// `==`
     Eq,
+    /// `!=`
     Ne,
+    /// `<`
     Lt,
+    /// `<=`
     Le,
+    /// `>`
     Gt,
+    /// `>=`
     Ge,
 }
 
-impl Ordering {
-    const TOKENS: [(&'static str, Ordering); 6] = [
-        ("==", Ordering::Eq),
-        ("!=", Ordering::Ne),
-        ("<=", Ordering::Le),
-        (">=", Ordering::Ge),
-        ("<", Ordering::Lt),
-        (">", Ordering::Gt),
+impl CompareOp {
+    const TOKENS: [(&'static str, CompareOp); 6] = [
+        ("==", CompareOp::Eq),
+        ("!=", CompareOp::Ne),
+        ("<=", CompareOp::Le),
+        (">=", CompareOp::Ge),
+        ("<", CompareOp::Lt),
+        (">", CompareOp::Gt),
     ];
 
     /// Splits a leading operator off `text`.
-    fn split(text: &str) -> Option<(Ordering, &str)> {
+    fn split(text: &str) -> Option<(CompareOp, &str)> {
         let text = text.trim_start();
         Self::TOKENS
             .iter()
@@ -38,12 +45,12 @@ impl Ordering {
 
     fn holds<T: PartialOrd>(self, actual: &T, expected: &T) -> bool {
         match self {
-            Ordering::Eq => actual == expected,
-            Ordering::Ne => actual != expected,
-            Ordering::Lt => actual < expected,
-            Ordering::Le => actual <= expected,
-            Ordering::Gt => actual > expected,
-            Ordering::Ge => actual >= expected,
+            CompareOp::Eq => actual == expected,
+            CompareOp::Ne => actual != expected,
+            CompareOp::Lt => actual < expected,
+            CompareOp::Le => actual <= expected,
+            CompareOp::Gt => actual > expected,
+            CompareOp::Ge => actual >= expected,
         }
     }
 
@@ -58,19 +65,23 @@ impl Ordering {
 /// A comparison against a duration: `< 300ms`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DurationTest {
-    pub op: Ordering,
+    /// The operator.
+    pub op: CompareOp,
+    /// The duration compared against.
     pub value: Duration,
 }
 
 impl DurationTest {
+    /// Reads `< 300ms`, `== 4.2s`; the error says what was expected.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (op, rest) = Ordering::split(text).ok_or_else(|| {
+        let (op, rest) = CompareOp::split(text).ok_or_else(|| {
             format!("expected a comparison such as `< 300ms` or `== 4.2s`, found `{text}`")
         })?;
         let value = parse_duration(rest).map_err(|e| e.to_string())?;
         Ok(DurationTest { op, value })
     }
 
+    /// Whether `actual` passes.
     pub fn holds(&self, actual: Duration) -> bool {
         self.op.holds(&actual, &self.value)
     }
@@ -86,12 +97,15 @@ impl fmt::Display for DurationTest {
 #[derive(Clone, Debug)]
 pub enum ValueTest {
     /// `== v`, `!= v`, and on numbers `<`, `<=`, `>`, `>=`. A bare value means `==`.
-    Compare(Ordering, String),
+    Compare(CompareOp, String),
+    /// `contains v`: a substring.
     Contains(String),
+    /// `matches re`: a regex match anywhere in the value.
     Matches(Regex),
 }
 
 impl ValueTest {
+    /// Reads `== v`, `>= 2`, `contains v`, `matches re`, or a bare value.
     pub fn parse(text: &str) -> Result<Self, String> {
         if let Some(rest) = text.strip_prefix("contains ") {
             return Ok(ValueTest::Contains(rest.to_owned()));
@@ -101,9 +115,9 @@ impl ValueTest {
                 .map(ValueTest::Matches)
                 .map_err(|e| format!("invalid regular expression: {e}"));
         }
-        match Ordering::split(text) {
+        match CompareOp::split(text) {
             Some((op, rest)) => {
-                if !matches!(op, Ordering::Eq | Ordering::Ne) && rest.parse::<f64>().is_err() {
+                if !matches!(op, CompareOp::Eq | CompareOp::Ne) && rest.parse::<f64>().is_err() {
                     return Err(format!(
                         "`{}` compares numbers; `{rest}` is not one",
                         op.token()
@@ -111,15 +125,16 @@ impl ValueTest {
                 }
                 Ok(ValueTest::Compare(op, rest.to_owned()))
             }
-            None => Ok(ValueTest::Compare(Ordering::Eq, text.to_owned())),
+            None => Ok(ValueTest::Compare(CompareOp::Eq, text.to_owned())),
         }
     }
 
+    /// Whether `actual` passes.
     pub fn holds(&self, actual: &str) -> bool {
         match self {
             ValueTest::Contains(part) => actual.contains(part.as_str()),
             ValueTest::Matches(re) => re.is_match(actual),
-            ValueTest::Compare(op @ (Ordering::Eq | Ordering::Ne), expected) => {
+            ValueTest::Compare(op @ (CompareOp::Eq | CompareOp::Ne), expected) => {
                 op.holds(&actual, &expected.as_str())
             }
             ValueTest::Compare(op, expected) => {

@@ -17,6 +17,7 @@ use std::fmt;
 
 use crate::trace::{Captured, SpanData, SpanStatus};
 
+/// A parsed selector; `Display` gives back its text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Selector {
     text: String,
@@ -67,11 +68,14 @@ enum Test {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct SelectorError {
+    /// The byte offset into the selector's text.
     pub offset: usize,
+    /// What was expected there.
     pub message: String,
 }
 
 impl Selector {
+    /// Reads a selector, or says where and why it does not parse.
     pub fn parse(text: &str) -> Result<Self, SelectorError> {
         let mut parser = Parser { text, pos: 0 };
         let selector = parser.selector(0)?;
@@ -106,7 +110,8 @@ impl Selector {
         }
     }
 
-    /// The operation names the selector asks for, with their offsets, for validation.
+    /// The operation names the selector asks for (`op="…"` filters, `:has` included), for
+    /// validation against the known operations.
     pub fn operations(&self) -> impl Iterator<Item = &str> {
         self.steps
             .iter()

@@ -1,0 +1,133 @@
+//! What a replay or a load run observed, as plain facts: the captured spans and log lines, each
+//! timeline step's HTTP exchange, what the mocks received, the service's job counts, and the
+//! personal data the runner sent in. The runner produces it; `expect` and `report` consume it.
+//!
+//! Facts only: analyses of them (bottlenecks, invariants, isolation) belong to `expect`. This
+//! module imports only the types that record the facts (`trace`'s spans, `mocks`' received
+//! requests), never the runner, `expect`, `report` or `scenario`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::mocks::{DeliveryCounts, ReceivedRequest};
+use crate::trace::{Captured, TraceContext};
+
+/// Everything one replay produced, built once when the replay has ended.
+#[derive(Clone, Debug)]
+pub struct ReplayOutcome {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The seed it was replayed with.
+    pub seed: u64,
+    /// Whether tracing was on.
+    pub tracing: bool,
+    /// Every span and log line the service produced.
+    pub captured: Captured,
+    /// The timeline's HTTP exchanges, in order; restarts have none.
+    pub steps: Vec<StepOutcome>,
+    /// Requests the mocks received, mock by mock (in name order), each in arrival order.
+    pub requests: Vec<ReceivedRequest>,
+    /// Contexts the runner itself sent in, as a caller from outside would.
+    pub inbound_contexts: Vec<TraceContext>,
+    /// `(status, count)` of the service's webhook jobs after the replay.
+    pub webhook_jobs: Vec<(String, i64)>,
+    /// `(status, count)` of the service's attendee reminders after the replay.
+    pub reminders: Vec<(String, i64)>,
+    /// Jobs that ended failed, with their reasons: `(table, id, reason)`.
+    pub failed_jobs: Vec<(String, i64, String)>,
+    /// How many times the service process was restarted on its database.
+    pub restarts: u32,
+    /// Every attendee name and address the runner sent in, for `report::privacy` to redact.
+    pub personal_data: Vec<(String, PersonalKind)>,
+    /// What each webhook subscriber did with its deliveries, by mock name.
+    pub deliveries: Vec<(String, DeliveryCounts)>,
+}
+
+/// The HTTP exchange of one timeline step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepOutcome {
+    /// The step's offset on the virtual timeline.
+    pub at: Duration,
+    /// What kind of step it was.
+    pub action: StepKind,
+    /// The service's HTTP status.
+    pub status: u16,
+    /// `X-Request-Id` of the answer.
+    pub request_id: Option<String>,
+    /// `X-Trace-Id` of the answer.
+    pub trace_id: Option<String>,
+    /// How long the service declared the request took, on virtual time.
+    pub latency: Duration,
+    /// The answer's body.
+    pub body: String,
+}
+
+/// The timeline steps that send the service a request (a restart sends none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// `POST /api/bookings`.
+    Book,
+    /// A cron route, as the scheduler calls it.
+    Cron,
+    /// A Stripe event delivered to the service's webhook route.
+    Stripe,
+}
+
+impl StepKind {
+    /// The step's key in a scenario file: `book`, `cron`, `stripe`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Book => "book",
+            StepKind::Cron => "cron",
+            StepKind::Stripe => "stripe",
+        }
+    }
+}
+
+impl fmt::Display for StepKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one load-run flow's booking request got back: enough to attribute spans and mock
+/// requests to the flow afterwards.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowResponse {
+    /// The service's HTTP status.
+    pub status: u16,
+    /// `X-Trace-Id`: the trace the service put the flow in.
+    pub trace_id: Option<String>,
+    /// `X-Request-Id`.
+    pub request_id: Option<String>,
+    /// The booking's `uid` from the response body.
+    pub booking_uid: Option<String>,
+}
+
+/// What a personal value is, for its placeholder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PersonalKind {
+    /// An attendee's name.
+    Name,
+    /// An attendee's e-mail address.
+    Email,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_kind_reads_as_its_scenario_key_in_text_and_json() {
+        for kind in [StepKind::Book, StepKind::Cron, StepKind::Stripe] {
+            assert_eq!(kind.to_string(), kind.as_str());
+            assert_eq!(
+                serde_json::to_value(kind).ok(),
+                Some(serde_json::Value::from(kind.as_str()))
+            );
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Driving one replay's timeline: booking requests, cron calls, Stripe deliveries and restarts,
+//! each at its virtual offset, and what the world shows once the timeline has run.
+
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::booking::{
+    BookingService, REQUEST_ID_HEADER, STRIPE_SIGNATURE_HEADER, STRIPE_WEBHOOK_PATH,
+    TRACE_ID_HEADER,
+};
+use crate::clock::{LATENCY_HEADER, NOW_HEADER};
+use crate::mocks::{DeliveryCounts, MockKind, ReceivedRequest};
+use crate::outcome::{PersonalKind, ReplayOutcome, StepKind, StepOutcome};
+use crate::scenario::{Action, Scenario};
+use crate::trace::{self, Captured, TraceContext};
+
+use super::requests::{booking_request, cron_path, owned_header};
+use super::stripe::PaymentIntents;
+use super::world::World;
+use super::{ReplayError, ReplayOptions};
+
+/// What a replay observed before its spans are snapshot: every fact of the outcome but the
+/// captured spans, which are complete only once the replay's runtime is gone.
+pub(super) struct Observed {
+    steps: Vec<StepOutcome>,
+    requests: Vec<ReceivedRequest>,
+    inbound_contexts: Vec<TraceContext>,
+    webhook_jobs: Vec<(String, i64)>,
+    reminders: Vec<(String, i64)>,
+    failed_jobs: Vec<(String, i64, String)>,
+    restarts: u32,
+    personal_data: Vec<(String, PersonalKind)>,
+    deliveries: Vec<(String, DeliveryCounts)>,
+}
+
+impl Observed {
+    /// The replay's outcome: these facts and the spans captured meanwhile.
+    pub(super) fn with_spans(
+        self,
+        scenario: &Scenario,
+        options: ReplayOptions,
+        captured: Captured,
+    ) -> ReplayOutcome {
+        ReplayOutcome {
+            scenario: scenario.name.clone(),
+            seed: scenario.seed,
+            tracing: options.tracing,
+            captured,
+            steps: self.steps,
+            requests: self.requests,
+            inbound_contexts: self.inbound_contexts,
+            webhook_jobs: self.webhook_jobs,
+            reminders: self.reminders,
+            failed_jobs: self.failed_jobs,
+            restarts: self.restarts,
+            personal_data: self.personal_data,
+            deliveries: self.deliveries,
+        }
+    }
+}
+
+/// Starts the world, runs the timeline against it, and stops it.
+pub(super) async fn drive(scenario: &Scenario) -> Result<Observed, ReplayError> {
+    // The database outlives restarts: it is dropped with this directory, after the replay.
+    let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
+    let (mocks, mut config) = World::of(scenario)
+        .start(database.path().join("booking.sqlite3"), true)
+        .await;
+    let mut service = BookingService::start(config.clone()).await?;
+    let client = reqwest::Client::new();
+    let mut attendees = ChaCha8Rng::seed_from_u64(trace::splitmix64(scenario.seed ^ 0x4154_5445));
+    let delivers_stripe_events = scenario
+        .timeline
+        .iter()
+        .any(|s| matches!(s.action, Action::Stripe(_)));
+    let mut payment_intents = PaymentIntents::default();
+    let mut steps = Vec::new();
+    let mut inbound_contexts = Vec::new();
+    let mut restarts = 0;
+    let mut failure = None;
+    let mut personal_data = Vec::new();
+    for step in &scenario.timeline {
+        let mut headers: Vec<(&'static str, String)> = Vec::new();
+        let (action, path, body, traceparent) = match &step.action {
+            Action::Book(book) => {
+                let request = booking_request(book, &mut attendees);
+                for attendee in std::iter::once(&request.responses).chain(&request.guests) {
+                    personal_data.push((attendee.name.clone(), PersonalKind::Name));
+                    personal_data.push((attendee.email.clone(), PersonalKind::Email));
+                }
+                let body = serde_json::to_string(&request).unwrap_or_default();
+                (
+                    StepKind::Book,
+                    "/api/bookings",
+                    body,
+                    book.traceparent.clone(),
+                )
+            }
+            Action::Cron(job) => (StepKind::Cron, cron_path(*job), String::new(), None),
+            Action::Stripe(stripe_step) => {
+                let (event, signature) = payment_intents.delivery(stripe_step, &config, step.at)?;
+                headers.push((STRIPE_SIGNATURE_HEADER, signature));
+                (StepKind::Stripe, STRIPE_WEBHOOK_PATH, event, None)
+            }
+            Action::Restart => {
+                service.stop().await;
+                restarts += 1;
+                config.generation = u64::from(restarts);
+                service = BookingService::start(config.clone()).await?;
+                continue;
+            }
+        };
+        let at = || crate::clock::Compact(step.at).to_string();
+        let mut request = client
+            .post(format!("{}{path}", service.url()))
+            .header(NOW_HEADER, step.at.as_micros().to_string())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        if let Some(value) = traceparent {
+            let context = TraceContext::parse_traceparent(&value).map_err(|reason| {
+                ReplayError::Traceparent {
+                    action,
+                    at: at(),
+                    value: value.clone(),
+                    reason,
+                }
+            })?;
+            inbound_contexts.push(context);
+            request = request.header(trace::TRACEPARENT, value);
+        }
+        match exchange(request, step.at, action).await {
+            Ok(outcome) => steps.push(outcome),
+            Err(source) => {
+                failure = Some(ReplayError::Step {
+                    action,
+                    at: at(),
+                    source,
+                });
+                break;
+            }
+        }
+        if action == StepKind::Book && delivers_stripe_events {
+            payment_intents.keep_new(&mocks).await;
+        }
+    }
+    let mut requests = Vec::new();
+    let mut deliveries = Vec::new();
+    for mock in &mocks {
+        requests.extend(mock.received().await);
+        if mock.kind == MockKind::WebhookSubscriber {
+            deliveries.push((mock.name.clone(), mock.delivery_counts()));
+        }
+    }
+    let webhook_jobs = service.webhook_job_counts().unwrap_or_default();
+    let reminders = service.reminder_counts().unwrap_or_default();
+    let failed_jobs = service.failed_jobs().unwrap_or_default();
+    service.stop().await;
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    Ok(Observed {
+        steps,
+        requests,
+        inbound_contexts,
+        webhook_jobs,
+        reminders,
+        failed_jobs,
+        restarts,
+        personal_data,
+        deliveries,
+    })
+}
+
+/// Sends one step's request and reads the whole answer.
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    at: Duration,
+    action: StepKind,
+) -> Result<StepOutcome, reqwest::Error> {
+    let response = request.send().await?;
+    let header = |name| owned_header(response.headers(), name);
+    let request_id = header(REQUEST_ID_HEADER);
+    let trace_id = header(TRACE_ID_HEADER);
+    let latency = header(LATENCY_HEADER)
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_micros)
+        .unwrap_or_default();
+    let status = response.status().as_u16();
+    let body = response.text().await?;
+    Ok(StepOutcome {
+        at,
+        action,
+        status,
+        request_id,
+        trace_id,
+        latency,
+        body,
+    })
+}
