@@ -9,7 +9,7 @@ mod selector;
 use serde::Deserialize;
 
 pub use compare::{DurationTest, Ordering, ValueTest};
-pub use invariants::check_invariants;
+pub use invariants::{check_invariants, MAX_SPANS_PER_TRACE};
 pub use isolation::{check_isolation, webhook_deliveries, MAX_LISTED_FINDINGS};
 pub use selector::{Selector, SelectorError};
 

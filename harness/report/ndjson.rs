@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::epoch::Epoch;
+use super::render::{exported, Judged, Piece, RenderOptions};
 use crate::runner::ReplayOutcome;
 use crate::trace::{FieldValue, RequestIdPrefix, SeedPrefix};
 
@@ -88,4 +89,9 @@ pub(crate) fn json_value(value: &FieldValue) -> serde_json::Value {
         FieldValue::F64(n) => serde_json::Value::from(*n),
         FieldValue::Bool(b) => serde_json::Value::from(*b),
     }
+}
+
+/// Every replay's lines, one stream on standard output or each replay in `<scenario>.ndjson`.
+pub(crate) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece> {
+    exported(judged, options, "ndjson", ndjson)
 }

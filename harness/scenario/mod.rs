@@ -17,6 +17,9 @@ use crate::expect::{
 };
 use crate::mocks::{MockBehaviour, MockKind};
 
+mod load;
+pub use load::{load_all, scenario_files};
+
 /// Upper bounds on what one scenario may ask for, so a typo cannot ask for a billion steps.
 pub const MAX_STEPS: usize = 1_000;
 pub const MAX_MOCKS: usize = 32;
@@ -93,6 +96,12 @@ impl MockSpec {
     /// Behaviours of the main route (`respond`).
     pub fn behaviours(&self) -> Vec<MockBehaviour> {
         self.respond.iter().map(|b| b.get_ref().clone()).collect()
+    }
+
+    /// Every behaviour of every route: the main route's, then the other routes' in name order.
+    pub fn behaviours_mut(&mut self) -> impl Iterator<Item = &mut MockBehaviour> {
+        let routes = self.routes.values_mut().flat_map(|list| list.get_mut());
+        self.respond.iter_mut().chain(routes).map(Spanned::get_mut)
     }
 
     /// Behaviours by route name, the main route included.
@@ -326,14 +335,6 @@ impl fmt::Display for Located {
 }
 
 impl Scenario {
-    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(path, &text)
-    }
-
     /// Parses and validates `text`, reporting errors against `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ScenarioError> {
         let at = |span: Range<usize>, message: String| {
@@ -489,11 +490,6 @@ impl Scenario {
             timeline,
             expect,
         })
-    }
-
-    /// Names of the mocks of one kind, in name order.
-    pub fn mocks_of(&self, kind: MockKind) -> impl Iterator<Item = (&String, &MockSpec)> {
-        self.mocks.iter().filter(move |(_, m)| m.kind == kind)
     }
 }
 
