@@ -196,7 +196,7 @@ struct RunArgs {
     #[arg(long)]
     show_personal_data: bool,
     /// The real instant virtual time zero stands for in exported timestamps (NDJSON, OTLP).
-    #[arg(long, value_name = "RFC3339", default_value = DEFAULT_EPOCH, value_parser = parse_epoch)]
+    #[arg(long, value_name = "RFC3339", default_value_t = DEFAULT_EPOCH, value_parser = parse_epoch)]
     epoch: Epoch,
     /// Replay each scenario N times, each repetition with its own seed (hence trace ids) and
     /// anchored `--repeat-every` after the previous one.

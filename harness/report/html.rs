@@ -219,7 +219,7 @@ pub fn waterfall(outcome: &ReplayOutcome, epoch: Epoch) -> String {
         t0 = t0,
         t1 = t1,
         span = Compact(t1.since(t0)),
-        anchor = epoch,
+        anchor = epoch.rfc3339_at(VirtualTime::ZERO),
         count = rows.len(),
     );
     page
