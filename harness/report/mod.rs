@@ -32,30 +32,53 @@ use crate::trace::{Aliases, Captured, RequestIdPrefix, SeedPrefix, SpanData, Spa
 pub struct SeedLine {
     /// `(trace alias, span alias, operation)` when the line was written inside a span.
     pub prefix: Option<(String, String, &'static str)>,
+    /// The request the line was written in, if any.
     pub request_id: Option<String>,
+    /// The message, made safe for one line ([`one_line`]).
     pub message: String,
 }
 
 impl SeedLine {
+    /// The operation of the span the line was written in.
     pub fn op(&self) -> Option<&'static str> {
         self.prefix.as_ref().map(|(_, _, op)| *op)
     }
 
     /// `[trace:trace_1 span:span_001 op:booking_creation] Booking creation started…`
     pub fn traced(&self) -> String {
-        match (&self.prefix, &self.request_id) {
-            (Some((trace, span, op)), _) => {
-                format!("{} {}", SeedPrefix { trace, span, op }, self.message)
-            }
-            (None, Some(id)) => format!("{} {}", RequestIdPrefix(id), self.message),
-            (None, None) => self.message.clone(),
-        }
+        let span = self
+            .prefix
+            .as_ref()
+            .map(|(trace, span, op)| SeedPrefix { trace, span, op });
+        with_prefix(line_prefix(span, self.request_id.as_deref()), &self.message)
     }
 
     /// `[Request ID: 5k2x…] Booking creation started…`, as logging showed it before tracing.
     pub fn with_request_id(&self) -> String {
         let id = self.request_id.as_deref().unwrap_or("-");
-        format!("{} {}", RequestIdPrefix(id), self.message)
+        with_prefix(Some(RequestIdPrefix(id).to_string()), &self.message)
+    }
+}
+
+/// A log line's prefix as the capture writes it: the seed's in a span, the request id's outside
+/// one with a request, none otherwise. Every report takes prefixes from here, so they cannot
+/// drift from the service's own lines.
+pub(crate) fn line_prefix<T: std::fmt::Display, S: std::fmt::Display>(
+    span: Option<SeedPrefix<T, S>>,
+    request_id: Option<&str>,
+) -> Option<String> {
+    match (span, request_id) {
+        (Some(span), _) => Some(span.to_string()),
+        (None, Some(id)) => Some(RequestIdPrefix(id).to_string()),
+        (None, None) => None,
+    }
+}
+
+/// `prefix message`, or the message alone without a prefix.
+fn with_prefix(prefix: Option<String>, message: &str) -> String {
+    match prefix {
+        Some(prefix) => format!("{prefix} {message}"),
+        None => message.to_owned(),
     }
 }
 
@@ -121,10 +144,12 @@ fn opens_prefix(rest: &str) -> bool {
     starts(b"[trace:") || starts(b"[request id:")
 }
 
+/// The seed-style log view: every log line with its `[trace:… span:… op:…]` prefix.
 pub fn seed_log_view(outcome: &ReplayOutcome) -> String {
     lines(seed_lines(outcome).iter().map(SeedLine::traced))
 }
 
+/// Every log line as request-ID-only logging showed it.
 pub fn request_id_view(outcome: &ReplayOutcome) -> String {
     lines(seed_lines(outcome).iter().map(SeedLine::with_request_id))
 }

@@ -18,7 +18,9 @@ use crate::expect::Verdict;
 use crate::runner::ReplayOutcome;
 use crate::trace::{FieldValue, SpanStatus};
 
+/// What an attendee's name is shown as.
 pub const REDACTED_NAME: &str = "[redacted name]";
+/// What an e-mail address is shown as.
 pub const REDACTED_EMAIL: &str = "[redacted email]";
 
 /// Anything shaped like an address, dotless domains included (`eve@invalid`): the fallback for
@@ -36,6 +38,7 @@ pub struct Redactor {
 }
 
 impl Redactor {
+    /// A redactor for the personal values the replay sent.
     pub fn for_outcome(outcome: &ReplayOutcome) -> Self {
         Self::new(&outcome.personal_data)
     }
@@ -58,6 +61,7 @@ impl Redactor {
         Redactor { known }
     }
 
+    /// `text` with every known value and address replaced.
     pub fn text(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for (value, replacement) in &self.known {

@@ -20,9 +20,13 @@ pub enum ScenarioError {
 /// A message pinned to a place in a scenario file.
 #[derive(Debug)]
 pub struct Located {
+    /// The scenario file.
     pub path: PathBuf,
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column, in characters.
     pub column: usize,
+    /// What is wrong there.
     pub message: String,
     source_line: String,
 }

@@ -17,9 +17,13 @@ pub use schema::{
 
 /// Upper bounds on what one scenario may ask for, so a typo cannot ask for a billion steps.
 pub const MAX_STEPS: usize = 1_000;
+/// Mocks one scenario may define.
 pub const MAX_MOCKS: usize = 32;
+/// Responses one mock route may list.
 pub const MAX_BEHAVIOURS: usize = 100;
+/// `[[expect]]` entries one scenario may hold.
 pub const MAX_ASSERTIONS: usize = 200;
+/// Seats per slot, and attendees per booking.
 pub const MAX_SEATS: u32 = 100;
 
 #[cfg(test)]

@@ -16,13 +16,21 @@ use crate::mocks::{MockBehaviour, MockKind};
 pub struct Scenario {
     /// The file's stem: `calendar_failure` for `scenarios/calendar_failure.toml`.
     pub name: String,
+    /// The file it was loaded from.
     pub path: PathBuf,
+    /// What it shows, in words.
     pub description: String,
+    /// Every id and fake attendee derives from it.
     pub seed: u64,
+    /// How the booking service is configured.
     pub service: ServiceSpec,
+    /// The event types the service knows.
     pub event_types: Vec<EventTypeSpec>,
+    /// The third parties, by name.
     pub mocks: BTreeMap<String, MockSpec>,
+    /// The steps, in time order.
     pub timeline: Vec<Step>,
+    /// What the replay's traces must show.
     pub expect: Vec<Assertion>,
 }
 
@@ -42,10 +50,12 @@ pub struct ServiceSpec {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct EventTypeSpec {
+    /// The id bookings name it by.
     pub id: u64,
     /// Price in the currency's smallest unit; the booking then requires payment via Stripe.
     #[serde(default)]
     pub price: Option<u64>,
+    /// The price's currency (`usd` when absent).
     #[serde(default = "default_currency")]
     pub currency: String,
     /// Seats per slot: a seated event type.
@@ -60,9 +70,11 @@ fn default_currency() -> String {
     "usd".to_owned()
 }
 
+/// A third party the service calls (`[mocks.NAME]`): its API and how it answers.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MockSpec {
+    /// Which API it serves.
     pub kind: MockKind,
     /// Behaviours of the kind's main route.
     #[serde(default)]
@@ -108,13 +120,18 @@ impl MockSpec {
 /// One step on the timeline, at a virtual offset from the scenario's start.
 #[derive(Clone, Debug)]
 pub struct Step {
+    /// When, from the scenario's start.
     pub at: Duration,
+    /// What happens then.
     pub action: Action,
 }
 
+/// What a timeline step does.
 #[derive(Clone, Debug)]
 pub enum Action {
+    /// A booking request reaches the service.
     Book(BookStep),
+    /// A cron route is called.
     Cron(CronJob),
     /// Stripe delivers an event to the service's webhook endpoint.
     Stripe(StripeStep),
@@ -123,13 +140,16 @@ pub enum Action {
     Restart,
 }
 
+/// A Stripe event delivered to the service (`stripe = { … }`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StripeStep {
+    /// Which event.
     pub event: StripeEvent,
     /// Which PaymentIntent (1-based, in creation order) the event is about.
     #[serde(default = "first")]
     pub payment_intent: usize,
+    /// How it is signed.
     #[serde(default)]
     pub signature: SignatureKind,
 }
@@ -138,8 +158,10 @@ fn first() -> usize {
     1
 }
 
+/// The Stripe events a scenario can deliver.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 pub enum StripeEvent {
+    /// `payment_intent.succeeded`: the payment went through.
     #[serde(rename = "payment_intent.succeeded")]
     PaymentIntentSucceeded,
 }
@@ -157,14 +179,19 @@ pub enum SignatureKind {
     Stale,
 }
 
+/// A booking request (`book = { … }`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BookStep {
+    /// The event type booked.
     pub event_type_id: u64,
+    /// The booking's title.
     #[serde(default)]
     pub title: Option<String>,
+    /// The slot's start, RFC 3339.
     #[serde(default = "default_start")]
     pub start: String,
+    /// The slot's end, RFC 3339.
     #[serde(default = "default_end")]
     pub end: String,
     /// The attendee; seeded fake data when absent.
@@ -190,10 +217,13 @@ fn default_end() -> String {
     "2026-03-02T10:30:00Z".to_owned()
 }
 
+/// An attendee named in the scenario.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Attendee {
+    /// Their name.
     pub name: String,
+    /// Their e-mail address.
     pub email: String,
 }
 
