@@ -1,4 +1,5 @@
-//! The `trace-harness` command line: replays scenario files and reports what their traces show.
+//! The `trace-harness` command line: parses the arguments into the options of
+//! `trace_harness::cli`, which runs the command, and maps how it ended to an exit code.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
