@@ -25,6 +25,7 @@
 //! (`BENCHMARKS.md`).
 
 pub mod booking;
+pub mod cli;
 pub mod clock;
 pub mod expect;
 pub mod import;

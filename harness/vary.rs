@@ -1,9 +1,10 @@
 //! Repeated replays with seeded latency jitter (`run --repeat N --vary-latency`), so the seed's
-//! queries have real distributions to summarise. Works on a copy of the public `Scenario`; the
-//! runner replays the copies like any other scenario.
+//! queries have real distributions to summarise: every route of every mock varies. Works on a
+//! copy of the public `Scenario`; the runner replays the copies like any other scenario.
 
 use std::time::Duration;
 
+use crate::mocks::MockBehaviour;
 use crate::scenario::Scenario;
 use crate::trace::splitmix64;
 
@@ -30,14 +31,22 @@ pub fn repetition(scenario: &Scenario, index: usize, count: usize, vary_latency:
         copy.seed = splitmix64(scenario.seed ^ (index as u64).wrapping_mul(0xA076_1D64_78BD_642F));
     }
     if vary_latency {
+        // Main routes draw first, then the other routes: adding a route to one mock leaves
+        // every main route's factor as it was.
+        let seed = copy.seed;
         let mut draw = 0u64;
+        let mut jitter = |behaviour: &mut MockBehaviour| {
+            draw += 1;
+            let factor = jitter_factor(seed, draw);
+            let latency = &mut behaviour.latency;
+            *latency = Duration::from_secs_f64(latency.as_secs_f64() * factor);
+        };
         for spec in copy.mocks.values_mut() {
-            for behaviour in &mut spec.respond {
-                draw += 1;
-                let factor = jitter_factor(copy.seed, draw);
-                let latency = &mut behaviour.get_mut().latency;
-                *latency = Duration::from_secs_f64(latency.as_secs_f64() * factor);
-            }
+            spec.respond.iter_mut().for_each(|b| jitter(b.get_mut()));
+        }
+        for spec in copy.mocks.values_mut() {
+            let routes = spec.routes.values_mut().flat_map(|list| list.get_mut());
+            routes.for_each(|b| jitter(b.get_mut()));
         }
         for assertion in &mut copy.expect {
             assertion.duration = None;

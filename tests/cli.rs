@@ -64,7 +64,11 @@ fn a_missing_file_is_bad_input_naming_the_file() {
 
 #[test]
 fn invalid_toml_is_bad_input_with_line_and_column() {
-    rejects(&GOOD.replace("seed = 1", "seed = = 1"), "2:8", "");
+    rejects(
+        &GOOD.replace("seed = 1", "seed = = 1"),
+        "2:8",
+        "extra `=`, expected nothing",
+    );
 }
 
 #[test]
@@ -384,4 +388,118 @@ fn with_tracing_off_every_scenario_behaves_the_same_and_mock_assertions_still_ap
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("expected: 2 requests"), "{text}");
+}
+
+/// A scenario whose replay cannot run: its Stripe step names a PaymentIntent nobody created.
+const CANNOT_RUN: &str = "description = \"broken\"\nseed = 1\n\n[[timeline]]\nat = \"0s\"\nstripe = { event = \"payment_intent.succeeded\" }\n";
+
+/// A directory holding `broken.toml` (cannot run) and `good.toml` (passes).
+fn broken_and_good() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.toml"), CANNOT_RUN).unwrap();
+    std::fs::write(dir.path().join("good.toml"), GOOD).unwrap();
+    dir
+}
+
+#[test]
+fn json_on_standard_output_keeps_replays_that_could_not_run() {
+    let dir = broken_and_good();
+    let output = trace_harness(&["run", dir.path().to_str().unwrap(), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let documents: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let documents = documents.as_array().unwrap();
+    assert_eq!(documents.len(), 2, "{documents:?}");
+    assert_eq!(documents[0]["scenario"], "broken");
+    assert!(
+        documents[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("names PaymentIntent #1")),
+        "{documents:?}"
+    );
+    assert_eq!(documents[1]["scenario"], "good");
+    assert_eq!(documents[1]["passed"], true);
+}
+
+#[test]
+fn out_writes_no_empty_export_for_a_replay_that_could_not_run_and_reports_it_once() {
+    let scenarios = broken_and_good();
+    for (format, ext) in [
+        ("ndjson", "ndjson"),
+        ("otlp-json", "otlp.json"),
+        ("html", "html"),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let output = trace_harness(&[
+            "run",
+            scenarios.path().to_str().unwrap(),
+            "--format",
+            format,
+            "--out",
+            out.path().to_str().unwrap(),
+        ]);
+        let all = format!("{}{}", stdout(&output), stderr(&output));
+        assert_eq!(output.status.code(), Some(1), "{format}: {all}");
+        assert!(
+            !out.path().join(format!("broken.{ext}")).exists(),
+            "{format}: a file was written for a replay that could not run"
+        );
+        let good = std::fs::read_to_string(out.path().join(format!("good.{ext}"))).unwrap();
+        assert!(!good.is_empty(), "{format}");
+        assert_eq!(
+            all.matches("ERROR broken: ").count(),
+            1,
+            "{format}: the error is not reported exactly once:\n{all}"
+        );
+    }
+}
+
+#[test]
+fn vary_latency_varies_every_route_of_a_mock() {
+    // The reminder's 100ms are one store transaction (50ms) and the e-mail batch route (50ms).
+    let plain = trace_harness(&["run", "scenarios/performance.toml", "--format", "json"]);
+    let varied = trace_harness(&[
+        "run",
+        "scenarios/performance.toml",
+        "--repeat",
+        "3",
+        "--vary-latency",
+        "--format",
+        "json",
+    ]);
+    let reminder_us = |output: &Output| -> Vec<u64> {
+        let documents: serde_json::Value = serde_json::from_str(&stdout(output)).unwrap();
+        documents
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|d| d["spans"].as_array().unwrap().clone())
+            .filter(|s| s["op"] == "schedule_mandatory_reminder")
+            .map(|s| s["duration_us"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(reminder_us(&plain), [100_000]);
+    let varied = reminder_us(&varied);
+    assert_eq!(varied.len(), 3);
+    assert!(
+        varied.iter().all(|us| *us != 100_000),
+        "the mail_batch route kept its latency: {varied:?}"
+    );
+}
+
+#[test]
+fn explain_lists_every_route_and_every_invariant() {
+    let output = trace_harness(&["explain", "scenarios/performance.toml"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("    route mail_batch\n      request 1: 201 after 50ms\n"),
+        "{text}"
+    );
+    let invariants = text.split("built-in invariants").nth(1).unwrap_or_default();
+    for invariant in ["flows stay apart", "spans per trace"] {
+        assert!(
+            invariants.contains(invariant),
+            "no `{invariant}` in:\n{text}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ pub use crate::scenario::{
     Assertion, DurationTest, EventCount, ExpectedStatus, Selector, SelectorError, Target, ValueTest,
 };
 pub use bottleneck::{bottlenecks, Bottleneck};
-pub use invariants::check_invariants;
+pub use invariants::{check_invariants, MAX_SPANS_PER_TRACE};
 pub use isolation::{check_isolation, webhook_deliveries, MAX_LISTED_FINDINGS};
 
 use crate::clock::Compact;

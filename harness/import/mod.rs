@@ -30,6 +30,7 @@ pub const MAX_LINES: usize = 1_000_000;
 /// Bad lines listed one by one.
 pub const MAX_REPORTED_BAD_LINES: usize = 50;
 
+/// Why a log cannot be imported.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("no usable log line: {lines} line(s), none in the seed format or the NDJSON export{}", first_bad(.bad))]
@@ -49,25 +50,35 @@ fn first_bad(bad: &[BadLine]) -> String {
 /// One usable log line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImportedLine {
+    /// 1-based line in the log.
     pub line: usize,
     /// Microseconds since the Unix epoch, when the line had a timestamp (NDJSON does).
     pub at_us: Option<i64>,
+    /// Whether it was logged at error level.
     pub error: bool,
+    /// The trace id, as the prefix shows it.
     pub trace: String,
+    /// The span id, as the prefix shows it.
     pub span: String,
+    /// The operation.
     pub op: String,
+    /// The message.
     pub message: String,
 }
 
 /// One span as the logs show it: its lines in order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImportedSpan {
+    /// The span id, as the prefix shows it.
     pub span: String,
+    /// The operation.
     pub op: String,
+    /// Its lines, in order.
     pub lines: Vec<ImportedLine>,
 }
 
 impl ImportedSpan {
+    /// The first error message the span logged.
     pub fn error(&self) -> Option<&str> {
         self.lines
             .iter()
@@ -85,13 +96,17 @@ impl ImportedSpan {
 /// What an import produced.
 #[derive(Clone, Debug)]
 pub struct Imported {
+    /// The imported trace.
     pub trace: String,
+    /// Its spans, as the logs show them.
     pub spans: Vec<ImportedSpan>,
     /// The scenario file's text.
     pub scenario: String,
     /// Other traces in the log, which were not imported.
     pub other_traces: Vec<String>,
+    /// The first unusable lines.
     pub bad: Vec<BadLine>,
+    /// How many lines were unusable in all.
     pub bad_count: usize,
     /// `# TODO` lines in the scenario.
     pub todos: usize,

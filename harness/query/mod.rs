@@ -28,6 +28,7 @@ pub const MAX_ROWS: usize = 1_000_000;
 /// Traces a query may remember at once (query 2's failed traces, query 3's open flows).
 pub const MAX_TRACES: usize = 5_000_000;
 
+/// Why a query has no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error("{}: cannot read: {source}", path.display())]
@@ -53,8 +54,11 @@ fn first_bad(reported: &[BadLine]) -> String {
 /// A query's answer: named columns and rows of JSON values, plus what reading skipped.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueryResult {
+    /// The column names, in order.
     pub columns: Vec<&'static str>,
+    /// One value per column a row.
     pub rows: Vec<Vec<Value>>,
+    /// What reading the files saw.
     pub stats: ReadStats,
 }
 
@@ -310,6 +314,7 @@ pub enum Output {
     Csv,
 }
 
+/// The result as a table, JSON or CSV.
 pub fn render(result: &QueryResult, output: Output) -> String {
     match output {
         Output::Json => {

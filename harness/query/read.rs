@@ -21,27 +21,36 @@ pub const MAX_REPORTED_BAD_LINES: usize = 20;
 /// without being copied.
 #[derive(Deserialize)]
 pub struct Record<'a> {
+    /// RFC 3339.
     #[serde(borrow)]
     pub timestamp: Cow<'a, str>,
+    /// `info`, `error`, …
     #[serde(borrow)]
     pub level: Cow<'a, str>,
+    /// The seed's prefix, `[trace:… span:… op:…]`.
     #[serde(borrow, default)]
     pub prefix: Cow<'a, str>,
+    /// The message.
     #[serde(borrow, default)]
     pub message: Cow<'a, str>,
 }
 
 /// A record with its timestamp parsed.
 pub struct Parsed<'a> {
+    /// The line as read.
     pub record: Record<'a>,
+    /// Its timestamp in microseconds since the Unix epoch.
     pub unix_us: i64,
 }
 
 /// A line that could not be used, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadLine {
+    /// The file.
     pub path: PathBuf,
+    /// 1-based line.
     pub line: u64,
+    /// Why it was skipped.
     pub reason: String,
 }
 
@@ -54,8 +63,11 @@ impl fmt::Display for BadLine {
 /// What reading saw, beside the records it handed on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadStats {
+    /// Lines read.
     pub lines: u64,
+    /// Lines the query could use.
     pub usable: u64,
+    /// Lines skipped.
     pub bad: u64,
     /// The first [`MAX_REPORTED_BAD_LINES`] bad lines.
     pub reported: Vec<BadLine>,

@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::clock::VirtualTime;
+use crate::clock::{self, VirtualTime};
 
-/// The anchor when none is given: a fixed instant, so output is byte-identical across runs.
-pub const DEFAULT_EPOCH: &str = "2026-03-02T09:00:00Z";
+/// The anchor when none is given: virtual time's one zero, [`clock::EPOCH_UNIX_S`]
+/// (2026-03-02T09:00:00Z), where Stripe's wall-clock seconds are anchored too. A fixed instant,
+/// so output is byte-identical across runs.
+pub const DEFAULT_EPOCH: Epoch = Epoch {
+    unix_us: clock::EPOCH_UNIX_S as i64 * 1_000_000,
+};
 
 /// Anchors outside these years are almost certainly typos, and would not fit OTLP's unsigned
 /// nanoseconds since 1970 anyway.
@@ -23,22 +27,25 @@ pub struct Epoch {
     unix_us: i64,
 }
 
+/// Why a `--epoch` text is no anchor.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EpochError {
+    /// Not RFC 3339.
     #[error("`{text}` is not an RFC 3339 instant such as {DEFAULT_EPOCH}: {reason}")]
     Syntax { text: String, reason: String },
+    /// Outside the years an anchor may lie in.
     #[error("`{text}` lies outside {EARLIEST_YEAR}–{LATEST_YEAR}")]
     OutOfRange { text: String },
 }
 
 impl Default for Epoch {
     fn default() -> Self {
-        // The constant is a valid instant; a test keeps it so.
-        Epoch::parse(DEFAULT_EPOCH).unwrap_or(Epoch { unix_us: 0 })
+        DEFAULT_EPOCH
     }
 }
 
 impl Epoch {
+    /// Parses an RFC 3339 instant with any offset, such as `2026-03-02T10:00:00+01:00`.
     pub fn parse(text: &str) -> Result<Self, EpochError> {
         let parsed = DateTime::parse_from_rfc3339(text.trim()).map_err(|e| EpochError::Syntax {
             text: text.to_owned(),
@@ -56,6 +63,7 @@ impl Epoch {
         })
     }
 
+    /// Microseconds since the Unix epoch.
     pub fn unix_us(self) -> i64 {
         self.unix_us
     }
@@ -88,8 +96,13 @@ impl Epoch {
 }
 
 impl fmt::Display for Epoch {
+    /// RFC 3339 in UTC, with as many fractional digits as the instant needs (none for whole
+    /// seconds): `2026-03-02T09:00:00Z`, as `--epoch` takes it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&format_unix_us(self.unix_us))
+        match DateTime::<Utc>::from_timestamp_micros(self.unix_us) {
+            Some(t) => f.write_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+            None => write!(f, "{}", self.unix_us),
+        }
     }
 }
 
@@ -115,8 +128,13 @@ mod tests {
     #[test]
     fn the_default_anchor_parses_and_formats_back() {
         let epoch = Epoch::default();
-        assert_eq!(epoch, Epoch::parse(DEFAULT_EPOCH).unwrap());
-        assert_eq!(epoch.to_string(), "2026-03-02T09:00:00.000000Z");
+        assert_eq!(epoch, Epoch::parse("2026-03-02T09:00:00Z").unwrap());
+        assert_eq!(epoch.to_string(), "2026-03-02T09:00:00Z");
+        assert_eq!(Epoch::parse(&epoch.to_string()), Ok(epoch));
+        assert_eq!(
+            VirtualTime::ZERO.unix_seconds() as i64 * 1_000_000,
+            epoch.unix_us()
+        );
         let at = VirtualTime::from_micros(300_080_000);
         assert_eq!(epoch.rfc3339_at(at), "2026-03-02T09:05:00.080000Z");
         assert_eq!(

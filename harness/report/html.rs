@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use super::epoch::Epoch;
+use super::pieces::{exported, Judged, RenderOptions};
 use super::{one_line, seed_lines};
 use crate::clock::{Compact, VirtualTime};
 use crate::runner::ReplayOutcome;
@@ -218,7 +219,7 @@ pub fn waterfall(outcome: &ReplayOutcome, epoch: Epoch) -> String {
         t0 = t0,
         t1 = t1,
         span = Compact(t1.since(t0)),
-        anchor = epoch,
+        anchor = epoch.rfc3339_at(VirtualTime::ZERO),
         count = rows.len(),
     );
     page
@@ -445,6 +446,11 @@ const SCRIPT: &str = r#"
   document.getElementById('waterfall').setAttribute('data-rendered', rendered.join(' '));
 })();
 "#;
+
+/// Every replay's page, each in `<scenario>.html` (or the one page on standard output).
+pub(crate) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<super::Piece> {
+    exported(judged, options, "html", waterfall)
+}
 
 #[cfg(test)]
 mod tests {

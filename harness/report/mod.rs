@@ -1,12 +1,25 @@
 //! Every output format of a replay: the span tree, the seed-style log view, the request-ID log
-//! view, and failure diagnostics. Computes no facts of its own.
+//! view, and failure diagnostics here; one file per further format, all reached through
+//! [`render()`]. Computes no facts of its own.
 
 pub mod epoch;
+mod explain;
 pub mod html;
+mod json;
+mod junit;
 pub mod ndjson;
 pub mod otlp;
 pub mod otlp_http;
+mod pieces;
 pub mod privacy;
+pub mod render;
+pub mod text;
+
+pub use explain::explain;
+pub use json::json;
+pub use junit::{junit, JunitCase};
+pub use pieces::{Judged, Piece, RenderOptions, Replayed};
+pub use render::{render, Format, RenderError};
 
 use std::fmt::Write as _;
 
@@ -21,30 +34,53 @@ use crate::trace::{Aliases, Captured, RequestIdPrefix, SeedPrefix, SpanData, Spa
 pub struct SeedLine {
     /// `(trace alias, span alias, operation)` when the line was written inside a span.
     pub prefix: Option<(String, String, &'static str)>,
+    /// The request the line was written in, if any.
     pub request_id: Option<String>,
+    /// The message, made safe for one line ([`one_line`]).
     pub message: String,
 }
 
 impl SeedLine {
+    /// The operation of the span the line was written in.
     pub fn op(&self) -> Option<&'static str> {
         self.prefix.as_ref().map(|(_, _, op)| *op)
     }
 
     /// `[trace:trace_1 span:span_001 op:booking_creation] Booking creation started…`
     pub fn traced(&self) -> String {
-        match (&self.prefix, &self.request_id) {
-            (Some((trace, span, op)), _) => {
-                format!("{} {}", SeedPrefix { trace, span, op }, self.message)
-            }
-            (None, Some(id)) => format!("{} {}", RequestIdPrefix(id), self.message),
-            (None, None) => self.message.clone(),
-        }
+        let span = self
+            .prefix
+            .as_ref()
+            .map(|(trace, span, op)| SeedPrefix { trace, span, op });
+        with_prefix(line_prefix(span, self.request_id.as_deref()), &self.message)
     }
 
     /// `[Request ID: 5k2x…] Booking creation started…`, as logging showed it before tracing.
     pub fn with_request_id(&self) -> String {
         let id = self.request_id.as_deref().unwrap_or("-");
-        format!("{} {}", RequestIdPrefix(id), self.message)
+        with_prefix(Some(RequestIdPrefix(id).to_string()), &self.message)
+    }
+}
+
+/// A log line's prefix as the capture writes it: the seed's in a span, the request id's outside
+/// one with a request, none otherwise. Every report takes prefixes from here, so they cannot
+/// drift from the service's own lines.
+pub(crate) fn line_prefix<T: std::fmt::Display, S: std::fmt::Display>(
+    span: Option<SeedPrefix<T, S>>,
+    request_id: Option<&str>,
+) -> Option<String> {
+    match (span, request_id) {
+        (Some(span), _) => Some(span.to_string()),
+        (None, Some(id)) => Some(RequestIdPrefix(id).to_string()),
+        (None, None) => None,
+    }
+}
+
+/// `prefix message`, or the message alone without a prefix.
+fn with_prefix(prefix: Option<String>, message: &str) -> String {
+    match prefix {
+        Some(prefix) => format!("{prefix} {message}"),
+        None => message.to_owned(),
     }
 }
 
@@ -110,10 +146,12 @@ fn opens_prefix(rest: &str) -> bool {
     starts(b"[trace:") || starts(b"[request id:")
 }
 
+/// The seed-style log view: every log line with its `[trace:… span:… op:…]` prefix.
 pub fn seed_log_view(outcome: &ReplayOutcome) -> String {
     lines(seed_lines(outcome).iter().map(SeedLine::traced))
 }
 
+/// Every log line as request-ID-only logging showed it.
 pub fn request_id_view(outcome: &ReplayOutcome) -> String {
     lines(seed_lines(outcome).iter().map(SeedLine::with_request_id))
 }
@@ -336,236 +374,5 @@ pub fn side_by_side(outcome: &ReplayOutcome) -> String {
         let pad = width - l.chars().count();
         let _ = writeln!(out, "{l}{}   {}", " ".repeat(pad), line.traced());
     }
-    out
-}
-
-/// One replay as a JSON document: spans, log lines, HTTP steps, mock requests and findings.
-pub fn json(outcome: &ReplayOutcome, verdict: &Verdict) -> serde_json::Value {
-    use serde_json::json;
-    let captured = &outcome.captured;
-    let aliases = Aliases::of(captured);
-    let spans: Vec<_> = captured
-        .spans
-        .iter()
-        .map(|s| {
-            let fields: serde_json::Map<String, serde_json::Value> = s
-                .fields
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), json!(v.to_string())))
-                .collect();
-            json!({
-                "span": aliases.span(s.span_id).to_string(),
-                "trace": aliases.trace(s.trace_id).to_string(),
-                "trace_id": s.trace_id.to_string(),
-                "span_id": s.span_id.to_string(),
-                "parent": s.parent_id().map(|p| aliases.span(p).to_string()),
-                "op": s.op,
-                "start_us": s.start.as_micros(),
-                "end_us": s.end.as_micros(),
-                "duration_us": s.end.as_micros() - s.start.as_micros(),
-                "status": match &s.status { SpanStatus::Ok => "ok", SpanStatus::Error(_) => "error" },
-                "status_message": match &s.status { SpanStatus::Ok => None, SpanStatus::Error(m) => Some(m) },
-                "fields": fields,
-                "follows_from": s.links.iter().map(|l| aliases.span(*l).to_string()).collect::<Vec<_>>(),
-                "request_id": s.request_id.as_deref(),
-            })
-        })
-        .collect();
-    let logs: Vec<_> = captured
-        .logs
-        .iter()
-        .zip(seed_lines(outcome))
-        .map(|(line, seed)| {
-            json!({
-                "at_us": line.at.as_micros(),
-                "level": line.level.as_str(),
-                "line": seed.traced(),
-                "message": seed.message,
-                "request_id": seed.request_id,
-                "trace": seed.prefix.as_ref().map(|p| p.0.clone()),
-                "span": seed.prefix.as_ref().map(|p| p.1.clone()),
-                "op": seed.op(),
-            })
-        })
-        .collect();
-    let steps: Vec<_> = outcome
-        .steps
-        .iter()
-        .map(|s| {
-            json!({
-                "at_us": s.at.as_micros(),
-                "action": s.action,
-                "status": s.status,
-                "request_id": s.request_id,
-                "trace": s.trace_id.as_ref().and_then(|hex| {
-                    captured.trace_ids().into_iter().find(|t| &t.to_string() == hex)
-                }).map(|t| aliases.trace(t).to_string()),
-                "latency_us": s.latency.as_micros() as u64,
-            })
-        })
-        .collect();
-    let requests: Vec<_> = outcome
-        .requests
-        .iter()
-        .map(|r| json!({ "mock": r.mock, "method": r.method, "path": r.path, "traceparent": r.traceparent }))
-        .collect();
-    json!({
-        "scenario": outcome.scenario,
-        "seed": outcome.seed,
-        "tracing": outcome.tracing,
-        "passed": verdict.passed(),
-        "violations": verdict.violations.iter().map(|v| json!({ "invariant": v.invariant, "message": v.message })).collect::<Vec<_>>(),
-        "failures": verdict.failures.iter().map(|f| json!({
-            "assertion": f.assertion, "target": f.target, "expected": f.expected, "actual": f.actual,
-        })).collect::<Vec<_>>(),
-        "spans": spans,
-        "logs": logs,
-        "steps": steps,
-        "mock_requests": requests,
-    })
-}
-
-/// A scenario's replay result, for a JUnit report.
-pub enum JunitCase<'a> {
-    Judged(&'a ReplayOutcome, &'a Verdict),
-    /// The replay itself could not run.
-    Broken(&'a str, String),
-}
-
-/// A JUnit XML report: one test case per scenario, failures carrying the diagnostic text.
-pub fn junit(cases: &[JunitCase<'_>]) -> String {
-    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
-    let mut suite = TestSuite::new("scenarios");
-    for case in cases {
-        let (name, status) = match case {
-            JunitCase::Judged(outcome, verdict) if verdict.passed() => {
-                (outcome.scenario.as_str(), TestCaseStatus::success())
-            }
-            JunitCase::Judged(outcome, verdict) => {
-                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                let count = verdict.violations.len() + verdict.failures.len();
-                status
-                    .set_message(format!("{count} expectation(s) failed"))
-                    .set_type("trace assertion")
-                    .set_description(diagnostics(outcome, verdict));
-                (outcome.scenario.as_str(), status)
-            }
-            JunitCase::Broken(name, error) => {
-                let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
-                status.set_message(error.clone()).set_type("replay error");
-                (*name, status)
-            }
-        };
-        let mut test = TestCase::new(name, status);
-        test.set_classname("trace-harness");
-        suite.add_test_case(test);
-    }
-    let mut report = Report::new("trace-harness");
-    report.add_test_suite(suite);
-    report.to_string().unwrap_or_default()
-}
-
-/// What a scenario does and asserts, in words.
-pub fn explain(scenario: &crate::scenario::Scenario) -> String {
-    use crate::expect::Target;
-    use crate::scenario::{Action, CronJob};
-    let mut out = String::new();
-    let _ = writeln!(out, "{} ({})", scenario.name, scenario.path.display());
-    let _ = writeln!(out, "{}\n", scenario.description);
-    let _ = writeln!(
-        out,
-        "seed {}: every id and fake attendee derives from it\n",
-        scenario.seed
-    );
-    let _ = writeln!(out, "Mocks:");
-    for (name, spec) in &scenario.mocks {
-        let _ = write!(out, "  {name} ({})", spec.kind.name());
-        let behaviours = spec.behaviours();
-        if behaviours.is_empty() {
-            out.push_str(": answers 200 at once");
-        }
-        for (i, b) in behaviours.iter().enumerate() {
-            let what = b
-                .error
-                .as_deref()
-                .map_or(String::new(), |e| format!(" {e}"));
-            let then = if i + 1 == behaviours.len() && i > 0 {
-                " (repeats)"
-            } else {
-                ""
-            };
-            let _ = write!(
-                out,
-                "\n    request {}: {}{what} after {}{then}",
-                i + 1,
-                b.status,
-                Compact(b.latency)
-            );
-        }
-        out.push('\n');
-    }
-    let _ = writeln!(out, "\nTimeline (virtual time):");
-    for step in &scenario.timeline {
-        let what = match &step.action {
-            Action::Book(b) => format!(
-                "book event type {}{}",
-                b.event_type_id,
-                b.title
-                    .as_deref()
-                    .map_or(String::new(), |t| format!(" ({t:?})"))
-            ),
-            Action::Cron(CronJob::Webhooks) => "run the webhooks cron".to_owned(),
-            Action::Cron(CronJob::Reminders) => "run the email reminders cron".to_owned(),
-            Action::Stripe(stripe) => format!(
-                "Stripe delivers {:?} for PaymentIntent #{} ({:?} signature)",
-                stripe.event, stripe.payment_intent, stripe.signature
-            ),
-            Action::Restart => "restart the booking service on the same database".to_owned(),
-        };
-        let _ = writeln!(out, "  {:>8}  {what}", format!("+{}", Compact(step.at)));
-    }
-    let _ = writeln!(out, "\nAsserts:");
-    for (i, a) in scenario.expect.iter().enumerate() {
-        let target = match &a.target {
-            Target::Spans(s) => s.to_string(),
-            Target::Mock(m) => format!("requests to mock `{m}`"),
-        };
-        let mut parts = Vec::new();
-        if let Some(n) = a.count {
-            parts.push(format!("exactly {n}"));
-        }
-        if let Some(s) = a.status {
-            parts.push(format!("status {s:?}").to_lowercase());
-        }
-        if let Some(p) = &a.child_of {
-            parts.push(format!("child of {p}"));
-        }
-        if let Some(c) = &a.follows_from {
-            parts.push(format!("follows from {c}"));
-        }
-        if let Some(d) = &a.duration {
-            parts.push(format!("duration {d}"));
-        }
-        for (name, test) in &a.attributes {
-            parts.push(format!("{name} {test}"));
-        }
-        if let Some(e) = &a.events {
-            parts.push(format!("{} events", e.count));
-        }
-        if let Some(l) = &a.log {
-            parts.push(format!("a log line that {l}"));
-        }
-        let _ = writeln!(
-            out,
-            "  {}. {}\n     {target}: {}",
-            i + 1,
-            a.name,
-            parts.join("; ")
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\nEvery replay also checks the built-in invariants: one trace per booking flow, parents exist,\nno open spans, children within parents, async work linked to its cause, mock requests carry\nthe sender's traceparent, log prefixes match their spans."
-    );
     out
 }

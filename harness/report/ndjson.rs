@@ -4,8 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::epoch::Epoch;
+use super::line_prefix;
+use super::pieces::{exported, Judged, Piece, RenderOptions};
 use crate::runner::ReplayOutcome;
-use crate::trace::{FieldValue, RequestIdPrefix, SeedPrefix};
+use crate::trace::{FieldValue, SeedPrefix};
 
 /// One exported log line. The field names are the ones the seed's queries use (`timestamp`,
 /// `level`, `prefix`, `message`); the rest spare a reader from parsing the prefix.
@@ -19,11 +21,17 @@ pub struct NdjsonLine {
     /// W3C hex ids (the same ids an OTLP export carries); `[Request ID: …]` for a line written
     /// outside any span.
     pub prefix: String,
+    /// The line's message, as written.
     pub message: String,
+    /// The W3C trace id (hex) of the span the line was written in.
     pub trace_id: Option<String>,
+    /// The W3C span id (hex) of that span.
     pub span_id: Option<String>,
+    /// That span's operation.
     pub operation: Option<String>,
+    /// The request the line was written in.
     pub request_id: Option<String>,
+    /// The line's structured fields.
     #[serde(default)]
     pub fields: serde_json::Map<String, serde_json::Value>,
     /// The replayed scenario, so lines of many replays can share one file.
@@ -44,22 +52,19 @@ pub fn ndjson(outcome: &ReplayOutcome, epoch: Epoch) -> String {
     out
 }
 
+/// The replay's log lines as NDJSON records, in the order they were written.
 pub fn ndjson_lines(outcome: &ReplayOutcome, epoch: Epoch) -> Vec<NdjsonLine> {
     outcome
         .captured
         .logs
         .iter()
         .map(|line| {
-            let prefix = match (&line.span, &line.request_id) {
-                (Some(s), _) => SeedPrefix {
-                    trace: s.trace_id,
-                    span: s.span_id,
-                    op: s.op,
-                }
-                .to_string(),
-                (None, Some(id)) => RequestIdPrefix(id).to_string(),
-                (None, None) => String::new(),
-            };
+            let span = line.span.map(|s| SeedPrefix {
+                trace: s.trace_id,
+                span: s.span_id,
+                op: s.op,
+            });
+            let prefix = line_prefix(span, line.request_id.as_deref()).unwrap_or_default();
             NdjsonLine {
                 timestamp: epoch.rfc3339_at(line.at),
                 level: line.level.as_str().to_ascii_lowercase(),
@@ -88,4 +93,9 @@ pub(crate) fn json_value(value: &FieldValue) -> serde_json::Value {
         FieldValue::F64(n) => serde_json::Value::from(*n),
         FieldValue::Bool(b) => serde_json::Value::from(*b),
     }
+}
+
+/// Every replay's lines, one stream on standard output or each replay in `<scenario>.ndjson`.
+pub(crate) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece> {
+    exported(judged, options, "ndjson", ndjson)
 }

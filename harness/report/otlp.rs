@@ -11,6 +11,7 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 use super::epoch::Epoch;
+use super::pieces::{exported, Judged, Piece, RenderOptions};
 use crate::mocks::ReceivedRequest;
 use crate::runner::ReplayOutcome;
 use crate::trace::{
@@ -267,4 +268,11 @@ fn any_value(value: &FieldValue) -> AnyValue {
             value: Some(any_value::Value::BoolValue(*b)),
         },
     }
+}
+
+/// Every replay's request, one per line on standard output or each in `<scenario>.otlp.json`.
+pub(crate) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece> {
+    exported(judged, options, "otlp.json", |outcome, epoch| {
+        otlp_json(outcome, epoch) + "\n"
+    })
 }

@@ -38,6 +38,7 @@ impl OtlpProtocol {
     }
 }
 
+/// Why an OTLP/HTTP export did not arrive.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error("`{url}` is not an http(s) URL: {reason}")]
@@ -76,9 +77,13 @@ pub enum ExportError {
 /// What a successful export did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivered {
+    /// The URL the spans were posted to.
     pub url: String,
+    /// Spans sent.
     pub spans: usize,
+    /// The request body's size, as sent (gzipped when asked).
     pub bytes: usize,
+    /// Attempts it took, retries included.
     pub attempts: u32,
     /// The collector's `partial_success.error_message` when it accepted everything but warned.
     pub warning: Option<String>,
@@ -130,6 +135,7 @@ impl OtlpExporter {
         self
     }
 
+    /// The full `/v1/traces` URL spans are posted to.
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -19,7 +19,9 @@ pub use crate::outcome::PersonalKind;
 use crate::outcome::ReplayOutcome;
 use crate::trace::{FieldValue, SpanStatus};
 
+/// What an attendee's name is shown as.
 pub const REDACTED_NAME: &str = "[redacted name]";
+/// What an e-mail address is shown as.
 pub const REDACTED_EMAIL: &str = "[redacted email]";
 
 /// Anything shaped like an address, dotless domains included (`eve@invalid`): the fallback for
@@ -37,6 +39,7 @@ pub struct Redactor {
 }
 
 impl Redactor {
+    /// A redactor for the personal values the replay sent.
     pub fn for_outcome(outcome: &ReplayOutcome) -> Self {
         Self::new(&outcome.personal_data)
     }
@@ -59,6 +62,7 @@ impl Redactor {
         Redactor { known }
     }
 
+    /// `text` with every known value and address replaced.
     pub fn text(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for (value, replacement) in &self.known {

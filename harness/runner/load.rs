@@ -134,8 +134,8 @@ impl FlowRig {
             return Err(LoadError::NoBooking(scenario.name));
         }
         for spec in scenario.mocks.values_mut() {
-            for behaviour in &mut spec.respond {
-                behaviour.get_mut().latency = Duration::ZERO;
+            for behaviour in spec.behaviours_mut() {
+                behaviour.latency = Duration::ZERO;
             }
         }
         let super::Sandbox {

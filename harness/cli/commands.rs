@@ -1,0 +1,170 @@
+//! The commands besides `run`: `list`, `explain`, `overhead`, `serve`, `import` and `query`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use super::progress::RoundsProgress;
+use super::{bad_input, fail, write_atomically, Exit};
+use crate::booking::{conformance, ServiceConfig};
+use crate::overhead::{self, OverheadOptions};
+use crate::query::{self, QueryError, QueryResult};
+use crate::report;
+use crate::scenario::{self, Scenario};
+
+/// `list`: every scenario's name and description, one line each.
+pub fn list(paths: &[PathBuf]) -> Exit {
+    match scenario::load_all(paths) {
+        Ok(scenarios) => {
+            for s in scenarios {
+                let words: Vec<&str> = s.description.split_whitespace().collect();
+                println!("{:<24} {}", s.name, words.join(" "));
+            }
+            Exit::Success
+        }
+        Err(errors) => bad_input(errors),
+    }
+}
+
+/// `explain`: what the scenario in `file` does and asserts.
+pub fn explain(file: &Path) -> Exit {
+    match Scenario::load(file) {
+        Ok(scenario) => {
+            print!("{}", report::explain(&scenario));
+            Exit::Success
+        }
+        Err(e) => bad_input(vec![e]),
+    }
+}
+
+/// `overhead`: what tracing costs the booking flow of the scenario at `path`.
+pub fn overhead(path: &Path, options: &OverheadOptions) -> Exit {
+    let scenario = match Scenario::load(path) {
+        Ok(scenario) => scenario,
+        Err(e) => return fail(e),
+    };
+    let mut progress = RoundsProgress::new();
+    let result = overhead::measure(&scenario, options, |done, total| {
+        progress.rounds(done, total)
+    });
+    progress.finish();
+    match result {
+        Ok(report) => {
+            print!("{report}");
+            Exit::Success
+        }
+        Err(e @ overhead::OverheadError::Flows(_)) => fail(e),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Failed
+        }
+    }
+}
+
+/// `serve`: the booking service on `addr` until Ctrl-C.
+pub fn serve(addr: SocketAddr, google_calendar_url: Option<String>) -> Exit {
+    let config = |database| {
+        let mut config = ServiceConfig::new(database, 1);
+        config.google_calendar_url = google_calendar_url.unwrap_or_default();
+        config
+    };
+    let result = conformance::serve(addr, config, |url| {
+        println!(
+            "booking service listening on {url} (W3C test endpoint: {url}/test); Ctrl-C stops it"
+        );
+        let _ = std::io::stdout().flush();
+    });
+    match result {
+        Ok(()) => Exit::Success,
+        Err(e) => fail(e),
+    }
+}
+
+/// What `import` reads and writes.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// Seed-format log lines or an NDJSON export.
+    pub logfile: PathBuf,
+    /// The trace to import; the first in the file when `None`.
+    pub trace: Option<String>,
+    /// Where the scenario goes.
+    pub output: PathBuf,
+    /// Replace `output` if it exists.
+    pub force: bool,
+}
+
+/// `import`: an incident's log lines as a scenario file.
+pub fn import(options: &ImportOptions) -> Exit {
+    if options.output.exists() && !options.force {
+        return fail(format!(
+            "{} exists; pass --force to replace it",
+            options.output.display()
+        ));
+    }
+    let text = match std::fs::read(&options.logfile) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => return fail(format!("{}: cannot read: {e}", options.logfile.display())),
+    };
+    let description = format!("Imported from {}.", options.logfile.display());
+    let imported = match crate::import::import(
+        &options.logfile,
+        &text,
+        options.trace.as_deref(),
+        &description,
+    ) {
+        Ok(imported) => imported,
+        Err(e) => return fail(e),
+    };
+    for bad in &imported.bad {
+        eprintln!("skipped {bad}");
+    }
+    if imported.bad_count > imported.bad.len() {
+        eprintln!(
+            "skipped {} more bad line(s)",
+            imported.bad_count - imported.bad.len()
+        );
+    }
+    if !imported.other_traces.is_empty() {
+        eprintln!(
+            "the log holds {} other trace(s); import one with --trace ID, such as {}",
+            imported.other_traces.len(),
+            imported.other_traces[0]
+        );
+    }
+    // The file must load as it will be replayed; a failure here is a bug in the importer.
+    if let Err(e) = Scenario::parse(&options.output, &imported.scenario) {
+        return fail(format!("the imported scenario does not load:\n{e}"));
+    }
+    if let Err(e) = write_atomically(&options.output, &imported.scenario) {
+        return fail(format!("{}: cannot write: {e}", options.output.display()));
+    }
+    println!(
+        "wrote {}: trace {}, {} span(s), {} TODO(s) to review",
+        options.output.display(),
+        imported.trace,
+        imported.spans.len(),
+        imported.todos
+    );
+    Exit::Success
+}
+
+/// `query`: a seed query's result, with what was skipped on the way.
+pub fn query(result: Result<QueryResult, QueryError>, output: query::Output) -> Exit {
+    let result = match result {
+        Ok(result) => result,
+        Err(e) => return fail(e),
+    };
+    for bad in &result.stats.reported {
+        eprintln!("skipped {bad}");
+    }
+    let unreported = result.stats.bad - result.stats.reported.len() as u64;
+    if unreported > 0 {
+        eprintln!("skipped {unreported} more bad line(s)");
+    }
+    eprintln!(
+        "{} line(s) read, {} usable, {} skipped",
+        result.stats.lines, result.stats.usable, result.stats.bad
+    );
+    print!("{}", query::render(&result, output));
+    Exit::Success
+}

@@ -1,0 +1,197 @@
+//! Validating what TOML alone cannot check: bookings' attendees, mock behaviours, and
+//! expectations (selectors, operations, mocks they name, value tests).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::error::string_content_start;
+use super::raw::RawAssertion;
+use super::{Assertion, CompareOp, DurationTest, EventCount, Selector, Target, ValueTest};
+use super::{BookStep, MockSpec, ScenarioError, MAX_SEATS};
+use crate::booking::OPERATIONS;
+use crate::mocks::{MockBehaviour, MockKind};
+
+pub(super) fn validate_book(book: &BookStep) -> Result<(), String> {
+    let attendees = book.attendees.unwrap_or(1);
+    if attendees == 0 || attendees > MAX_SEATS {
+        return Err(format!("`attendees` must be 1–{MAX_SEATS}"));
+    }
+    if book.attendee.is_some() && attendees > 1 {
+        return Err("`attendee` names the only attendee; leave it out with `attendees`".into());
+    }
+    if let Some(n) = book
+        .invalid_email
+        .iter()
+        .find(|n| **n == 0 || **n > attendees)
+    {
+        return Err(format!(
+            "`invalid_email` names attendee {n}, but the booking has attendees 1–{attendees}"
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn validate_behaviour(
+    kind: MockKind,
+    behaviour: &Spanned<MockBehaviour>,
+) -> Result<(), String> {
+    let b = behaviour.get_ref();
+    if !(100..=599).contains(&b.status) {
+        return Err(format!(
+            "status {} is not an HTTP status (100–599)",
+            b.status
+        ));
+    }
+    if let Some(reason) = &b.error {
+        let known = kind.error_reasons();
+        if !known.contains(&reason.as_str()) {
+            return Err(format!(
+                "`{reason}` is not an error {} answers with; expected one of: {}",
+                kind.name(),
+                if known.is_empty() {
+                    "(none: use `body`)".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn validate_assertion(
+    index: usize,
+    raw: RawAssertion,
+    mocks: &BTreeMap<String, MockSpec>,
+    text: &str,
+    span: Range<usize>,
+    at: &impl Fn(Range<usize>, String) -> ScenarioError,
+) -> Result<Assertion, ScenarioError> {
+    let selector = |field: &Spanned<String>| -> Result<Selector, ScenarioError> {
+        let selector = Selector::parse(field.get_ref()).map_err(|e| {
+            let offset = string_content_start(text, field.span()) + e.offset;
+            at(offset..offset, format!("invalid selector: {}", e.message))
+        })?;
+        if let Some(op) = selector.operations().find(|op| !OPERATIONS.contains(op)) {
+            let offset = string_content_start(text, field.span())
+                + field.get_ref().find(op).unwrap_or_default();
+            let suggestion = nearest(op, OPERATIONS)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            return Err(at(
+                offset..offset,
+                format!("unknown operation `{op}`{suggestion}"),
+            ));
+        }
+        Ok(selector)
+    };
+    let target =
+        match (&raw.select, &raw.mock) {
+            (Some(select), None) => Target::Spans(selector(select)?),
+            (None, Some(mock)) => {
+                if !mocks.contains_key(mock.get_ref()) {
+                    let known: Vec<&str> = mocks.keys().map(String::as_str).collect();
+                    return Err(at(
+                        mock.span(),
+                        format!(
+                            "no mock named `{}`; the scenario defines: {}",
+                            mock.get_ref(),
+                            known.join(", ")
+                        ),
+                    ));
+                }
+                let span_only = raw.status.is_some()
+                    || raw.child_of.is_some()
+                    || raw.follows_from.is_some()
+                    || raw.duration.is_some()
+                    || !raw.attributes.is_empty()
+                    || raw.events.is_some()
+                    || raw.log.is_some();
+                if span_only {
+                    return Err(at(span, "a `mock` expectation takes only `count`".into()));
+                }
+                Target::Mock(mock.get_ref().clone())
+            }
+            _ => return Err(at(
+                span,
+                "an expectation needs exactly one of `select = \"span[…]\"` or `mock = \"name\"`"
+                    .into(),
+            )),
+        };
+    Ok(Assertion {
+        name: raw.name.unwrap_or_else(|| format!("expect #{}", index + 1)),
+        target,
+        count: raw.count,
+        status: raw.status,
+        child_of: raw.child_of.as_ref().map(selector).transpose()?,
+        follows_from: raw.follows_from.as_ref().map(selector).transpose()?,
+        duration: raw
+            .duration
+            .as_ref()
+            .map(|d| DurationTest::parse(d.get_ref()).map_err(|m| at(d.span(), m)))
+            .transpose()?,
+        attributes: raw
+            .attributes
+            .iter()
+            .map(|(name, value)| {
+                let test = match value.get_ref() {
+                    toml::Value::String(text) => ValueTest::parse(text),
+                    toml::Value::Integer(n) => Ok(ValueTest::Compare(CompareOp::Eq, n.to_string())),
+                    toml::Value::Boolean(b) => Ok(ValueTest::Compare(CompareOp::Eq, b.to_string())),
+                    other => Err(format!(
+                        "expected a string test such as \"== x\" or a number, found a {}",
+                        other.type_str()
+                    )),
+                };
+                test.map(|t| (name.clone(), t))
+                    .map_err(|m| at(value.span(), m))
+            })
+            .collect::<Result<_, _>>()?,
+        events: raw
+            .events
+            .as_ref()
+            .map(|e| {
+                let matching = e
+                    .matching
+                    .as_ref()
+                    .map(|re| {
+                        regex::Regex::new(re.get_ref()).map_err(|err| {
+                            at(re.span(), format!("invalid regular expression: {err}"))
+                        })
+                    })
+                    .transpose()?;
+                Ok(EventCount {
+                    count: e.count,
+                    matching,
+                })
+            })
+            .transpose()?,
+        log: raw
+            .log
+            .as_ref()
+            .map(|text| log_test(text.get_ref()).map_err(|m| at(text.span(), m)))
+            .transpose()?,
+    })
+}
+
+/// `log = "…"`: a bare text means "contains"; `matches …` and `== …` work as for attributes.
+fn log_test(text: &str) -> Result<ValueTest, String> {
+    if text.starts_with("matches ") || text.starts_with("== ") {
+        ValueTest::parse(text)
+    } else {
+        let part = text.strip_prefix("contains ").unwrap_or(text);
+        Ok(ValueTest::Contains(part.to_owned()))
+    }
+}
+
+/// The closest known name, if it is close enough to be a likely typo.
+fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(word, k), *k))
+        .filter(|(d, k)| *d <= k.len() / 3 + 1)
+        .min()
+        .map(|(_, k)| k)
+}
