@@ -3,6 +3,7 @@
 
 mod capture;
 mod context;
+mod hex;
 mod ids;
 mod prefix;
 mod store;
