@@ -17,11 +17,9 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use super::context::TraceContext;
 use super::ids::IdGenerator;
+use super::model::{FieldStr, FieldValue, ParentKind, SpanData, SpanRef};
 use super::prefix::{RequestIdPrefix, SeedPrefix};
-use super::store::{
-    FieldBuf, FieldStr, FieldValue, LiveId, NewLine, NewSpan, ParentKind, SpanData, SpanRef,
-    TraceStore,
-};
+use super::store::{FieldBuf, LiveId, NewLine, NewSpan, TraceStore};
 use crate::clock;
 
 tokio::task_local! {

@@ -2,9 +2,11 @@
 //! seed's log prefix. Knows nothing about bookings or HTTP servers.
 
 mod capture;
+mod chunked;
 mod context;
 mod hex;
 mod ids;
+mod model;
 mod prefix;
 mod store;
 pub mod tracestate;
@@ -18,10 +20,10 @@ pub use context::{
     TRACESTATE,
 };
 pub use ids::{splitmix64, IdGenerator, SpanId, TraceId};
-pub use prefix::{Alias, Aliases, RequestIdPrefix, SeedPrefix};
-pub use store::{
-    Captured, FieldStr, FieldValue, Fields, LogLine, ParentKind, Seq, SpanData, SpanRef,
-    SpanStatus, TraceStore,
+pub use model::{
+    Captured, FieldStr, FieldValue, Fields, LogLine, ParentKind, Seq, SpanData, SpanRef, SpanStatus,
 };
+pub use prefix::{Alias, Aliases, RequestIdPrefix, SeedPrefix};
+pub use store::TraceStore;
 pub use thin_vec::ThinVec;
 pub use tracestate::{TraceState, TraceStateError};

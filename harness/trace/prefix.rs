@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use super::ids::{SpanId, TraceId};
-use super::store::Captured;
+use super::model::Captured;
 
 /// `[trace:<trace> span:<span> op:<op>]`, exactly as the seed prints it.
 pub struct SeedPrefix<T, S> {
