@@ -8,6 +8,7 @@ mod hex;
 mod ids;
 mod model;
 mod prefix;
+mod stack;
 mod store;
 pub mod tracestate;
 
