@@ -1,5 +1,6 @@
-//! The capture `Layer`: gives every span W3C ids, times it on the flow's virtual clock and
-//! writes spans and events into a [`TraceStore`].
+//! The capture subscriber: gives every span W3C ids, times it on the flow's virtual clock and
+//! writes spans and events into a [`TraceStore`]; and reading or continuing a live span's
+//! context from outside (`context_of`, `continue_from`).
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -18,7 +19,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use super::context::TraceContext;
 use super::ids::IdGenerator;
 use super::model::{FieldStr, FieldValue, ParentKind, SpanData, SpanRef};
-use super::prefix::{RequestIdPrefix, SeedPrefix};
+use super::prefix::LinePrefix;
 use super::stack::{self, next_stack_owner};
 use super::store::{FieldBuf, LiveId, NewLine, NewSpan, TraceStore};
 use crate::clock;
@@ -65,6 +66,7 @@ pub struct CaptureSubscriber {
 type LogWriter = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 impl CaptureSubscriber {
+    /// Captures everything into `store`, with ids from `ids`.
     pub fn new(store: Arc<TraceStore>, ids: IdGenerator) -> Self {
         CaptureSubscriber {
             store,
@@ -120,19 +122,7 @@ fn write_log_line(
         static LINE: RefCell<String> = const { RefCell::new(String::new()) };
     }
     with_scratch(&LINE, |buf| {
-        let _ = match (span, request_id) {
-            (Some(span), _) => write!(
-                buf,
-                "{} ",
-                SeedPrefix {
-                    trace: span.trace_id,
-                    span: span.span_id,
-                    op: span.op,
-                }
-            ),
-            (None, Some(id)) => write!(buf, "{} ", RequestIdPrefix(id)),
-            (None, None) => Ok(()),
-        };
+        let _ = LinePrefix::of(span.copied(), request_id).write_before(buf);
         push_one_line(buf, message);
         buf.push('\n');
         write(buf.as_bytes());
