@@ -72,6 +72,7 @@ impl<'a, T: fmt::Display, S: fmt::Display> LinePrefix<'a, T, S> {
 
 impl<'a> LinePrefix<'a, TraceId, SpanId> {
     /// The prefix with the W3C hex ids, as the service writes it and the NDJSON export keeps it.
+    #[inline]
     pub fn of(span: Option<SpanRef>, request_id: Option<&'a str>) -> Self {
         LinePrefix::new(span.map(|s| (s.trace_id, s.span_id, s.op)), request_id)
     }

@@ -108,81 +108,92 @@ pub(super) fn current(owner: u64) -> Option<LiveId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Step::{Enter, Exit};
 
     const OURS: u64 = 1;
     const THEIRS: u64 = 2;
 
+    #[derive(Clone, Copy, Debug)]
+    enum Step {
+        Enter,
+        Exit,
+    }
+
+    /// Runs `script` on a fresh stack: after each step, `[OURS, THEIRS]`'s current spans must
+    /// be as listed.
+    fn check(script: &[(Step, u64, LiveId, [Option<LiveId>; 2])]) {
+        let mut stack = SpanStack::default();
+        for (n, &(step, owner, id, expected)) in script.iter().enumerate() {
+            match step {
+                Enter => stack.push(owner, id),
+                Exit => stack.pop(owner, id),
+            }
+            let current = [stack.current(OURS), stack.current(THEIRS)];
+            assert_eq!(
+                current, expected,
+                "after step {n}, {step:?} {id} of {owner}"
+            );
+        }
+    }
+
     #[test]
     fn the_innermost_span_is_current_and_leaving_it_restores_its_parent() {
-        let mut stack = SpanStack::default();
-        assert_eq!(stack.current(OURS), None);
-        stack.push(OURS, 10);
-        stack.push(OURS, 20);
-        assert_eq!(stack.current(OURS), Some(20));
-        stack.pop(OURS, 20);
-        assert_eq!(stack.current(OURS), Some(10));
-        stack.pop(OURS, 10);
-        assert_eq!(stack.current(OURS), None);
+        check(&[
+            (Enter, OURS, 10, [Some(10), None]),
+            (Enter, OURS, 20, [Some(20), None]),
+            (Exit, OURS, 20, [Some(10), None]),
+            (Exit, OURS, 10, [None, None]),
+        ]);
     }
 
     #[test]
     fn each_owner_sees_only_its_own_spans() {
-        let mut stack = SpanStack::default();
-        stack.push(OURS, 10);
-        stack.push(THEIRS, 10);
-        stack.push(THEIRS, 30);
-        assert_eq!(stack.current(OURS), Some(10));
-        assert_eq!(stack.current(THEIRS), Some(30));
-        // The same id under another owner is another span, not a duplicate.
-        stack.pop(THEIRS, 10);
-        assert_eq!(stack.current(OURS), Some(10));
-        assert_eq!(stack.current(THEIRS), Some(30));
-        stack.pop(OURS, 30);
-        assert_eq!(stack.current(THEIRS), Some(30), "not ours to leave");
+        check(&[
+            (Enter, OURS, 10, [Some(10), None]),
+            // The same id under another owner is another span, not a duplicate.
+            (Enter, THEIRS, 10, [Some(10), Some(10)]),
+            (Enter, THEIRS, 30, [Some(10), Some(30)]),
+            (Exit, THEIRS, 10, [Some(10), Some(30)]),
+            // Not ours to leave.
+            (Exit, OURS, 30, [Some(10), Some(30)]),
+        ]);
     }
 
     #[test]
     fn a_span_entered_again_is_not_current_a_second_time() {
-        let mut stack = SpanStack::default();
-        stack.push(OURS, 10);
-        stack.push(OURS, 20);
-        stack.push(OURS, 10);
-        assert_eq!(stack.current(OURS), Some(20), "the re-entry is a duplicate");
-        // Leaving it removes the duplicate, not the first entry.
-        stack.pop(OURS, 10);
-        assert_eq!(stack.current(OURS), Some(20));
-        stack.pop(OURS, 20);
-        assert_eq!(stack.current(OURS), Some(10));
+        check(&[
+            (Enter, OURS, 10, [Some(10), None]),
+            (Enter, OURS, 20, [Some(20), None]),
+            (Enter, OURS, 10, [Some(20), None]),
+            // Leaving it removes the duplicate, not the first entry.
+            (Exit, OURS, 10, [Some(20), None]),
+            (Exit, OURS, 20, [Some(10), None]),
+        ]);
     }
 
     #[test]
     fn the_first_entry_outlives_its_duplicates_whatever_is_above_them() {
-        let mut stack = SpanStack::default();
-        stack.push(OURS, 10);
-        stack.push(OURS, 10);
-        stack.push(OURS, 20);
-        // Not the top entry: the latest entry of 10 (the duplicate) goes.
-        stack.pop(OURS, 10);
-        assert_eq!(stack.current(OURS), Some(20));
-        stack.pop(OURS, 20);
-        assert_eq!(stack.current(OURS), Some(10));
-        stack.pop(OURS, 10);
-        assert_eq!(stack.current(OURS), None);
+        check(&[
+            (Enter, OURS, 10, [Some(10), None]),
+            (Enter, OURS, 10, [Some(10), None]),
+            (Enter, OURS, 20, [Some(20), None]),
+            // Not the top entry: the latest entry of 10, the duplicate, goes.
+            (Exit, OURS, 10, [Some(20), None]),
+            (Exit, OURS, 20, [Some(10), None]),
+            (Exit, OURS, 10, [None, None]),
+        ]);
     }
 
     #[test]
     fn leaving_out_of_order_or_a_span_never_entered_keeps_the_rest() {
-        let mut stack = SpanStack::default();
-        stack.push(OURS, 10);
-        stack.push(OURS, 20);
-        stack.pop(OURS, 99);
-        assert_eq!(stack.current(OURS), Some(20));
-        stack.pop(OURS, 10);
-        assert_eq!(stack.current(OURS), Some(20));
-        stack.pop(OURS, 20);
-        assert_eq!(stack.current(OURS), None);
-        stack.pop(OURS, 20);
-        assert_eq!(stack.current(OURS), None);
+        check(&[
+            (Enter, OURS, 10, [Some(10), None]),
+            (Enter, OURS, 20, [Some(20), None]),
+            (Exit, OURS, 99, [Some(20), None]),
+            (Exit, OURS, 10, [Some(20), None]),
+            (Exit, OURS, 20, [None, None]),
+            (Exit, OURS, 20, [None, None]),
+        ]);
     }
 
     #[test]
