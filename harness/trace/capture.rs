@@ -1,5 +1,6 @@
-//! The capture `Layer`: gives every span W3C ids, times it on the flow's virtual clock and
-//! writes spans and events into a [`TraceStore`].
+//! The capture subscriber: gives every span W3C ids, times it on the flow's virtual clock and
+//! writes spans and events into a [`TraceStore`]; and reading or continuing a live span's
+//! context from outside (`context_of`, `continue_from`).
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -17,11 +18,10 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use super::context::TraceContext;
 use super::ids::IdGenerator;
-use super::prefix::{RequestIdPrefix, SeedPrefix};
-use super::store::{
-    FieldBuf, FieldStr, FieldValue, LiveId, NewLine, NewSpan, ParentKind, SpanData, SpanRef,
-    TraceStore,
-};
+use super::model::{FieldStr, FieldValue, ParentKind, SpanData, SpanRef};
+use super::prefix::LinePrefix;
+use super::stack::{self, next_stack_owner};
+use super::store::{FieldBuf, LiveId, NewLine, NewSpan, TraceStore};
 use crate::clock;
 
 tokio::task_local! {
@@ -66,6 +66,7 @@ pub struct CaptureSubscriber {
 type LogWriter = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 impl CaptureSubscriber {
+    /// Captures everything into `store`, with ids from `ids`.
     pub fn new(store: Arc<TraceStore>, ids: IdGenerator) -> Self {
         CaptureSubscriber {
             store,
@@ -121,19 +122,7 @@ fn write_log_line(
         static LINE: RefCell<String> = const { RefCell::new(String::new()) };
     }
     with_scratch(&LINE, |buf| {
-        let _ = match (span, request_id) {
-            (Some(span), _) => write!(
-                buf,
-                "{} ",
-                SeedPrefix {
-                    trace: span.trace_id,
-                    span: span.span_id,
-                    op: span.op,
-                }
-            ),
-            (None, Some(id)) => write!(buf, "{} ", RequestIdPrefix(id)),
-            (None, None) => Ok(()),
-        };
+        let _ = LinePrefix::of(span.copied(), request_id).write_before(buf);
         push_one_line(buf, message);
         buf.push('\n');
         write(buf.as_bytes());
@@ -155,70 +144,10 @@ fn push_one_line(buf: &mut String, message: &str) {
     }
 }
 
-/// The spans this thread has entered, innermost last, each with the subscriber that owns it
-/// (a thread may run under several, one inside another). A span entered again while already
-/// on the stack is marked a duplicate: it is not the current span a second time, and leaving
-/// it pops the right entry (the same rules as `tracing_subscriber::Registry`'s stack).
-///
-/// One plain `thread_local!` for all subscribers rather than a per-subscriber `ThreadLocal`:
-/// entering and leaving spans happens on every poll of an instrumented future, and a std
-/// thread-local with a const initialiser is one TLS access where a per-instance one first
-/// looks the thread up.
-#[derive(Default)]
-struct SpanStack(Vec<StackEntry>);
-
-#[derive(Clone, Copy)]
-struct StackEntry {
-    owner: u64,
-    id: LiveId,
-    duplicate: bool,
-}
-
-thread_local! {
-    static STACK: RefCell<SpanStack> = const { RefCell::new(SpanStack(Vec::new())) };
-}
-
-fn next_stack_owner() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
-impl SpanStack {
-    fn push(&mut self, owner: u64, id: LiveId) {
-        let duplicate = self.0.iter().any(|e| e.owner == owner && e.id == id);
-        self.0.push(StackEntry {
-            owner,
-            id,
-            duplicate,
-        });
-    }
-
-    fn pop(&mut self, owner: u64, id: LiveId) {
-        let this = |e: &StackEntry| e.owner == owner && e.id == id;
-        if self.0.last().is_some_and(this) {
-            self.0.pop();
-        } else if let Some(at) = self.0.iter().rposition(this) {
-            self.0.remove(at);
-        }
-    }
-
-    fn current(&self, owner: u64) -> Option<LiveId> {
-        let entry = self
-            .0
-            .iter()
-            .rev()
-            .find(|e| e.owner == owner && !e.duplicate);
-        entry.map(|e| e.id)
-    }
-}
-
 impl CaptureSubscriber {
     /// The innermost span this thread has entered.
     fn current(&self) -> Option<LiveId> {
-        STACK
-            .try_with(|stack| stack.try_borrow().ok()?.current(self.stack_owner))
-            .ok()
-            .flatten()
+        stack::current(self.stack_owner)
     }
 
     /// The span a new span or event belongs to: none for a root, the explicit parent, or the
@@ -315,19 +244,11 @@ impl Subscriber for CaptureSubscriber {
     }
 
     fn enter(&self, span: &Id) {
-        let _ = STACK.try_with(|stack| {
-            if let Ok(mut stack) = stack.try_borrow_mut() {
-                stack.push(self.stack_owner, span.into_u64());
-            }
-        });
+        stack::enter(self.stack_owner, span.into_u64());
     }
 
     fn exit(&self, span: &Id) {
-        let _ = STACK.try_with(|stack| {
-            if let Ok(mut stack) = stack.try_borrow_mut() {
-                stack.pop(self.stack_owner, span.into_u64());
-            }
-        });
+        stack::exit(self.stack_owner, span.into_u64());
     }
 
     fn clone_span(&self, span: &Id) -> Id {

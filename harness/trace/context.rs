@@ -7,10 +7,13 @@
 
 use std::fmt;
 
+use super::hex::{decode_hex, encode_hex};
 use super::ids::{SpanId, TraceId};
 use super::tracestate::TraceState;
 
+/// The `traceparent` header's name.
 pub const TRACEPARENT: &str = "traceparent";
+/// The `tracestate` header's name.
 pub const TRACESTATE: &str = "tracestate";
 /// A `traceparent` longer than this is not parsed. Versions above `00` may grow ("Pass-through
 /// services ... should expect that headers may have larger size limits in the future and only
@@ -23,7 +26,9 @@ pub const MAX_TRACEPARENT_CHARS: usize = 512;
 pub struct TraceFlags(u8);
 
 impl TraceFlags {
+    /// `sampled`: the caller may have recorded the trace.
     pub const SAMPLED: TraceFlags = TraceFlags(0x01);
+    /// Level 2's `random-trace-id`: the trace id's right-most 7 bytes are random.
     pub const RANDOM: TraceFlags = TraceFlags(0x02);
     /// The flags of a trace we start: `sampled` and Level 2's `random-trace-id`. Setting the
     /// latter promises that "at least the right-most 7 bytes of the `trace-id` MUST be selected
@@ -33,15 +38,19 @@ impl TraceFlags {
     pub const NEW_TRACE: TraceFlags = TraceFlags(0x03);
     const KNOWN: u8 = 0x03;
 
+    /// The flags as they arrived, unknown bits included.
     pub fn from_byte(byte: u8) -> Self {
         TraceFlags(byte)
     }
+    /// The byte as it is written, unknown bits included.
     pub fn to_byte(self) -> u8 {
         self.0
     }
+    /// Whether `sampled` is set.
     pub fn is_sampled(self) -> bool {
         self.0 & Self::SAMPLED.0 != 0
     }
+    /// Whether `random-trace-id` is set.
     pub fn is_random(self) -> bool {
         self.0 & Self::RANDOM.0 != 0
     }
@@ -55,9 +64,13 @@ impl TraceFlags {
 /// and the vendors' `tracestate` (validated; `None` when absent, empty or discarded).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceContext {
+    /// The trace.
     pub trace_id: TraceId,
+    /// The parent span (`parent-id` on the wire).
     pub span_id: SpanId,
+    /// The `trace-flags`.
     pub flags: TraceFlags,
+    /// The vendors' list.
     pub tracestate: Option<TraceState>,
 }
 
@@ -166,6 +179,7 @@ impl TraceContext {
 pub struct Traceparent([u8; 55]);
 
 impl Traceparent {
+    /// The header value.
     pub fn as_str(&self) -> &str {
         // Built only from ASCII hex digits and dashes.
         std::str::from_utf8(&self.0).unwrap_or_default()
@@ -187,51 +201,6 @@ impl fmt::Display for Traceparent {
 impl fmt::Debug for Traceparent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Traceparent({})", self.as_str())
-    }
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// Every byte's two lowercase hex digits: one lookup per byte rather than one per digit.
-static HEX_PAIRS: [[u8; 2]; 256] = {
-    let mut table = [[0u8; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        table[i] = [HEX[i >> 4], HEX[i & 0x0f]];
-        i += 1;
-    }
-    table
-};
-
-/// Writes `bytes` as lowercase hex into `out`, which holds two digits per byte.
-///
-/// Not inlined: one copy serves `traceparent`'s three fields and `X-Trace-Id` (unrolled at
-/// each call it was ~500 bytes of code a traced flow touches; see `benches/NOTES.md`, item 11).
-#[inline(never)]
-pub(crate) fn encode_hex(bytes: &[u8], out: &mut [u8]) {
-    debug_assert_eq!(out.len(), 2 * bytes.len());
-    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
-    }
-}
-
-/// Lowercase hex only: W3C Trace Context forbids uppercase in `traceparent`.
-fn decode_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
-    if text.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, pair) in text.chunks_exact(2).enumerate() {
-        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
-    Some(out)
-}
-
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
     }
 }
 

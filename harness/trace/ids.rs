@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::hex::{encode_hex, write_hex};
+
 /// A W3C trace id: 16 bytes, never all zero.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TraceId([u8; 16]);
@@ -16,13 +18,14 @@ impl TraceId {
     pub fn from_bytes(bytes: [u8; 16]) -> Option<Self> {
         (bytes != [0; 16]).then_some(Self(bytes))
     }
+    /// The id's 16 bytes, as the wire and OTLP carry them.
     pub fn to_bytes(self) -> [u8; 16] {
         self.0
     }
     /// The id as 32 lowercase hex digits, on the stack: what `to_string` gives, unallocated.
     pub fn to_hex(self) -> [u8; 32] {
         let mut out = [0u8; 32];
-        super::context::encode_hex(&self.0, &mut out);
+        encode_hex(&self.0, &mut out);
         out
     }
 }
@@ -32,6 +35,7 @@ impl SpanId {
     pub fn from_bytes(bytes: [u8; 8]) -> Option<Self> {
         (bytes != [0; 8]).then_some(Self(bytes))
     }
+    /// The id's 8 bytes, as the wire and OTLP carry them.
     pub fn to_bytes(self) -> [u8; 8] {
         self.0
     }
@@ -61,14 +65,6 @@ impl fmt::Debug for SpanId {
     }
 }
 
-fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
-    let mut buf = [0u8; 32];
-    let out = &mut buf[..bytes.len() * 2];
-    super::context::encode_hex(bytes, out);
-    // The buffer only ever holds ASCII hex digits.
-    f.write_str(std::str::from_utf8(out).map_err(|_| fmt::Error)?)
-}
-
 /// Mints trace and span ids.
 ///
 /// `Seeded` is what replays use: ids are a pure function of the seed and of the order in which
@@ -77,11 +73,19 @@ fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
 /// capture hot path, and its output never changes with a dependency's version.
 #[derive(Debug)]
 pub enum IdGenerator {
-    Seeded { seed: u64, counter: AtomicU64 },
+    /// Ids drawn in order from `seed`: the same ids on every run.
+    Seeded {
+        /// What the ids are drawn from.
+        seed: u64,
+        /// How many values were drawn so far.
+        counter: AtomicU64,
+    },
+    /// Ids from the thread's random generator: for serving, not replays.
     Random,
 }
 
 impl IdGenerator {
+    /// A seeded generator that has drawn nothing yet.
     pub fn seeded(seed: u64) -> Self {
         IdGenerator::Seeded {
             seed,
@@ -89,7 +93,8 @@ impl IdGenerator {
         }
     }
 
-    pub fn next_u64(&self) -> u64 {
+    /// The next nonzero value.
+    fn next_u64(&self) -> u64 {
         loop {
             let value = match self {
                 IdGenerator::Seeded { seed, counter } => {
@@ -104,10 +109,12 @@ impl IdGenerator {
         }
     }
 
+    /// A new span id.
     pub fn span_id(&self) -> SpanId {
         SpanId(self.next_u64().to_be_bytes())
     }
 
+    /// A new trace id, from two draws.
     pub fn trace_id(&self) -> TraceId {
         let (high, low) = match self {
             // Both halves from one counter step of two: the same ids as two `next_u64` calls,

@@ -1,10 +1,18 @@
-//! Trace core: W3C ids, `traceparent` and `tracestate`, the capture `Layer` and its `TraceStore`, and the
-//! seed's log prefix. Knows nothing about bookings or HTTP servers.
+//! Trace core: W3C ids, `traceparent` and `tracestate`, the capture subscriber and its
+//! `TraceStore`, and the seed's log prefix. Knows nothing about bookings or HTTP servers.
+//!
+//! Each module imports only modules listed before it, so none imports one that imports it
+//! back: `hex`, `ids`, `tracestate`, `context`, `model`, `chunked`, `store`, `stack`, `prefix`,
+//! `capture`.
 
 mod capture;
+mod chunked;
 mod context;
+mod hex;
 mod ids;
+mod model;
 mod prefix;
+mod stack;
 mod store;
 pub mod tracestate;
 
@@ -17,10 +25,11 @@ pub use context::{
     TRACESTATE,
 };
 pub use ids::{splitmix64, IdGenerator, SpanId, TraceId};
-pub use prefix::{Alias, Aliases, RequestIdPrefix, SeedPrefix};
-pub use store::{
-    Captured, FieldStr, FieldValue, Fields, LogLine, ParentKind, Seq, SpanData, SpanRef,
-    SpanStatus, TraceStore,
+pub use model::{
+    Captured, FieldStr, FieldValue, Fields, LogLine, ParentKind, Seq, SpanData, SpanRef, SpanStatus,
 };
+pub use prefix::{Alias, Aliases, LinePrefix, RequestIdPrefix, SeedPrefix};
+pub use store::TraceStore;
+/// The vector [`Fields`] and [`SpanData::links`] are made of, so callers need not depend on it.
 pub use thin_vec::ThinVec;
 pub use tracestate::{TraceState, TraceStateError};

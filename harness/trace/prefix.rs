@@ -1,15 +1,19 @@
-//! The seed's log prefix `[trace:… span:… op:…]`, and id aliases (`trace_1`, `span_001`).
+//! The seed's log-line prefixes (`[trace:… span:… op:…]`, `[Request ID: …]`), formatted in one
+//! place for the capture's log writer and every report, and id aliases (`trace_1`, `span_001`).
 
 use std::collections::HashMap;
 use std::fmt;
 
 use super::ids::{SpanId, TraceId};
-use super::store::Captured;
+use super::model::{Captured, SpanRef};
 
 /// `[trace:<trace> span:<span> op:<op>]`, exactly as the seed prints it.
 pub struct SeedPrefix<T, S> {
+    /// The trace, as the output shows it (hex id or alias).
     pub trace: T,
+    /// The span, as the output shows it (hex id or alias).
     pub span: S,
+    /// The span's operation.
     pub op: &'static str,
 }
 
@@ -32,6 +36,58 @@ impl fmt::Display for RequestIdPrefix<'_> {
     }
 }
 
+/// The prefix a log line starts with: [`SeedPrefix`] when it was written in a span,
+/// [`RequestIdPrefix`] outside one with a request id, nothing otherwise. `Display` writes the
+/// prefix alone; [`LinePrefix::write_before`] writes it with the space before the message.
+pub struct LinePrefix<'a, T, S> {
+    span: Option<SeedPrefix<T, S>>,
+    request_id: Option<&'a str>,
+}
+
+impl<'a, T: fmt::Display, S: fmt::Display> LinePrefix<'a, T, S> {
+    /// The prefix of a line written in `span` (`(trace, span, operation)`, shown as given) or
+    /// in the request `request_id`.
+    pub fn new(span: Option<(T, S, &'static str)>, request_id: Option<&'a str>) -> Self {
+        LinePrefix {
+            span: span.map(|(trace, span, op)| SeedPrefix { trace, span, op }),
+            request_id,
+        }
+    }
+
+    /// Whether the line has no prefix: written outside any span and request.
+    pub fn is_empty(&self) -> bool {
+        self.span.is_none() && self.request_id.is_none()
+    }
+
+    /// Writes the prefix and the space that separates it from the message; nothing for a line
+    /// without a prefix. `out` gets the line's start exactly as the seed writes it.
+    #[inline]
+    pub fn write_before(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        if self.is_empty() {
+            return Ok(());
+        }
+        write!(out, "{self} ")
+    }
+}
+
+impl<'a> LinePrefix<'a, TraceId, SpanId> {
+    /// The prefix with the W3C hex ids, as the service writes it and the NDJSON export keeps it.
+    #[inline]
+    pub fn of(span: Option<SpanRef>, request_id: Option<&'a str>) -> Self {
+        LinePrefix::new(span.map(|s| (s.trace_id, s.span_id, s.op)), request_id)
+    }
+}
+
+impl<T: fmt::Display, S: fmt::Display> fmt::Display for LinePrefix<'_, T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.span, self.request_id) {
+            (Some(span), _) => fmt::Display::fmt(span, f),
+            (None, Some(id)) => fmt::Display::fmt(&RequestIdPrefix(id), f),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
 /// Short, stable names for ids, numbered by first appearance (span creation order), so replay
 /// output reads like the seed and stays byte-identical across runs and machines.
 #[derive(Debug, Default)]
@@ -41,6 +97,7 @@ pub struct Aliases {
 }
 
 impl Aliases {
+    /// Aliases for every trace and span in `captured`, numbered in span creation order.
     pub fn of(captured: &Captured) -> Self {
         let mut aliases = Aliases::default();
         for span in &captured.spans {
@@ -52,6 +109,7 @@ impl Aliases {
         aliases
     }
 
+    /// `trace_<n>` for a captured trace, its hex id otherwise.
     pub fn trace(&self, id: TraceId) -> Alias<TraceId> {
         Alias {
             id,
@@ -59,6 +117,7 @@ impl Aliases {
         }
     }
 
+    /// `span_<nnn>` for a captured span, its hex id otherwise.
     pub fn span(&self, id: SpanId) -> Alias<SpanId> {
         Alias {
             id,
@@ -90,5 +149,49 @@ impl fmt::Display for Alias<SpanId> {
             Some(n) => write!(f, "span_{n:03}"),
             None => write!(f, "{}", self.id),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(prefix: LinePrefix<'_, &str, &str>, message: &str) -> String {
+        let mut out = String::new();
+        prefix.write_before(&mut out).unwrap();
+        out.push_str(message);
+        out
+    }
+
+    #[test]
+    fn a_line_starts_with_its_span_then_its_request_then_nothing() {
+        let span = Some(("trace_1", "span_001", "booking_creation"));
+        assert_eq!(
+            line(LinePrefix::new(span, Some("req-1")), "started"),
+            "[trace:trace_1 span:span_001 op:booking_creation] started"
+        );
+        assert_eq!(
+            line(LinePrefix::new(None, Some("req-1")), "started"),
+            "[Request ID: req-1] started"
+        );
+        assert_eq!(line(LinePrefix::new(None, None), "started"), "started");
+        assert_eq!(LinePrefix::<&str, &str>::new(None, None).to_string(), "");
+        assert_eq!(
+            LinePrefix::new(span, None).to_string(),
+            "[trace:trace_1 span:span_001 op:booking_creation]"
+        );
+    }
+
+    #[test]
+    fn with_w3c_ids_the_prefix_shows_them_in_hex() {
+        let span = SpanRef {
+            trace_id: TraceId::from_bytes([0xab; 16]).unwrap(),
+            span_id: SpanId::from_bytes([0x01; 8]).unwrap(),
+            op: "op",
+        };
+        assert_eq!(
+            LinePrefix::of(Some(span), Some("ignored in a span")).to_string(),
+            format!("[trace:{} span:0101010101010101 op:op]", "ab".repeat(16))
+        );
     }
 }

@@ -1,6 +1,6 @@
-//! `TraceStore`: every captured span and log line of one replay, in the order they happened.
+//! `TraceStore`: every captured span and log line of one replay, in the order they happened,
+//! and the live spans' slots between open and close.
 
-use std::fmt;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -8,37 +8,13 @@ use parking_lot::{Mutex, MutexGuard};
 use thin_vec::ThinVec;
 use tracing::Metadata;
 
+use super::chunked::{At, Chunked, Stretch};
 use super::context::TraceFlags;
-use super::ids::{IdGenerator, SpanId, TraceId};
-use super::tracestate::TraceState;
+use super::ids::IdGenerator;
+use super::model::{
+    Captured, FieldValue, Fields, LogLine, ParentKind, Seq, SpanData, SpanRef, SpanStatus,
+};
 use crate::clock::VirtualTime;
-
-/// A recorded field value.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FieldValue {
-    Str(FieldStr),
-    I64(i64),
-    U64(u64),
-    F64(f64),
-    Bool(bool),
-}
-
-impl fmt::Display for FieldValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FieldValue::Str(s) => f.write_str(s),
-            FieldValue::I64(n) => write!(f, "{n}"),
-            FieldValue::U64(n) => write!(f, "{n}"),
-            FieldValue::F64(n) => write!(f, "{n}"),
-            FieldValue::Bool(b) => write!(f, "{b}"),
-        }
-    }
-}
-
-/// A span's or line's fields, in the order they were recorded. A `ThinVec`: 8 bytes when
-/// empty, as the stored form of most spans' and lines' is (their fields live in the store's
-/// chunks until a snapshot), where a `Vec` would be 24.
-pub type Fields = ThinVec<(&'static str, FieldValue)>;
 
 /// Fields on their way into the store: a reused per-thread buffer while a span's or an event's
 /// values are visited, then moved into the store's chunks with one copy (`Vec::append`).
@@ -52,172 +28,12 @@ fn is_unset(name: &str) -> bool {
     name == UNSET.0
 }
 
-/// Creation number of a span or log line within one replay. 32 bits, so a stored span is
-/// 8 bytes smaller than with a `u64` (4, and 4 of padding): numbers are kept in order for
-/// `u32::MAX` items, spans and log lines together, per store (a 10 000-flow load run numbers
-/// 90 000; [`TraceStore::clear`] does not restart them), and wrap after that.
-pub type Seq = u32;
-
-/// A field's text: up to [`FieldStr::INLINE_LEN`] bytes are kept inline, so the short values
-/// spans mostly carry (`google`, a status, an id) cost no allocation, and a longer one costs
-/// one exact-size box. 24 bytes, and [`FieldValue`] stays 24 bytes with it (its tag fits in
-/// this one's spare values).
-#[derive(Clone)]
-pub enum FieldStr {
-    Inline {
-        len: u8,
-        bytes: [u8; FieldStr::INLINE_LEN],
-    },
-    Heap(Box<str>),
-}
-
-impl FieldStr {
-    pub const INLINE_LEN: usize = 22;
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            // Only ever filled from a whole `&str`, so always valid UTF-8.
-            FieldStr::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
-            }
-            FieldStr::Heap(text) => text,
-        }
-    }
-}
-
-impl From<&str> for FieldStr {
-    fn from(text: &str) -> Self {
-        if text.len() <= Self::INLINE_LEN {
-            let mut bytes = [0; Self::INLINE_LEN];
-            bytes[..text.len()].copy_from_slice(text.as_bytes());
-            FieldStr::Inline {
-                len: text.len() as u8,
-                bytes,
-            }
-        } else {
-            FieldStr::Heap(text.into())
-        }
-    }
-}
-
-impl From<String> for FieldStr {
-    fn from(text: String) -> Self {
-        if text.len() <= Self::INLINE_LEN {
-            FieldStr::from(text.as_str())
-        } else {
-            FieldStr::Heap(text.into_boxed_str())
-        }
-    }
-}
-
-impl std::ops::Deref for FieldStr {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl PartialEq for FieldStr {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl fmt::Debug for FieldStr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Display for FieldStr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub enum SpanStatus {
-    #[default]
-    Ok,
-    /// The first message logged at ERROR level inside the span.
-    Error(Box<str>),
-}
-
-/// How a span came by its parent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParentKind {
-    /// A span that was open in the same process when this one started.
-    Local,
-    /// A context that crossed a boundary: an HTTP header or a stored job row.
-    Remote,
-}
-
-/// One finished (or, in [`Captured::open`], unfinished) span.
-#[derive(Clone, Debug)]
-pub struct SpanData {
-    /// Creation order within the replay; stable, so renderers can alias ids by it.
-    pub seq: Seq,
-    pub trace_id: TraceId,
-    pub span_id: SpanId,
-    pub parent: Option<(SpanId, ParentKind)>,
-    /// Follows-from links: spans that caused this one without waiting for it.
-    pub links: ThinVec<SpanId>,
-    pub op: &'static str,
-    pub fields: Fields,
-    pub status: SpanStatus,
-    pub start: VirtualTime,
-    pub end: VirtualTime,
-    pub flags: TraceFlags,
-    pub tracestate: Option<TraceState>,
-    /// The legacy request id of the request the span ran in, if any.
-    pub request_id: Option<Arc<str>>,
-}
-
-impl SpanData {
-    pub fn field(&self, name: &str) -> Option<&FieldValue> {
-        self.fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
-    }
-    pub fn parent_id(&self) -> Option<SpanId> {
-        self.parent.map(|(id, _)| id)
-    }
-    pub fn duration(&self) -> std::time::Duration {
-        self.end.since(self.start)
-    }
-    pub fn span_ref(&self) -> SpanRef {
-        SpanRef {
-            trace_id: self.trace_id,
-            span_id: self.span_id,
-            op: self.op,
-        }
-    }
-}
-
-/// Which span a log line was written in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SpanRef {
-    pub trace_id: TraceId,
-    pub span_id: SpanId,
-    pub op: &'static str,
-}
-
-/// One event, as a log line: the seed's log store holds exactly these.
-#[derive(Clone, Debug)]
-pub struct LogLine {
-    pub seq: Seq,
-    pub at: VirtualTime,
-    pub level: tracing::Level,
-    pub message: String,
-    pub fields: Fields,
-    pub target: &'static str,
-    pub span: Option<SpanRef>,
-    pub request_id: Option<Arc<str>>,
-}
-
-/// What a [`super::CaptureSubscriber`] writes into. Cheap to share; snapshot it after the replay.
+/// What a [`CaptureSubscriber`](crate::trace::CaptureSubscriber) writes into. Cheap to share; snapshot
+/// it after the replay.
 #[derive(Debug, Default)]
 pub struct TraceStore {
-    /// `parking_lot`'s lock, not std's: uncontended they cost the same, but with two threads
-    /// capturing at once std's made a span lifecycle ~1.7× slower (BENCHMARKS.md, two threads).
+    /// `parking_lot`'s lock, not std's: uncontended they cost the same, but std's slows capture
+    /// down when two threads share one store (`benches/NOTES.md`, two threads).
     inner: Mutex<Inner>,
 }
 
@@ -341,153 +157,28 @@ impl Inner {
 
 /// What a new log line starts with; the store fills in its creation number and span.
 pub(crate) struct NewLine {
+    /// When the event happened, on the flow's virtual clock.
     pub at: VirtualTime,
+    /// The event's level.
     pub level: tracing::Level,
+    /// The event's target.
     pub target: &'static str,
+    /// The legacy request id of the request it happened in.
     pub request_id: Option<Arc<str>>,
 }
 
 /// What a new span starts with; the store fills in its ids, parent and creation number.
 pub(crate) struct NewSpan {
+    /// The span's callsite: its name and declared fields.
     pub metadata: &'static Metadata<'static>,
+    /// When it opened, on the flow's virtual clock.
     pub start: VirtualTime,
+    /// The legacy request id of the request it opened in.
     pub request_id: Option<Arc<str>>,
 }
 
-/// Items in chunks that never move once allocated: pushing never copies what is already
-/// stored (no reallocation of one large `Vec` mid-replay). Chunks double from `FIRST` items up
-/// to `MAX`, so a short replay stays small and a long one wastes at most one partly filled
-/// chunk (and, with [`Chunked::push_slice`], the tail of a chunk a slice did not fit in).
-#[derive(Debug)]
-struct Chunked<T, const FIRST: usize = 16, const MAX: usize = 1024> {
-    chunks: Vec<Vec<T>>,
-    len: usize,
-    /// Emptied chunks kept by [`Chunked::clear`] for reuse, as `Vec::clear` keeps capacity.
-    spare: Vec<Vec<T>>,
-}
-
-impl<T, const FIRST: usize, const MAX: usize> Default for Chunked<T, FIRST, MAX> {
-    fn default() -> Self {
-        Chunked {
-            chunks: Vec::new(),
-            len: 0,
-            spare: Vec::new(),
-        }
-    }
-}
-
-/// Where [`Chunked::push`] put an item: chunk, index in the chunk.
-type At = (u32, u32);
-
-/// Where [`Chunked::push_slice`] put a slice.
-#[derive(Clone, Copy, Debug, Default)]
-struct Stretch {
-    chunk: u32,
-    start: u32,
-    len: u32,
-}
-
-impl<T, const FIRST: usize, const MAX: usize> Chunked<T, FIRST, MAX> {
-    #[inline(always)]
-    fn push(&mut self, item: T) -> At {
-        self.len += 1;
-        let room = (self.chunks.last()).is_some_and(|chunk| chunk.len() < chunk.capacity());
-        if !room {
-            self.new_chunk(1);
-        }
-        let at = self.chunks.len() - 1;
-        let chunk = &mut self.chunks[at];
-        chunk.push(item);
-        (at as u32, (chunk.len() - 1) as u32)
-    }
-
-    #[inline]
-    fn get_mut(&mut self, (chunk, index): At) -> Option<&mut T> {
-        self.chunks.get_mut(chunk as usize)?.get_mut(index as usize)
-    }
-
-    /// Starts a chunk with room for at least `room` items.
-    #[cold]
-    fn new_chunk(&mut self, room: usize) -> &mut Vec<T> {
-        let wanted = self.len.next_power_of_two().clamp(FIRST, MAX).max(room);
-        let chunk = match self.spare.pop() {
-            Some(chunk) if chunk.capacity() >= wanted => chunk,
-            _ => Vec::with_capacity(wanted),
-        };
-        self.chunks.push(chunk);
-        self.chunks.last_mut().expect("just pushed")
-    }
-
-    /// Copies `items` side by side into one chunk; see [`Chunked::push_n`].
-    #[inline]
-    fn push_slice(&mut self, items: &[T]) -> Stretch
-    where
-        T: Copy,
-    {
-        self.push_n(items.len(), |chunk| chunk.extend_from_slice(items))
-    }
-
-    /// Puts `n` items side by side into one chunk, so that [`Chunked::slice`] gives them back
-    /// whole: `fill` appends them to the chunk, which has room for `n` more. More than `MAX`
-    /// items get a chunk of their own size.
-    #[inline]
-    fn push_n(&mut self, n: usize, fill: impl FnOnce(&mut Vec<T>)) -> Stretch {
-        if n == 0 {
-            return Stretch::default();
-        }
-        let fits = (self.chunks.last()).is_some_and(|c| c.capacity() - c.len() >= n);
-        if !fits {
-            self.new_chunk(n);
-        }
-        let at = self.chunks.len() - 1;
-        let chunk = &mut self.chunks[at];
-        let start = chunk.len();
-        fill(chunk);
-        debug_assert_eq!(chunk.len() - start, n, "`fill` pushes exactly `n` items");
-        self.len += n;
-        Stretch {
-            chunk: at as u32,
-            start: start as u32,
-            len: (chunk.len() - start) as u32,
-        }
-    }
-
-    fn slice(&self, stretch: Stretch) -> &[T] {
-        let Stretch { chunk, start, len } = stretch;
-        let start = start as usize;
-        (self.chunks.get(chunk as usize))
-            .and_then(|chunk| chunk.get(start..start + len as usize))
-            .unwrap_or_default()
-    }
-
-    fn slice_mut(&mut self, stretch: Stretch) -> &mut [T] {
-        let Stretch { chunk, start, len } = stretch;
-        let start = start as usize;
-        (self.chunks.get_mut(chunk as usize))
-            .and_then(|chunk| chunk.get_mut(start..start + len as usize))
-            .unwrap_or_default()
-    }
-
-    fn clear(&mut self) {
-        for mut chunk in self.chunks.drain(..) {
-            chunk.clear();
-            self.spare.push(chunk);
-        }
-        // Largest last, so the next pushes reuse the biggest chunks first.
-        self.spare.sort_by_key(Vec::capacity);
-        self.len = 0;
-    }
-
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flatten()
-    }
-}
-
 impl TraceStore {
+    /// An empty store, ready to share with a subscriber.
     pub fn new() -> Arc<Self> {
         Arc::default()
     }
@@ -674,13 +365,12 @@ impl TraceStore {
         let inner = &mut *inner;
         // Open spans' records move to the front of the emptied chunks.
         let open: Vec<StoredSpan> = match inner.live {
-            0 => Vec::new(),
-            _ => (inner.spans.chunks.iter_mut())
-                .flat_map(|chunk| chunk.drain(..))
-                .filter(|span| span.open_slot != StoredSpan::CLOSED)
-                .collect(),
+            0 => {
+                inner.spans.clear();
+                Vec::new()
+            }
+            _ => (inner.spans).clear_keeping(|span| span.open_slot != StoredSpan::CLOSED),
         };
-        inner.spans.clear();
         for span in open {
             let slot = span.open_slot as usize;
             let at = inner.spans.push(span);
@@ -783,63 +473,9 @@ impl TraceStore {
     }
 }
 
-/// A replay's captured telemetry, ordered by when each item began.
-#[derive(Clone, Debug, Default)]
-pub struct Captured {
-    pub spans: Vec<SpanData>,
-    pub logs: Vec<LogLine>,
-    /// Spans that never closed: always a bug in the code under test.
-    pub open: Vec<SpanRef>,
-}
-
-impl Captured {
-    pub fn span(&self, id: SpanId) -> Option<&SpanData> {
-        self.spans.iter().find(|s| s.span_id == id)
-    }
-
-    /// Distinct trace ids in order of first appearance.
-    pub fn trace_ids(&self) -> Vec<TraceId> {
-        let mut ids: Vec<TraceId> = Vec::new();
-        for span in &self.spans {
-            if !ids.contains(&span.trace_id) {
-                ids.push(span.trace_id);
-            }
-        }
-        ids
-    }
-
-    pub fn children(&self, id: SpanId) -> impl Iterator<Item = &SpanData> {
-        self.spans.iter().filter(move |s| s.parent_id() == Some(id))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunks_keep_push_order_across_growth_and_clear() {
-        let mut items: Chunked<i32> = Chunked::default();
-        for i in 0..3_000 {
-            items.push(i);
-        }
-        assert_eq!(items.len(), 3_000);
-        assert!(items.iter().copied().eq(0..3_000));
-        // Chunks double from the first one, then stay at the maximum.
-        let lens: Vec<usize> = items.chunks.iter().map(Vec::capacity).collect();
-        assert_eq!(lens[..3], [16, 32, 64]);
-        assert!(lens.iter().all(|&n| n <= 1024));
-
-        items.clear();
-        assert_eq!(items.len(), 0);
-        assert_eq!(items.iter().count(), 0);
-        for i in 0..100 {
-            items.push(i);
-        }
-        assert!(items.iter().copied().eq(0..100));
-        // The largest spare chunk is reused first, so 100 items fit in one.
-        assert_eq!(items.chunks.len(), 1);
-    }
 
     /// A span from a callsite that declares no fields.
     fn new_span() -> NewSpan {

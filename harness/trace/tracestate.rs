@@ -32,7 +32,7 @@ pub const MAX_VALUE_CHARS: usize = 256;
 /// documented": this is that documentation. Longer lists are truncated by whole entries.
 pub const MAX_PROPAGATED_CHARS: usize = 512;
 /// "Entries larger than `128` characters long SHOULD be removed first."
-pub const LARGE_ENTRY_CHARS: usize = 128;
+const LARGE_ENTRY_CHARS: usize = 128;
 /// Inbound text longer than this is not read at all. The longest valid list is 32 members of
 /// 513 characters plus separators (about 16.5 KiB); this leaves room for optional whitespace
 /// and empty members and bounds the work a hostile header can cause.
@@ -135,12 +135,6 @@ impl TraceState {
         Ok(Self::from_members(truncated(members)))
     }
 
-    /// [`with_entry`](Self::with_entry) in place.
-    pub fn insert(&mut self, key: &str, value: &str) -> Result<(), TraceStateError> {
-        *self = self.with_entry(key, value)?;
-        Ok(())
-    }
-
     /// The value `tracestate` gets on the wire: members joined by `,`, no whitespace.
     pub fn header(&self) -> &str {
         &self.0
@@ -154,14 +148,17 @@ impl TraceState {
             .filter_map(|member| member.split_once('='))
     }
 
+    /// The value of `key`, if the list has it.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.entries().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
+    /// How many members the list has.
     pub fn len(&self) -> usize {
         self.entries().count()
     }
 
+    /// Whether the list has no members.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -227,7 +224,7 @@ fn truncated<'a>(mut members: Vec<(&'a str, &'a str)>) -> Vec<(&'a str, &'a str)
 
 /// `key = ( lcalpha / DIGIT ) 0*255 ( keychar )`,
 /// `keychar = lcalpha / DIGIT / "_" / "-"/ "*" / "/" / "@"`.
-pub fn is_key(key: &str) -> bool {
+fn is_key(key: &str) -> bool {
     let keychar =
         |c: &u8| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@');
     match key.as_bytes().split_first() {
@@ -242,7 +239,7 @@ pub fn is_key(key: &str) -> bool {
 
 /// `value = 0*255(chr) nblk-chr`, `nblk-chr = %x21-2B / %x2D-3C / %x3E-7E`,
 /// `chr = %x20 / nblk-chr`.
-pub fn is_value(value: &str) -> bool {
+fn is_value(value: &str) -> bool {
     let b = value.as_bytes();
     let nblk = |c: &u8| matches!(c, 0x21..=0x2b | 0x2d..=0x3c | 0x3e..=0x7e);
     let chr = |c: &u8| *c == 0x20 || nblk(c);
