@@ -15,8 +15,6 @@ use std::path::{Path, PathBuf};
 const KNOWN_CYCLES: &[&[&str]] = &[
     // booking/payment.rs's tests sign with mocks::stripe; mocks reads booking's header names.
     &["booking", "mocks"],
-    // trace/ids.rs writes hex with context.rs's encoder; context.rs parses ids.rs's ids.
-    &["trace/context", "trace/ids"],
 ];
 
 /// A directed graph: node → the nodes it references.

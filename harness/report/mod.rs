@@ -27,7 +27,7 @@ use crate::booking::operation_label;
 use crate::clock::Compact;
 use crate::expect::Verdict;
 use crate::runner::ReplayOutcome;
-use crate::trace::{Aliases, Captured, RequestIdPrefix, SeedPrefix, SpanData, SpanId, SpanStatus};
+use crate::trace::{Aliases, Captured, LinePrefix, RequestIdPrefix, SpanData, SpanId, SpanStatus};
 
 /// One line of the seed-style log view, with its parts kept apart for tests and filters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,36 +51,18 @@ impl SeedLine {
         let span = self
             .prefix
             .as_ref()
-            .map(|(trace, span, op)| SeedPrefix { trace, span, op });
-        with_prefix(line_prefix(span, self.request_id.as_deref()), &self.message)
+            .map(|(trace, span, op)| (trace, span, *op));
+        let mut line = String::new();
+        // Writing into a String cannot fail.
+        let _ = LinePrefix::new(span, self.request_id.as_deref()).write_before(&mut line);
+        line.push_str(&self.message);
+        line
     }
 
     /// `[Request ID: 5k2x…] Booking creation started…`, as logging showed it before tracing.
     pub fn with_request_id(&self) -> String {
         let id = self.request_id.as_deref().unwrap_or("-");
-        with_prefix(Some(RequestIdPrefix(id).to_string()), &self.message)
-    }
-}
-
-/// A log line's prefix as the capture writes it: the seed's in a span, the request id's outside
-/// one with a request, none otherwise. Every report takes prefixes from here, so they cannot
-/// drift from the service's own lines.
-pub(crate) fn line_prefix<T: std::fmt::Display, S: std::fmt::Display>(
-    span: Option<SeedPrefix<T, S>>,
-    request_id: Option<&str>,
-) -> Option<String> {
-    match (span, request_id) {
-        (Some(span), _) => Some(span.to_string()),
-        (None, Some(id)) => Some(RequestIdPrefix(id).to_string()),
-        (None, None) => None,
-    }
-}
-
-/// `prefix message`, or the message alone without a prefix.
-fn with_prefix(prefix: Option<String>, message: &str) -> String {
-    match prefix {
-        Some(prefix) => format!("{prefix} {message}"),
-        None => message.to_owned(),
+        format!("{} {}", RequestIdPrefix(id), self.message)
     }
 }
 

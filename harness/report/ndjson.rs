@@ -4,10 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::epoch::Epoch;
-use super::line_prefix;
 use super::pieces::{exported, Judged, Piece, RenderOptions};
 use crate::runner::ReplayOutcome;
-use crate::trace::{FieldValue, SeedPrefix};
+use crate::trace::{FieldValue, LinePrefix};
 
 /// One exported log line. The field names are the ones the seed's queries use (`timestamp`,
 /// `level`, `prefix`, `message`); the rest spare a reader from parsing the prefix.
@@ -59,12 +58,7 @@ pub fn ndjson_lines(outcome: &ReplayOutcome, epoch: Epoch) -> Vec<NdjsonLine> {
         .logs
         .iter()
         .map(|line| {
-            let span = line.span.map(|s| SeedPrefix {
-                trace: s.trace_id,
-                span: s.span_id,
-                op: s.op,
-            });
-            let prefix = line_prefix(span, line.request_id.as_deref()).unwrap_or_default();
+            let prefix = LinePrefix::of(line.span, line.request_id.as_deref()).to_string();
             NdjsonLine {
                 timestamp: epoch.rfc3339_at(line.at),
                 level: line.level.as_str().to_ascii_lowercase(),
