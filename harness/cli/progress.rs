@@ -2,7 +2,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::runner::{ReplayError, ReplayOutcome};
+use crate::outcome::ReplayOutcome;
+use crate::runner::ReplayError;
 use crate::scenario::Scenario;
 
 /// Replays done so far, out of how many.

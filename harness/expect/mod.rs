@@ -5,16 +5,13 @@ mod bottleneck;
 mod invariants;
 mod isolation;
 
-/// The assertion language is part of the scenario schema now; these paths keep working.
-pub use crate::scenario::{
-    Assertion, DurationTest, EventCount, ExpectedStatus, Selector, SelectorError, Target, ValueTest,
-};
 pub use bottleneck::{bottlenecks, Bottleneck};
 pub use invariants::{check_invariants, MAX_SPANS_PER_TRACE};
 pub use isolation::{check_isolation, webhook_deliveries, MAX_LISTED_FINDINGS};
 
 use crate::clock::Compact;
 use crate::outcome::ReplayOutcome;
+use crate::scenario::{Assertion, ExpectedStatus, Target};
 use crate::trace::{Captured, SpanData, SpanId, SpanStatus};
 
 /// A built-in invariant the replay broke.

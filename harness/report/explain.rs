@@ -8,7 +8,7 @@ use crate::mocks::MockBehaviour;
 
 /// What a scenario does and asserts, in words.
 pub fn explain(scenario: &crate::scenario::Scenario) -> String {
-    use crate::expect::Target;
+    use crate::scenario::Target;
     use crate::scenario::{Action, CronJob};
     let mut out = String::new();
     let _ = writeln!(out, "{} ({})", scenario.name, scenario.path.display());

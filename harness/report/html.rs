@@ -13,7 +13,7 @@ use super::epoch::Epoch;
 use super::pieces::{exported, Judged, RenderOptions};
 use super::{one_line, seed_lines};
 use crate::clock::{Compact, VirtualTime};
-use crate::runner::ReplayOutcome;
+use crate::outcome::ReplayOutcome;
 use crate::trace::{Aliases, Captured, SpanData, SpanId, SpanStatus};
 
 /// Height of one row, in CSS pixels; the link overlay is drawn on the same grid.

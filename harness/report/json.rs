@@ -4,7 +4,7 @@
 use super::pieces::{file, file_note, Judged, Piece, RenderOptions};
 use super::seed_lines;
 use crate::expect::Verdict;
-use crate::runner::ReplayOutcome;
+use crate::outcome::ReplayOutcome;
 use crate::trace::{Aliases, SpanStatus};
 
 /// Every replay's document: one pretty-printed array on standard output, or each in

@@ -3,7 +3,7 @@
 use super::diagnostics;
 use super::pieces::{Judged, Piece, RenderOptions};
 use crate::expect::Verdict;
-use crate::runner::ReplayOutcome;
+use crate::outcome::ReplayOutcome;
 
 /// The run's report, on standard output or in `junit.xml`.
 pub(crate) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece> {

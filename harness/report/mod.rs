@@ -26,7 +26,7 @@ use std::fmt::Write as _;
 use crate::booking::operation_label;
 use crate::clock::Compact;
 use crate::expect::Verdict;
-use crate::runner::ReplayOutcome;
+use crate::outcome::ReplayOutcome;
 use crate::trace::{Aliases, Captured, LinePrefix, RequestIdPrefix, SpanData, SpanId, SpanStatus};
 
 /// One line of the seed-style log view, with its parts kept apart for tests and filters.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::epoch::Epoch;
 use super::pieces::{exported, Judged, Piece, RenderOptions};
-use crate::runner::ReplayOutcome;
+use crate::outcome::ReplayOutcome;
 use crate::trace::{FieldValue, LinePrefix};
 
 /// One exported log line. The field names are the ones the seed's queries use (`timestamp`,

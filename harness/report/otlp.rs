@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use super::epoch::Epoch;
 use super::pieces::{exported, Judged, Piece, RenderOptions};
 use crate::mocks::ReceivedRequest;
-use crate::runner::ReplayOutcome;
+use crate::outcome::ReplayOutcome;
 use crate::trace::{
     splitmix64, Captured, FieldValue, ParentKind, SpanData, SpanId, SpanStatus, TraceContext,
 };

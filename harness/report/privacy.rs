@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::expect::Verdict;
-pub use crate::outcome::PersonalKind;
+use crate::outcome::PersonalKind;
 use crate::outcome::ReplayOutcome;
 use crate::trace::{FieldValue, SpanStatus};
 

@@ -7,7 +7,7 @@ use super::{
     side_by_side, timing_view, tree,
 };
 use crate::expect::Verdict;
-use crate::runner::ReplayOutcome;
+use crate::outcome::ReplayOutcome;
 use crate::scenario::Scenario;
 
 /// Which view of a replay the text shows.
