@@ -98,14 +98,9 @@ fn booking_flow_cpu(c: &mut Criterion<ProcessCpuTime>) {
 
 /// CPU time consumed so far by every thread of this process.
 fn process_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec and the clock id is a POSIX constant.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "CLOCK_PROCESS_CPUTIME_ID is readable");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .expect("CLOCK_PROCESS_CPUTIME_ID is readable");
+    Duration::from(now)
 }
 
 /// A criterion measurement of process CPU time (values are `Duration`s, as wall time's are).
