@@ -26,6 +26,7 @@
 
 pub mod booking;
 pub mod clock;
+pub mod contract;
 pub mod expect;
 pub mod import;
 pub mod mocks;

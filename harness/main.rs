@@ -381,8 +381,7 @@ fn measure_overhead(path: &Path, flows: usize, http: bool, noise_floor: bool) ->
 }
 
 fn serve(addr: SocketAddr, google_calendar_url: Option<String>) -> ExitCode {
-    let config = |database| {
-        let mut config = ServiceConfig::new(database, 1);
+    let config = |mut config: ServiceConfig| {
         config.google_calendar_url = google_calendar_url.unwrap_or_default();
         config
     };

@@ -11,14 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::booking::SIGNATURE_HEADER;
 use crate::clock::{self, VirtualTime, FAULT_HEADER, LATENCY_HEADER, NOW_HEADER};
+use crate::contract::{self, headers::CAL_SIGNATURE};
 use crate::trace::{TRACEPARENT, TRACESTATE};
 
 /// The third parties the booking service talks to.
@@ -36,13 +34,7 @@ pub enum MockKind {
 }
 
 impl MockKind {
-    pub const ALL: [MockKind; 4] = [
-        MockKind::GoogleCalendar,
-        MockKind::Stripe,
-        MockKind::WebhookSubscriber,
-        MockKind::EmailProvider,
-    ];
-
+    /// The kind's name in scenario files (`kind = "google_calendar"`).
     pub fn name(self) -> &'static str {
         match self {
             MockKind::GoogleCalendar => "google_calendar",
@@ -385,9 +377,9 @@ struct SubscriberCheck {
     counts: Mutex<DeliveryCounts>,
 }
 
-/// How a subscriber reads one delivery.
+/// What a subscriber finds a delivery to be.
 #[derive(Debug, PartialEq, Eq)]
-enum Verdict {
+enum Delivery {
     /// Signed and new: the signature, to remember once the delivery is accepted.
     Fresh(String),
     /// Signed, and already accepted once.
@@ -397,19 +389,19 @@ enum Verdict {
 }
 
 impl SubscriberCheck {
-    fn verify(&self, request: &Request) -> Verdict {
-        let verdict = self.read(request);
+    fn verify(&self, request: &Request) -> Delivery {
+        let delivery = self.read(request);
         if let Ok(mut counts) = self.counts.lock() {
-            match verdict {
-                Verdict::Fresh(_) => {}
-                Verdict::Duplicate => counts.duplicates += 1,
-                Verdict::BadSignature => counts.refused += 1,
+            match delivery {
+                Delivery::Fresh(_) => {}
+                Delivery::Duplicate => counts.duplicates += 1,
+                Delivery::BadSignature => counts.refused += 1,
             }
         }
-        verdict
+        delivery
     }
 
-    fn read(&self, request: &Request) -> Verdict {
+    fn read(&self, request: &Request) -> Delivery {
         match self.signature(request) {
             Ok(signature) => {
                 let seen = self
@@ -418,28 +410,26 @@ impl SubscriberCheck {
                     .map(|accepted| accepted.contains(&signature))
                     .unwrap_or(false);
                 if seen {
-                    Verdict::Duplicate
+                    Delivery::Duplicate
                 } else {
-                    Verdict::Fresh(signature)
+                    Delivery::Fresh(signature)
                 }
             }
-            Err(()) => Verdict::BadSignature,
+            Err(()) => Delivery::BadSignature,
         }
     }
 
     fn signature(&self, request: &Request) -> Result<String, ()> {
         let given = request
             .headers
-            .get(SIGNATURE_HEADER)
+            .get(CAL_SIGNATURE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| hex::decode(v.trim()).ok())
             .ok_or(())?;
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.secret.as_bytes()) else {
-            return Err(());
-        };
-        mac.update(&request.body);
         // Constant time, as a subscriber comparing secrets must.
-        mac.verify_slice(&given).map_err(|_| ())?;
+        if !contract::hmac_sha256_matches(&self.secret, &[&request.body], &given) {
+            return Err(());
+        }
         Ok(hex::encode(given))
     }
 
@@ -459,8 +449,8 @@ impl SubscriberCheck {
 impl Respond for Sequence {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         // A refused delivery is answered before any behaviour is used: it changes nothing.
-        let verdict = self.check.as_ref().map(|check| check.verify(request));
-        if verdict == Some(Verdict::BadSignature) {
+        let delivery = self.check.as_ref().map(|check| check.verify(request));
+        if delivery == Some(Delivery::BadSignature) {
             return ResponseTemplate::new(401)
                 .set_body_json(serde_json::json!({ "error": "invalid signature" }));
         }
@@ -485,9 +475,9 @@ impl Respond for Sequence {
                 behaviour.fault,
                 Some(Fault::Timeout | Fault::ConnectionRefused)
             );
-        match (&self.check, verdict, accepted) {
-            (Some(check), Some(Verdict::Fresh(signature)), true) => check.process(signature),
-            (_, Some(Verdict::Duplicate), true) => {
+        match (&self.check, delivery, accepted) {
+            (Some(check), Some(Delivery::Fresh(signature)), true) => check.process(signature),
+            (_, Some(Delivery::Duplicate), true) => {
                 // Transport as scripted, but nothing is processed twice.
                 return ResponseTemplate::new(behaviour.status)
                     .insert_header(LATENCY_HEADER, latency_us.to_string().as_str())

@@ -10,8 +10,8 @@ pub mod privacy;
 
 use std::fmt::Write as _;
 
-use crate::booking::operation_label;
 use crate::clock::Compact;
+use crate::contract::{operation_label, BOOKING_CREATION};
 use crate::expect::Verdict;
 use crate::runner::ReplayOutcome;
 use crate::trace::{Aliases, Captured, RequestIdPrefix, SeedPrefix, SpanData, SpanId, SpanStatus};
@@ -134,7 +134,7 @@ pub fn timing_lines(outcome: &ReplayOutcome) -> Vec<SeedLine> {
     let captured = &outcome.captured;
     let aliases = Aliases::of(captured);
     let mut out = Vec::new();
-    for root in captured.spans.iter().filter(|s| s.op == "booking_creation") {
+    for root in captured.spans.iter().filter(|s| s.op == BOOKING_CREATION) {
         let prefix = |s: &SpanData| {
             Some((
                 aliases.trace(s.trace_id).to_string(),

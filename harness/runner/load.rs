@@ -290,7 +290,7 @@ async fn run_batch(
                     let body = serde_json::to_string(&booking_request(book, attendees))
                         .unwrap_or_default();
                     let call = Call {
-                        path: "/api/bookings",
+                        path: crate::contract::routes::BOOKINGS,
                         at_us: at_us.clone(),
                         body,
                         traceparent: book.traceparent.clone(),

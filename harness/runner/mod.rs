@@ -22,11 +22,12 @@ use tracing_subscriber::filter::Targets;
 
 use crate::booking::guard::panic_message;
 use crate::booking::{
-    AttendeeResponses, BookingRequest, BookingService, EventType, ServiceConfig, ServiceError,
-    StatusCounts, REQUEST_ID_HEADER, STRIPE_SIGNATURE_HEADER, STRIPE_TOLERANCE,
-    STRIPE_WEBHOOK_PATH, TRACE_ID_HEADER,
+    AttendeeResponses, BookingRequest, BookingService, ServiceConfig, ServiceError, StatusCounts,
+    REQUEST_ID_HEADER, STRIPE_SIGNATURE_HEADER, STRIPE_TOLERANCE, STRIPE_WEBHOOK_PATH,
+    TRACE_ID_HEADER,
 };
 use crate::clock::{VirtualTime, LATENCY_HEADER, NOW_HEADER};
+use crate::contract::routes;
 use crate::mocks::{stripe, DeliveryCounts, MockKind, MockService, ReceivedRequest};
 use crate::report::privacy::PersonalKind;
 use crate::scenario::{
@@ -101,7 +102,7 @@ pub fn bottlenecks(captured: &Captured) -> Vec<Bottleneck> {
     captured
         .spans
         .iter()
-        .filter(|s| s.op == "booking_creation" && !s.duration().is_zero())
+        .filter(|s| s.op == crate::contract::BOOKING_CREATION && !s.duration().is_zero())
         .filter_map(|root| {
             let slowest = captured
                 .children(root.span_id)
@@ -214,8 +215,8 @@ pub fn replay(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutco
 /// The service route a cron step calls, as Cal.com's scheduler does.
 pub(crate) fn cron_path(job: CronJob) -> &'static str {
     match job {
-        CronJob::Webhooks => "/api/cron/webhooks",
-        CronJob::Reminders => "/api/cron/workflows/scheduleEmailReminders",
+        CronJob::Webhooks => routes::WEBHOOK_CRON,
+        CronJob::Reminders => routes::REMINDER_CRON,
     }
 }
 
@@ -234,7 +235,7 @@ pub(crate) async fn start_world(
         let secret = (spec.kind == MockKind::WebhookSubscriber).then(|| {
             spec.secret
                 .clone()
-                .unwrap_or_else(|| crate::booking::DEFAULT_WEBHOOK_SECRET.to_owned())
+                .unwrap_or_else(|| crate::contract::DEFAULT_WEBHOOK_SECRET.to_owned())
         });
         mocks.push(
             MockService::launch(
@@ -258,17 +259,7 @@ pub(crate) async fn start_world(
     }
     config.store_latency = scenario.service.store_latency;
     config.bugs = crate::booking::PlantedBugs(scenario.service.bugs.clone());
-    config.event_types = scenario
-        .event_types
-        .iter()
-        .map(|e| EventType {
-            id: e.id,
-            price: e.price,
-            currency: e.currency.clone(),
-            seats: e.seats,
-            reminders: e.reminders,
-        })
-        .collect();
+    config.event_types = scenario.event_types.clone();
     (mocks, config)
 }
 
@@ -296,7 +287,7 @@ async fn drive(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutc
                     personal_data.push((attendee.email.clone(), PersonalKind::Email));
                 }
                 let body = serde_json::to_string(&request).unwrap_or_default();
-                ("book", "/api/bookings", body, book.traceparent.clone())
+                ("book", routes::BOOKINGS, body, book.traceparent.clone())
             }
             Action::Cron(job) => ("cron", cron_path(*job), String::new(), None),
             Action::Stripe(stripe_step) => {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::booking::OPERATIONS;
 use crate::clock;
+use crate::contract::OPERATIONS;
 use crate::expect::{
     Assertion, DurationTest, EventCount, ExpectedStatus, Ordering, Selector, Target, ValueTest,
 };
@@ -51,27 +51,8 @@ pub struct ServiceSpec {
     pub bugs: Vec<crate::booking::PlantedBug>,
 }
 
-/// An event type the service knows (`[[event_types]]`); ids not listed are plain event types.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct EventTypeSpec {
-    pub id: u64,
-    /// Price in the currency's smallest unit; the booking then requires payment via Stripe.
-    #[serde(default)]
-    pub price: Option<u64>,
-    #[serde(default = "default_currency")]
-    pub currency: String,
-    /// Seats per slot: a seated event type.
-    #[serde(default)]
-    pub seats: Option<u32>,
-    /// Mandatory email reminders to every attendee.
-    #[serde(default)]
-    pub reminders: bool,
-}
-
-fn default_currency() -> String {
-    "usd".to_owned()
-}
+/// An event type the service knows (`[[event_types]]`): the contract's one type.
+pub use crate::contract::EventType as EventTypeSpec;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
