@@ -361,12 +361,14 @@ impl Store {
             Ok(()) => ("delivered", None),
             Err(reason) => ("failed", Some(reason)),
         };
-        self.conn().execute(
-            "UPDATE webhook_jobs SET status = ?2, last_error = ?3, attempts = ?4,
-                finished_at_us = ?5 WHERE id = ?1",
-            params![id, status, error, attempts, micros(at)],
-        )?;
-        Ok(())
+        self.transaction(|tx| {
+            tx.execute(
+                "UPDATE webhook_jobs SET status = ?2, last_error = ?3, attempts = ?4,
+                    finished_at_us = ?5 WHERE id = ?1",
+                params![id, status, error, attempts, micros(at)],
+            )?;
+            Ok(())
+        })
     }
 
     /// Claims the pending reminders due at `now`, by booking and seat, as
@@ -416,11 +418,13 @@ impl Store {
             Ok(()) => ("sent", None),
             Err(reason) => ("failed", Some(reason)),
         };
-        self.conn().execute(
-            "UPDATE reminders SET status = ?2, last_error = ?3, finished_at_us = ?4 WHERE id = ?1",
-            params![id, status, error, micros(at)],
-        )?;
-        Ok(())
+        self.transaction(|tx| {
+            tx.execute(
+                "UPDATE reminders SET status = ?2, last_error = ?3, finished_at_us = ?4 WHERE id = ?1",
+                params![id, status, error, micros(at)],
+            )?;
+            Ok(())
+        })
     }
 
     pub fn payment(&self, external_id: &str) -> Result<Option<StoredPayment>, StoreError> {
