@@ -106,6 +106,7 @@ pub enum Fault {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MockBehaviour {
+    /// The HTTP status answered; 200 unless given.
     #[serde(default = "ok_status")]
     pub status: u16,
     /// An error reason of the API (`rateLimitExceeded` for Google, `card_declined` for Stripe,
@@ -118,6 +119,7 @@ pub struct MockBehaviour {
     /// How long the response takes, on the caller's virtual clock.
     #[serde(default, deserialize_with = "clock::deserialize_duration")]
     pub latency: Duration,
+    /// A fault instead of (or on top of) the status.
     #[serde(default)]
     pub fault: Option<Fault>,
 }
@@ -172,18 +174,26 @@ pub fn google_error_body(reason: &str, status: u16) -> Option<serde_json::Value>
 /// A request a mock received, as the harness keeps it.
 #[derive(Clone, Debug)]
 pub struct ReceivedRequest {
+    /// The mock's name in the scenario.
     pub mock: String,
+    /// The mock's kind.
     pub kind: MockKind,
+    /// The HTTP method.
     pub method: String,
+    /// The request path.
     pub path: String,
+    /// The `traceparent` the request carried.
     pub traceparent: Option<String>,
+    /// The `tracestate` the request carried.
     pub tracestate: Option<String>,
     /// Every header, lowercase names, in the order received.
     pub headers: Vec<(String, String)>,
+    /// The body as text, lossily decoded.
     pub body: String,
 }
 
 impl ReceivedRequest {
+    /// The first header named `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -202,7 +212,9 @@ impl ReceivedRequest {
 
 /// A running mock: one wiremock server.
 pub struct MockService {
+    /// The mock's name in the scenario.
     pub name: String,
+    /// The mock's kind.
     pub kind: MockKind,
     server: MockServer,
     check: Option<Arc<SubscriberCheck>>,
@@ -212,8 +224,11 @@ pub struct MockService {
 /// processing, and deliveries it refused (401) for a missing or wrong signature.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeliveryCounts {
+    /// Deliveries processed (signed, new, accepted).
     pub processed: usize,
+    /// Deliveries already accepted once, acknowledged without processing.
     pub duplicates: usize,
+    /// Deliveries refused for a missing or wrong signature.
     pub refused: usize,
 }
 
