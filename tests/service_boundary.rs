@@ -69,6 +69,12 @@ impl Harness {
         (status, response.text().await.unwrap_or_default())
     }
 
+    /// Books the paid event type (2): its booking waits for Stripe's event.
+    async fn book_paid(&self) -> (u16, String) {
+        let paid = VALID.replace("\"eventTypeId\":1", "\"eventTypeId\":2");
+        self.post("/api/bookings", &paid, &[]).await
+    }
+
     fn rows(&self) -> i64 {
         let counts = self.service.row_counts().unwrap_or_else(|e| panic!("{e}"));
         counts.iter().map(|(_, n)| n).sum()
@@ -168,8 +174,7 @@ async fn oversized_headers_and_bodies_are_refused() {
 #[tokio::test]
 async fn forged_stale_and_missing_stripe_signatures_change_nothing() {
     let h = start().await;
-    let paid = VALID.replace("\"eventTypeId\":1", "\"eventTypeId\":2");
-    let (status, text) = h.post("/api/bookings", &paid, &[]).await;
+    let (status, text) = h.book_paid().await;
     assert_eq!(status, 201, "{text}");
     assert!(text.contains("\"status\":\"PENDING\""), "{text}");
     let rows = h.rows();
@@ -286,8 +291,7 @@ async fn a_stripe_failure_leaves_no_booking() {
 #[tokio::test]
 async fn a_correctly_signed_stripe_event_stamped_at_the_end_of_time_is_accepted() {
     let h = start().await;
-    let paid = VALID.replace("\"eventTypeId\":1", "\"eventTypeId\":2");
-    let (status, text) = h.post("/api/bookings", &paid, &[]).await;
+    let (status, text) = h.book_paid().await;
     assert_eq!(status, 201, "{text}");
     let at = VirtualTime::from_micros(60 * 1_000_000);
     let event = h.stripe_event(at).await;
