@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use trace_harness::booking::{
-    BookingService, EventType, ServiceConfig, MAX_HEADER_BYTES, STRIPE_SIGNATURE_HEADER,
-    STRIPE_WEBHOOK_PATH,
-};
+use trace_harness::booking::{BookingService, ServiceConfig, MAX_HEADER_BYTES};
 use trace_harness::clock::{VirtualTime, LATENCY_HEADER, NOW_HEADER};
+use trace_harness::contract::headers::STRIPE_SIGNATURE as STRIPE_SIGNATURE_HEADER;
+use trace_harness::contract::routes::STRIPE_WEBHOOK as STRIPE_WEBHOOK_PATH;
+use trace_harness::contract::EventType;
 use trace_harness::mocks::{stripe, MockKind, MockService};
 
 const VALID: &str = r#"{"eventTypeId":1,"start":"2026-03-02T10:00:00Z","end":"2026-03-02T10:30:00Z","responses":{"name":"Ann","email":"ann@example.com"}}"#;
