@@ -17,7 +17,7 @@ use super::store::{NewBooking, NewPayment, NewReminder, NewWebhookJob, StoreErro
 use super::{jobs, App};
 use crate::clock;
 use crate::contract::{
-    EventType, BOOKING_CREATION, CALENDAR_EVENT_CREATION, HANDLE_SEATS, PAYMENT_PROCESSING,
+    peers, EventType, BOOKING_CREATION, CALENDAR_EVENT_CREATION, HANDLE_SEATS, PAYMENT_PROCESSING,
     SCHEDULE_MANDATORY_REMINDER, WEBHOOK_SCHEDULING,
 };
 use crate::trace::{self, Relation};
@@ -292,8 +292,9 @@ impl App {
     ) -> Option<String> {
         info!("EventManager.create started");
         let url = format!(
-            "{}/calendar/v3/calendars/primary/events",
-            self.config.google_calendar_url
+            "{}{}",
+            self.config.google_calendar_url,
+            peers::GOOGLE_EVENTS_INSERT
         );
         let attendees: Vec<serde_json::Value> = request
             .attendees()
@@ -361,7 +362,11 @@ impl App {
             }
             form.finish()
         };
-        let url = format!("{}/v1/payment_intents", self.config.stripe_url);
+        let url = format!(
+            "{}{}",
+            self.config.stripe_url,
+            peers::STRIPE_PAYMENT_INTENTS
+        );
         let reply = self
             .outbound
             .post(

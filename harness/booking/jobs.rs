@@ -16,7 +16,7 @@ use super::store::{DueReminder, DueWebhookJob};
 use super::{App, StoreError};
 use crate::clock::{self, Spoken};
 use crate::contract::headers::CAL_SIGNATURE;
-use crate::contract::{cal_signature, SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION};
+use crate::contract::{cal_signature, peers, SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION};
 use crate::trace;
 
 /// Attempts per webhook delivery: the first and up to three retries.
@@ -74,7 +74,7 @@ pub(super) async fn create_batch(app: &App) -> Option<String> {
     let reply = app
         .outbound
         .post(
-            &format!("{}/v3/mail/batch", app.config.email_url),
+            &format!("{}{}", app.config.email_url, peers::SENDGRID_MAIL_BATCH),
             "application/json",
             String::new(),
             &[("authorization", "Bearer SG.trace-harness".to_owned())],
@@ -229,7 +229,7 @@ impl App {
         let reply = self
             .outbound
             .post(
-                &format!("{}/v3/mail/send", self.config.email_url),
+                &format!("{}{}", self.config.email_url, peers::SENDGRID_MAIL_SEND),
                 "application/json",
                 mail.to_string(),
                 &[("authorization", "Bearer SG.trace-harness".to_owned())],

@@ -33,6 +33,19 @@ pub mod routes {
     pub const CONFORMANCE_TEST: &str = "/test";
 }
 
+/// The peers' API paths the service calls, which the mocks serve. Each peer's base URL is the
+/// service's configuration; these are what follows it.
+pub mod peers {
+    /// Google Calendar API v3 `events.insert` on the primary calendar.
+    pub const GOOGLE_EVENTS_INSERT: &str = "/calendar/v3/calendars/primary/events";
+    /// Stripe: create a PaymentIntent.
+    pub const STRIPE_PAYMENT_INTENTS: &str = "/v1/payment_intents";
+    /// SendGrid v3: send one email.
+    pub const SENDGRID_MAIL_SEND: &str = "/v3/mail/send";
+    /// SendGrid v3: create a batch id for scheduled sends.
+    pub const SENDGRID_MAIL_BATCH: &str = "/v3/mail/batch";
+}
+
 /// The headers the service reads and writes, lowercase as HTTP/2 sends them.
 pub mod headers {
     pub use crate::trace::{TRACEPARENT, TRACESTATE};

@@ -16,7 +16,7 @@ use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::clock::{self, VirtualTime, FAULT_HEADER, LATENCY_HEADER, NOW_HEADER};
-use crate::contract::{self, headers::CAL_SIGNATURE};
+use crate::contract::{self, headers::CAL_SIGNATURE, peers};
 use crate::trace::{TRACEPARENT, TRACESTATE};
 
 /// The third parties the booking service talks to.
@@ -78,13 +78,14 @@ impl MockKind {
     fn mount_point(self, route: &str) -> MockBuilder {
         let post = Mock::given(method("POST"));
         match (self, route) {
+            // Any calendar id: the service books on `primary` (peers::GOOGLE_EVENTS_INSERT).
             (MockKind::GoogleCalendar, _) => {
                 post.and(path_regex(r"^/calendar/v3/calendars/[^/]+/events$"))
             }
-            (MockKind::Stripe, _) => post.and(path("/v1/payment_intents")),
+            (MockKind::Stripe, _) => post.and(path(peers::STRIPE_PAYMENT_INTENTS)),
             (MockKind::WebhookSubscriber, _) => post.and(path(WEBHOOK_PATH)),
-            (MockKind::EmailProvider, "mail_batch") => post.and(path("/v3/mail/batch")),
-            (MockKind::EmailProvider, _) => post.and(path("/v3/mail/send")),
+            (MockKind::EmailProvider, "mail_batch") => post.and(path(peers::SENDGRID_MAIL_BATCH)),
+            (MockKind::EmailProvider, _) => post.and(path(peers::SENDGRID_MAIL_SEND)),
         }
     }
 }

@@ -393,7 +393,7 @@ async fn stripe_event(
             mock.received()
                 .await
                 .into_iter()
-                .filter(|r| r.path == "/v1/payment_intents"),
+                .filter(|r| r.path == crate::contract::peers::STRIPE_PAYMENT_INTENTS),
         );
     }
     let n = step.payment_intent;
