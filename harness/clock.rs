@@ -1,7 +1,7 @@
 //! Virtual time: a cursor that travels with each flow (request, job); nothing here sleeps.
 //!
 //! A replay never waits. Each flow carries a [`FlowClock`]; a mock *declares* its latency in the
-//! [`LATENCY_HEADER`] of its response and the caller's cursor advances by it when the response
+//! [`VIRTUAL_LATENCY_US`](crate::contract::headers::VIRTUAL_LATENCY_US) header of its response and the caller's cursor advances by it when the response
 //! arrives. A 28-minute payment delay therefore replays in microseconds, and every timestamp is
 //! a pure function of the scenario. Outside a flow (benchmarks) the time reads as zero.
 
@@ -11,14 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Request header: the virtual instant at which the caller sends the request, in microseconds
-/// since the scenario's start. The receiving service starts the request's flow clock there.
-pub const NOW_HEADER: &str = "x-virtual-now-us";
-/// Response header: how long the responder declares it took, in microseconds.
-pub const LATENCY_HEADER: &str = "x-virtual-latency-us";
-/// Response header: a fault the responder declares instead of acting it out on the socket
-/// (`connection-refused`); a loopback server cannot refuse one request of a sequence.
-pub const FAULT_HEADER: &str = "x-virtual-fault";
 /// The scenario's virtual zero as a Unix timestamp (2026-03-02T09:00:00Z): where wire formats
 /// that carry wall-clock seconds (Stripe's `created`, its signature's `t=`) anchor virtual time.
 pub const EPOCH_UNIX_S: u64 = 1_772_442_000;
@@ -28,14 +20,18 @@ pub const EPOCH_UNIX_S: u64 = 1_772_442_000;
 pub struct VirtualTime(u64);
 
 impl VirtualTime {
+    /// The scenario's start.
     pub const ZERO: VirtualTime = VirtualTime(0);
 
+    /// The instant `us` microseconds after the scenario's start.
     pub fn from_micros(us: u64) -> Self {
         VirtualTime(us)
     }
+    /// Microseconds since the scenario's start.
     pub fn as_micros(self) -> u64 {
         self.0
     }
+    /// This instant moved `d` later; the last instant if that is beyond the time line.
     pub fn saturating_add(self, d: Duration) -> Self {
         VirtualTime(self.0.saturating_add(duration_us(d)))
     }
@@ -60,8 +56,9 @@ fn duration_us(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// The cursor of one flow. Clones share the cursor; [`FlowClock::fork`] starts an independent one
-/// for a concurrent branch, and [`FlowClock::join`] takes the later of the two.
+/// The cursor of one flow. Clones share the cursor. It saturates at the end of the time line,
+/// as [`VirtualTime`] does: a flow that starts near `u64::MAX` µs ends there, never before it
+/// started.
 #[derive(Clone, Debug)]
 pub struct FlowClock(Arc<AtomicU64>);
 
@@ -70,24 +67,24 @@ tokio::task_local! {
 }
 
 impl FlowClock {
+    /// A cursor at `at`.
     pub fn starting_at(at: VirtualTime) -> Self {
         FlowClock(Arc::new(AtomicU64::new(at.0)))
     }
 
+    /// Where the cursor is.
     pub fn now(&self) -> VirtualTime {
         VirtualTime(self.0.load(Ordering::Relaxed))
     }
 
+    /// Moves the cursor `by` later, saturating at the end of the time line.
     pub fn advance(&self, by: Duration) {
-        self.0.fetch_add(duration_us(by), Ordering::Relaxed);
-    }
-
-    pub fn fork(&self) -> FlowClock {
-        FlowClock::starting_at(self.now())
-    }
-
-    pub fn join(&self, branch: &FlowClock) {
-        self.0.fetch_max(branch.now().0, Ordering::Relaxed);
+        let by = duration_us(by);
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |us| {
+                Some(us.saturating_add(by))
+            });
     }
 
     /// Runs `fut` with this clock as the current flow's clock.
@@ -287,7 +284,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_flow_clock_advances_only_inside_its_scope_and_forks_join_at_the_max() {
+    async fn a_flow_clock_advances_only_inside_its_scope_and_clones_share_it() {
         assert_eq!(now(), VirtualTime::ZERO);
         let clock = FlowClock::starting_at(VirtualTime::from_micros(10));
         let inner = clock.clone();
@@ -296,14 +293,23 @@ mod tests {
             .scope(async move {
                 advance(ms(2));
                 assert_eq!(now(), VirtualTime::from_micros(2_010));
-                let branch = inner.fork();
-                branch.advance(ms(5));
-                inner.advance(ms(1));
-                inner.join(&branch);
+                inner.advance(ms(5));
+                assert_eq!(now(), VirtualTime::from_micros(7_010));
             })
             .await;
         assert_eq!(clock.now(), VirtualTime::from_micros(7_010));
         advance(ms(1));
         assert_eq!(now(), VirtualTime::ZERO);
+    }
+
+    #[test]
+    fn a_flow_clock_saturates_at_the_end_of_time_as_virtual_time_does() {
+        let start = VirtualTime::from_micros(u64::MAX - 1_000);
+        let clock = FlowClock::starting_at(start);
+        clock.advance(ms(50));
+        assert_eq!(clock.now(), start.saturating_add(ms(50)));
+        assert_eq!(clock.now(), VirtualTime::from_micros(u64::MAX));
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), VirtualTime::from_micros(u64::MAX));
     }
 }

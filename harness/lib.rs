@@ -27,6 +27,7 @@
 pub mod booking;
 pub mod cli;
 pub mod clock;
+pub mod contract;
 pub mod expect;
 pub mod import;
 pub mod mocks;

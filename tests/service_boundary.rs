@@ -1,13 +1,17 @@
 //! Bad input at the booking service's boundary: malformed or incomplete JSON, forged or stale
-//! Stripe signatures, oversized headers and bodies get clear 4xx answers and leave no rows.
+//! Stripe signatures, oversized headers and bodies get clear 4xx answers and leave no rows; a
+//! correctly signed Stripe event or a virtual arrival time at the end of the time line is no
+//! overflow, and a replay's service mounts no `/test` route.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use trace_harness::booking::{
-    BookingService, EventType, ServiceConfig, MAX_HEADER_BYTES, STRIPE_SIGNATURE_HEADER,
-    STRIPE_WEBHOOK_PATH,
-};
-use trace_harness::clock::{VirtualTime, NOW_HEADER};
+use trace_harness::booking::{BookingService, ServiceConfig, MAX_HEADER_BYTES};
+use trace_harness::clock::VirtualTime;
+use trace_harness::contract::headers::STRIPE_SIGNATURE as STRIPE_SIGNATURE_HEADER;
+use trace_harness::contract::headers::{VIRTUAL_LATENCY_US, VIRTUAL_NOW_US};
+use trace_harness::contract::routes::STRIPE_WEBHOOK as STRIPE_WEBHOOK_PATH;
+use trace_harness::contract::EventType;
 use trace_harness::mocks::{stripe, MockKind, MockService};
 
 const VALID: &str = r#"{"eventTypeId":1,"start":"2026-03-02T10:00:00Z","end":"2026-03-02T10:30:00Z","responses":{"name":"Ann","email":"ann@example.com"}}"#;
@@ -64,6 +68,12 @@ impl Harness {
         let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
         let status = response.status().as_u16();
         (status, response.text().await.unwrap_or_default())
+    }
+
+    /// Books the paid event type (2): its booking waits for Stripe's event.
+    async fn book_paid(&self) -> (u16, String) {
+        let paid = VALID.replace("\"eventTypeId\":1", "\"eventTypeId\":2");
+        self.post("/api/bookings", &paid, &[]).await
     }
 
     fn rows(&self) -> i64 {
@@ -165,13 +175,12 @@ async fn oversized_headers_and_bodies_are_refused() {
 #[tokio::test]
 async fn forged_stale_and_missing_stripe_signatures_change_nothing() {
     let h = start().await;
-    let paid = VALID.replace("\"eventTypeId\":1", "\"eventTypeId\":2");
-    let (status, text) = h.post("/api/bookings", &paid, &[]).await;
+    let (status, text) = h.book_paid().await;
     assert_eq!(status, 201, "{text}");
     assert!(text.contains("\"status\":\"PENDING\""), "{text}");
     let rows = h.rows();
     let at = VirtualTime::from_micros(28 * 60 * 1_000_000);
-    let now = [(NOW_HEADER, at.as_micros().to_string())];
+    let now = [(VIRTUAL_NOW_US, at.as_micros().to_string())];
     let event = h.stripe_event(at).await;
     let t = at.unix_seconds();
     for (signature, says) in [
@@ -277,5 +286,66 @@ async fn a_stripe_failure_leaves_no_booking() {
         .map(|(_, n)| n)
         .sum();
     assert_eq!(rows, 0);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_correctly_signed_stripe_event_stamped_at_the_end_of_time_is_accepted() {
+    let h = start().await;
+    let (status, text) = h.book_paid().await;
+    assert_eq!(status, 201, "{text}");
+    let at = VirtualTime::from_micros(60 * 1_000_000);
+    let event = h.stripe_event(at).await;
+    // A `t` so far ahead that adding the tolerance to it overflows; it is signed correctly, so
+    // it is a future timestamp (which Stripe's libraries accept), not a reason to fail.
+    let headers = [
+        (VIRTUAL_NOW_US, at.as_micros().to_string()),
+        (
+            STRIPE_SIGNATURE_HEADER,
+            stripe::signature_header(&h.secret, u64::MAX, &event),
+        ),
+    ];
+    let (status, text) = h.post(STRIPE_WEBHOOK_PATH, &event, &headers).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(h.service.paid_booking_count().unwrap_or(-1), 1);
+    h.service.stop().await;
+}
+
+#[tokio::test]
+async fn a_replays_service_has_no_conformance_route() {
+    let h = start().await;
+    let calls = r#"[{"url": "http://127.0.0.1:9/anywhere", "arguments": []}]"#;
+    let (status, text) = h.post("/test", calls, &[]).await;
+    assert_eq!(status, 404, "{text}");
+    h.service.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_arriving_near_the_end_of_time_saturates_instead_of_wrapping() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut config = ServiceConfig::new(dir.path().join("b.sqlite3"), 7);
+    // The booking's one transaction costs 50ms; the request arrives 20ms before the end.
+    config.store_latency = Duration::from_millis(50);
+    let service = BookingService::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let arrival = u64::MAX - 20_000;
+    let response = reqwest::Client::new()
+        .post(format!("{}{}", service.url(), "/api/bookings"))
+        .header("content-type", "application/json")
+        .header(VIRTUAL_NOW_US, arrival.to_string())
+        .body(VALID)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status().as_u16(), 201);
+    // Wrapping would end the flow before it started (answered as 0µs); saturating ends it at
+    // the last instant, 20ms after it arrived.
+    let latency = response
+        .headers()
+        .get(VIRTUAL_LATENCY_US)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    assert_eq!(latency.as_deref(), Some("20000"));
     service.stop().await;
 }

@@ -12,7 +12,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use trace_harness::booking::{sign, DEFAULT_WEBHOOK_SECRET, SIGNATURE_HEADER};
+use trace_harness::contract::headers::CAL_SIGNATURE;
+use trace_harness::contract::{cal_signature, DEFAULT_WEBHOOK_SECRET};
 use trace_harness::expect;
 use trace_harness::mocks::{DeliveryCounts, MockBehaviour, MockKind, MockService};
 use trace_harness::scenario::Scenario;
@@ -50,7 +51,7 @@ async fn deliver(mock: &MockService, body: &str, signature: Option<String>) -> (
         .header("content-type", "application/json")
         .body(body.to_owned());
     if let Some(signature) = signature {
-        request = request.header(SIGNATURE_HEADER, signature);
+        request = request.header(CAL_SIGNATURE, signature);
     }
     let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
     let status = response.status().as_u16();
@@ -60,9 +61,9 @@ async fn deliver(mock: &MockService, body: &str, signature: Option<String>) -> (
 #[tokio::test]
 async fn forged_tampered_and_missing_signatures_are_refused_and_replays_change_nothing() {
     let mock = subscriber().await;
-    let forged = Some(sign("whsec_forged", DELIVERY.as_bytes()));
+    let forged = Some(cal_signature("whsec_forged", DELIVERY.as_bytes()));
     assert_eq!(deliver(&mock, DELIVERY, forged).await.0, 401, "forged");
-    let tampered = Some(sign(SECRET, DELIVERY.as_bytes()));
+    let tampered = Some(cal_signature(SECRET, DELIVERY.as_bytes()));
     assert_eq!(
         deliver(&mock, &DELIVERY.replace("\"a\"", "\"z\""), tampered)
             .await
@@ -75,7 +76,7 @@ async fn forged_tampered_and_missing_signatures_are_refused_and_replays_change_n
     assert_eq!(deliver(&mock, DELIVERY, garbage).await.0, 401, "garbage");
     assert_eq!(mock.delivery_counts(), counts(0, 0, 4));
 
-    let genuine = Some(sign(SECRET, DELIVERY.as_bytes()));
+    let genuine = Some(cal_signature(SECRET, DELIVERY.as_bytes()));
     assert_eq!(deliver(&mock, DELIVERY, genuine.clone()).await.0, 200);
     assert_eq!(mock.delivery_counts(), counts(1, 0, 4));
     // Replayed: acknowledged as scripted (so a retrying sender stops), not processed again.
@@ -85,7 +86,7 @@ async fn forged_tampered_and_missing_signatures_are_refused_and_replays_change_n
 
     // The refusals used no behaviour (or the genuine delivery would have met the 500): the
     // next delivery gets the third.
-    let next = Some(sign(SECRET, OTHER.as_bytes()));
+    let next = Some(cal_signature(SECRET, OTHER.as_bytes()));
     assert_eq!(deliver(&mock, OTHER, next.clone()).await.0, 500);
     // A delivery the subscriber failed was not accepted, so the sender's retry is processed
     // (here: failed again) rather than taken for a duplicate.
@@ -107,7 +108,7 @@ async fn a_replay_to_a_subscriber_that_forgot_the_original_is_accepted() {
     // the memory of having accepted it stops a replay. A subscriber without that memory (a
     // restart, or a second instance) accepts it. This is the scheme's limit, not the mock's.
     let first = subscriber().await;
-    let captured = Some(sign(SECRET, DELIVERY.as_bytes()));
+    let captured = Some(cal_signature(SECRET, DELIVERY.as_bytes()));
     assert_eq!(deliver(&first, DELIVERY, captured.clone()).await.0, 200);
     let restarted = subscriber().await;
     assert_eq!(deliver(&restarted, DELIVERY, captured).await.0, 200);
@@ -161,8 +162,8 @@ cron = "webhooks"
     assert_eq!(outcome.webhook_jobs, [("delivered".to_owned(), 1)]);
     let request = &outcome.requests[0];
     assert_eq!(
-        request.header(SIGNATURE_HEADER),
-        Some(sign(DEFAULT_WEBHOOK_SECRET, request.body.as_bytes()).as_str())
+        request.header(CAL_SIGNATURE),
+        Some(cal_signature(DEFAULT_WEBHOOK_SECRET, request.body.as_bytes()).as_str())
     );
 }
 

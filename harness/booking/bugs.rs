@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::trace::Relation;
 
+/// A propagation bug the service can be built with (`[service] bugs = ["…"]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlantedBug {
@@ -20,6 +21,7 @@ pub enum PlantedBug {
 }
 
 impl PlantedBug {
+    /// Every planted bug.
     pub const ALL: [PlantedBug; 3] = [
         PlantedBug::DropTraceparent,
         PlantedBug::OrphanJobs,
@@ -32,6 +34,7 @@ impl PlantedBug {
 pub struct PlantedBugs(pub Vec<PlantedBug>);
 
 impl PlantedBugs {
+    /// Whether this instance runs with `bug`.
     pub fn has(&self, bug: PlantedBug) -> bool {
         self.0.contains(&bug)
     }

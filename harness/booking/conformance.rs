@@ -1,5 +1,5 @@
 //! The W3C Trace Context test-service endpoint, `POST /test`, and the `serve` runtime that
-//! runs the booking service for manual use.
+//! runs the booking service for manual use: the only service that mounts `/test`.
 //!
 //! `/test` is the contract the W3C's conformance suite drives: the body is a JSON array of
 //! `{"url": …, "arguments": …}`; for each element, in order, the service POSTs `arguments` as
@@ -7,7 +7,9 @@
 //! every call, and answers `200` once all calls are done. The calls go through the service's
 //! own outbound client, so they propagate exactly as a booking's calls do.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +21,8 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use tracing::{info_span, Instrument};
 
-use super::{App, BookingService, Inbound, ServiceConfig, ServiceError};
+use super::http::Inbound;
+use super::{App, BookingService, ServiceConfig, ServiceError};
 use crate::trace::{self, CaptureSubscriber, IdGenerator, Relation, TraceStore};
 
 /// Most calls one `/test` request may ask for; the suite asks for at most a handful.
@@ -30,7 +33,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// One element of a `/test` body.
 #[derive(Debug, Deserialize)]
 pub struct TestCall {
+    /// Where to POST.
     pub url: String,
+    /// The JSON body to POST there.
     #[serde(default)]
     pub arguments: serde_json::Value,
 }
@@ -87,28 +92,63 @@ fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
+/// Why `serve` stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The tokio runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// The temporary database directory could not be created.
     #[error("cannot create the database directory: {0}")]
     TempDir(std::io::Error),
+    /// The service could not start on `addr`.
     #[error("cannot serve on {addr}: {source}")]
     Service {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why the service did not start.
         source: ServiceError,
     },
+    /// Ctrl-C could not be listened for, so `serve` could not stop cleanly.
+    #[error("cannot listen for Ctrl-C: {0}")]
+    Signal(std::io::Error),
 }
 
-/// Runs the booking service on `addr` with tracing on (random ids) until the process is
-/// interrupted. `on_listening` receives the service's base URL once it accepts connections.
+/// The configuration `serve` runs the service with: `database`, ids seeded with `seed`, and
+/// the W3C test endpoint (`POST /test`) mounted, which no replay's service has.
+pub fn serve_config(database: PathBuf, seed: u64) -> ServiceConfig {
+    let mut config = ServiceConfig::new(database, seed);
+    config.conformance_endpoint = true;
+    config
+}
+
+/// Runs the booking service on `addr` with tracing on (random ids) until Ctrl-C, then stops it
+/// and removes its temporary database. `configure` adjusts [`serve_config`] (seeded from the
+/// OS: `serve` is not a replay, and each run's request ids differ); `on_listening` receives
+/// the service's base URL once it accepts connections.
 pub fn serve(
     addr: SocketAddr,
-    config: impl FnOnce(std::path::PathBuf) -> ServiceConfig,
+    configure: impl FnOnce(ServiceConfig) -> ServiceConfig,
     on_listening: impl FnOnce(&str),
 ) -> Result<(), ServeError> {
+    serve_until(addr, configure, on_listening, async {
+        tokio::signal::ctrl_c().await.map_err(ServeError::Signal)
+    })
+}
+
+/// [`serve`] until `stop` completes (Ctrl-C for `serve`); the temporary database is removed
+/// however it ends.
+fn serve_until(
+    addr: SocketAddr,
+    configure: impl FnOnce(ServiceConfig) -> ServiceConfig,
+    on_listening: impl FnOnce(&str),
+    stop: impl Future<Output = Result<(), ServeError>>,
+) -> Result<(), ServeError> {
     let database = tempfile::tempdir().map_err(ServeError::TempDir)?;
-    let config = config(database.path().join("booking.sqlite3"));
+    let config = configure(serve_config(
+        database.path().join("booking.sqlite3"),
+        rand::random(),
+    ));
     // Spans must be captured for contexts to exist; the store is the service's only memory of
     // them. It grows with traffic: `serve` is for manual use and conformance runs.
     let dispatch = tracing::Dispatch::new(CaptureSubscriber::new(
@@ -119,15 +159,18 @@ pub fn serve(
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
-    tracing::dispatcher::with_default(&dispatch, || {
+    let served = tracing::dispatcher::with_default(&dispatch, || {
         runtime.block_on(async {
             let service = BookingService::start_on(config, addr)
                 .await
                 .map_err(|source| ServeError::Service { addr, source })?;
             on_listening(&service.url());
-            // Until Ctrl-C, whose default action ends the process.
-            std::future::pending::<()>().await;
-            Ok(())
+            let stopped = stop.await;
+            service.stop().await;
+            stopped
         })
-    })
+    });
+    // The store's connection is closed with the service; now its files can go.
+    drop(database);
+    served
 }

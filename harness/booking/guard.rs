@@ -1,5 +1,5 @@
-//! The service's defences against hostile requests: a bound on request bodies, the inbound
-//! trace context read from possibly repeated or oversized headers, and a panic in a handler
+//! The service's defences against hostile requests: bounds on request heads and bodies, the
+//! inbound trace context read from possibly repeated or oversized headers, and a panic in a handler
 //! answered as a 500 instead of a dropped connection.
 
 use std::any::Any;
@@ -13,11 +13,31 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::http::client_error;
 use crate::trace::{tracestate, TraceContext, TRACEPARENT, TRACESTATE};
 
 /// The largest request body any route reads; a larger one is answered `413`. A booking is a
 /// few hundred bytes and a `/test` call list a few kilobytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Request headers beyond this many bytes (names and values) are refused with 431.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// The `431` for a request whose header fields (names and values) exceed
+/// [`MAX_HEADER_BYTES`], answered before any handler reads a header; `None` for any other.
+pub(super) fn oversized_head(headers: &HeaderMap) -> Option<Response> {
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    (header_bytes > MAX_HEADER_BYTES).then(|| {
+        client_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "Request headers are {header_bytes} bytes; at most {MAX_HEADER_BYTES} are accepted"
+            ),
+        )
+    })
+}
 
 /// The trace context a request carries, read the way a vendor must:
 /// - header names in any case (the `HeaderMap` already folds them);

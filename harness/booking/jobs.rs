@@ -10,15 +10,18 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tracing::{error, info, info_span, warn, Instrument};
 
+use super::http::internal_error;
 use super::outbound::Reply;
 use super::store::{DueReminder, DueWebhookJob};
-use super::{internal_error, sign, App, StoreError, SIGNATURE_HEADER};
+use super::{App, StoreError};
 use crate::clock::{self, Spoken};
+use crate::contract::headers::CAL_SIGNATURE;
+use crate::contract::{cal_signature, peers, SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION};
 use crate::trace;
 
 /// Attempts per webhook delivery: the first and up to three retries.
 pub const WEBHOOK_MAX_ATTEMPTS: u32 = 4;
-/// The wait before retry `n` is `base · 2^(n-1)`, capped.
+/// The wait before retry `n` is `base · 2^(n-1)`, capped at [`BACKOFF_CAP`].
 const BACKOFF_BASE: Duration = Duration::from_secs(30);
 const BACKOFF_CAP: Duration = Duration::from_secs(10 * 60);
 
@@ -71,7 +74,7 @@ pub(super) async fn create_batch(app: &App) -> Option<String> {
     let reply = app
         .outbound
         .post(
-            &format!("{}/v3/mail/batch", app.config.email_url),
+            &format!("{}{}", app.config.email_url, peers::SENDGRID_MAIL_BATCH),
             "application/json",
             String::new(),
             &[("authorization", "Bearer SG.trace-harness".to_owned())],
@@ -101,7 +104,7 @@ impl App {
     async fn execute_webhook(&self, job: &DueWebhookJob) -> Result<bool, StoreError> {
         let span = info_span!(
             parent: None,
-            "webhook_execution",
+            WEBHOOK_EXECUTION,
             job_id = job.id,
             trigger_event = job.trigger_event.as_str(),
         );
@@ -110,7 +113,7 @@ impl App {
         }
         async {
             let delay = clock::now().since(job.created_at);
-            let signature = sign(&self.config.webhook_secret, job.payload.as_bytes());
+            let signature = cal_signature(&self.config.webhook_secret, job.payload.as_bytes());
             let mut attempt = 1;
             let outcome = loop {
                 let reply = self
@@ -119,7 +122,7 @@ impl App {
                         &job.subscriber_url,
                         "application/json",
                         job.payload.clone(),
-                        &[(SIGNATURE_HEADER, signature.clone())],
+                        &[(CAL_SIGNATURE, signature.clone())],
                         self.config.webhook_timeout,
                     )
                     .await;
@@ -169,7 +172,7 @@ impl App {
         };
         let span = info_span!(
             parent: None,
-            "schedule_mandatory_reminder",
+            SCHEDULE_MANDATORY_REMINDER,
             booking_uid = first.booking_uid.as_str(),
             reminders = reminders.len(),
         );
@@ -226,7 +229,7 @@ impl App {
         let reply = self
             .outbound
             .post(
-                &format!("{}/v3/mail/send", self.config.email_url),
+                &format!("{}{}", self.config.email_url, peers::SENDGRID_MAIL_SEND),
                 "application/json",
                 mail.to_string(),
                 &[("authorization", "Bearer SG.trace-harness".to_owned())],

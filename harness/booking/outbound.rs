@@ -6,25 +6,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
-use crate::clock::{self, FAULT_HEADER, LATENCY_HEADER, NOW_HEADER};
+use crate::clock::{self};
+use crate::contract::headers::{VIRTUAL_FAULT, VIRTUAL_LATENCY_US, VIRTUAL_NOW_US};
 use crate::trace::{self, TRACESTATE};
 
-use super::TRACEPARENT_NAME;
+use super::http::TRACEPARENT_NAME;
+use super::ServiceError;
 
 // Header names built at compile time: naming a header by `&str` parses and copies it per call.
 static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
-static NOW_NAME: HeaderName = HeaderName::from_static(NOW_HEADER);
+static NOW_NAME: HeaderName = HeaderName::from_static(VIRTUAL_NOW_US);
 /// Headers the client and the connection add to every request after ours: `accept` (reqwest's
 /// default), `host` and `content-length`.
 const ADDED_HEADERS: usize = 3;
-
-/// Not inlined: every header of an outbound request is added by this one copy, so the
-/// propagated ones run code the others have already brought into the instruction cache
-/// (`benches/NOTES.md`, item 11).
-#[inline(never)]
-fn append(map: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
-    map.append(name, value);
-}
 
 /// A guard against a peer that never answers: real time, never part of a replay's outcome.
 const REAL_TIME_GUARD: Duration = Duration::from_secs(30);
@@ -32,12 +26,16 @@ const REAL_TIME_GUARD: Duration = Duration::from_secs(30);
 /// or broken peer must not make us hold an unbounded one.
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 
+/// A peer's answer: its status and (at most [`MAX_REPLY_BYTES`] of) its body.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The HTTP status.
     pub status: u16,
+    /// The body as text, lossily decoded.
     pub body: String,
 }
 
+/// Why a call got no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     /// The peer's declared latency exceeded our timeout: we gave up at `start + timeout`.
@@ -51,6 +49,7 @@ pub enum CallError {
     Connect(String),
 }
 
+/// The service's one HTTP client, shared by every handler.
 #[derive(Clone)]
 pub struct Outbound {
     http: reqwest::Client,
@@ -59,19 +58,11 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    pub fn new(propagate: bool) -> Self {
-        Outbound {
-            propagate,
-            http: reqwest::Client::builder()
-                .timeout(REAL_TIME_GUARD)
-                // Retrying is the job queue's business, where each attempt is a span and a log
-                // line; reqwest's own retry of refused HTTP/2 streams would be an attempt no
-                // trace shows. With no retry allowed it also stops copying every request in
-                // case it must be sent again.
-                .retry(reqwest::retry::never().max_retries_per_request(0))
-                .build()
-                .unwrap_or_default(),
-        }
+    /// A client that propagates the current context if `propagate`. Fails if the client
+    /// cannot be built: a default client instead would have no timeout and would retry.
+    pub fn new(propagate: bool) -> Result<Self, ServiceError> {
+        let http = client(reqwest::Client::builder())?;
+        Ok(Outbound { http, propagate })
     }
 
     /// POSTs `body` (already encoded, with its content type) and advances the flow's clock by
@@ -94,9 +85,8 @@ impl Outbound {
         let Ok(content_type) = HeaderValue::from_str(content_type) else {
             return Err(CallError::Connect("builder error".to_owned()));
         };
-        append(&mut map, CONTENT_TYPE, content_type);
-        append(
-            &mut map,
+        map.append(CONTENT_TYPE, content_type);
+        map.append(
             NOW_NAME.clone(),
             HeaderValue::from(clock::now().as_micros()),
         );
@@ -105,14 +95,12 @@ impl Outbound {
             // value copied from a slice is allocated again when reqwest clones the request's
             // headers (it keeps them for redirects), to make it shareable.
             let traceparent = Bytes::from_owner(context.traceparent());
-            // SAFETY: a `Traceparent` holds only ASCII hex digits and dashes (its formatter
-            // writes nothing else), so it is valid UTF-8 and a valid header value; checking
-            // its 55 bytes again on every call is what this skips.
-            let value = unsafe { HeaderValue::from_maybe_shared_unchecked(traceparent) };
-            append(&mut map, TRACEPARENT_NAME.clone(), value);
+            if let Ok(value) = HeaderValue::from_maybe_shared(traceparent) {
+                map.append(TRACEPARENT_NAME.clone(), value);
+            }
             if let Some(state) = &context.tracestate {
                 if let Ok(value) = HeaderValue::from_str(state.as_ref()) {
-                    append(&mut map, TRACESTATE_NAME.clone(), value);
+                    map.append(TRACESTATE_NAME.clone(), value);
                 }
             }
         }
@@ -121,7 +109,9 @@ impl Outbound {
                 HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_str(value),
             ) {
-                (Ok(name), Ok(value)) => append(&mut map, name, value),
+                (Ok(name), Ok(value)) => {
+                    map.append(name, value);
+                }
                 // What reqwest's builder answers for a header it cannot send.
                 _ => return Err(CallError::Connect("builder error".to_owned())),
             }
@@ -143,7 +133,7 @@ impl Outbound {
         let mut response = self.http.execute(request).await.map_err(connect_error)?;
         let latency = response
             .headers()
-            .get(LATENCY_HEADER)
+            .get(VIRTUAL_LATENCY_US)
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .map(Duration::from_micros)
             .unwrap_or_default();
@@ -152,7 +142,7 @@ impl Outbound {
             return Err(CallError::Timeout);
         }
         clock::advance(latency);
-        if response.headers().contains_key(FAULT_HEADER) {
+        if response.headers().contains_key(VIRTUAL_FAULT) {
             return Err(CallError::Refused);
         }
         let status = response.status().as_u16();
@@ -170,5 +160,31 @@ impl Outbound {
         }
         let body = String::from_utf8_lossy(&body).into_owned();
         Ok(Reply { status, body })
+    }
+}
+
+/// `builder` with the service's settings, built; its error if it cannot be built.
+fn client(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, ServiceError> {
+    builder
+        .timeout(REAL_TIME_GUARD)
+        // Retrying is the job queue's business, where each attempt is a span and a log line;
+        // reqwest's own retry of refused HTTP/2 streams would be an attempt no trace shows.
+        // With no retry allowed it also stops copying every request in case it must be sent
+        // again.
+        .retry(reqwest::retry::never().max_retries_per_request(0))
+        .build()
+        .map_err(|e| ServiceError::Client(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_that_cannot_be_built_is_an_error_not_a_default_client() {
+        // A user agent that is no header value: reqwest reports it when the client is built.
+        let broken = reqwest::Client::builder().user_agent("trace-harness\n");
+        assert!(matches!(client(broken), Err(ServiceError::Client(_))));
+        assert!(client(reqwest::Client::builder()).is_ok());
     }
 }

@@ -2,88 +2,20 @@
 //! continues the booking's trace from the PaymentIntent's metadata to confirm the booking.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tracing::{info, info_span, warn, Instrument};
 
-use super::{client_error, header, internal_error, App};
+use super::http::{client_error, header, internal_error};
+use super::App;
 use crate::clock::{self, Spoken};
+use crate::contract::headers::STRIPE_SIGNATURE;
+use crate::contract::{verify_stripe_signature, BOOKING_CONFIRMATION, PAYMENT_SUCCESS_PROCESSING};
 use crate::trace::{self, TraceContext};
-
-pub const STRIPE_SIGNATURE_HEADER: &str = "stripe-signature";
-/// Stripe's default tolerance between the signature's timestamp and the receiver's clock.
-pub const STRIPE_TOLERANCE: Duration = Duration::from_secs(300);
-
-/// Why a `Stripe-Signature` was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StripeSignatureError {
-    #[error("no Stripe-Signature header")]
-    Missing,
-    #[error("Stripe-Signature has no valid `t=` timestamp")]
-    NoTimestamp,
-    #[error("Stripe-Signature has no `v1=` signature")]
-    NoSignature,
-    #[error("no v1 signature matches the payload")]
-    Mismatch,
-    #[error("timestamp {timestamp} is outside the {tolerance_s}s tolerance (now {now})")]
-    Stale {
-        timestamp: u64,
-        now: u64,
-        tolerance_s: u64,
-    },
-}
-
-/// Verifies `header` for `payload` as Stripe's libraries do: any `v1` entry may match the
-/// HMAC-SHA256 of `"{t}.{payload}"`, compared in constant time, and `t` may not be older than
-/// the tolerance.
-pub fn verify_signature(
-    secret: &str,
-    header: Option<&str>,
-    payload: &[u8],
-    now_unix_s: u64,
-) -> Result<(), StripeSignatureError> {
-    let header = header.ok_or(StripeSignatureError::Missing)?;
-    let mut timestamp = None;
-    let mut signatures = Vec::new();
-    for item in header.split(',') {
-        match item.trim().split_once('=') {
-            Some(("t", t)) => timestamp = t.parse::<u64>().ok(),
-            Some(("v1", v1)) => signatures.extend(hex::decode(v1).ok()),
-            _ => {}
-        }
-    }
-    let timestamp = timestamp.ok_or(StripeSignatureError::NoTimestamp)?;
-    if signatures.is_empty() {
-        return Err(StripeSignatureError::NoSignature);
-    }
-    let matches = signatures.iter().any(|signature| {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-            return false;
-        };
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(payload);
-        mac.verify_slice(signature).is_ok()
-    });
-    if !matches {
-        return Err(StripeSignatureError::Mismatch);
-    }
-    if timestamp + STRIPE_TOLERANCE.as_secs() < now_unix_s {
-        return Err(StripeSignatureError::Stale {
-            timestamp,
-            now: now_unix_s,
-            tolerance_s: STRIPE_TOLERANCE.as_secs(),
-        });
-    }
-    Ok(())
-}
 
 /// `POST /api/integrations/stripepayment/webhook`.
 pub(super) async fn stripe_webhook(
@@ -92,9 +24,9 @@ pub(super) async fn stripe_webhook(
     body: Bytes,
 ) -> Response {
     let now_unix_s = clock::now().unix_seconds();
-    if let Err(e) = verify_signature(
+    if let Err(e) = verify_stripe_signature(
         &app.config.stripe_webhook_secret,
-        header(&headers, STRIPE_SIGNATURE_HEADER),
+        header(&headers, STRIPE_SIGNATURE),
         &body,
         now_unix_s,
     ) {
@@ -137,7 +69,7 @@ pub(super) async fn stripe_webhook(
         .or(payment.context.clone());
     let span = info_span!(
         parent: None,
-        "payment_success_processing",
+        PAYMENT_SUCCESS_PROCESSING,
         payment_intent = intent_id,
         booking_id = payment.booking_id,
     );
@@ -160,7 +92,7 @@ pub(super) async fn stripe_webhook(
             Ok(())
         }
         .instrument(info_span!(
-            "booking_confirmation",
+            BOOKING_CONFIRMATION,
             booking_id = payment.booking_id
         ))
         .await
@@ -170,48 +102,5 @@ pub(super) async fn stripe_webhook(
     match confirmed {
         Ok(()) => Json(serde_json::json!({ "received": true })).into_response(),
         Err(e) => internal_error(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mocks::stripe::signature_header;
-
-    const SECRET: &str = "whsec_test";
-    const NOW: u64 = 1_772_442_000;
-
-    fn check(header: &str, now: u64) -> Result<(), StripeSignatureError> {
-        verify_signature(SECRET, Some(header), b"{\"a\":1}", now)
-    }
-
-    #[test]
-    fn a_signature_made_by_stripes_scheme_verifies() {
-        assert_eq!(
-            check(&signature_header(SECRET, NOW, "{\"a\":1}"), NOW + 10),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn forged_stale_and_malformed_signatures_are_refused() {
-        let forged = signature_header("whsec_other", NOW, "{\"a\":1}");
-        assert_eq!(check(&forged, NOW), Err(StripeSignatureError::Mismatch));
-        let tampered = signature_header(SECRET, NOW, "{\"a\":2}");
-        assert_eq!(check(&tampered, NOW), Err(StripeSignatureError::Mismatch));
-        let stale = signature_header(SECRET, NOW - 301, "{\"a\":1}");
-        assert!(matches!(
-            check(&stale, NOW),
-            Err(StripeSignatureError::Stale { .. })
-        ));
-        assert_eq!(check("v1=00", NOW), Err(StripeSignatureError::NoTimestamp));
-        assert_eq!(
-            check(&format!("t={NOW}"), NOW),
-            Err(StripeSignatureError::NoSignature)
-        );
-        assert_eq!(
-            verify_signature(SECRET, None, b"", NOW),
-            Err(StripeSignatureError::Missing)
-        );
     }
 }

@@ -15,6 +15,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use crate::clock::{self, VirtualTime};
 use crate::trace::{SpanId, TraceContext, TraceFlags, TraceId, TraceState};
 
+mod records;
+pub use records::{
+    DueReminder, DueWebhookJob, NewBooking, NewPayment, NewReminder, NewWebhookJob, StoredPayment,
+};
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bookings (
     id              INTEGER PRIMARY KEY,
@@ -86,85 +91,7 @@ CREATE INDEX IF NOT EXISTS webhook_jobs_due ON webhook_jobs (status, scheduled_a
 CREATE INDEX IF NOT EXISTS reminders_due ON reminders (status, scheduled_at_us);
 ";
 
-#[derive(Debug, Clone)]
-pub struct NewBooking {
-    pub uid: String,
-    pub event_type_id: u64,
-    pub title: String,
-    pub start_time: String,
-    /// Seat holders in seat order; the first is the booker.
-    pub attendees: Vec<(String, String)>,
-    pub status: &'static str,
-    pub calendar_event: Option<String>,
-    pub payment: Option<NewPayment>,
-    pub request_id: String,
-    pub created_at: VirtualTime,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewPayment {
-    /// Stripe's PaymentIntent id.
-    pub external_id: String,
-    pub amount: u64,
-    pub currency: String,
-    pub created_at: VirtualTime,
-    /// The span that created the PaymentIntent.
-    pub context: Option<TraceContext>,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewWebhookJob {
-    pub trigger_event: &'static str,
-    pub subscriber_url: String,
-    pub payload: String,
-    pub scheduled_at: VirtualTime,
-    pub context: Option<TraceContext>,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewReminder {
-    pub seat: u32,
-    pub name: String,
-    pub email: String,
-    pub batch_id: Option<String>,
-    pub scheduled_at: VirtualTime,
-    pub context: Option<TraceContext>,
-}
-
-/// A webhook job the cron picked up.
-#[derive(Debug, Clone)]
-pub struct DueWebhookJob {
-    pub id: i64,
-    pub trigger_event: String,
-    pub subscriber_url: String,
-    pub payload: String,
-    pub created_at: VirtualTime,
-    pub context: Option<TraceContext>,
-}
-
-/// A reminder the cron picked up.
-#[derive(Debug, Clone)]
-pub struct DueReminder {
-    pub id: i64,
-    pub booking_id: i64,
-    pub booking_uid: String,
-    pub title: String,
-    pub seat: u32,
-    pub name: String,
-    pub email: String,
-    pub batch_id: Option<String>,
-    pub context: Option<TraceContext>,
-}
-
-/// A payment looked up by its PaymentIntent id.
-#[derive(Debug, Clone)]
-pub struct StoredPayment {
-    pub booking_id: i64,
-    pub success: bool,
-    pub created_at: VirtualTime,
-    pub context: Option<TraceContext>,
-}
-
+/// A failure of the SQLite store.
 #[derive(Debug, thiserror::Error)]
 #[error("booking store: {0}")]
 pub struct StoreError(#[from] rusqlite::Error);
@@ -172,6 +99,7 @@ pub struct StoreError(#[from] rusqlite::Error);
 /// `(status, count)` rows of one job table.
 pub type StatusCounts = Vec<(String, i64)>;
 
+/// The SQLite store: one connection, one transaction per write.
 pub struct Store {
     conn: Mutex<Connection>,
     /// Declared cost of one transaction on the flow's virtual clock (a remote database's round
@@ -180,6 +108,8 @@ pub struct Store {
 }
 
 impl Store {
+    /// Opens (creating if needed) the store at `path`; each transaction costs
+    /// `transaction_latency` on the flow's clock.
     pub fn open(path: &Path, transaction_latency: Duration) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -283,6 +213,7 @@ impl Store {
         })
     }
 
+    /// Writes a booking's reminders in one transaction.
     pub fn insert_reminders(
         &self,
         booking_id: i64,
@@ -350,6 +281,7 @@ impl Store {
         })
     }
 
+    /// Records a webhook job's outcome after `attempts` attempts, in one transaction.
     pub fn finish_webhook_job(
         &self,
         id: i64,
@@ -361,12 +293,14 @@ impl Store {
             Ok(()) => ("delivered", None),
             Err(reason) => ("failed", Some(reason)),
         };
-        self.conn().execute(
-            "UPDATE webhook_jobs SET status = ?2, last_error = ?3, attempts = ?4,
-                finished_at_us = ?5 WHERE id = ?1",
-            params![id, status, error, attempts, micros(at)],
-        )?;
-        Ok(())
+        self.transaction(|tx| {
+            tx.execute(
+                "UPDATE webhook_jobs SET status = ?2, last_error = ?3, attempts = ?4,
+                    finished_at_us = ?5 WHERE id = ?1",
+                params![id, status, error, attempts, micros(at)],
+            )?;
+            Ok(())
+        })
     }
 
     /// Claims the pending reminders due at `now`, by booking and seat, as
@@ -406,6 +340,7 @@ impl Store {
         })
     }
 
+    /// Records a reminder's outcome, in one transaction.
     pub fn finish_reminder(
         &self,
         id: i64,
@@ -416,13 +351,16 @@ impl Store {
             Ok(()) => ("sent", None),
             Err(reason) => ("failed", Some(reason)),
         };
-        self.conn().execute(
-            "UPDATE reminders SET status = ?2, last_error = ?3, finished_at_us = ?4 WHERE id = ?1",
-            params![id, status, error, micros(at)],
-        )?;
-        Ok(())
+        self.transaction(|tx| {
+            tx.execute(
+                "UPDATE reminders SET status = ?2, last_error = ?3, finished_at_us = ?4 WHERE id = ?1",
+                params![id, status, error, micros(at)],
+            )?;
+            Ok(())
+        })
     }
 
+    /// The payment for PaymentIntent `external_id`, if there is one.
     pub fn payment(&self, external_id: &str) -> Result<Option<StoredPayment>, StoreError> {
         Ok(self
             .conn()
@@ -511,6 +449,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Bookings whose payment has been confirmed.
     pub fn paid_booking_count(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn()
@@ -519,6 +458,7 @@ impl Store {
             })?)
     }
 
+    /// Bookings in the store, whatever their status.
     pub fn booking_count(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn()

@@ -63,8 +63,7 @@ pub fn overhead(path: &Path, options: &OverheadOptions) -> Exit {
 
 /// `serve`: the booking service on `addr` until Ctrl-C.
 pub fn serve(addr: SocketAddr, google_calendar_url: Option<String>) -> Exit {
-    let config = |database| {
-        let mut config = ServiceConfig::new(database, 1);
+    let config = |mut config: ServiceConfig| {
         config.google_calendar_url = google_calendar_url.unwrap_or_default();
         config
     };

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::contract::BOOKING_CREATION;
 use crate::trace::{Captured, SpanData, TraceId};
 
 /// The slowest direct step of a booking's creation and its share of the whole.
@@ -31,7 +32,7 @@ pub fn bottlenecks(captured: &Captured) -> Vec<Bottleneck> {
     captured
         .spans
         .iter()
-        .filter(|s| s.op == "booking_creation" && !s.duration().is_zero())
+        .filter(|s| s.op == BOOKING_CREATION && !s.duration().is_zero())
         .filter_map(|root| {
             let slowest = captured
                 .children(root.span_id)

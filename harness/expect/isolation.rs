@@ -71,7 +71,7 @@ pub fn check_isolation(
         }
         if let Some(uid) = span.field("booking_uid") {
             let uid = uid.to_string();
-            if span.op == "booking_creation" {
+            if span.op == crate::contract::BOOKING_CREATION {
                 bookings.entry(trace.clone()).or_default().push(uid.clone());
             }
             if by_uid.get(uid.as_str()).is_some_and(|&owner| owner != flow) {

@@ -19,7 +19,7 @@ use crate::report::ndjson::NdjsonLine;
 /// The operations this importer turns into scenario steps. Any other operation in the logs is
 /// listed as not reproduced, even when the simulated service knows it, until a mapping exists.
 pub const MAPPED_OPERATIONS: &[&str] = &[
-    "booking_creation",
+    crate::contract::BOOKING_CREATION,
     "calendar_event_creation",
     "webhook_scheduling",
     "webhook_execution",
@@ -423,7 +423,7 @@ fn scenario_text(
     // The booking request that started it all.
     let event_type_id = spans
         .iter()
-        .filter(|s| s.op == "booking_creation")
+        .filter(|s| s.op == crate::contract::BOOKING_CREATION)
         .flat_map(|s| &s.lines)
         .find_map(|l| l.message.split("eventTypeId: ").nth(1))
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())

@@ -11,14 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::booking::SIGNATURE_HEADER;
-use crate::clock::{self, VirtualTime, FAULT_HEADER, LATENCY_HEADER, NOW_HEADER};
+use crate::clock::{self, VirtualTime};
+use crate::contract::headers::{VIRTUAL_FAULT, VIRTUAL_LATENCY_US, VIRTUAL_NOW_US};
+use crate::contract::{self, headers::CAL_SIGNATURE, peers};
 use crate::trace::{TRACEPARENT, TRACESTATE};
 
 /// The third parties the booking service talks to.
@@ -36,13 +35,7 @@ pub enum MockKind {
 }
 
 impl MockKind {
-    pub const ALL: [MockKind; 4] = [
-        MockKind::GoogleCalendar,
-        MockKind::Stripe,
-        MockKind::WebhookSubscriber,
-        MockKind::EmailProvider,
-    ];
-
+    /// The kind's name in scenario files (`kind = "google_calendar"`).
     pub fn name(self) -> &'static str {
         match self {
             MockKind::GoogleCalendar => "google_calendar",
@@ -86,13 +79,14 @@ impl MockKind {
     fn mount_point(self, route: &str) -> MockBuilder {
         let post = Mock::given(method("POST"));
         match (self, route) {
+            // Any calendar id: the service books on `primary` (peers::GOOGLE_EVENTS_INSERT).
             (MockKind::GoogleCalendar, _) => {
                 post.and(path_regex(r"^/calendar/v3/calendars/[^/]+/events$"))
             }
-            (MockKind::Stripe, _) => post.and(path("/v1/payment_intents")),
+            (MockKind::Stripe, _) => post.and(path(peers::STRIPE_PAYMENT_INTENTS)),
             (MockKind::WebhookSubscriber, _) => post.and(path(WEBHOOK_PATH)),
-            (MockKind::EmailProvider, "mail_batch") => post.and(path("/v3/mail/batch")),
-            (MockKind::EmailProvider, _) => post.and(path("/v3/mail/send")),
+            (MockKind::EmailProvider, "mail_batch") => post.and(path(peers::SENDGRID_MAIL_BATCH)),
+            (MockKind::EmailProvider, _) => post.and(path(peers::SENDGRID_MAIL_SEND)),
         }
     }
 }
@@ -114,6 +108,7 @@ pub enum Fault {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MockBehaviour {
+    /// The HTTP status answered; 200 unless given.
     #[serde(default = "ok_status")]
     pub status: u16,
     /// An error reason of the API (`rateLimitExceeded` for Google, `card_declined` for Stripe,
@@ -126,6 +121,7 @@ pub struct MockBehaviour {
     /// How long the response takes, on the caller's virtual clock.
     #[serde(default, deserialize_with = "clock::deserialize_duration")]
     pub latency: Duration,
+    /// A fault instead of (or on top of) the status.
     #[serde(default)]
     pub fault: Option<Fault>,
 }
@@ -180,18 +176,26 @@ pub fn google_error_body(reason: &str, status: u16) -> Option<serde_json::Value>
 /// A request a mock received, as the harness keeps it.
 #[derive(Clone, Debug)]
 pub struct ReceivedRequest {
+    /// The mock's name in the scenario.
     pub mock: String,
+    /// The mock's kind.
     pub kind: MockKind,
+    /// The HTTP method.
     pub method: String,
+    /// The request path.
     pub path: String,
+    /// The `traceparent` the request carried.
     pub traceparent: Option<String>,
+    /// The `tracestate` the request carried.
     pub tracestate: Option<String>,
     /// Every header, lowercase names, in the order received.
     pub headers: Vec<(String, String)>,
+    /// The body as text, lossily decoded.
     pub body: String,
 }
 
 impl ReceivedRequest {
+    /// The first header named `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -201,7 +205,7 @@ impl ReceivedRequest {
 
     /// The virtual instant the caller sent the request at.
     pub fn sent_at(&self) -> VirtualTime {
-        self.header(NOW_HEADER)
+        self.header(VIRTUAL_NOW_US)
             .and_then(|v| v.parse().ok())
             .map(VirtualTime::from_micros)
             .unwrap_or_default()
@@ -210,7 +214,9 @@ impl ReceivedRequest {
 
 /// A running mock: one wiremock server.
 pub struct MockService {
+    /// The mock's name in the scenario.
     pub name: String,
+    /// The mock's kind.
     pub kind: MockKind,
     server: MockServer,
     check: Option<Arc<SubscriberCheck>>,
@@ -220,8 +226,11 @@ pub struct MockService {
 /// processing, and deliveries it refused (401) for a missing or wrong signature.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeliveryCounts {
+    /// Deliveries processed (signed, new, accepted).
     pub processed: usize,
+    /// Deliveries already accepted once, acknowledged without processing.
     pub duplicates: usize,
+    /// Deliveries refused for a missing or wrong signature.
     pub refused: usize,
 }
 
@@ -385,9 +394,9 @@ struct SubscriberCheck {
     counts: Mutex<DeliveryCounts>,
 }
 
-/// How a subscriber reads one delivery.
+/// What a subscriber finds a delivery to be.
 #[derive(Debug, PartialEq, Eq)]
-enum Verdict {
+enum Delivery {
     /// Signed and new: the signature, to remember once the delivery is accepted.
     Fresh(String),
     /// Signed, and already accepted once.
@@ -397,19 +406,19 @@ enum Verdict {
 }
 
 impl SubscriberCheck {
-    fn verify(&self, request: &Request) -> Verdict {
-        let verdict = self.read(request);
+    fn verify(&self, request: &Request) -> Delivery {
+        let delivery = self.read(request);
         if let Ok(mut counts) = self.counts.lock() {
-            match verdict {
-                Verdict::Fresh(_) => {}
-                Verdict::Duplicate => counts.duplicates += 1,
-                Verdict::BadSignature => counts.refused += 1,
+            match delivery {
+                Delivery::Fresh(_) => {}
+                Delivery::Duplicate => counts.duplicates += 1,
+                Delivery::BadSignature => counts.refused += 1,
             }
         }
-        verdict
+        delivery
     }
 
-    fn read(&self, request: &Request) -> Verdict {
+    fn read(&self, request: &Request) -> Delivery {
         match self.signature(request) {
             Ok(signature) => {
                 let seen = self
@@ -418,28 +427,26 @@ impl SubscriberCheck {
                     .map(|accepted| accepted.contains(&signature))
                     .unwrap_or(false);
                 if seen {
-                    Verdict::Duplicate
+                    Delivery::Duplicate
                 } else {
-                    Verdict::Fresh(signature)
+                    Delivery::Fresh(signature)
                 }
             }
-            Err(()) => Verdict::BadSignature,
+            Err(()) => Delivery::BadSignature,
         }
     }
 
     fn signature(&self, request: &Request) -> Result<String, ()> {
         let given = request
             .headers
-            .get(SIGNATURE_HEADER)
+            .get(CAL_SIGNATURE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| hex::decode(v.trim()).ok())
             .ok_or(())?;
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.secret.as_bytes()) else {
-            return Err(());
-        };
-        mac.update(&request.body);
         // Constant time, as a subscriber comparing secrets must.
-        mac.verify_slice(&given).map_err(|_| ())?;
+        if !contract::hmac_sha256_matches(&self.secret, &[&request.body], &given) {
+            return Err(());
+        }
         Ok(hex::encode(given))
     }
 
@@ -459,8 +466,8 @@ impl SubscriberCheck {
 impl Respond for Sequence {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         // A refused delivery is answered before any behaviour is used: it changes nothing.
-        let verdict = self.check.as_ref().map(|check| check.verify(request));
-        if verdict == Some(Verdict::BadSignature) {
+        let delivery = self.check.as_ref().map(|check| check.verify(request));
+        if delivery == Some(Delivery::BadSignature) {
             return ResponseTemplate::new(401)
                 .set_body_json(serde_json::json!({ "error": "invalid signature" }));
         }
@@ -477,7 +484,7 @@ impl Respond for Sequence {
             && sendgrid::invalid_recipient(&request.body)
         {
             return ResponseTemplate::new(400)
-                .insert_header(LATENCY_HEADER, latency_us.to_string().as_str())
+                .insert_header(VIRTUAL_LATENCY_US, latency_us.to_string().as_str())
                 .set_body_json(sendgrid::error_body("invalid_email").unwrap_or_default());
         }
         let accepted = (200..300).contains(&behaviour.status)
@@ -485,21 +492,21 @@ impl Respond for Sequence {
                 behaviour.fault,
                 Some(Fault::Timeout | Fault::ConnectionRefused)
             );
-        match (&self.check, verdict, accepted) {
-            (Some(check), Some(Verdict::Fresh(signature)), true) => check.process(signature),
-            (_, Some(Verdict::Duplicate), true) => {
+        match (&self.check, delivery, accepted) {
+            (Some(check), Some(Delivery::Fresh(signature)), true) => check.process(signature),
+            (_, Some(Delivery::Duplicate), true) => {
                 // Transport as scripted, but nothing is processed twice.
                 return ResponseTemplate::new(behaviour.status)
-                    .insert_header(LATENCY_HEADER, latency_us.to_string().as_str())
+                    .insert_header(VIRTUAL_LATENCY_US, latency_us.to_string().as_str())
                     .set_body_json(serde_json::json!({ "duplicate": true }));
             }
             _ => {}
         }
         let mut template = ResponseTemplate::new(behaviour.status)
-            .insert_header(LATENCY_HEADER, latency_us.to_string().as_str());
+            .insert_header(VIRTUAL_LATENCY_US, latency_us.to_string().as_str());
         match behaviour.fault {
             Some(Fault::ConnectionRefused) => {
-                return template.insert_header(FAULT_HEADER, "connection-refused")
+                return template.insert_header(VIRTUAL_FAULT, "connection-refused")
             }
             Some(Fault::MalformedBody) => {
                 return template.set_body_raw(b"{\"id\": \"".to_vec(), "application/json")
@@ -520,7 +527,7 @@ impl Respond for Sequence {
         }
         let sent_at = request
             .headers
-            .get(NOW_HEADER)
+            .get(VIRTUAL_NOW_US)
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .map(VirtualTime::from_micros)
             .unwrap_or_default();
@@ -533,7 +540,7 @@ impl Respond for Sequence {
             )),
             (MockKind::EmailProvider, "mail_batch") => {
                 template = ResponseTemplate::new(201)
-                    .insert_header(LATENCY_HEADER, latency_us.to_string().as_str());
+                    .insert_header(VIRTUAL_LATENCY_US, latency_us.to_string().as_str());
                 template.set_body_json(serde_json::json!({
                     "batch_id": format!(
                         "{:016x}{:016x}",
@@ -545,7 +552,7 @@ impl Respond for Sequence {
             (MockKind::EmailProvider, _) => {
                 // SendGrid accepts with 202 and an empty body.
                 ResponseTemplate::new(202)
-                    .insert_header(LATENCY_HEADER, latency_us.to_string().as_str())
+                    .insert_header(VIRTUAL_LATENCY_US, latency_us.to_string().as_str())
                     .insert_header(
                         "x-message-id",
                         format!("{:016x}", crate::trace::splitmix64(n as u64 ^ 0x6d61_696c))

@@ -2,10 +2,8 @@
 //! returns, Stripe's error bodies, and the events (with their `Stripe-Signature`) that Stripe
 //! delivers later to the service's webhook endpoint.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use crate::clock::VirtualTime;
+use crate::contract;
 
 /// Stripe's error codes this mock answers with: `(code, type, message)`, as Stripe's API
 /// reference ("Error codes") words them.
@@ -113,16 +111,9 @@ pub fn succeeded_event(intent: &serde_json::Value, at: VirtualTime) -> serde_jso
 
 /// The `Stripe-Signature` header value for `payload` sent at Unix time `timestamp`:
 /// `t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>.<payload>">`, keyed with the endpoint's
-/// signing secret.
+/// signing secret ([`contract::stripe_signature`]).
 pub fn signature_header(secret: &str, timestamp: u64, payload: &str) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-        unreachable!("HMAC accepts keys of any length")
-    };
-    mac.update(format!("{timestamp}.{payload}").as_bytes());
-    format!(
-        "t={timestamp},v1={}",
-        hex::encode(mac.finalize().into_bytes())
-    )
+    contract::stripe_signature(secret, timestamp, payload.as_bytes())
 }
 
 /// `len` characters of Stripe-looking base62 drawn from `seed`.

@@ -23,8 +23,8 @@ pub use render::{render, Format, RenderError};
 
 use std::fmt::Write as _;
 
-use crate::booking::operation_label;
 use crate::clock::Compact;
+use crate::contract::{operation_label, BOOKING_CREATION};
 use crate::expect::Verdict;
 use crate::outcome::ReplayOutcome;
 use crate::trace::{Aliases, Captured, LinePrefix, RequestIdPrefix, SpanData, SpanId, SpanStatus};
@@ -154,7 +154,7 @@ pub fn timing_lines(outcome: &ReplayOutcome) -> Vec<SeedLine> {
     let captured = &outcome.captured;
     let aliases = Aliases::of(captured);
     let mut out = Vec::new();
-    for root in captured.spans.iter().filter(|s| s.op == "booking_creation") {
+    for root in captured.spans.iter().filter(|s| s.op == BOOKING_CREATION) {
         let prefix = |s: &SpanData| {
             Some((
                 aliases.trace(s.trace_id).to_string(),

@@ -25,7 +25,7 @@ use crate::booking::{
     BookingService, ServiceError, StatusCounts, StoreError, REQUEST_ID_NAME, TRACEPARENT_NAME,
     TRACE_ID_NAME,
 };
-use crate::clock::NOW_HEADER;
+use crate::contract::headers::VIRTUAL_NOW_US;
 use crate::mocks::{MockService, ReceivedRequest};
 /// Moved to [`crate::outcome`]; this path keeps working meanwhile.
 pub use crate::outcome::FlowResponse;
@@ -297,7 +297,7 @@ async fn run_batch(
                     let body = serde_json::to_string(&booking_request(book, attendees))
                         .unwrap_or_default();
                     let call = Call {
-                        path: "/api/bookings",
+                        path: crate::contract::routes::BOOKINGS,
                         at_us: at_us.clone(),
                         body,
                         traceparent: book.traceparent.clone(),
@@ -394,7 +394,7 @@ impl Endpoint {
         match self {
             Endpoint::Router(router) => {
                 let mut request = Request::post(call.path)
-                    .header(NOW_HEADER, call.at_us)
+                    .header(VIRTUAL_NOW_US, call.at_us)
                     .header("content-type", "application/json");
                 if let Some(value) = call.traceparent {
                     request = request.header(trace::TRACEPARENT, value);
@@ -414,7 +414,7 @@ impl Endpoint {
             Endpoint::Http { client, url } => {
                 let mut request = client
                     .post(format!("{url}{}", call.path))
-                    .header(NOW_HEADER, call.at_us)
+                    .header(VIRTUAL_NOW_US, call.at_us)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(call.body);
                 if let Some(value) = call.traceparent {

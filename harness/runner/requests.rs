@@ -7,13 +7,14 @@ use fake::Fake;
 use rand_chacha::ChaCha8Rng;
 
 use crate::booking::{AttendeeResponses, BookingRequest};
+use crate::contract::routes;
 use crate::scenario::{Attendee, BookStep, CronJob};
 
 /// The service route a cron step calls, as Cal.com's scheduler does.
 pub(crate) fn cron_path(job: CronJob) -> &'static str {
     match job {
-        CronJob::Webhooks => "/api/cron/webhooks",
-        CronJob::Reminders => "/api/cron/workflows/scheduleEmailReminders",
+        CronJob::Webhooks => routes::WEBHOOK_CRON,
+        CronJob::Reminders => routes::REMINDER_CRON,
     }
 }
 

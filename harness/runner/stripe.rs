@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::booking::{ServiceConfig, STRIPE_TOLERANCE};
 use crate::clock::VirtualTime;
+use crate::contract::peers;
 use crate::mocks::{stripe, MockKind, MockService};
 use crate::scenario::{SignatureKind, StripeEvent, StripeStep};
 
@@ -26,7 +27,7 @@ impl PaymentIntents {
                 mock.received()
                     .await
                     .into_iter()
-                    .filter(|r| r.path == "/v1/payment_intents"),
+                    .filter(|r| r.path == peers::STRIPE_PAYMENT_INTENTS),
             );
         }
         for (n, request) in requests.iter().enumerate().skip(self.created.len()) {

@@ -10,7 +10,8 @@ use crate::booking::{
     BookingService, REQUEST_ID_HEADER, STRIPE_SIGNATURE_HEADER, STRIPE_WEBHOOK_PATH,
     TRACE_ID_HEADER,
 };
-use crate::clock::{LATENCY_HEADER, NOW_HEADER};
+use crate::contract::headers::{VIRTUAL_LATENCY_US, VIRTUAL_NOW_US};
+use crate::contract::routes;
 use crate::mocks::{DeliveryCounts, MockKind, ReceivedRequest};
 use crate::outcome::{PersonalKind, ReplayOutcome, StepKind, StepOutcome};
 use crate::scenario::{Action, Scenario};
@@ -93,7 +94,7 @@ pub(super) async fn drive(scenario: &Scenario) -> Result<Observed, ReplayError> 
                 let body = serde_json::to_string(&request).unwrap_or_default();
                 (
                     StepKind::Book,
-                    "/api/bookings",
+                    routes::BOOKINGS,
                     body,
                     book.traceparent.clone(),
                 )
@@ -115,7 +116,7 @@ pub(super) async fn drive(scenario: &Scenario) -> Result<Observed, ReplayError> 
         let at = || crate::clock::Compact(step.at).to_string();
         let mut request = client
             .post(format!("{}{path}", service.url()))
-            .header(NOW_HEADER, step.at.as_micros().to_string())
+            .header(VIRTUAL_NOW_US, step.at.as_micros().to_string())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         for (name, value) in headers {
@@ -186,7 +187,7 @@ async fn exchange(
     let header = |name| owned_header(response.headers(), name);
     let request_id = header(REQUEST_ID_HEADER);
     let trace_id = header(TRACE_ID_HEADER);
-    let latency = header(LATENCY_HEADER)
+    let latency = header(VIRTUAL_LATENCY_US)
         .and_then(|v| v.parse().ok())
         .map(Duration::from_micros)
         .unwrap_or_default();

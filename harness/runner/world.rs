@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::booking::{EventType, PlantedBugs, ServiceConfig, DEFAULT_WEBHOOK_SECRET};
+use crate::booking::{PlantedBugs, ServiceConfig};
+use crate::contract::DEFAULT_WEBHOOK_SECRET;
 use crate::mocks::{MockBehaviour, MockKind, MockService};
 use crate::scenario::Scenario;
 
@@ -47,17 +48,7 @@ impl World {
         let mut service = ServiceConfig::new(PathBuf::new(), scenario.seed);
         service.store_latency = scenario.service.store_latency;
         service.bugs = PlantedBugs(scenario.service.bugs.clone());
-        service.event_types = scenario
-            .event_types
-            .iter()
-            .map(|e| EventType {
-                id: e.id,
-                price: e.price,
-                currency: e.currency.clone(),
-                seats: e.seats,
-                reminders: e.reminders,
-            })
-            .collect();
+        service.event_types = scenario.event_types.clone();
         World { mocks, service }
     }
 

@@ -16,8 +16,8 @@ pub use compare::{CompareOp, DurationTest, ValueTest};
 pub use error::{Located, ScenarioError};
 pub use load::{load_all, scenario_files};
 pub use schema::{
-    Action, Attendee, BookStep, CronJob, EventTypeSpec, MockSpec, Scenario, ServiceSpec,
-    SignatureKind, Step, StripeEvent, StripeStep,
+    Action, Attendee, BookStep, CronJob, MockSpec, Scenario, ServiceSpec, SignatureKind, Step,
+    StripeEvent, StripeStep,
 };
 pub use selector::{Selector, SelectorError};
 

@@ -9,9 +9,10 @@ use super::error::locate;
 use super::raw::RawScenario;
 use super::validate::{validate_assertion, validate_behaviour, validate_book};
 use super::{
-    Action, EventTypeSpec, Scenario, ScenarioError, Step, MAX_ASSERTIONS, MAX_BEHAVIOURS,
-    MAX_MOCKS, MAX_SEATS, MAX_STEPS,
+    Action, Scenario, ScenarioError, Step, MAX_ASSERTIONS, MAX_BEHAVIOURS, MAX_MOCKS, MAX_SEATS,
+    MAX_STEPS,
 };
+use crate::contract::EventType;
 use crate::mocks::MockKind;
 
 impl Scenario {
@@ -126,7 +127,7 @@ impl Scenario {
         // Steps run in time order; equal times keep file order.
         timeline.sort_by_key(|s| s.at);
 
-        let mut event_types: Vec<EventTypeSpec> = Vec::new();
+        let mut event_types: Vec<EventType> = Vec::new();
         for event_type in raw.event_types {
             let span = event_type.span();
             let event_type = event_type.into_inner();

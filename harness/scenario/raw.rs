@@ -7,8 +7,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::ExpectedStatus;
-use super::{BookStep, CronJob, EventTypeSpec, MockSpec, ServiceSpec, StripeStep};
+use super::{BookStep, CronJob, MockSpec, ServiceSpec, StripeStep};
 use crate::clock;
+use crate::contract::EventType;
 
 /// The whole file as written.
 #[derive(Deserialize)]
@@ -19,7 +20,7 @@ pub(super) struct RawScenario {
     #[serde(default)]
     pub(super) service: ServiceSpec,
     #[serde(default)]
-    pub(super) event_types: Vec<Spanned<EventTypeSpec>>,
+    pub(super) event_types: Vec<Spanned<EventType>>,
     #[serde(default)]
     pub(super) mocks: BTreeMap<String, Spanned<MockSpec>>,
     pub(super) timeline: Spanned<Vec<Spanned<RawStep>>>,

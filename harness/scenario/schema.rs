@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::Assertion;
 use crate::clock;
+use crate::contract::EventType;
 use crate::mocks::{MockBehaviour, MockKind};
 
 /// A validated scenario, ready to replay.
@@ -25,7 +26,7 @@ pub struct Scenario {
     /// How the booking service is configured.
     pub service: ServiceSpec,
     /// The event types the service knows.
-    pub event_types: Vec<EventTypeSpec>,
+    pub event_types: Vec<EventType>,
     /// The third parties, by name.
     pub mocks: BTreeMap<String, MockSpec>,
     /// The steps, in time order.
@@ -44,30 +45,6 @@ pub struct ServiceSpec {
     /// Propagation bugs the service should reproduce, to prove the harness catches them.
     #[serde(default)]
     pub bugs: Vec<crate::booking::PlantedBug>,
-}
-
-/// An event type the service knows (`[[event_types]]`); ids not listed are plain event types.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct EventTypeSpec {
-    /// The id bookings name it by.
-    pub id: u64,
-    /// Price in the currency's smallest unit; the booking then requires payment via Stripe.
-    #[serde(default)]
-    pub price: Option<u64>,
-    /// The price's currency (`usd` when absent).
-    #[serde(default = "default_currency")]
-    pub currency: String,
-    /// Seats per slot: a seated event type.
-    #[serde(default)]
-    pub seats: Option<u32>,
-    /// Mandatory email reminders to every attendee.
-    #[serde(default)]
-    pub reminders: bool,
-}
-
-fn default_currency() -> String {
-    "usd".to_owned()
 }
 
 /// A third party the service calls (`[mocks.NAME]`): its API and how it answers.

@@ -10,7 +10,7 @@ use super::error::string_content_start;
 use super::raw::RawAssertion;
 use super::{Assertion, CompareOp, DurationTest, EventCount, Selector, Target, ValueTest};
 use super::{BookStep, MockSpec, ScenarioError, MAX_SEATS};
-use crate::booking::OPERATIONS;
+use crate::contract::OPERATIONS;
 use crate::mocks::{MockBehaviour, MockKind};
 
 pub(super) fn validate_book(book: &BookStep) -> Result<(), String> {

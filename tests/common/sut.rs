@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use trace_harness::booking::{BookingService, ServiceConfig};
+use trace_harness::booking::{conformance, BookingService};
 use trace_harness::trace::{CaptureSubscriber, IdGenerator, TraceContext, TraceStore};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -114,7 +114,8 @@ pub fn exchange(
                 .respond_with(ResponseTemplate::new(200))
                 .mount(&target)
                 .await;
-            let config = ServiceConfig::new(database.path().join("booking.sqlite3"), 7);
+            // As `serve` configures it: the only service with the `/test` route.
+            let config = conformance::serve_config(database.path().join("booking.sqlite3"), 7);
             let service = BookingService::start(config).await.unwrap();
             let host = service.url().trim_start_matches("http://").to_owned();
             let request = raw_request(path, &host, headers, &body(&target.uri()));

@@ -1,0 +1,65 @@
+//! The service's HTTP surface: the routes of the contract and the middleware every request runs
+//! through (request id, header-size guard, flow clock, inbound trace context, panics answered).
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+
+use super::http::{header, set_header, Inbound, LATENCY_NAME, REQUEST_ID_NAME};
+use super::{conformance, create, guard, jobs, payment, App};
+use crate::clock::{FlowClock, VirtualTime};
+use crate::contract::{self, routes};
+use crate::trace;
+
+/// The service's routes over `app`, with every request's middleware.
+pub(super) fn router(app: Arc<App>) -> Router {
+    let router = Router::new()
+        .route(routes::BOOKINGS, post(create::create_booking))
+        .route(routes::WEBHOOK_CRON, post(jobs::run_webhook_cron))
+        .route(routes::REMINDER_CRON, post(jobs::run_reminder_cron))
+        .route(routes::STRIPE_WEBHOOK, post(payment::stripe_webhook));
+    let router = if app.config.conformance_endpoint {
+        router.route(routes::CONFORMANCE_TEST, post(conformance::run_test))
+    } else {
+        router
+    };
+    router
+        .layer(DefaultBodyLimit::max(guard::MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(app.clone(), request_context))
+        .with_state(app)
+}
+
+/// Every request: a request id (logged as before tracing existed), a flow clock starting at the
+/// request's virtual arrival time, and the inbound trace context for the handler to continue.
+async fn request_context(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    let request_id: Arc<str> = app.ids.request_id().into();
+    let headers = req.headers();
+    if let Some(mut refused) = guard::oversized_head(headers) {
+        set_header(refused.headers_mut(), &REQUEST_ID_NAME, &request_id);
+        return refused;
+    }
+    let start = header(headers, contract::headers::VIRTUAL_NOW_US)
+        .and_then(|v| v.parse().ok())
+        .map(VirtualTime::from_micros)
+        .unwrap_or_default();
+    let inbound = guard::inbound_context(headers);
+    req.extensions_mut().insert(Inbound(inbound));
+    let clock = FlowClock::starting_at(start);
+    let handler = guard::answer_panics(next.run(req));
+    let mut response = clock
+        .clone()
+        .scope(trace::with_request_id(request_id.clone(), handler))
+        .await;
+    let headers = response.headers_mut();
+    set_header(headers, &REQUEST_ID_NAME, &request_id);
+    set_header(
+        headers,
+        &LATENCY_NAME,
+        &clock.now().since(start).as_micros().to_string(),
+    );
+    response
+}
