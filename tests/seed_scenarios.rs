@@ -562,13 +562,13 @@ fn webhook_deliveries_are_signed_over_their_body() {
         .collect();
     assert_eq!(deliveries.len(), 2);
     for delivery in deliveries {
-        let expected = trace_harness::booking::sign(&secret, delivery.body.as_bytes());
+        let expected = trace_harness::contract::cal_signature(&secret, delivery.body.as_bytes());
         assert_eq!(
             delivery.header("x-cal-signature-256"),
             Some(expected.as_str())
         );
         assert_ne!(
-            trace_harness::booking::sign("another secret", delivery.body.as_bytes()),
+            trace_harness::contract::cal_signature("another secret", delivery.body.as_bytes()),
             expected
         );
     }

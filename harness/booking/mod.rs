@@ -38,17 +38,6 @@ pub(crate) use http::{REQUEST_ID_NAME, TRACEPARENT_NAME, TRACE_ID_NAME};
 pub use outbound::CallError;
 pub use store::{StatusCounts, StoreError};
 
-// The contract's names under the paths they had before the contract module existed.
-pub use crate::contract::headers::{
-    CAL_SIGNATURE as SIGNATURE_HEADER, REQUEST_ID as REQUEST_ID_HEADER,
-    STRIPE_SIGNATURE as STRIPE_SIGNATURE_HEADER, TRACE_ID as TRACE_ID_HEADER,
-};
-pub use crate::contract::routes::STRIPE_WEBHOOK as STRIPE_WEBHOOK_PATH;
-pub use crate::contract::{
-    cal_signature as sign, operation_label, EventType, StripeSignatureError,
-    DEFAULT_WEBHOOK_SECRET, OPERATIONS, STRIPE_TOLERANCE,
-};
-
 /// A running booking service on `127.0.0.1:<ephemeral port>`.
 pub struct BookingService {
     addr: SocketAddr,

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::booking::{ServiceConfig, STRIPE_TOLERANCE};
+use crate::booking::ServiceConfig;
 use crate::clock::VirtualTime;
-use crate::contract::peers;
+use crate::contract::{peers, STRIPE_TOLERANCE};
 use crate::mocks::{stripe, MockKind, MockService};
 use crate::scenario::{SignatureKind, StripeEvent, StripeStep};
 

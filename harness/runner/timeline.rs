@@ -6,11 +6,10 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::booking::{
-    BookingService, REQUEST_ID_HEADER, STRIPE_SIGNATURE_HEADER, STRIPE_WEBHOOK_PATH,
-    TRACE_ID_HEADER,
+use crate::booking::BookingService;
+use crate::contract::headers::{
+    REQUEST_ID, STRIPE_SIGNATURE, TRACE_ID, VIRTUAL_LATENCY_US, VIRTUAL_NOW_US,
 };
-use crate::contract::headers::{VIRTUAL_LATENCY_US, VIRTUAL_NOW_US};
 use crate::contract::routes;
 use crate::mocks::{DeliveryCounts, MockKind, ReceivedRequest};
 use crate::outcome::{PersonalKind, ReplayOutcome, StepKind, StepOutcome};
@@ -102,8 +101,8 @@ pub(super) async fn drive(scenario: &Scenario) -> Result<Observed, ReplayError> 
             Action::Cron(job) => (StepKind::Cron, cron_path(*job), String::new(), None),
             Action::Stripe(stripe_step) => {
                 let (event, signature) = payment_intents.delivery(stripe_step, &config, step.at)?;
-                headers.push((STRIPE_SIGNATURE_HEADER, signature));
-                (StepKind::Stripe, STRIPE_WEBHOOK_PATH, event, None)
+                headers.push((STRIPE_SIGNATURE, signature));
+                (StepKind::Stripe, routes::STRIPE_WEBHOOK, event, None)
             }
             Action::Restart => {
                 service.stop().await;
@@ -185,8 +184,8 @@ async fn exchange(
 ) -> Result<StepOutcome, reqwest::Error> {
     let response = request.send().await?;
     let header = |name| owned_header(response.headers(), name);
-    let request_id = header(REQUEST_ID_HEADER);
-    let trace_id = header(TRACE_ID_HEADER);
+    let request_id = header(REQUEST_ID);
+    let trace_id = header(TRACE_ID);
     let latency = header(VIRTUAL_LATENCY_US)
         .and_then(|v| v.parse().ok())
         .map(Duration::from_micros)
