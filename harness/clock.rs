@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// The scenario's virtual zero as a Unix timestamp (2026-03-02T09:00:00Z): where wire formats
 /// that carry wall-clock seconds (Stripe's `created`, its signature's `t=`) anchor virtual time.
-pub const EPOCH_UNIX_S: u64 = 1_772_442_000;
+pub(crate) const EPOCH_UNIX_S: u64 = 1_772_442_000;
 
 /// An instant on the replay's virtual time line, in microseconds since the scenario's start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -60,7 +60,7 @@ fn duration_us(d: Duration) -> u64 {
 /// as [`VirtualTime`] does: a flow that starts near `u64::MAX` µs ends there, never before it
 /// started.
 #[derive(Clone, Debug)]
-pub struct FlowClock(Arc<AtomicU64>);
+pub(crate) struct FlowClock(Arc<AtomicU64>);
 
 tokio::task_local! {
     static CURRENT: FlowClock;
@@ -68,17 +68,17 @@ tokio::task_local! {
 
 impl FlowClock {
     /// A cursor at `at`.
-    pub fn starting_at(at: VirtualTime) -> Self {
+    pub(crate) fn starting_at(at: VirtualTime) -> Self {
         FlowClock(Arc::new(AtomicU64::new(at.0)))
     }
 
     /// Where the cursor is.
-    pub fn now(&self) -> VirtualTime {
+    pub(crate) fn now(&self) -> VirtualTime {
         VirtualTime(self.0.load(Ordering::Relaxed))
     }
 
     /// Moves the cursor `by` later, saturating at the end of the time line.
-    pub fn advance(&self, by: Duration) {
+    pub(crate) fn advance(&self, by: Duration) {
         let by = duration_us(by);
         let _ = self
             .0
@@ -88,34 +88,29 @@ impl FlowClock {
     }
 
     /// Runs `fut` with this clock as the current flow's clock.
-    pub async fn scope<F: Future>(self, fut: F) -> F::Output {
+    pub(crate) async fn scope<F: Future>(self, fut: F) -> F::Output {
         CURRENT.scope(self, fut).await
-    }
-
-    /// The current flow's clock, if the caller runs inside one.
-    pub fn current() -> Option<FlowClock> {
-        CURRENT.try_with(FlowClock::clone).ok()
     }
 }
 
 /// The current flow's virtual time; zero outside a flow.
-pub fn now() -> VirtualTime {
+pub(crate) fn now() -> VirtualTime {
     try_now().unwrap_or(VirtualTime::ZERO)
 }
 
 /// The current flow's virtual time, if the caller runs inside a flow.
-pub fn try_now() -> Option<VirtualTime> {
+pub(crate) fn try_now() -> Option<VirtualTime> {
     CURRENT.try_with(FlowClock::now).ok()
 }
 
 /// Advances the current flow's clock; does nothing outside a flow.
-pub fn advance(by: Duration) {
+pub(crate) fn advance(by: Duration) {
     let _ = CURRENT.try_with(|clock| clock.advance(by));
 }
 
 /// A duration the way a person says it in a log line: `5 minutes`, `28 minutes`, `2 hours`,
 /// `4.2s`, `200ms`.
-pub struct Spoken(pub Duration);
+pub(crate) struct Spoken(pub Duration);
 
 impl fmt::Display for Spoken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -135,7 +130,7 @@ impl fmt::Display for Spoken {
 }
 
 /// A duration in the scenario files' own notation: `200ms`, `4.2s`, `5m`, `2h`, `1h30m`.
-pub struct Compact(pub Duration);
+pub(crate) struct Compact(pub Duration);
 
 impl fmt::Display for Compact {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -223,7 +218,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
 }
 
 /// Serde adapter: a duration written as a string in scenario notation.
-pub fn deserialize_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn deserialize_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Duration, D::Error> {
     let text = <String as serde::Deserialize>::deserialize(d)?;
     parse_duration(&text).map_err(serde::de::Error::custom)
 }

@@ -18,7 +18,7 @@ use crate::scenario::Scenario;
 /// many rounds give the median something to choose from.
 pub const ROUND_FLOWS: usize = 25;
 /// A bound on one measurement: 2 × this many flows at most.
-pub const MAX_FLOWS: usize = 1_000_000;
+pub(crate) const MAX_FLOWS: usize = 1_000_000;
 /// Rounds a pair of rigs runs before both are replaced by fresh ones (1 000 flows a side).
 ///
 /// A rig that has served a few thousand flows can settle into a state in which its flows cost
@@ -44,7 +44,7 @@ pub struct OverheadOptions {
 
 /// Why `overhead` could not measure.
 #[derive(Debug, thiserror::Error)]
-pub enum OverheadError {
+pub(crate) enum OverheadError {
     /// `--flows` out of range.
     #[error("--flows must be between {ROUND_FLOWS} and {MAX_FLOWS}, got {0}")]
     Flows(usize),
@@ -63,7 +63,7 @@ pub enum OverheadError {
 
 /// The median per-flow cost of each side, and what it says about tracing.
 #[derive(Clone, Debug)]
-pub struct OverheadReport {
+pub(crate) struct OverheadReport {
     /// The scenario whose booking was repeated.
     pub scenario: String,
     /// How the flows reached the service.
@@ -89,7 +89,7 @@ pub struct OverheadReport {
 
 /// Median and quartiles of a sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Spread {
+pub(crate) struct Spread {
     /// The first quartile.
     pub p25: f64,
     /// The median.
@@ -100,7 +100,7 @@ pub struct Spread {
 
 impl Spread {
     /// `None` for an empty sample.
-    pub fn of(sample: &[f64]) -> Option<Spread> {
+    pub(crate) fn of(sample: &[f64]) -> Option<Spread> {
         let mut sorted: Vec<f64> = sample.iter().copied().filter(|v| v.is_finite()).collect();
         if sorted.is_empty() {
             return None;
@@ -125,7 +125,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 /// alternating which side goes first, on a fresh pair of rigs every [`SEGMENT_ROUNDS`] rounds,
 /// the pair started in alternating order (see `start_pair`). `on_round(done, total)` reports
 /// progress, from `(0, total)` once both sides are up and warm.
-pub fn measure(
+pub(crate) fn measure(
     scenario: &Scenario,
     options: &OverheadOptions,
     on_round: impl FnMut(usize, usize),

@@ -13,7 +13,7 @@ pub const MAX_REPEAT: usize = 100_000;
 /// Jitter scales a mock's declared latency by a factor in this range, log-uniformly, so slow
 /// outliers are as likely as fast ones in ratio terms (a latency is as likely to halve as to
 /// double).
-pub const JITTER_FACTOR_RANGE: (f64, f64) = (0.5, 4.0);
+pub(crate) const JITTER_FACTOR_RANGE: (f64, f64) = (0.5, 4.0);
 
 /// Repetition `index` (0-based) of `scenario`, for a run of `count` repetitions.
 ///

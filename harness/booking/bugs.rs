@@ -35,12 +35,12 @@ pub struct PlantedBugs(pub Vec<PlantedBug>);
 
 impl PlantedBugs {
     /// Whether this instance runs with `bug`.
-    pub fn has(&self, bug: PlantedBug) -> bool {
+    pub(crate) fn has(&self, bug: PlantedBug) -> bool {
         self.0.contains(&bug)
     }
 
     /// How async work relates to the span that caused it.
-    pub fn job_relation(&self) -> Relation {
+    pub(crate) fn job_relation(&self) -> Relation {
         if self.has(PlantedBug::UnlinkedJobs) {
             Relation::ChildOf
         } else {
@@ -49,7 +49,7 @@ impl PlantedBugs {
     }
 
     /// The context to store with a job: the current span's, unless jobs are orphaned.
-    pub fn job_context(&self) -> Option<crate::trace::TraceContext> {
+    pub(crate) fn job_context(&self) -> Option<crate::trace::TraceContext> {
         if self.has(PlantedBug::OrphanJobs) {
             None
         } else {

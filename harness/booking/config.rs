@@ -74,7 +74,7 @@ impl ServiceConfig {
     }
 
     /// The event type `id`: a configured one, or a plain, free, single-attendee one.
-    pub fn event_type(&self, id: u64) -> EventType {
+    pub(crate) fn event_type(&self, id: u64) -> EventType {
         self.event_types
             .iter()
             .find(|e| e.id == id)

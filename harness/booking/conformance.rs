@@ -26,13 +26,13 @@ use super::{App, BookingService, ServiceConfig, ServiceError};
 use crate::trace::{self, CaptureSubscriber, IdGenerator, Relation, TraceStore};
 
 /// Most calls one `/test` request may ask for; the suite asks for at most a handful.
-pub const MAX_TEST_CALLS: usize = 32;
+pub(crate) const MAX_TEST_CALLS: usize = 32;
 /// Virtual timeout of each call. (The outbound client also has a real-time guard.)
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One element of a `/test` body.
 #[derive(Debug, Deserialize)]
-pub struct TestCall {
+pub(crate) struct TestCall {
     /// Where to POST.
     pub url: String,
     /// The JSON body to POST there.

@@ -23,12 +23,12 @@ use crate::contract::{
 use crate::trace::{self, Relation};
 
 /// Seat holders one request may book.
-pub const MAX_ATTENDEES: usize = 100;
+pub(crate) const MAX_ATTENDEES: usize = 100;
 
 /// The body of `POST /api/bookings`, in Cal.com's camelCase.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BookingRequest {
+pub(crate) struct BookingRequest {
     /// The event type booked; see [`ServiceConfig::event_type`](super::ServiceConfig::event_type).
     pub event_type_id: u64,
     /// The booking's title; `Meeting with <booker>` if absent.
@@ -48,7 +48,7 @@ pub struct BookingRequest {
 /// One seat holder, as the booking form's `responses` carry them.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct AttendeeResponses {
+pub(crate) struct AttendeeResponses {
     /// The attendee's name.
     pub name: String,
     /// The attendee's email address; checked loosely (it contains `@`).

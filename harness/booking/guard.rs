@@ -18,7 +18,7 @@ use crate::trace::{tracestate, TraceContext, TRACEPARENT, TRACESTATE};
 
 /// The largest request body any route reads; a larger one is answered `413`. A booking is a
 /// few hundred bytes and a `/test` call list a few kilobytes.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Request headers beyond this many bytes (names and values) are refused with 431.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
@@ -46,7 +46,7 @@ pub(super) fn oversized_head(headers: &HeaderMap) -> Option<Response> {
 /// - several `tracestate` fields are combined in order;
 /// - bytes that are not text become U+FFFD, which neither grammar admits, so such a header is
 ///   rejected by the codec like any other malformed one.
-pub fn inbound_context(headers: &HeaderMap) -> Option<TraceContext> {
+pub(crate) fn inbound_context(headers: &HeaderMap) -> Option<TraceContext> {
     let text = |value: &HeaderValue| String::from_utf8_lossy(value.as_bytes()).into_owned();
     let mut parents = headers.get_all(TRACEPARENT).iter();
     let traceparent = match (parents.next(), parents.next()) {
@@ -65,7 +65,7 @@ pub fn inbound_context(headers: &HeaderMap) -> Option<TraceContext> {
 
 /// Runs a handler so that a panic inside it becomes a `500` for that request alone: the
 /// connection is answered, and every other flow on the server goes on.
-pub async fn answer_panics<F>(handler: F) -> Response
+pub(crate) async fn answer_panics<F>(handler: F) -> Response
 where
     F: Future<Output = Response>,
 {
@@ -80,7 +80,7 @@ where
 }
 
 /// The text a panic was raised with.
-pub fn panic_message(panic: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = panic.downcast_ref::<String>() {

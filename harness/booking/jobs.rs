@@ -20,13 +20,13 @@ use crate::contract::{cal_signature, peers, SCHEDULE_MANDATORY_REMINDER, WEBHOOK
 use crate::trace;
 
 /// Attempts per webhook delivery: the first and up to three retries.
-pub const WEBHOOK_MAX_ATTEMPTS: u32 = 4;
+pub(crate) const WEBHOOK_MAX_ATTEMPTS: u32 = 4;
 /// The wait before retry `n` is `base · 2^(n-1)`, capped at [`BACKOFF_CAP`].
 const BACKOFF_BASE: Duration = Duration::from_secs(30);
 const BACKOFF_CAP: Duration = Duration::from_secs(10 * 60);
 
 /// The wait before retry `retry` (1-based).
-pub fn backoff(retry: u32) -> Duration {
+pub(crate) fn backoff(retry: u32) -> Duration {
     BACKOFF_BASE
         .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
         .min(BACKOFF_CAP)

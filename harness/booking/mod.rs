@@ -10,7 +10,7 @@ mod bugs;
 mod config;
 pub mod conformance;
 mod create;
-pub mod guard;
+pub(crate) mod guard;
 mod http;
 mod jobs;
 mod outbound;
@@ -32,11 +32,10 @@ use store::Store;
 
 pub use bugs::{PlantedBug, PlantedBugs};
 pub use config::{ServiceConfig, ServiceError};
-pub use create::{AttendeeResponses, BookingRequest, MAX_ATTENDEES};
+pub(crate) use create::{AttendeeResponses, BookingRequest};
 pub use guard::MAX_HEADER_BYTES;
 pub(crate) use http::{REQUEST_ID_NAME, TRACEPARENT_NAME, TRACE_ID_NAME};
-pub use outbound::CallError;
-pub use store::{StatusCounts, StoreError};
+pub(crate) use store::{StatusCounts, StoreError};
 
 /// A running booking service on `127.0.0.1:<ephemeral port>`.
 pub struct BookingService {
@@ -54,7 +53,10 @@ impl BookingService {
     }
 
     /// [`start`](Self::start) on a given address (`serve` uses a fixed port).
-    pub async fn start_on(config: ServiceConfig, addr: SocketAddr) -> Result<Self, ServiceError> {
+    pub(crate) async fn start_on(
+        config: ServiceConfig,
+        addr: SocketAddr,
+    ) -> Result<Self, ServiceError> {
         let (app, router) = build(config)?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -78,7 +80,7 @@ impl BookingService {
 
     /// The service's routes, to drive it in-process (load runs, benchmarks): no socket between
     /// the caller and the service; its own calls to its peers still go over HTTP.
-    pub fn router(&self) -> Router {
+    pub(crate) fn router(&self) -> Router {
         self.router.clone()
     }
 
@@ -88,28 +90,23 @@ impl BookingService {
     }
 
     /// `(status, count)` of the webhook jobs in the store.
-    pub fn webhook_job_counts(&self) -> Result<StatusCounts, StoreError> {
+    pub(crate) fn webhook_job_counts(&self) -> Result<StatusCounts, StoreError> {
         self.app.store.webhook_job_counts()
     }
 
     /// `(status, count)` of the reminders in the store.
-    pub fn reminder_counts(&self) -> Result<StatusCounts, StoreError> {
+    pub(crate) fn reminder_counts(&self) -> Result<StatusCounts, StoreError> {
         self.app.store.reminder_counts()
     }
 
     /// Failed jobs with their reasons: `(table, id, reason)`.
-    pub fn failed_jobs(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
+    pub(crate) fn failed_jobs(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
         self.app.store.failed_jobs()
     }
 
     /// Rows per table.
     pub fn row_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
         self.app.store.row_counts()
-    }
-
-    /// Bookings in the store, whatever their status.
-    pub fn booking_count(&self) -> Result<i64, StoreError> {
-        self.app.store.booking_count()
     }
 
     /// Bookings whose payment has been confirmed.

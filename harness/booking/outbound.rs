@@ -24,11 +24,11 @@ const ADDED_HEADERS: usize = 3;
 const REAL_TIME_GUARD: Duration = Duration::from_secs(30);
 /// The most of a reply body we read: a peer's error body ends up in a log line, and a hostile
 /// or broken peer must not make us hold an unbounded one.
-pub const MAX_REPLY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_REPLY_BYTES: usize = 64 * 1024;
 
 /// A peer's answer: its status and (at most [`MAX_REPLY_BYTES`] of) its body.
 #[derive(Debug, Clone)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// The HTTP status.
     pub status: u16,
     /// The body as text, lossily decoded.
@@ -37,7 +37,7 @@ pub struct Reply {
 
 /// Why a call got no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
+pub(crate) enum CallError {
     /// The peer's declared latency exceeded our timeout: we gave up at `start + timeout`.
     #[error("Connection timeout")]
     Timeout,
@@ -51,7 +51,7 @@ pub enum CallError {
 
 /// The service's one HTTP client, shared by every handler.
 #[derive(Clone)]
-pub struct Outbound {
+pub(crate) struct Outbound {
     http: reqwest::Client,
     /// Whether calls carry `traceparent`; off only to reproduce that bug.
     propagate: bool,
@@ -60,14 +60,14 @@ pub struct Outbound {
 impl Outbound {
     /// A client that propagates the current context if `propagate`. Fails if the client
     /// cannot be built: a default client instead would have no timeout and would retry.
-    pub fn new(propagate: bool) -> Result<Self, ServiceError> {
+    pub(crate) fn new(propagate: bool) -> Result<Self, ServiceError> {
         let http = client(reqwest::Client::builder())?;
         Ok(Outbound { http, propagate })
     }
 
     /// POSTs `body` (already encoded, with its content type) and advances the flow's clock by
     /// the peer's declared latency, or by `timeout` if the peer is slower than that.
-    pub async fn post(
+    pub(crate) async fn post(
         &self,
         url: &str,
         content_type: &str,

@@ -16,7 +16,7 @@ use crate::clock::{self, VirtualTime};
 use crate::trace::{SpanId, TraceContext, TraceFlags, TraceId, TraceState};
 
 mod records;
-pub use records::{
+pub(crate) use records::{
     DueReminder, DueWebhookJob, NewBooking, NewPayment, NewReminder, NewWebhookJob, StoredPayment,
 };
 
@@ -97,10 +97,10 @@ CREATE INDEX IF NOT EXISTS reminders_due ON reminders (status, scheduled_at_us);
 pub struct StoreError(#[from] rusqlite::Error);
 
 /// `(status, count)` rows of one job table.
-pub type StatusCounts = Vec<(String, i64)>;
+pub(crate) type StatusCounts = Vec<(String, i64)>;
 
 /// The SQLite store: one connection, one transaction per write.
-pub struct Store {
+pub(crate) struct Store {
     conn: Mutex<Connection>,
     /// Declared cost of one transaction on the flow's virtual clock (a remote database's round
     /// trip in production); zero unless the scenario says otherwise.
@@ -110,7 +110,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store at `path`; each transaction costs
     /// `transaction_latency` on the flow's clock.
-    pub fn open(path: &Path, transaction_latency: Duration) -> Result<Self, StoreError> {
+    pub(crate) fn open(path: &Path, transaction_latency: Duration) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // WAL's usual pairing: no fsync per commit (only at checkpoints). The database lives
@@ -143,7 +143,7 @@ impl Store {
     }
 
     /// Writes a booking, its attendees, its payment and its webhook jobs in one transaction.
-    pub fn insert_booking(
+    pub(crate) fn insert_booking(
         &self,
         booking: &NewBooking,
         jobs: impl FnOnce(i64) -> Vec<NewWebhookJob>,
@@ -214,7 +214,7 @@ impl Store {
     }
 
     /// Writes a booking's reminders in one transaction.
-    pub fn insert_reminders(
+    pub(crate) fn insert_reminders(
         &self,
         booking_id: i64,
         reminders: &[NewReminder],
@@ -247,7 +247,7 @@ impl Store {
     /// Claims the pending webhook jobs due at `now`, oldest first: each is marked `running` in
     /// the same transaction, so no later cron run (in this process or a restarted one) picks it
     /// up again.
-    pub fn claim_due_webhook_jobs(
+    pub(crate) fn claim_due_webhook_jobs(
         &self,
         now: VirtualTime,
     ) -> Result<Vec<DueWebhookJob>, StoreError> {
@@ -282,7 +282,7 @@ impl Store {
     }
 
     /// Records a webhook job's outcome after `attempts` attempts, in one transaction.
-    pub fn finish_webhook_job(
+    pub(crate) fn finish_webhook_job(
         &self,
         id: i64,
         outcome: Result<(), &str>,
@@ -305,7 +305,10 @@ impl Store {
 
     /// Claims the pending reminders due at `now`, by booking and seat, as
     /// [`Store::claim_due_webhook_jobs`] does.
-    pub fn claim_due_reminders(&self, now: VirtualTime) -> Result<Vec<DueReminder>, StoreError> {
+    pub(crate) fn claim_due_reminders(
+        &self,
+        now: VirtualTime,
+    ) -> Result<Vec<DueReminder>, StoreError> {
         self.transaction(|tx| {
             let due = {
                 let mut stmt = tx.prepare(
@@ -341,7 +344,7 @@ impl Store {
     }
 
     /// Records a reminder's outcome, in one transaction.
-    pub fn finish_reminder(
+    pub(crate) fn finish_reminder(
         &self,
         id: i64,
         outcome: Result<(), &str>,
@@ -361,7 +364,7 @@ impl Store {
     }
 
     /// The payment for PaymentIntent `external_id`, if there is one.
-    pub fn payment(&self, external_id: &str) -> Result<Option<StoredPayment>, StoreError> {
+    pub(crate) fn payment(&self, external_id: &str) -> Result<Option<StoredPayment>, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -381,7 +384,11 @@ impl Store {
     }
 
     /// Marks the payment paid and its booking accepted, together.
-    pub fn confirm_payment(&self, external_id: &str, at: VirtualTime) -> Result<(), StoreError> {
+    pub(crate) fn confirm_payment(
+        &self,
+        external_id: &str,
+        at: VirtualTime,
+    ) -> Result<(), StoreError> {
         self.transaction(|tx| {
             tx.execute(
                 "UPDATE payments SET success = 1, paid_at_us = ?2 WHERE external_id = ?1",
@@ -397,12 +404,12 @@ impl Store {
     }
 
     /// `(status, count)` of webhook jobs, for checks after a replay.
-    pub fn webhook_job_counts(&self) -> Result<StatusCounts, StoreError> {
+    pub(crate) fn webhook_job_counts(&self) -> Result<StatusCounts, StoreError> {
         self.status_counts("webhook_jobs")
     }
 
     /// `(status, count)` of reminders.
-    pub fn reminder_counts(&self) -> Result<StatusCounts, StoreError> {
+    pub(crate) fn reminder_counts(&self) -> Result<StatusCounts, StoreError> {
         self.status_counts("reminders")
     }
 
@@ -416,7 +423,7 @@ impl Store {
     }
 
     /// Rows in every table, for checks that bad input left nothing behind.
-    pub fn row_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
+    pub(crate) fn row_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
         let conn = self.conn();
         let mut counts = Vec::new();
         for table in [
@@ -435,7 +442,7 @@ impl Store {
     }
 
     /// Failed jobs with their reasons: `(table, id, reason)`.
-    pub fn failed_jobs(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
+    pub(crate) fn failed_jobs(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT 'webhook_jobs', id, COALESCE(last_error, '') FROM webhook_jobs
@@ -450,21 +457,12 @@ impl Store {
     }
 
     /// Bookings whose payment has been confirmed.
-    pub fn paid_booking_count(&self) -> Result<i64, StoreError> {
+    pub(crate) fn paid_booking_count(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn()
             .query_row("SELECT COUNT(*) FROM bookings WHERE paid = 1", [], |row| {
                 row.get(0)
             })?)
-    }
-
-    /// Bookings in the store, whatever their status.
-    pub fn booking_count(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT COUNT(*) FROM bookings", [], |row| row.get(0))
-            .optional()?
-            .unwrap_or(0))
     }
 }
 

@@ -264,7 +264,7 @@ fn async_work_follows_its_cause(outcome: &ReplayOutcome, found: &mut Vec<Violati
 }
 
 /// Operations that run after the request that caused them has answered.
-pub const ASYNC_OPERATIONS: &[&str] = &[
+pub(crate) const ASYNC_OPERATIONS: &[&str] = &[
     "webhook_execution",
     "payment_success_processing",
     "schedule_mandatory_reminder",

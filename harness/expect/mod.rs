@@ -83,7 +83,7 @@ pub fn judge(outcome: &ReplayOutcome, assertions: &[Assertion]) -> Verdict {
 }
 
 /// The first way `assertion` fails on `outcome`, if any.
-pub fn check_assertion(outcome: &ReplayOutcome, assertion: &Assertion) -> Option<Failure> {
+pub(crate) fn check_assertion(outcome: &ReplayOutcome, assertion: &Assertion) -> Option<Failure> {
     let captured = &outcome.captured;
     let fail = |expected: String, actual: String, spans: &[&SpanData]| {
         Some(Failure {

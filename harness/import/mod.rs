@@ -26,7 +26,7 @@ pub const MAPPED_OPERATIONS: &[&str] = &[
 ];
 
 /// Lines read from one log file; past this the import stops with an error.
-pub const MAX_LINES: usize = 1_000_000;
+pub(crate) const MAX_LINES: usize = 1_000_000;
 /// Bad lines listed one by one.
 pub const MAX_REPORTED_BAD_LINES: usize = 50;
 
@@ -79,7 +79,7 @@ pub struct ImportedSpan {
 
 impl ImportedSpan {
     /// The first error message the span logged.
-    pub fn error(&self) -> Option<&str> {
+    pub(crate) fn error(&self) -> Option<&str> {
         self.lines
             .iter()
             .find(|l| l.error)

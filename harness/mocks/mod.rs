@@ -3,7 +3,7 @@
 //! every request they receive with its headers. Mocks never assert: `expect` judges what they
 //! recorded.
 
-pub mod sendgrid;
+pub(crate) mod sendgrid;
 pub mod stripe;
 
 use std::collections::{BTreeMap, HashSet};
@@ -162,7 +162,7 @@ const GOOGLE_ERRORS: [(&str, &str, &str); 6] = [
 ];
 
 /// The body of a Google API error, in the shape the Calendar API returns it.
-pub fn google_error_body(reason: &str, status: u16) -> Option<serde_json::Value> {
+pub(crate) fn google_error_body(reason: &str, status: u16) -> Option<serde_json::Value> {
     let (reason, domain, message) = GOOGLE_ERRORS.into_iter().find(|(r, _, _)| *r == reason)?;
     Some(serde_json::json!({
         "error": {
@@ -259,7 +259,7 @@ impl MockService {
     /// [`MockService::start_verifying`], recording the requests it receives only if `record`:
     /// a run that never reads [`MockService::received`] need not keep a copy of every request.
     /// Unrecorded, `received` is empty.
-    pub async fn launch(
+    pub(crate) async fn launch(
         name: &str,
         kind: MockKind,
         routes: &BTreeMap<String, Vec<MockBehaviour>>,
@@ -374,7 +374,7 @@ struct Sequence {
 
 /// Deliveries a subscriber remembers having accepted; past this it stops remembering (and
 /// would accept a replay of an old one), so memory stays bounded on the longest load run.
-pub const MAX_REMEMBERED_DELIVERIES: usize = 1_000_000;
+pub(crate) const MAX_REMEMBERED_DELIVERIES: usize = 1_000_000;
 
 /// What a webhook subscriber checks before it processes a delivery, as Cal.com's documentation
 /// asks of one: the hex HMAC-SHA256 of the raw body under the shared secret in

@@ -17,7 +17,7 @@ pub(super) const ERRORS: [(&str, &str, Option<&str>); 3] = [
 ];
 
 /// `{"errors": [{"message", "field", "help"}]}`, SendGrid v3's error shape.
-pub fn error_body(reason: &str) -> Option<serde_json::Value> {
+pub(crate) fn error_body(reason: &str) -> Option<serde_json::Value> {
     let (_, message, field) = ERRORS.into_iter().find(|(r, _, _)| *r == reason)?;
     Some(serde_json::json!({
         "errors": [{ "message": message, "field": field, "help": null }]
@@ -27,7 +27,7 @@ pub fn error_body(reason: &str) -> Option<serde_json::Value> {
 /// What SendGrid checks before accepting a message: every recipient address has a local part
 /// and a dotted domain. The booking service checks less, so this is where a bad address
 /// surfaces, as it does in production.
-pub fn invalid_recipient(body: &[u8]) -> bool {
+pub(crate) fn invalid_recipient(body: &[u8]) -> bool {
     let Ok(mail) = serde_json::from_slice::<serde_json::Value>(body) else {
         return false;
     };

@@ -32,7 +32,7 @@ pub(super) const ERRORS: [(&str, &str, &str); 5] = [
 ];
 
 /// `{"error": {"type", "code", "message", "doc_url"}}`, Stripe's error shape.
-pub fn error_body(code: &str) -> Option<serde_json::Value> {
+pub(crate) fn error_body(code: &str) -> Option<serde_json::Value> {
     let (code, kind, message) = ERRORS.into_iter().find(|(c, _, _)| *c == code)?;
     let mut error = serde_json::json!({
         "code": code,

@@ -24,9 +24,9 @@ pub use read::{prefix_part, BadLine, ReadStats, MAX_LINE_BYTES, MAX_REPORTED_BAD
 use crate::report::epoch::format_unix_us;
 
 /// Rows a query may return before it stops with an error rather than exhaust memory.
-pub const MAX_ROWS: usize = 1_000_000;
+pub(crate) const MAX_ROWS: usize = 1_000_000;
 /// Traces a query may remember at once (query 2's failed traces, query 3's open flows).
-pub const MAX_TRACES: usize = 5_000_000;
+pub(crate) const MAX_TRACES: usize = 5_000_000;
 
 /// Why a query has no answer.
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,7 @@ pub const MAX_REPORTED_BAD_LINES: usize = 20;
 /// The fields of a log line the seed's queries look at. Everything else on the line is skipped
 /// without being copied.
 #[derive(Deserialize)]
-pub struct Record<'a> {
+pub(crate) struct Record<'a> {
     /// RFC 3339.
     #[serde(borrow)]
     pub timestamp: Cow<'a, str>,
@@ -36,7 +36,7 @@ pub struct Record<'a> {
 }
 
 /// A record with its timestamp parsed.
-pub struct Parsed<'a> {
+pub(crate) struct Parsed<'a> {
     /// The line as read.
     pub record: Record<'a>,
     /// Its timestamp in microseconds since the Unix epoch.
@@ -88,7 +88,7 @@ impl ReadStats {
 
 /// Calls `visit` with every usable record of every file, in file order then line order.
 /// Blank lines are ignored; lines that are not a JSON log record are counted as bad.
-pub fn for_each_record(
+pub(crate) fn for_each_record(
     paths: &[PathBuf],
     stats: &mut ReadStats,
     mut visit: impl FnMut(Parsed<'_>) -> Result<(), QueryError>,

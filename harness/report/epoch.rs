@@ -77,13 +77,13 @@ impl Epoch {
     }
 
     /// Microseconds since the Unix epoch of a virtual instant.
-    pub fn unix_us_at(self, at: VirtualTime) -> i64 {
+    pub(crate) fn unix_us_at(self, at: VirtualTime) -> i64 {
         let at_us = i64::try_from(at.as_micros()).unwrap_or(i64::MAX);
         self.unix_us.saturating_add(at_us)
     }
 
     /// Nanoseconds since the Unix epoch, as OTLP wants them.
-    pub fn unix_nanos_at(self, at: VirtualTime) -> u64 {
+    pub(crate) fn unix_nanos_at(self, at: VirtualTime) -> u64 {
         u64::try_from(self.unix_us_at(at))
             .unwrap_or(0)
             .saturating_mul(1_000)
@@ -107,7 +107,7 @@ impl fmt::Display for Epoch {
 }
 
 /// RFC 3339 in UTC with microseconds, the timestamp shape of the NDJSON export.
-pub fn format_unix_us(unix_us: i64) -> String {
+pub(crate) fn format_unix_us(unix_us: i64) -> String {
     match DateTime::<Utc>::from_timestamp_micros(unix_us) {
         Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
         None => unix_us.to_string(),

@@ -448,7 +448,7 @@ const SCRIPT: &str = r#"
 "#;
 
 /// Every replay's page, each in `<scenario>.html` (or the one page on standard output).
-pub(crate) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<super::Piece> {
+pub fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<super::Piece> {
     exported(judged, options, "html", waterfall)
 }
 

@@ -9,7 +9,7 @@ use crate::trace::{Aliases, SpanStatus};
 
 /// Every replay's document: one pretty-printed array on standard output, or each in
 /// `<scenario>.json`. A replay that could not run is `{"error": …, "scenario": …}`.
-pub(crate) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece> {
+pub(super) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece> {
     let mut documents = Vec::new();
     let mut pieces = Vec::new();
     for replay in judged {
@@ -41,7 +41,7 @@ fn broken(scenario: &str, error: &str) -> serde_json::Value {
 }
 
 /// One replay as a JSON document: spans, log lines, HTTP steps, mock requests and findings.
-pub fn json(outcome: &ReplayOutcome, verdict: &Verdict) -> serde_json::Value {
+pub(crate) fn json(outcome: &ReplayOutcome, verdict: &Verdict) -> serde_json::Value {
     use serde_json::json;
     let captured = &outcome.captured;
     let aliases = Aliases::of(captured);

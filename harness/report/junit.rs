@@ -6,7 +6,7 @@ use crate::expect::Verdict;
 use crate::outcome::ReplayOutcome;
 
 /// The run's report, on standard output or in `junit.xml`.
-pub(crate) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece> {
+pub(super) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece> {
     let cases: Vec<JunitCase<'_>> = judged
         .iter()
         .map(|replay| match &replay.result {
@@ -26,14 +26,14 @@ pub(crate) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece
 }
 
 /// A scenario's replay result, for a JUnit report.
-pub enum JunitCase<'a> {
+pub(crate) enum JunitCase<'a> {
     Judged(&'a ReplayOutcome, &'a Verdict),
     /// The replay itself could not run.
     Broken(&'a str, String),
 }
 
 /// A JUnit XML report: one test case per scenario, failures carrying the diagnostic text.
-pub fn junit(cases: &[JunitCase<'_>]) -> String {
+pub(crate) fn junit(cases: &[JunitCase<'_>]) -> String {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
     let mut suite = TestSuite::new("scenarios");
     for case in cases {

@@ -11,13 +11,13 @@ pub mod ndjson;
 pub mod otlp;
 pub mod otlp_http;
 mod pieces;
-pub mod privacy;
+pub(crate) mod privacy;
 pub mod render;
 pub mod text;
 
 pub use explain::explain;
-pub use json::json;
-pub use junit::{junit, JunitCase};
+pub(crate) use json::json;
+pub(crate) use junit::junit;
 pub use pieces::{Judged, Piece, RenderOptions, Replayed};
 pub use render::{render, Format, RenderError};
 
@@ -202,7 +202,7 @@ pub fn timing_view(outcome: &ReplayOutcome) -> String {
 }
 
 /// `bottleneck trace_1: payment_processing 4.2s of 4.55s (92.3%)`, one line per booking.
-pub fn bottleneck_lines(outcome: &ReplayOutcome) -> String {
+pub(crate) fn bottleneck_lines(outcome: &ReplayOutcome) -> String {
     let aliases = Aliases::of(&outcome.captured);
     let mut out = String::new();
     for b in &crate::expect::bottlenecks(&outcome.captured) {
@@ -222,7 +222,7 @@ pub fn bottleneck_lines(outcome: &ReplayOutcome) -> String {
 }
 
 /// `failed webhook_jobs #1: HTTP 503`, one line per job that ended failed.
-pub fn failed_job_lines(outcome: &ReplayOutcome) -> String {
+pub(crate) fn failed_job_lines(outcome: &ReplayOutcome) -> String {
     let mut out = String::new();
     for (table, id, reason) in &outcome.failed_jobs {
         let _ = writeln!(out, "failed {table} #{id}: {}", one_line(reason));
@@ -344,7 +344,7 @@ pub fn diagnostics(outcome: &ReplayOutcome, verdict: &Verdict) -> String {
 }
 
 /// The request-ID view and the traced view side by side: what tracing adds, line by line.
-pub fn side_by_side(outcome: &ReplayOutcome) -> String {
+pub(crate) fn side_by_side(outcome: &ReplayOutcome) -> String {
     let lines = seed_lines(outcome);
     let left: Vec<String> = lines.iter().map(SeedLine::with_request_id).collect();
     let width = left.iter().map(|l| l.chars().count()).max().unwrap_or(0);

@@ -90,6 +90,6 @@ pub(crate) fn json_value(value: &FieldValue) -> serde_json::Value {
 }
 
 /// Every replay's lines, one stream on standard output or each replay in `<scenario>.ndjson`.
-pub(crate) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece> {
+pub fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece> {
     exported(judged, options, "ndjson", ndjson)
 }

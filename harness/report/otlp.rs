@@ -271,7 +271,7 @@ fn any_value(value: &FieldValue) -> AnyValue {
 }
 
 /// Every replay's request, one per line on standard output or each in `<scenario>.otlp.json`.
-pub(crate) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece> {
+pub fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece> {
     exported(judged, options, "otlp.json", |outcome, epoch| {
         otlp_json(outcome, epoch) + "\n"
     })

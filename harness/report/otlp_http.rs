@@ -14,9 +14,9 @@ use prost::Message as _;
 /// Attempts per request, the first included.
 pub const MAX_ATTEMPTS: u32 = 5;
 /// The longest a `Retry-After` may ask us to wait; longer is reported instead of waited out.
-pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 /// How long one attempt may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// First backoff when the server names no wait; doubled per attempt.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
@@ -135,13 +135,11 @@ impl OtlpExporter {
         self
     }
 
-    /// The full `/v1/traces` URL spans are posted to.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// The request body as it goes on the wire, and its content encoding.
-    pub fn encode(&self, request: &ExportTraceServiceRequest) -> Result<Vec<u8>, ExportError> {
+    pub(crate) fn encode(
+        &self,
+        request: &ExportTraceServiceRequest,
+    ) -> Result<Vec<u8>, ExportError> {
         let body = match self.protocol {
             OtlpProtocol::Protobuf => request.encode_to_vec(),
             OtlpProtocol::Json => serde_json::to_vec(request)
@@ -333,7 +331,7 @@ fn decode_response(content_type: &str, bytes: &[u8]) -> Result<Partial, String> 
 }
 
 /// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
-pub fn retry_after(value: &str) -> Option<Duration> {
+pub(crate) fn retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -364,7 +362,7 @@ mod tests {
     fn endpoints_get_the_traces_path_once() {
         let url = |e: &str| {
             OtlpExporter::new(e, OtlpProtocol::Protobuf, false)
-                .map(|x| x.url().to_owned())
+                .map(|x| x.url.clone())
                 .map_err(|e| e.to_string())
         };
         assert_eq!(

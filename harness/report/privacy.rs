@@ -20,9 +20,9 @@ use crate::outcome::ReplayOutcome;
 use crate::trace::{FieldValue, SpanStatus};
 
 /// What an attendee's name is shown as.
-pub const REDACTED_NAME: &str = "[redacted name]";
+pub(crate) const REDACTED_NAME: &str = "[redacted name]";
 /// What an e-mail address is shown as.
-pub const REDACTED_EMAIL: &str = "[redacted email]";
+pub(crate) const REDACTED_EMAIL: &str = "[redacted email]";
 
 /// Anything shaped like an address, dotless domains included (`eve@invalid`): the fallback for
 /// addresses the runner did not send itself.
@@ -33,19 +33,19 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Replaces the personal values it knows, then anything shaped like an address.
 #[derive(Clone, Debug, Default)]
-pub struct Redactor {
+pub(crate) struct Redactor {
     /// `(value, replacement)`, longest value first so a name inside an address goes with it.
     known: Vec<(String, &'static str)>,
 }
 
 impl Redactor {
     /// A redactor for the personal values the replay sent.
-    pub fn for_outcome(outcome: &ReplayOutcome) -> Self {
+    pub(crate) fn for_outcome(outcome: &ReplayOutcome) -> Self {
         Self::new(&outcome.personal_data)
     }
 
     /// A redactor for these values, and for anything shaped like an address.
-    pub fn new(values: &[(String, PersonalKind)]) -> Self {
+    pub(crate) fn new(values: &[(String, PersonalKind)]) -> Self {
         let mut known: Vec<(String, &'static str)> = values
             .iter()
             .filter(|(value, _)| !value.trim().is_empty())
@@ -63,7 +63,7 @@ impl Redactor {
     }
 
     /// `text` with every known value and address replaced.
-    pub fn text(&self, text: &str) -> String {
+    pub(crate) fn text(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for (value, replacement) in &self.known {
             if out.contains(value.as_str()) {
@@ -82,7 +82,7 @@ impl Redactor {
 
 /// A copy of the outcome and verdict fit to show: every log line, span field, step body,
 /// mock request and finding with personal data replaced.
-pub fn redact(outcome: &ReplayOutcome, verdict: &Verdict) -> (ReplayOutcome, Verdict) {
+pub(crate) fn redact(outcome: &ReplayOutcome, verdict: &Verdict) -> (ReplayOutcome, Verdict) {
     let redactor = Redactor::for_outcome(outcome);
     let mut outcome = outcome.clone();
     for span in &mut outcome.captured.spans {

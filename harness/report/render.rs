@@ -24,7 +24,7 @@ pub enum Format {
 impl Format {
     /// Whether standard output holds a document a program parses (the run's summary then goes
     /// to standard error, to keep it parseable), when nothing is written to files.
-    pub fn is_document(self) -> bool {
+    pub(crate) fn is_document(self) -> bool {
         !matches!(self, Format::Text(_))
     }
 }

@@ -26,7 +26,7 @@ pub enum View {
 }
 
 /// Every replay's text, one after another on standard output or each in `<scenario>.txt`.
-pub(crate) fn render(view: View, judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece> {
+pub fn render(view: View, judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece> {
     let mut pieces = Vec::new();
     for replay in judged {
         let text = match &replay.result {
@@ -54,7 +54,7 @@ pub(crate) fn render(view: View, judged: &[Judged<'_>], options: RenderOptions) 
 }
 
 /// One replay's text: its header, the view, then PASS or the diagnostics.
-pub fn replay_text(
+pub(crate) fn replay_text(
     scenario: &Scenario,
     outcome: &ReplayOutcome,
     verdict: &Verdict,

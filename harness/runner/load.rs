@@ -36,9 +36,9 @@ use crate::trace::{self, TraceStore};
 /// Flows on the wire at once. Each in-flight flow holds up to four sockets (caller, service,
 /// mock, and the mock's side), so this keeps 10 000-flow runs inside common descriptor limits;
 /// the rest wait their turn, already submitted.
-pub const MAX_IN_FLIGHT: usize = 256;
+pub(crate) const MAX_IN_FLIGHT: usize = 256;
 /// The most flows one batch may ask for: a bound on the store and on the service's database.
-pub const MAX_FLOWS: usize = 100_000;
+pub(crate) const MAX_FLOWS: usize = 100_000;
 
 /// How the caller reaches the booking service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ impl Scenario {
 }
 
 /// Loads every scenario named by `paths`; all errors are collected so one run shows them all.
-pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
+pub(crate) fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
@@ -41,7 +41,7 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, Vec<ScenarioError>> 
 
 /// The scenario files `path` names: itself if it is not a directory, else its `*.toml` files
 /// in name order (an error if it has none).
-pub fn scenario_files(path: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
+pub(crate) fn scenario_files(path: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
     let read_error = |source| ScenarioError::Read {
         path: path.to_owned(),
         source,

@@ -14,7 +14,7 @@ mod validate;
 pub use assertion::{Assertion, EventCount, ExpectedStatus, Target};
 pub use compare::{CompareOp, DurationTest, ValueTest};
 pub use error::{Located, ScenarioError};
-pub use load::{load_all, scenario_files};
+pub(crate) use load::load_all;
 pub use schema::{
     Action, Attendee, BookStep, CronJob, MockSpec, Scenario, ServiceSpec, SignatureKind, Step,
     StripeEvent, StripeStep,
@@ -22,15 +22,15 @@ pub use schema::{
 pub use selector::{Selector, SelectorError};
 
 /// Upper bounds on what one scenario may ask for, so a typo cannot ask for a billion steps.
-pub const MAX_STEPS: usize = 1_000;
+pub(crate) const MAX_STEPS: usize = 1_000;
 /// Mocks one scenario may define.
-pub const MAX_MOCKS: usize = 32;
+pub(crate) const MAX_MOCKS: usize = 32;
 /// Responses one mock route may list.
-pub const MAX_BEHAVIOURS: usize = 100;
+pub(crate) const MAX_BEHAVIOURS: usize = 100;
 /// `[[expect]]` entries one scenario may hold.
-pub const MAX_ASSERTIONS: usize = 200;
+pub(crate) const MAX_ASSERTIONS: usize = 200;
 /// Seats per slot, and attendees per booking.
-pub const MAX_SEATS: u32 = 100;
+pub(crate) const MAX_SEATS: u32 = 100;
 
 #[cfg(test)]
 mod tests;

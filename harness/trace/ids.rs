@@ -110,7 +110,7 @@ impl IdGenerator {
     }
 
     /// A new span id.
-    pub fn span_id(&self) -> SpanId {
+    pub(crate) fn span_id(&self) -> SpanId {
         SpanId(self.next_u64().to_be_bytes())
     }
 

@@ -47,7 +47,7 @@ pub struct LinePrefix<'a, T, S> {
 impl<'a, T: fmt::Display, S: fmt::Display> LinePrefix<'a, T, S> {
     /// The prefix of a line written in `span` (`(trace, span, operation)`, shown as given) or
     /// in the request `request_id`.
-    pub fn new(span: Option<(T, S, &'static str)>, request_id: Option<&'a str>) -> Self {
+    pub(crate) fn new(span: Option<(T, S, &'static str)>, request_id: Option<&'a str>) -> Self {
         LinePrefix {
             span: span.map(|(trace, span, op)| SeedPrefix { trace, span, op }),
             request_id,
@@ -55,14 +55,14 @@ impl<'a, T: fmt::Display, S: fmt::Display> LinePrefix<'a, T, S> {
     }
 
     /// Whether the line has no prefix: written outside any span and request.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.span.is_none() && self.request_id.is_none()
     }
 
     /// Writes the prefix and the space that separates it from the message; nothing for a line
     /// without a prefix. `out` gets the line's start exactly as the seed writes it.
     #[inline]
-    pub fn write_before(&self, out: &mut impl fmt::Write) -> fmt::Result {
+    pub(crate) fn write_before(&self, out: &mut impl fmt::Write) -> fmt::Result {
         if self.is_empty() {
             return Ok(());
         }
@@ -73,7 +73,7 @@ impl<'a, T: fmt::Display, S: fmt::Display> LinePrefix<'a, T, S> {
 impl<'a> LinePrefix<'a, TraceId, SpanId> {
     /// The prefix with the W3C hex ids, as the service writes it and the NDJSON export keeps it.
     #[inline]
-    pub fn of(span: Option<SpanRef>, request_id: Option<&'a str>) -> Self {
+    pub(crate) fn of(span: Option<SpanRef>, request_id: Option<&'a str>) -> Self {
         LinePrefix::new(span.map(|s| (s.trace_id, s.span_id, s.op)), request_id)
     }
 }
@@ -110,7 +110,7 @@ impl Aliases {
     }
 
     /// `trace_<n>` for a captured trace, its hex id otherwise.
-    pub fn trace(&self, id: TraceId) -> Alias<TraceId> {
+    pub(crate) fn trace(&self, id: TraceId) -> Alias<TraceId> {
         Alias {
             id,
             n: self.traces.get(&id).copied(),

@@ -6,7 +6,7 @@ use crate::trace::TraceContext;
 
 /// A booking to store, with everything its single transaction writes.
 #[derive(Debug, Clone)]
-pub struct NewBooking {
+pub(crate) struct NewBooking {
     /// The booking's public uid.
     pub uid: String,
     /// The event type booked.
@@ -31,7 +31,7 @@ pub struct NewBooking {
 
 /// A PaymentIntent created for a booking.
 #[derive(Debug, Clone)]
-pub struct NewPayment {
+pub(crate) struct NewPayment {
     /// Stripe's PaymentIntent id.
     pub external_id: String,
     /// Amount in the currency's smallest unit.
@@ -46,7 +46,7 @@ pub struct NewPayment {
 
 /// A webhook delivery to schedule with a booking.
 #[derive(Debug, Clone)]
-pub struct NewWebhookJob {
+pub(crate) struct NewWebhookJob {
     /// The event delivered (`BOOKING_CREATED`).
     pub trigger_event: &'static str,
     /// Where to deliver it.
@@ -61,7 +61,7 @@ pub struct NewWebhookJob {
 
 /// An attendee reminder to schedule.
 #[derive(Debug, Clone)]
-pub struct NewReminder {
+pub(crate) struct NewReminder {
     /// The attendee's seat, 1 for the booker.
     pub seat: u32,
     /// The attendee's name.
@@ -78,7 +78,7 @@ pub struct NewReminder {
 
 /// A webhook job the cron picked up.
 #[derive(Debug, Clone)]
-pub struct DueWebhookJob {
+pub(crate) struct DueWebhookJob {
     /// The job's row id.
     pub id: i64,
     /// The event delivered.
@@ -95,7 +95,7 @@ pub struct DueWebhookJob {
 
 /// A reminder the cron picked up.
 #[derive(Debug, Clone)]
-pub struct DueReminder {
+pub(crate) struct DueReminder {
     /// The reminder's row id.
     pub id: i64,
     /// The booking it reminds of.
@@ -118,7 +118,7 @@ pub struct DueReminder {
 
 /// A payment looked up by its PaymentIntent id.
 #[derive(Debug, Clone)]
-pub struct StoredPayment {
+pub(crate) struct StoredPayment {
     /// The booking it pays for.
     pub booking_id: i64,
     /// Whether Stripe reported it succeeded.
