@@ -33,10 +33,23 @@ pub const MAX_REPORTED_BAD_LINES: usize = 50;
 /// Why a log cannot be imported.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// No line is in the seed format or the NDJSON export (an empty log included).
     #[error("no usable log line: {lines} line(s), none in the seed format or the NDJSON export{}", first_bad(.bad))]
-    NothingUsable { lines: usize, bad: Vec<BadLine> },
+    NothingUsable {
+        /// Lines in the log, blank ones included.
+        lines: usize,
+        /// The first [`MAX_REPORTED_BAD_LINES`] lines that could not be read, with why.
+        bad: Vec<BadLine>,
+    },
+    /// The trace asked for has no usable line in the log.
     #[error("no line of trace `{trace}`; the log holds: {}", .known.join(", "))]
-    NoSuchTrace { trace: String, known: Vec<String> },
+    NoSuchTrace {
+        /// The trace id asked for.
+        trace: String,
+        /// The trace ids the log does hold, in order of first appearance.
+        known: Vec<String>,
+    },
+    /// The log has more than a million lines; the import stops rather than read on.
     #[error("the log has more than {MAX_LINES} lines; cut out the incident's trace first")]
     TooLong,
 }

@@ -31,15 +31,32 @@ pub(crate) const MAX_TRACES: usize = 5_000_000;
 /// Why a query has no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
+    /// A log file could not be opened or read.
     #[error("{}: cannot read: {source}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The query would have to keep more than its limit of rows or traces in memory.
     #[error("the query matched more than {limit} {what}; narrow it (fewer files, one trace)")]
-    TooMany { what: &'static str, limit: usize },
+    TooMany {
+        /// What overflowed, plural, as the message shows it: `lines`, `rows`, `traces`, ….
+        what: &'static str,
+        /// The limit that was reached.
+        limit: usize,
+    },
+    /// Lines were read and some were bad, but none was a usable log record (files holding
+    /// only blank lines are no error).
     #[error("no usable log line in {lines} line(s) read{}", first_bad(.reported))]
-    NothingUsable { lines: u64, reported: Vec<BadLine> },
+    NothingUsable {
+        /// Lines read across all files, blank ones included.
+        lines: u64,
+        /// The first [`MAX_REPORTED_BAD_LINES`] bad lines.
+        reported: Vec<BadLine>,
+    },
+    /// [`booking_duration`] was given a bin width under one second; holds it.
     #[error("the bin width must be at least one second, found {0:?}")]
     Bin(Duration),
 }

@@ -32,10 +32,18 @@ pub struct Epoch {
 pub enum EpochError {
     /// Not RFC 3339.
     #[error("`{text}` is not an RFC 3339 instant such as {DEFAULT_EPOCH}: {reason}")]
-    Syntax { text: String, reason: String },
-    /// Outside the years an anchor may lie in.
+    Syntax {
+        /// The `--epoch` text as given, untrimmed.
+        text: String,
+        /// What the RFC 3339 parser said.
+        reason: String,
+    },
+    /// A valid instant whose UTC year lies outside 1970–2200.
     #[error("`{text}` lies outside {EARLIEST_YEAR}–{LATEST_YEAR}")]
-    OutOfRange { text: String },
+    OutOfRange {
+        /// The `--epoch` text as given, untrimmed.
+        text: String,
+    },
 }
 
 impl Default for Epoch {

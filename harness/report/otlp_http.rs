@@ -41,35 +41,70 @@ impl OtlpProtocol {
 /// Why an OTLP/HTTP export did not arrive.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    /// The endpoint given to [`OtlpExporter::new`] does not parse as a URL or is not http(s),
+    /// or no HTTP client could be built for it.
     #[error("`{url}` is not an http(s) URL: {reason}")]
-    Endpoint { url: String, reason: String },
-    #[error("cannot reach the OTLP endpoint {url} after {attempts} attempt(s): {reason}; is a collector (or Jaeger, or Tempo) listening there with OTLP/HTTP enabled?")]
-    Unreachable {
+    Endpoint {
+        /// The endpoint as given.
         url: String,
-        attempts: u32,
+        /// What the URL parser or HTTP client said, or the rejected scheme.
         reason: String,
     },
+    /// Every one of [`MAX_ATTEMPTS`] attempts ended without a complete HTTP answer (connection
+    /// refused, DNS failure, timeout, body cut off).
+    #[error("cannot reach the OTLP endpoint {url} after {attempts} attempt(s): {reason}; is a collector (or Jaeger, or Tempo) listening there with OTLP/HTTP enabled?")]
+    Unreachable {
+        /// The traces URL posted to, `/v1/traces` included.
+        url: String,
+        /// Attempts made, the first included.
+        attempts: u32,
+        /// The last attempt's error with its chain of causes.
+        reason: String,
+    },
+    /// The collector answered with a status that is neither success nor retryable (e.g. 400,
+    /// 401, 404, 413); not retried.
     #[error("the OTLP endpoint {url} refused the export with HTTP {status}: {body}")]
     Refused {
+        /// The traces URL posted to, `/v1/traces` included.
         url: String,
+        /// The HTTP status code.
         status: u16,
+        /// The response body's first 500 bytes, decoded lossily as UTF-8.
         body: String,
     },
+    /// The collector still answered a retryable status (429, 502, 503, 504) on the last of
+    /// [`MAX_ATTEMPTS`] attempts.
     #[error("the OTLP endpoint {url} still answered HTTP {status} after {attempts} attempts")]
     GaveUp {
+        /// The traces URL posted to, `/v1/traces` included.
         url: String,
+        /// The last attempt's HTTP status code.
         status: u16,
+        /// Attempts made, the first included.
         attempts: u32,
     },
+    /// A `Retry-After` asked for a longer wait than the exporter is willing to block for (60 s).
     #[error("the OTLP endpoint {url} asked to retry after {wait:?}, more than the {MAX_RETRY_WAIT:?} we wait")]
-    WaitTooLong { url: String, wait: Duration },
+    WaitTooLong {
+        /// The traces URL posted to, `/v1/traces` included.
+        url: String,
+        /// The wait asked for.
+        wait: Duration,
+    },
+    /// The collector accepted the request but its `partial_success` says it dropped spans.
     #[error("the OTLP endpoint {url} rejected {rejected} of {sent} span(s): {message}")]
     PartlyRejected {
+        /// The traces URL posted to, `/v1/traces` included.
         url: String,
+        /// The collector's `rejected_spans` count.
         rejected: i64,
+        /// Spans in the request.
         sent: usize,
+        /// The collector's `error_message`, possibly empty.
         message: String,
     },
+    /// The request could not be serialised or gzipped, or the runtime to send it on could not
+    /// be started.
     #[error("cannot encode the export: {0}")]
     Encode(std::io::Error),
 }

@@ -8,11 +8,17 @@ use std::path::{Path, PathBuf};
 /// errors also give line and column and show the offending line.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
+    /// The file could not be read, or a scenario directory could not be listed or holds no
+    /// `*.toml` file.
     #[error("{}: cannot read the scenario: {source}", path.display())]
     Read {
+        /// The file or directory.
         path: PathBuf,
+        /// The I/O error (`NotFound` for a directory without scenarios).
         source: std::io::Error,
     },
+    /// The text is not valid TOML, or breaks the scenario format's rules or limits; boxed
+    /// to keep the error small.
     #[error("{0}")]
     Invalid(Box<Located>),
 }

@@ -77,22 +77,32 @@ pub struct TraceContext {
 /// Why a `traceparent` value was rejected. A rejected header means: start a new trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TraceparentError {
+    /// A version `00` value is not exactly 55 characters long; holds its length in bytes.
     #[error("traceparent is {0} characters; version 00 needs exactly 55")]
     Length(usize),
+    /// Shorter than the 55 characters every version starts with (including an empty value).
     #[error("traceparent is shorter than the 55 characters every version starts with")]
     TooShort,
+    /// A field is not lowercase hex; holds its name: `version`, `trace-id`, `parent-id` or
+    /// `trace-flags`.
     #[error("traceparent field `{0}` is not lowercase hex of the right length")]
     Hex(&'static str),
+    /// A character other than `-` at one of the separator positions (0-based 2, 35 and 52).
     #[error("traceparent fields must be separated by `-` at positions 2, 35 and 52")]
     Separator,
+    /// The version is `ff`, which the spec reserves as invalid.
     #[error("traceparent version ff is forbidden")]
     ForbiddenVersion,
+    /// The `trace-id` is all zeros, which the spec forbids.
     #[error("traceparent trace-id is all zeros")]
     ZeroTraceId,
+    /// The `parent-id` is all zeros, which the spec forbids.
     #[error("traceparent parent-id is all zeros")]
     ZeroParentId,
+    /// A version above `00` is longer than 55 characters and the 56th is not `-`.
     #[error("traceparent of a future version continues with something other than `-`")]
     FutureVersionTail,
+    /// Longer than [`MAX_TRACEPARENT_CHARS`], so not parsed at all; holds its length in bytes.
     #[error("traceparent is {0} characters; more than {MAX_TRACEPARENT_CHARS} are not read")]
     TooLong(usize),
 }

@@ -51,18 +51,46 @@ pub enum TraceStateError {
     /// Reading stopped at the bound, so the count is where it stopped, not the full length.
     #[error("tracestate is over {MAX_INBOUND_CHARS} characters (at least {0}); it is not read")]
     Oversize(usize),
+    /// More than [`MAX_HEADER_FIELDS`] `tracestate` header fields were given to combine.
     #[error("tracestate came in more than {MAX_HEADER_FIELDS} header fields")]
     TooManyFields,
+    /// More than [`MAX_MEMBERS`] non-empty list members, counted across all fields.
     #[error("tracestate has more than {MAX_MEMBERS} list members")]
     TooManyMembers,
+    /// A non-empty list member has no `=`.
     #[error("tracestate list member {index} `{member}` is not `key=value`")]
-    NotKeyValue { index: usize, member: String },
+    NotKeyValue {
+        /// 1-based position among the non-empty members, counted across all fields.
+        index: usize,
+        /// The member, escaped and cut to its first 40 characters.
+        member: String,
+    },
+    /// A key breaks the grammar: empty, not starting with a lowercase letter or digit, holding
+    /// a character outside `a-z0-9_-*/@`, or longer than [`MAX_KEY_CHARS`].
     #[error("tracestate list member {index}: `{key}` is not a valid key")]
-    Key { index: usize, key: String },
+    Key {
+        /// 1-based position among the non-empty members; always 1 from
+        /// [`TraceState::with_entry`].
+        index: usize,
+        /// The key, escaped and cut to its first 40 characters.
+        key: String,
+    },
+    /// A value breaks the grammar: empty, holding `,`, `=` or a character outside printable
+    /// ASCII, or longer than [`MAX_VALUE_CHARS`].
     #[error("tracestate list member {index}: the value of `{key}` is not a valid value")]
-    Value { index: usize, key: String },
+    Value {
+        /// 1-based position among the non-empty members; always 1 from
+        /// [`TraceState::with_entry`].
+        index: usize,
+        /// The key whose value is invalid, escaped and cut to its first 40 characters.
+        key: String,
+    },
+    /// Two members share a key; the spec forbids duplicates.
     #[error("tracestate key `{key}` appears more than once")]
-    DuplicateKey { key: String },
+    DuplicateKey {
+        /// The repeated key, escaped and cut to its first 40 characters.
+        key: String,
+    },
 }
 
 /// A valid `tracestate` list in canonical form; possibly empty.
