@@ -1,6 +1,6 @@
 //! Virtual time: a cursor that travels with each flow (request, job); nothing here sleeps.
 //!
-//! A replay never waits. Each flow carries a [`FlowClock`]; a mock *declares* its latency in the
+//! A replay never waits. Each flow carries a `FlowClock`; a mock *declares* its latency in the
 //! [`VIRTUAL_LATENCY_US`](crate::contract::headers::VIRTUAL_LATENCY_US) header of its response and the caller's cursor advances by it when the response
 //! arrives. A 28-minute payment delay therefore replays in microseconds, and every timestamp is
 //! a pure function of the scenario. Outside a flow (benchmarks) the time reads as zero.
@@ -35,7 +35,7 @@ impl VirtualTime {
     pub fn saturating_add(self, d: Duration) -> Self {
         VirtualTime(self.0.saturating_add(duration_us(d)))
     }
-    /// This instant as Unix seconds, anchored at [`EPOCH_UNIX_S`].
+    /// This instant as Unix seconds, virtual zero being 2026-03-02T09:00:00Z (`EPOCH_UNIX_S`).
     pub fn unix_seconds(self) -> u64 {
         EPOCH_UNIX_S + self.0 / 1_000_000
     }

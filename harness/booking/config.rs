@@ -23,7 +23,8 @@ pub struct ServiceConfig {
     pub webhook_secret: String,
     /// The signing secret of the Stripe webhook endpoint (`whsec_…`).
     pub stripe_webhook_secret: String,
-    /// The event types the service knows; see [`ServiceConfig::event_type`].
+    /// The event types the service knows; a booking for any other id gets a plain, free,
+    /// single-attendee event type.
     pub event_types: Vec<EventType>,
     /// The SQLite file of the service's store; it outlives the process.
     pub database: PathBuf,

@@ -246,7 +246,8 @@ impl MockService {
     }
 
     /// Starts the mock; a webhook subscriber given a `secret` verifies each delivery's
-    /// `X-Cal-Signature-256` as a real subscriber would (see [`SubscriberCheck`]).
+    /// `X-Cal-Signature-256` as a real subscriber would: a missing or wrong signature gets
+    /// 401, and a body it has already accepted is acknowledged as a duplicate and not processed.
     pub async fn start_verifying(
         name: &str,
         kind: MockKind,

@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::clock::{self, VirtualTime};
 
-/// The anchor when none is given: virtual time's one zero, [`clock::EPOCH_UNIX_S`]
+/// The anchor when none is given: virtual time's one zero, `clock::EPOCH_UNIX_S`
 /// (2026-03-02T09:00:00Z), where Stripe's wall-clock seconds are anchored too. A fixed instant,
 /// so output is byte-identical across runs.
 pub const DEFAULT_EPOCH: Epoch = Epoch {

@@ -83,7 +83,7 @@ pub enum LoadError {
     /// The scenario has no booking to repeat.
     #[error("scenario `{0}` has no booking step to repeat")]
     NoBooking(String),
-    /// More flows than [`MAX_FLOWS`].
+    /// More flows asked for than a batch holds (100 000); holds the number asked for.
     #[error("{0} flows asked for; a batch holds at most {MAX_FLOWS}")]
     TooManyFlows(usize),
     /// The timeline has steps a load run cannot repeat.

@@ -38,7 +38,7 @@ impl fmt::Display for RequestIdPrefix<'_> {
 
 /// The prefix a log line starts with: [`SeedPrefix`] when it was written in a span,
 /// [`RequestIdPrefix`] outside one with a request id, nothing otherwise. `Display` writes the
-/// prefix alone; [`LinePrefix::write_before`] writes it with the space before the message.
+/// prefix alone; the crate's `write_before` writes it with the space before the message.
 pub struct LinePrefix<'a, T, S> {
     span: Option<SeedPrefix<T, S>>,
     request_id: Option<&'a str>,
