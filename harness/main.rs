@@ -260,19 +260,21 @@ fn main() -> ExitCode {
         Command::List { paths } => cli::list(&paths),
         Command::Explain { file } => cli::explain(&file),
         Command::Query { query, output } => {
-            let result = match &query {
+            let query = match query {
                 SeedQuery::TraceOperations { trace_id, files } => {
-                    query::trace_operations(files, trace_id)
+                    cli::SeedQuery::TraceOperations { trace_id, files }
                 }
-                SeedQuery::FailedCalendar { files } => query::failed_calendar_integrations(files),
-                SeedQuery::BookingDuration { files, bin } => query::booking_duration(files, *bin),
+                SeedQuery::FailedCalendar { files } => cli::SeedQuery::FailedCalendar { files },
+                SeedQuery::BookingDuration { files, bin } => {
+                    cli::SeedQuery::BookingDuration { files, bin }
+                }
             };
             let output = match output {
                 QueryOutput::Table => query::Output::Table,
                 QueryOutput::Json => query::Output::Json,
                 QueryOutput::Csv => query::Output::Csv,
             };
-            cli::query(result, output)
+            cli::query(&query, output)
         }
         Command::Import(args) => cli::import(&ImportOptions {
             logfile: args.logfile,

@@ -21,14 +21,10 @@ pub const ROUND_FLOWS: usize = 25;
 pub(crate) const MAX_FLOWS: usize = 1_000_000;
 /// Rounds a pair of rigs runs before both are replaced by fresh ones (1 000 flows a side).
 ///
-/// A rig that has served a few thousand flows can settle into a state in which its flows cost
-/// about 10 % more, and not always both rigs at once: in A/A runs (both sides untraced,
-/// identical work) one side stepped up by 8–14 % after about 3 500 flows, the same on tmpfs
-/// and with no extra page faults, so the cause is not the disk. Meanwhile the heap grows
-/// ~12 KB a flow (wiremock, for one, keeps a copy of every request a mock matched). A long run
-/// then measured that step instead of tracing (8 000 flows a side read −2.4 %, as the untraced
-/// rig had stepped up). Fresh rigs every segment keep every round in the state short runs
-/// measure.
+/// A rig that has served a few thousand flows can settle into a costlier state, on one side
+/// only, and its heap keeps growing (wiremock, for one, keeps a copy of every request a mock
+/// matched); a long run then measures that step instead of tracing. Fresh rigs every segment
+/// keep every round in the state short runs measure (benches/NOTES.md, the rig drift).
 pub const SEGMENT_ROUNDS: usize = 40;
 
 /// What `overhead` measures.
@@ -211,11 +207,9 @@ fn measure_in_segments(
 /// Starts a segment's two rigs, `[untraced, traced]` (`traced`: whether the second side
 /// traces), the untraced one first in even segments and second in odd ones.
 ///
-/// The rig started second costs a little more, whatever it runs: A/A runs (both sides
-/// untraced) read +0.4 % (five runs, −0.1 to +0.7 %) with the untraced rig started first and
-/// −0.4 % (three runs, −0.6 to −0.3 %) with it started second. Starting the untraced rig first
-/// every time charged that bias to tracing; alternating cancels it over an even number of
-/// segments (the default 4 000 flows are four).
+/// The rig started second costs a little more, whatever it runs (A/A runs show it; figures in
+/// benches/NOTES.md). Starting the untraced rig first every time charged that bias to tracing;
+/// alternating cancels it over an even number of segments (the default 4 000 flows are four).
 fn start_pair<R, E>(
     segment: usize,
     traced: bool,

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use trace_harness::booking::PlantedBug;
+use trace_harness::contract::PlantedBug;
 use trace_harness::expect::judge;
 use trace_harness::report;
 use trace_harness::scenario::Scenario;

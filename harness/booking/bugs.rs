@@ -2,32 +2,8 @@
 //! so the harness can show that its invariants and assertions catch each one. A correct build of
 //! the service runs with none.
 
-use serde::Deserialize;
-
+use crate::contract::PlantedBug;
 use crate::trace::Relation;
-
-/// A propagation bug the service can be built with (`[service] bugs = ["…"]`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PlantedBug {
-    /// Outbound HTTP calls carry no `traceparent` (a client built without the propagator).
-    DropTraceparent,
-    /// Scheduled jobs are stored without the scheduling span's context, so they start traces
-    /// of their own.
-    OrphanJobs,
-    /// Jobs and callbacks continue their cause's trace as plain children, without the
-    /// follows-from link.
-    UnlinkedJobs,
-}
-
-impl PlantedBug {
-    /// Every planted bug.
-    pub const ALL: [PlantedBug; 3] = [
-        PlantedBug::DropTraceparent,
-        PlantedBug::OrphanJobs,
-        PlantedBug::UnlinkedJobs,
-    ];
-}
 
 /// The bugs one service instance runs with.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

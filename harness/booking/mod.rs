@@ -30,7 +30,8 @@ use crate::trace;
 use outbound::Outbound;
 use store::Store;
 
-pub use bugs::{PlantedBug, PlantedBugs};
+use crate::contract::PlantedBug;
+pub use bugs::PlantedBugs;
 pub use config::{ServiceConfig, ServiceError};
 pub(crate) use create::{AttendeeResponses, BookingRequest};
 pub use guard::MAX_HEADER_BYTES;

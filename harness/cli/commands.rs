@@ -147,8 +147,40 @@ pub fn import(options: &ImportOptions) -> Exit {
     Exit::Success
 }
 
+/// One of the seed's three queries, with the NDJSON files it reads.
+pub enum SeedQuery {
+    /// Every line of one trace, in time order.
+    TraceOperations {
+        /// The trace id, as exported.
+        trace_id: String,
+        /// The NDJSON exports to read.
+        files: Vec<PathBuf>,
+    },
+    /// Calendar-event errors joined to their booking's lines.
+    FailedCalendar {
+        /// The NDJSON exports to read.
+        files: Vec<PathBuf>,
+    },
+    /// End-to-end booking durations, binned.
+    BookingDuration {
+        /// The NDJSON exports to read.
+        files: Vec<PathBuf>,
+        /// The width of one time bin.
+        bin: std::time::Duration,
+    },
+}
+
 /// `query`: a seed query's result, with what was skipped on the way.
-pub fn query(result: Result<QueryResult, QueryError>, output: query::Output) -> Exit {
+pub fn query(query: &SeedQuery, output: query::Output) -> Exit {
+    let result = match query {
+        SeedQuery::TraceOperations { trace_id, files } => query::trace_operations(files, trace_id),
+        SeedQuery::FailedCalendar { files } => query::failed_calendar_integrations(files),
+        SeedQuery::BookingDuration { files, bin } => query::booking_duration(files, *bin),
+    };
+    print_query(result, output)
+}
+
+fn print_query(result: Result<QueryResult, QueryError>, output: query::Output) -> Exit {
     let result = match result {
         Ok(result) => result,
         Err(e) => return fail(e),

@@ -8,7 +8,7 @@ mod run;
 use std::io::Write;
 use std::path::Path;
 
-pub use commands::{explain, import, list, overhead, query, serve, ImportOptions};
+pub use commands::{explain, import, list, overhead, query, serve, ImportOptions, SeedQuery};
 pub use run::{run, OtlpOptions, RunOptions, Shard};
 
 use crate::scenario::ScenarioError;

@@ -8,10 +8,12 @@
 //! Nothing here knows about axum, the runner or scenario files; every value is plain data that
 //! a document can state as is.
 
+mod bugs;
 mod event_type;
 mod operations;
 mod signing;
 
+pub use bugs::PlantedBug;
 pub use event_type::{EventType, DEFAULT_CURRENCY};
 pub use operations::*;
 pub use signing::{

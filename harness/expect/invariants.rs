@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use super::Violation;
+use crate::contract::{PAYMENT_SUCCESS_PROCESSING, SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION};
 use crate::outcome::{ReplayOutcome, StepKind};
 use crate::trace::{ParentKind, SpanData, TraceContext, TraceId};
 
@@ -265,9 +266,9 @@ fn async_work_follows_its_cause(outcome: &ReplayOutcome, found: &mut Vec<Violati
 
 /// Operations that run after the request that caused them has answered.
 pub(crate) const ASYNC_OPERATIONS: &[&str] = &[
-    "webhook_execution",
-    "payment_success_processing",
-    "schedule_mandatory_reminder",
+    WEBHOOK_EXECUTION,
+    PAYMENT_SUCCESS_PROCESSING,
+    SCHEDULE_MANDATORY_REMINDER,
 ];
 
 /// Every request a mock received names the flow's trace and the span that sent it.

@@ -11,6 +11,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::clock::Compact;
+use crate::contract::{
+    BOOKING_CREATION, CALENDAR_EVENT_CREATION, WEBHOOK_EXECUTION, WEBHOOK_SCHEDULING,
+};
 use crate::mocks::{google_error_body, MockKind};
 use crate::query::{prefix_part, BadLine};
 use crate::report::epoch::parse_unix_us;
@@ -19,10 +22,10 @@ use crate::report::ndjson::NdjsonLine;
 /// The operations this importer turns into scenario steps. Any other operation in the logs is
 /// listed as not reproduced, even when the simulated service knows it, until a mapping exists.
 pub const MAPPED_OPERATIONS: &[&str] = &[
-    crate::contract::BOOKING_CREATION,
-    "calendar_event_creation",
-    "webhook_scheduling",
-    "webhook_execution",
+    BOOKING_CREATION,
+    CALENDAR_EVENT_CREATION,
+    WEBHOOK_SCHEDULING,
+    WEBHOOK_EXECUTION,
 ];
 
 /// Lines read from one log file; past this the import stops with an error.
@@ -318,7 +321,7 @@ fn scenario_text(
     // Google Calendar: the calendar span's outcome and how long it took.
     let calendar: Vec<&ImportedSpan> = spans
         .iter()
-        .filter(|s| s.op == "calendar_event_creation")
+        .filter(|s| s.op == CALENDAR_EVENT_CREATION)
         .collect();
     let mut google = Vec::new();
     for span in &calendar {
@@ -366,10 +369,8 @@ fn scenario_text(
 
     // Webhook deliveries: the cron step runs at the whole second before the line; the rest is
     // the subscriber's latency (the service logs a delivery after the subscriber answered).
-    let executions: Vec<&ImportedSpan> = spans
-        .iter()
-        .filter(|s| s.op == "webhook_execution")
-        .collect();
+    let executions: Vec<&ImportedSpan> =
+        spans.iter().filter(|s| s.op == WEBHOOK_EXECUTION).collect();
     let mut deliveries = Vec::new();
     let mut crons: Vec<Duration> = Vec::new();
     for span in &executions {
@@ -421,7 +422,7 @@ fn scenario_text(
     if timed && !executions.is_empty() {
         todos.push("cron runs are placed at the whole second before each delivery line; the remainder is the subscriber's latency".to_owned());
     }
-    let scheduled = spans.iter().any(|s| s.op == "webhook_scheduling");
+    let scheduled = spans.iter().any(|s| s.op == WEBHOOK_SCHEDULING);
     if scheduled || !executions.is_empty() {
         let _ = writeln!(out, "[mocks.subscriber]\nkind = \"webhook_subscriber\"");
         if !deliveries.is_empty() {
@@ -436,7 +437,7 @@ fn scenario_text(
     // The booking request that started it all.
     let event_type_id = spans
         .iter()
-        .filter(|s| s.op == crate::contract::BOOKING_CREATION)
+        .filter(|s| s.op == BOOKING_CREATION)
         .flat_map(|s| &s.lines)
         .find_map(|l| l.message.split("eventTypeId: ").nth(1))
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use read::{for_each_record, Parsed};
 pub use read::{prefix_part, BadLine, ReadStats, MAX_LINE_BYTES, MAX_REPORTED_BAD_LINES};
 
+use crate::contract::{BOOKING_CREATION, PAYMENT_SUCCESS_PROCESSING, WEBHOOK_EXECUTION};
 use crate::report::epoch::format_unix_us;
 
 /// Rows a query may return before it stops with an error rather than exhaust memory.
@@ -160,7 +161,7 @@ pub fn failed_calendar_integrations(paths: &[PathBuf]) -> Result<QueryResult, Qu
         // The second pass re-reads the same files; its counts would repeat the first's.
         let mut again = ReadStats::default();
         for_each_record(paths, &mut again, |Parsed { record, .. }| {
-            if !record.prefix.contains("op:booking_creation") {
+            if prefix_part(&record.prefix, "op:") != Some(BOOKING_CREATION) {
                 return Ok(());
             }
             let Some(trace) = prefix_part(&record.prefix, "trace:") else {
@@ -225,9 +226,9 @@ pub fn booking_duration(paths: &[PathBuf], bin: Duration) -> Result<QueryResult,
     let mut last_end: HashMap<TraceKey, i64> = HashMap::new();
     for_each_record(paths, &mut stats, |Parsed { record, unix_us }| {
         let prefix = &record.prefix;
-        let is_start = prefix.contains("op:booking_creation") && record.message.contains("started");
-        let is_end = prefix.contains("op:webhook_execution")
-            || prefix.contains("op:payment_success_processing");
+        let op = prefix_part(prefix, "op:");
+        let is_start = op == Some(BOOKING_CREATION) && record.message.contains("started");
+        let is_end = matches!(op, Some(WEBHOOK_EXECUTION | PAYMENT_SUCCESS_PROCESSING));
         if !(is_start || is_end) {
             return Ok(());
         }

@@ -12,6 +12,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 
 use super::epoch::Epoch;
 use super::pieces::{exported, Judged, Piece, RenderOptions};
+use crate::contract::CALENDAR_EVENT_CREATION;
 use crate::mocks::ReceivedRequest;
 use crate::outcome::ReplayOutcome;
 use crate::trace::{
@@ -21,7 +22,7 @@ use crate::trace::{
 /// The simulated booking service, as a tracing backend lists it.
 pub const BOOKING_SERVICE: &str = "cal.com";
 /// Operations whose span wraps one outbound call to a third party.
-const CLIENT_OPERATIONS: &[&str] = &["calendar_event_creation"];
+const CLIENT_OPERATIONS: &[&str] = &[CALENDAR_EVENT_CREATION];
 
 /// `SpanFlags`: bit 8 says whether the parent's remoteness is known, bit 9 that it is remote.
 const FLAG_HAS_IS_REMOTE: u32 = 0x100;

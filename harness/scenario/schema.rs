@@ -44,7 +44,7 @@ pub struct ServiceSpec {
     pub store_latency: Duration,
     /// Propagation bugs the service should reproduce, to prove the harness catches them.
     #[serde(default)]
-    pub bugs: Vec<crate::booking::PlantedBug>,
+    pub bugs: Vec<crate::contract::PlantedBug>,
 }
 
 /// A third party the service calls (`[mocks.NAME]`): its API and how it answers.
