@@ -104,3 +104,28 @@ fn the_check_sees_jobs_that_leave_their_flow() {
         "{findings:#?}"
     );
 }
+
+/// A load run zeroes every declared latency, a mock's other routes' too: the performance
+/// scenario's e-mail batch call (`[mocks.email.routes] mail_batch`, 50ms) costs its flows
+/// nothing, so the reminder scheduling takes only the store's declared 50ms transaction.
+#[test]
+fn a_load_run_zeroes_the_latency_of_every_route() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/performance.toml");
+    let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let options = LoadOptions {
+        tracing: true,
+        transport: Transport::InProcess,
+        record_mock_requests: false,
+    };
+    let mut rig = FlowRig::start(&scenario, options).unwrap_or_else(|e| panic!("{e}"));
+    let batch = rig.run(1).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(batch.failed_flows, 0, "the booking is created");
+    let captured = rig.store().snapshot();
+    let durations: Vec<_> = captured
+        .spans
+        .iter()
+        .filter(|s| s.op == "schedule_mandatory_reminder")
+        .map(|s| s.duration())
+        .collect();
+    assert_eq!(durations, [std::time::Duration::from_millis(50)]);
+}
