@@ -24,28 +24,28 @@ pub use signing::{
 /// The routes the service serves. Every one takes `POST`.
 pub mod routes {
     /// Creates a booking from a JSON `BookingRequest`; answers `201` with the booking.
-    pub(crate) const BOOKINGS: &str = "/api/bookings";
+    pub const BOOKINGS: &str = "/api/bookings";
     /// Delivers every due `BOOKING_CREATED` webhook job (Cal.com's webhook cron).
-    pub(crate) const WEBHOOK_CRON: &str = "/api/cron/webhooks";
+    pub const WEBHOOK_CRON: &str = "/api/cron/webhooks";
     /// Sends every due attendee reminder (Cal.com's workflow reminder cron).
-    pub(crate) const REMINDER_CRON: &str = "/api/cron/workflows/scheduleEmailReminders";
+    pub const REMINDER_CRON: &str = "/api/cron/workflows/scheduleEmailReminders";
     /// Where Stripe delivers its events, as Cal.com's Stripe app mounts it.
     pub const STRIPE_WEBHOOK: &str = "/api/integrations/stripepayment/webhook";
     /// The W3C Trace Context test-service endpoint; served only by `trace-harness serve`.
-    pub(crate) const CONFORMANCE_TEST: &str = "/test";
+    pub const CONFORMANCE_TEST: &str = "/test";
 }
 
 /// The peers' API paths the service calls, which the mocks serve. Each peer's base URL is the
 /// service's configuration; these are what follows it.
-pub(crate) mod peers {
+pub mod peers {
     /// Google Calendar API v3 `events.insert` on the primary calendar.
-    pub(crate) const GOOGLE_EVENTS_INSERT: &str = "/calendar/v3/calendars/primary/events";
+    pub const GOOGLE_EVENTS_INSERT: &str = "/calendar/v3/calendars/primary/events";
     /// Stripe: create a PaymentIntent.
-    pub(crate) const STRIPE_PAYMENT_INTENTS: &str = "/v1/payment_intents";
+    pub const STRIPE_PAYMENT_INTENTS: &str = "/v1/payment_intents";
     /// SendGrid v3: send one email.
-    pub(crate) const SENDGRID_MAIL_SEND: &str = "/v3/mail/send";
+    pub const SENDGRID_MAIL_SEND: &str = "/v3/mail/send";
     /// SendGrid v3: create a batch id for scheduled sends.
-    pub(crate) const SENDGRID_MAIL_BATCH: &str = "/v3/mail/batch";
+    pub const SENDGRID_MAIL_BATCH: &str = "/v3/mail/batch";
 }
 
 /// The headers the service reads and writes, lowercase as HTTP/2 sends them.
@@ -53,9 +53,9 @@ pub mod headers {
     pub use crate::trace::{TRACEPARENT, TRACESTATE};
 
     /// Response header: the request's id, as the service logged it before tracing existed.
-    pub(crate) const REQUEST_ID: &str = "x-request-id";
+    pub const REQUEST_ID: &str = "x-request-id";
     /// Response header naming the booking's trace, for support staff and for the harness.
-    pub(crate) const TRACE_ID: &str = "x-trace-id";
+    pub const TRACE_ID: &str = "x-trace-id";
     /// Webhook delivery header: the payload's hex HMAC-SHA256, as Cal.com sends it.
     pub const CAL_SIGNATURE: &str = "x-cal-signature-256";
     /// Stripe's event header: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<payload>">`.
@@ -67,11 +67,11 @@ pub mod headers {
     pub const VIRTUAL_LATENCY_US: &str = "x-virtual-latency-us";
     /// Response header: a fault the responder declares instead of acting it out on the socket
     /// (`connection-refused`); a loopback server cannot refuse one request of a sequence.
-    pub(crate) const VIRTUAL_FAULT: &str = "x-virtual-fault";
+    pub const VIRTUAL_FAULT: &str = "x-virtual-fault";
 }
 
 /// The secret the service signs webhook deliveries with unless configured otherwise; the
 /// subscriber mocks verify with it unless a scenario gives them another (`secret = "…"`).
 pub const DEFAULT_WEBHOOK_SECRET: &str = "whsec_trace_harness";
 /// The signing secret of the service's Stripe webhook endpoint unless configured otherwise.
-pub(crate) const DEFAULT_STRIPE_WEBHOOK_SECRET: &str = "whsec_stripe_trace_harness";
+pub const DEFAULT_STRIPE_WEBHOOK_SECRET: &str = "whsec_stripe_trace_harness";
