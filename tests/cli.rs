@@ -503,3 +503,55 @@ fn explain_lists_every_route_and_every_invariant() {
         );
     }
 }
+
+/// What a run leaves in a CI log: the summary, and nothing per replay.
+#[test]
+fn in_ci_run_prints_the_summary_and_no_line_per_replay() {
+    let output = trace_harness(&["run", "scenarios/", "--repeat", "20", "--format", "ndjson"]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{message}");
+    assert!(!message.contains("replayed"), "{message}");
+    // A run long enough may add a line every few seconds; nothing else precedes the summary.
+    let lines: Vec<&str> = message
+        .lines()
+        .filter(|line| !line.ends_with(" replays done"))
+        .collect();
+    assert_eq!(lines, ["100 passed, 0 failed"], "{message}");
+    assert_eq!(
+        stdout(&output).lines().next().map(|l| l.starts_with('{')),
+        Some(true)
+    );
+}
+
+/// Runs the binary on a pseudo-terminal, outside CI, and returns what it wrote there (standard
+/// output discarded). The terminal comes from util-linux's `script`; without it the test fails.
+fn on_a_terminal(args: &[&str]) -> String {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_trace-harness"))
+        .chain(args.iter().copied())
+        .map(|arg| format!("'{}'", arg.replace('\'', r"'\''")))
+        .collect();
+    let command = format!("{} > /dev/null", quoted.join(" "));
+    let output = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("CI")
+        .env("SHELL", "/bin/sh")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("util-linux `script` runs, to give the binary a pseudo-terminal");
+    let terminal = stdout(&output);
+    assert!(output.status.success(), "{terminal}{}", stderr(&output));
+    terminal
+}
+
+#[test]
+fn on_a_terminal_run_draws_a_progress_bar_instead_of_lines() {
+    let terminal = on_a_terminal(&["run", "scenarios/", "--repeat", "20", "--format", "ndjson"]);
+    assert!(
+        terminal.contains('█') || terminal.contains('░'),
+        "no bar in {terminal:?}"
+    );
+    assert!(terminal.contains("/100 "), "no count in {terminal:?}");
+    assert!(!terminal.contains("replayed"), "{terminal:?}");
+    assert!(terminal.contains("100 passed, 0 failed"), "{terminal:?}");
+}

@@ -112,11 +112,19 @@ impl Store {
     /// `transaction_latency` on the flow's clock.
     pub(crate) fn open(path: &Path, transaction_latency: Duration) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
+        // No fsync at all: NORMAL's, at every checkpoint and close, made a replay wait on the
+        // disk longer than it computes. `synchronous` decides only when SQLite waits for the
+        // disk, never what reaches the file: a commit is in the WAL before it returns, and a
+        // later connection reads it through the OS page cache. A `restart` step ends the
+        // service's process state (server, connection, ids: `BookingService::stop`), not the
+        // OS: the next process opens the same file and finds every commit, as SQLite promises
+        // under OFF when the application, not the OS, goes down. Only an OS crash or power loss
+        // could lose data, and every store is in a temporary directory its replay, load run or
+        // `serve` removes, so none would outlive one anyway.
+        // Set before WAL: switching a new file to WAL is a rollback-journal transaction, which
+        // under the default would sync the journal, the directory and the database.
+        conn.pragma_update(None, "synchronous", "OFF")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // WAL's usual pairing: no fsync per commit (only at checkpoints). The database lives
-        // in a replay's temporary directory, and an fsync per booking made every flow cost
-        // milliseconds of disk wait, drowning what a flow itself costs.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
         Ok(Store {

@@ -1,20 +1,27 @@
-//! Progress on standard error: a bar on a terminal, plain lines in CI or a pipe.
+//! Progress on standard error: a bar on a terminal; in CI or a pipe, a rare plain line.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use crate::outcome::ReplayOutcome;
-use crate::runner::ReplayError;
 use crate::scenario::Scenario;
+
+/// Outside a terminal, the least time between two progress lines: a line per replay drowned
+/// CI logs, while a long run still wants to show, to a reader or a job's no-output watchdog,
+/// that it is alive. The wall clock read for it decides what goes to standard error, nothing a
+/// replay does or an output holds.
+const PLAIN_LINE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Replays done so far, out of how many.
 pub(super) struct Progress {
     bar: Option<indicatif::ProgressBar>,
     total: usize,
     done: AtomicUsize,
+    /// Outside a terminal: when the last plain line was printed, or the run started.
+    last_line: parking_lot::Mutex<Instant>,
 }
 
 impl Progress {
-    /// Progress over `total` replays; silent for a single one outside a terminal.
+    /// Progress over `total` replays; outside a terminal, silent unless the run is long.
     pub(super) fn new(total: usize) -> Self {
         let bar = (super::interactive() && total > 1).then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
@@ -29,21 +36,26 @@ impl Progress {
             bar,
             total,
             done: Default::default(),
+            last_line: parking_lot::Mutex::new(Instant::now()),
         }
     }
 
-    /// One more replay has ended.
-    pub(super) fn done(&self, scenario: &Scenario, result: &Result<ReplayOutcome, ReplayError>) {
+    /// One more replay has ended. One that could not run is reported with the results.
+    pub(super) fn done(&self, scenario: &Scenario) {
         let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         match &self.bar {
             Some(bar) => {
                 bar.set_message(scenario.name.clone());
                 bar.inc(1);
             }
-            None if self.total > 1 => {
-                let state = if result.is_ok() { "replayed" } else { "error" };
-                eprintln!("[{n}/{}] {state} {}", self.total, scenario.name);
+            None if n < self.total => {
+                let mut last_line = self.last_line.lock();
+                if last_line.elapsed() >= PLAIN_LINE_INTERVAL {
+                    *last_line = Instant::now();
+                    eprintln!("{n}/{} replays done", self.total);
+                }
             }
+            // The last one: the summary follows.
             None => {}
         }
     }

@@ -100,7 +100,7 @@ pub fn run(options: &RunOptions) -> Exit {
     let replay_options = ReplayOptions {
         tracing: !options.no_tracing,
     };
-    let results = runner::replay_all(&scenarios, replay_options, jobs, |s, r| progress.done(s, r));
+    let results = runner::replay_all(&scenarios, replay_options, jobs, |s, _| progress.done(s));
     progress.finish();
 
     let judged: Vec<Judged<'_>> = scenarios
