@@ -394,15 +394,40 @@ fn several_tracestate_fields_are_combined_in_order_and_sent_as_one() {
 }
 
 /// "Only one entry per key is allowed because the entry represents that last position in the
-/// trace." A list with a repeated key breaks the grammar of the whole header, which is
-/// discarded ("If the `tracestate` header cannot be parsed the vendor MAY discard the entire
-/// header").
+/// trace." A list that repeats a key anyway is still inherited — the W3C suite's
+/// `test_tracestate_duplicated_keys` "expects the tracestate to be inherited, and the
+/// duplicated keys to be either kept as-is or one of them to be discarded" — so the service
+/// keeps the first entry of the key and the rest of the list, in one header field or across
+/// several.
 #[test]
-fn a_repeated_key_discards_the_tracestate() {
-    discarded(&["foo=1,foo=1"]);
-    discarded(&["foo=1,foo=2"]);
-    discarded(&["foo=1", "foo=1"]);
-    discarded(&["foo=1", "foo=2"]);
+fn a_repeated_key_is_collapsed_to_its_first_entry_and_the_list_inherited() {
+    for (fields, expected) in [
+        (&["foo=1,foo=1"][..], "foo=1"),
+        (&["foo=1,foo=2"], "foo=1"),
+        (&["foo=1", "foo=1"], "foo=1"),
+        (&["foo=1", "foo=2"], "foo=1"),
+        (&["foo=1,bar=2,baz=3,foo=4"], "foo=1,bar=2,baz=3"),
+        (
+            &["rojo=1,congo=2", "congo=3,tenant@rojo=4"],
+            "rojo=1,congo=2,tenant@rojo=4",
+        ),
+    ] {
+        assert_eq!(
+            tracestate_after(fields).as_deref(),
+            Some(expected),
+            "{fields:?}"
+        );
+    }
+}
+
+/// Distinct keys that merely resemble each other are no repetition: `foo`, `foo@tenant` and
+/// `tenant@foo` are three keys.
+#[test]
+fn keys_that_only_look_alike_are_all_kept() {
+    assert_eq!(
+        tracestate_after(&["foo=1,foo@tenant=2,tenant@foo=3"]).as_deref(),
+        Some("foo=1,foo@tenant=2,tenant@foo=3")
+    );
 }
 
 // ---- tracestate: grammar -----------------------------------------------------------------
