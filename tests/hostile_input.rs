@@ -268,7 +268,7 @@ fn malformed_bodies_and_headers_are_answered_not_panicked_on() {
             booking("Max"),
         ),
         (
-            "/api/cron/webhooks",
+            "/api/cron/webhookTriggers",
             vec![("x-virtual-now-us", b"-1")],
             vec![],
         ),

@@ -79,7 +79,13 @@ fn interrupt(mut child: Child) -> std::process::ExitStatus {
 fn one_run() -> String {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (child, url) = start(tmp.path());
-    let (status, request_id) = post(&url, "/api/cron/webhooks");
+    // Cal.com's cron routes want `CRON_API_KEY`, as the `apiKey` parameter or `authorization`.
+    assert_eq!(post(&url, "/api/cron/webhookTriggers").0, 401);
+    assert_eq!(
+        post(&url, "/api/cron/workflows/scheduleEmailReminders?apiKey=wrong").0,
+        401
+    );
+    let (status, request_id) = post(&url, "/api/cron/webhookTriggers?apiKey=cron_trace_harness");
     assert_eq!(status, 200);
     assert_eq!(request_id.len(), 10, "{request_id:?}");
     // The W3C test endpoint is there, as the conformance suite expects: `[]` is no calls.

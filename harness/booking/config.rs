@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::bugs::PlantedBugs;
 use super::store::StoreError;
-use crate::contract::{EventType, DEFAULT_STRIPE_WEBHOOK_SECRET, DEFAULT_WEBHOOK_SECRET};
+use crate::contract::{
+    EventType, DEFAULT_CRON_API_KEY, DEFAULT_STRIPE_WEBHOOK_SECRET, DEFAULT_WEBHOOK_SECRET,
+};
 
 /// Where the service's peers live and how it behaves.
 #[derive(Clone, Debug)]
@@ -23,6 +25,8 @@ pub struct ServiceConfig {
     pub webhook_secret: String,
     /// The signing secret of the Stripe webhook endpoint (`whsec_…`).
     pub stripe_webhook_secret: String,
+    /// The key a cron call must present (`CRON_API_KEY`); a call without it is answered 401.
+    pub cron_api_key: String,
     /// The event types the service knows; a booking for any other id gets a plain, free,
     /// single-attendee event type.
     pub event_types: Vec<EventType>,
@@ -60,6 +64,7 @@ impl ServiceConfig {
             webhook_subscribers: Vec::new(),
             webhook_secret: DEFAULT_WEBHOOK_SECRET.to_owned(),
             stripe_webhook_secret: DEFAULT_STRIPE_WEBHOOK_SECRET.to_owned(),
+            cron_api_key: DEFAULT_CRON_API_KEY.to_owned(),
             event_types: Vec::new(),
             database,
             seed,

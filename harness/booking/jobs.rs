@@ -5,17 +5,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tracing::{error, info, info_span, warn, Instrument};
 
-use super::http::internal_error;
+use super::http::{client_error, header, internal_error};
 use super::outbound::Reply;
 use super::store::{DueReminder, DueWebhookJob};
 use super::{App, StoreError};
 use crate::clock::{self, Spoken};
-use crate::contract::headers::CAL_SIGNATURE;
+use crate::contract::headers::{AUTHORIZATION, CAL_SIGNATURE};
+use crate::contract::routes::CRON_API_KEY_PARAM;
 use crate::contract::{cal_signature, peers, SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION};
 use crate::trace;
 
@@ -32,8 +34,32 @@ pub(crate) fn backoff(retry: u32) -> Duration {
         .min(BACKOFF_CAP)
 }
 
-/// `POST /api/cron/webhooks`: delivers every due webhook job.
-pub(super) async fn run_webhook_cron(State(app): State<Arc<App>>) -> Response {
+/// Whether a cron call presents the service's key: the `authorization` header's whole value
+/// or, without that header, the `apiKey` query parameter — Cal.com's cron routes read
+/// `req.headers.authorization || req.query.apiKey` and compare it with `CRON_API_KEY`.
+fn cron_authorised(app: &App, headers: &HeaderMap, query: Option<&str>) -> bool {
+    let presented = header(headers, AUTHORIZATION).map(str::to_owned).or_else(|| {
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .find(|(name, _)| name == CRON_API_KEY_PARAM)
+            .map(|(_, value)| value.into_owned())
+    });
+    presented.is_some_and(|key| key == app.config.cron_api_key)
+}
+
+/// Cal.com's answer to a cron call without the key.
+fn not_authenticated() -> Response {
+    client_error(StatusCode::UNAUTHORIZED, "Not authenticated".to_owned())
+}
+
+/// `POST /api/cron/webhookTriggers`: delivers every due webhook job.
+pub(super) async fn run_webhook_cron(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if !cron_authorised(&app, &headers, query.as_deref()) {
+        return not_authenticated();
+    }
     let jobs = match app.store.claim_due_webhook_jobs(clock::now()) {
         Ok(jobs) => jobs,
         Err(e) => return internal_error(e),
@@ -52,7 +78,14 @@ pub(super) async fn run_webhook_cron(State(app): State<Arc<App>>) -> Response {
 
 /// `POST /api/cron/workflows/scheduleEmailReminders`: sends every due reminder, one span per
 /// booking.
-pub(super) async fn run_reminder_cron(State(app): State<Arc<App>>) -> Response {
+pub(super) async fn run_reminder_cron(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if !cron_authorised(&app, &headers, query.as_deref()) {
+        return not_authenticated();
+    }
     let due = match app.store.claim_due_reminders(clock::now()) {
         Ok(due) => due,
         Err(e) => return internal_error(e),

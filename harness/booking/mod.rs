@@ -90,6 +90,11 @@ impl BookingService {
         format!("http://{}", self.addr)
     }
 
+    /// The configuration the service runs with.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.app.config
+    }
+
     /// `(status, count)` of the webhook jobs in the store.
     pub(crate) fn webhook_job_counts(&self) -> Result<StatusCounts, StoreError> {
         self.app.store.webhook_job_counts()

@@ -25,10 +25,15 @@ pub use signing::{
 pub mod routes {
     /// Creates a booking from a JSON `BookingRequest`; answers `201` with the booking.
     pub const BOOKINGS: &str = "/api/bookings";
-    /// Delivers every due `BOOKING_CREATED` webhook job (Cal.com's webhook cron).
-    pub const WEBHOOK_CRON: &str = "/api/cron/webhooks";
-    /// Sends every due attendee reminder (Cal.com's workflow reminder cron).
+    /// Delivers every due `BOOKING_CREATED` webhook job (Cal.com's scheduled webhook
+    /// triggers cron). Authorised by [`CRON_API_KEY_PARAM`] or the `authorization` header.
+    pub const WEBHOOK_CRON: &str = "/api/cron/webhookTriggers";
+    /// Sends every due attendee reminder (Cal.com's workflow reminder cron). Authorised as
+    /// [`WEBHOOK_CRON`] is.
     pub const REMINDER_CRON: &str = "/api/cron/workflows/scheduleEmailReminders";
+    /// The query parameter a cron call may carry its key in (`?apiKey=…`), as Cal.com's cron
+    /// routes read it when the `authorization` header is absent.
+    pub const CRON_API_KEY_PARAM: &str = "apiKey";
     /// Where Stripe delivers its events, as Cal.com's Stripe app mounts it.
     pub const STRIPE_WEBHOOK: &str = "/api/integrations/stripepayment/webhook";
     /// The W3C Trace Context test-service endpoint; served only by `trace-harness serve`.
@@ -52,6 +57,9 @@ pub mod peers {
 pub mod headers {
     pub use crate::trace::{TRACEPARENT, TRACESTATE};
 
+    /// Request header: a cron call's key, the whole value compared with `CRON_API_KEY` (no
+    /// `Bearer` scheme), as Cal.com's cron routes compare it.
+    pub const AUTHORIZATION: &str = "authorization";
     /// Response header: the request's id, as the service logged it before tracing existed.
     pub const REQUEST_ID: &str = "x-request-id";
     /// Response header naming the booking's trace, for support staff and for the harness.
@@ -75,3 +83,5 @@ pub mod headers {
 pub const DEFAULT_WEBHOOK_SECRET: &str = "whsec_trace_harness";
 /// The signing secret of the service's Stripe webhook endpoint unless configured otherwise.
 pub const DEFAULT_STRIPE_WEBHOOK_SECRET: &str = "whsec_stripe_trace_harness";
+/// The key the cron routes require unless configured otherwise (`CRON_API_KEY`).
+pub const DEFAULT_CRON_API_KEY: &str = "cron_trace_harness";

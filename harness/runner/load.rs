@@ -25,7 +25,7 @@ use crate::booking::{
     BookingService, ServiceError, StatusCounts, StoreError, REQUEST_ID_NAME, TRACEPARENT_NAME,
     TRACE_ID_NAME,
 };
-use crate::contract::headers::VIRTUAL_NOW_US;
+use crate::contract::headers::{AUTHORIZATION, VIRTUAL_NOW_US};
 use crate::mocks::{MockService, ReceivedRequest};
 /// Moved to [`crate::outcome`]; this path keeps working meanwhile.
 pub use crate::outcome::FlowResponse;
@@ -301,6 +301,7 @@ async fn run_batch(
                         at_us: at_us.clone(),
                         body,
                         traceparent: book.traceparent.clone(),
+                        cron_key: None,
                     };
                     let gate = gate.clone();
                     let endpoint = Endpoint::of(parts, transport);
@@ -341,6 +342,7 @@ async fn run_batch(
                     at_us,
                     body: String::new(),
                     traceparent: None,
+                    cron_key: Some(parts.service.config().cron_api_key.clone()),
                 };
                 let status = Endpoint::of(parts, transport)
                     .send(call)
@@ -367,6 +369,8 @@ struct Call {
     at_us: String,
     body: String,
     traceparent: Option<String>,
+    /// A cron call's key, sent as the `authorization` header.
+    cron_key: Option<String>,
 }
 
 /// Where a call goes: the router in-process, or the service's URL over loopback.
@@ -399,6 +403,9 @@ impl Endpoint {
                 if let Some(value) = call.traceparent {
                     request = request.header(trace::TRACEPARENT, value);
                 }
+                if let Some(key) = call.cron_key {
+                    request = request.header(AUTHORIZATION, key);
+                }
                 let request = request
                     .body(Body::from(call.body))
                     .map_err(|e| e.to_string())?;
@@ -419,6 +426,9 @@ impl Endpoint {
                     .body(call.body);
                 if let Some(value) = call.traceparent {
                     request = request.header(TRACEPARENT_NAME.clone(), value);
+                }
+                if let Some(key) = call.cron_key {
+                    request = request.header(AUTHORIZATION, key);
                 }
                 let response = request.send().await.map_err(|e| e.to_string())?;
                 // The ids are read before the body takes the response: no copy of its headers.

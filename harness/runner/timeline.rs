@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::booking::BookingService;
 use crate::contract::headers::{
-    REQUEST_ID, STRIPE_SIGNATURE, TRACE_ID, VIRTUAL_LATENCY_US, VIRTUAL_NOW_US,
+    AUTHORIZATION, REQUEST_ID, STRIPE_SIGNATURE, TRACE_ID, VIRTUAL_LATENCY_US, VIRTUAL_NOW_US,
 };
 use crate::contract::routes;
 use crate::mocks::{DeliveryCounts, MockKind, ReceivedRequest};
@@ -98,7 +98,10 @@ pub(super) async fn drive(scenario: &Scenario) -> Result<Observed, ReplayError> 
                     book.traceparent.clone(),
                 )
             }
-            Action::Cron(job) => (StepKind::Cron, cron_path(*job), String::new(), None),
+            Action::Cron(job) => {
+                headers.push((AUTHORIZATION, config.cron_api_key.clone()));
+                (StepKind::Cron, cron_path(*job), String::new(), None)
+            }
             Action::Stripe(stripe_step) => {
                 let (event, signature) = payment_intents.delivery(stripe_step, &config, step.at)?;
                 headers.push((STRIPE_SIGNATURE, signature));

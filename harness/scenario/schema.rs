@@ -208,7 +208,7 @@ pub struct Attendee {
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum CronJob {
-    /// `POST /api/cron/webhooks`: run due webhook jobs.
+    /// `POST /api/cron/webhookTriggers`: run due webhook jobs.
     Webhooks,
     /// `POST /api/cron/workflows/scheduleEmailReminders`: send due reminders.
     Reminders,
