@@ -85,3 +85,60 @@ pub const DEFAULT_WEBHOOK_SECRET: &str = "whsec_trace_harness";
 pub const DEFAULT_STRIPE_WEBHOOK_SECRET: &str = "whsec_stripe_trace_harness";
 /// The key the cron routes require unless configured otherwise (`CRON_API_KEY`).
 pub const DEFAULT_CRON_API_KEY: &str = "cron_trace_harness";
+
+/// The environment a service started by the harness reads (CONTRACT.md states each). The
+/// harness sets all of them; a service may ignore those marked optional.
+pub mod env {
+    /// The port to listen on, on loopback.
+    pub const PORT: &str = "PORT";
+    /// Base URL of the Google Calendar API mock (`…/calendar/v3/…` follows it).
+    pub const GOOGLE_CALENDAR_URL: &str = "GOOGLE_CALENDAR_API_URL";
+    /// Base URL of the Stripe API mock (`…/v1/payment_intents` follows it).
+    pub const STRIPE_URL: &str = "STRIPE_API_URL";
+    /// Base URL of the e-mail provider mock, SendGrid's v3 API (`…/v3/mail/send` follows it).
+    pub const EMAIL_URL: &str = "EMAIL_API_URL";
+    /// The webhook subscribers' URLs, a JSON array of strings, one `BOOKING_CREATED` delivery
+    /// to each per booking.
+    pub const WEBHOOK_SUBSCRIBERS: &str = "WEBHOOK_SUBSCRIBER_URLS";
+    /// The secret webhook deliveries are signed with (`X-Cal-Signature-256`).
+    pub const WEBHOOK_SECRET: &str = "WEBHOOK_SECRET";
+    /// The key the cron routes require.
+    pub const CRON_API_KEY: &str = "CRON_API_KEY";
+    /// The Stripe webhook endpoint's signing secret (`whsec_…`).
+    pub const STRIPE_WEBHOOK_SECRET: &str = "STRIPE_WEBHOOK_SECRET";
+    /// Where the service keeps its database: a file path in a directory fresh for each replay,
+    /// the same across the replay's restarts.
+    pub const DATABASE_PATH: &str = "DATABASE_PATH";
+    /// The scenario's event types, a JSON array of `{id, price?, currency, seats?, reminders}`.
+    pub const EVENT_TYPES: &str = "EVENT_TYPES";
+    /// Planted bugs to reproduce, comma-separated [`PlantedBug`](super::PlantedBug) names;
+    /// empty for a correct service.
+    pub const BUGS: &str = "TRACE_HARNESS_BUGS";
+    /// Optional: a seed for the service's ids (request ids, booking uids, span ids), so replays
+    /// repeat byte for byte.
+    pub const SEED: &str = "TRACE_HARNESS_SEED";
+    /// Optional: which process this is on the same database, 0 first and +1 per restart, so ids
+    /// drawn after a restart differ from those drawn before it.
+    pub const GENERATION: &str = "TRACE_HARNESS_GENERATION";
+    /// Optional: the declared cost of one store transaction, in virtual microseconds.
+    pub const STORE_LATENCY_US: &str = "TRACE_HARNESS_STORE_LATENCY_US";
+    /// OpenTelemetry's: the receiver's base URL (`/v1/traces` follows it).
+    pub const OTEL_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    /// OpenTelemetry's: the receiver's traces URL, `/v1/traces` included.
+    pub const OTEL_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+    /// OpenTelemetry's: `http/protobuf` or `http/json`.
+    pub const OTEL_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+    /// OpenTelemetry's: the service's name on its resource.
+    pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+    /// OpenTelemetry's: the harness sets `always_on`.
+    pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+    /// OpenTelemetry's: `true` for `--no-tracing`: no spans, no `traceparent` sent.
+    pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+    /// OpenTelemetry's: `none` for a service judged by its log lines alone (spans are still
+    /// made, so contexts propagate, but not exported).
+    pub const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+}
+
+/// Virtual time's zero as a service that honours virtual time stamps it: span and event times
+/// are `EPOCH_UNIX_NANOS + virtual microseconds × 1000` nanoseconds since the Unix epoch.
+pub const EPOCH_UNIX_NANOS: u64 = crate::clock::EPOCH_UNIX_S * 1_000_000_000;
