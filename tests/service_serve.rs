@@ -82,7 +82,11 @@ fn one_run() -> String {
     // Cal.com's cron routes want `CRON_API_KEY`, as the `apiKey` parameter or `authorization`.
     assert_eq!(post(&url, "/api/cron/webhookTriggers").0, 401);
     assert_eq!(
-        post(&url, "/api/cron/workflows/scheduleEmailReminders?apiKey=wrong").0,
+        post(
+            &url,
+            "/api/cron/workflows/scheduleEmailReminders?apiKey=wrong"
+        )
+        .0,
         401
     );
     let (status, request_id) = post(&url, "/api/cron/webhookTriggers?apiKey=cron_trace_harness");

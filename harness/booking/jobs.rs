@@ -38,11 +38,13 @@ pub(crate) fn backoff(retry: u32) -> Duration {
 /// or, without that header, the `apiKey` query parameter — Cal.com's cron routes read
 /// `req.headers.authorization || req.query.apiKey` and compare it with `CRON_API_KEY`.
 fn cron_authorised(app: &App, headers: &HeaderMap, query: Option<&str>) -> bool {
-    let presented = header(headers, AUTHORIZATION).map(str::to_owned).or_else(|| {
-        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .find(|(name, _)| name == CRON_API_KEY_PARAM)
-            .map(|(_, value)| value.into_owned())
-    });
+    let presented = header(headers, AUTHORIZATION)
+        .map(str::to_owned)
+        .or_else(|| {
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .find(|(name, _)| name == CRON_API_KEY_PARAM)
+                .map(|(_, value)| value.into_owned())
+        });
     presented.is_some_and(|key| key == app.config.cron_api_key)
 }
 
