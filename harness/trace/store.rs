@@ -1,6 +1,7 @@
 //! `TraceStore`: every captured span and log line of one replay, in the order they happened,
 //! and the live spans' slots between open and close.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -10,7 +11,7 @@ use tracing::Metadata;
 
 use super::chunked::{At, Chunked, Stretch};
 use super::context::TraceFlags;
-use super::ids::IdGenerator;
+use super::ids::{IdGenerator, SpanId};
 use super::model::{
     Captured, FieldValue, Fields, LogLine, ParentKind, Seq, SpanData, SpanRef, SpanStatus,
 };
@@ -47,7 +48,7 @@ struct Inner {
     /// reserves one slot per declared field when it opens, so recording a value later fills a
     /// slot in place.
     fields: Chunked<(&'static str, FieldValue), 64, 4096>,
-    /// Spans closed since the last [`TraceStore::clear`].
+    /// Spans closed since the last [`TraceStore::clear`] or [`TraceStore::drain`].
     closed: usize,
     /// Spans open now: their fields must outlive [`TraceStore::clear`].
     live: usize,
@@ -361,32 +362,31 @@ impl TraceStore {
     /// `Vec::clear` does; open spans stay open. For long runs (benchmarks, soak tests) that
     /// snapshot and drop as they go.
     pub fn clear(&self) {
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        // Open spans' records move to the front of the emptied chunks.
-        let open: Vec<StoredSpan> = match inner.live {
-            0 => {
-                inner.spans.clear();
-                Vec::new()
-            }
-            _ => (inner.spans).clear_keeping(|span| span.open_slot != StoredSpan::CLOSED),
-        };
-        for span in open {
-            let slot = span.open_slot as usize;
-            let at = inner.spans.push(span);
-            if let Some(live) = inner.slots.get_mut(slot).and_then(|s| s.live.as_mut()) {
-                live.at = at;
-            }
-        }
-        inner.closed = 0;
-        inner.logs.clear();
-        inner.text.clear();
-        if inner.live == 0 {
-            inner.fields.clear();
-        }
+        self.lock().forget_closed(|_| false);
     }
 
-    /// How many spans have closed so far.
+    /// Takes every span closed since the last drain or clear, with the lines written in them
+    /// and the lines written outside any span, in creation order, and forgets them as
+    /// [`TraceStore::clear`] does. Open spans stay, and so do the lines written in them: a span
+    /// is taken once, whole, with every line it holds, by the first drain after it closes. One
+    /// lock for both halves, so nothing that closes meanwhile is forgotten untaken. What a live
+    /// exporter sends as spans close; afterwards the store holds only open spans and their lines.
+    pub fn drain(&self) -> Captured {
+        let mut inner = self.lock();
+        let open: HashSet<SpanId> = (inner.spans.iter())
+            .filter(|stored| stored.open_slot != StoredSpan::CLOSED)
+            .map(|stored| stored.data.span_id)
+            .collect();
+        // Lines match their span by id alone, as OTLP's events do: a span that continued a
+        // remote trace after a line was written keeps the line.
+        let in_open_span =
+            |line: &StoredLine| line.line.span.is_some_and(|s| open.contains(&s.span_id));
+        let taken = inner.captured(|line| !in_open_span(line));
+        inner.forget_closed(in_open_span);
+        taken
+    }
+
+    /// How many spans have closed since the last clear or drain.
     pub fn span_count(&self) -> usize {
         self.lock().closed
     }
@@ -435,15 +435,22 @@ impl TraceStore {
 
     /// Everything captured so far, in creation order.
     pub fn snapshot(&self) -> Captured {
-        let inner = self.lock();
+        self.lock().captured(|_| true)
+    }
+}
+
+impl Inner {
+    /// The closed spans and the lines `take_line` picks, in creation order, with the spans
+    /// still open.
+    fn captured(&self, take_line: impl Fn(&StoredLine) -> bool) -> Captured {
         let fields_of = |stretch: Stretch, overflow: &Fields| -> Fields {
-            let reserved = inner.fields.slice(stretch).iter();
+            let reserved = self.fields.slice(stretch).iter();
             (reserved.filter(|(name, _)| !is_unset(name)))
                 .chain(overflow)
                 .cloned()
                 .collect()
         };
-        let mut spans: Vec<SpanData> = (inner.spans.iter())
+        let mut spans: Vec<SpanData> = (self.spans.iter())
             .filter(|stored| stored.open_slot == StoredSpan::CLOSED)
             .map(|stored| SpanData {
                 fields: fields_of(stored.fields, &stored.data.fields),
@@ -451,16 +458,17 @@ impl TraceStore {
             })
             .collect();
         spans.sort_by_key(|s| s.seq);
-        let mut logs: Vec<LogLine> = (inner.logs.iter())
+        let mut logs: Vec<LogLine> = (self.logs.iter())
+            .filter(|stored| take_line(stored))
             .map(|stored| LogLine {
                 // Always whole `&str`s side by side, so always valid UTF-8.
-                message: String::from_utf8_lossy(inner.text.slice(stored.message)).into_owned(),
+                message: String::from_utf8_lossy(self.text.slice(stored.message)).into_owned(),
                 fields: fields_of(stored.fields, &stored.line.fields),
                 ..stored.line.clone()
             })
             .collect();
         logs.sort_by_key(|l| l.seq);
-        let mut open: Vec<(Seq, SpanRef)> = (inner.spans.iter())
+        let mut open: Vec<(Seq, SpanRef)> = (self.spans.iter())
             .filter(|stored| stored.open_slot != StoredSpan::CLOSED)
             .map(|stored| (stored.data.seq, stored.data.span_ref()))
             .collect();
@@ -470,6 +478,60 @@ impl TraceStore {
             logs,
             open: open.into_iter().map(|(_, s)| s).collect(),
         }
+    }
+
+    /// Empties every arena but for the open spans and the lines `keep_line` picks, which move
+    /// to the front of the emptied chunks with their fields and text, so what stays allocated
+    /// is what is still needed, however long spans keep opening while others close.
+    fn forget_closed(&mut self, keep_line: impl Fn(&StoredLine) -> bool) {
+        if self.live == 0 && !self.logs.iter().any(&keep_line) {
+            self.spans.clear();
+            self.logs.clear();
+            self.text.clear();
+            self.fields.clear();
+            self.closed = 0;
+            return;
+        }
+        let take_fields = |fields: &mut Chunked<_, 64, 4096>, stretch: Stretch| -> FieldBuf {
+            (fields.slice_mut(stretch).iter_mut())
+                .map(|slot| std::mem::replace(slot, UNSET))
+                .collect()
+        };
+        let open = (self.spans).clear_keeping(|span| span.open_slot != StoredSpan::CLOSED);
+        let open: Vec<(StoredSpan, FieldBuf)> = (open.into_iter())
+            .map(|span| {
+                let fields = take_fields(&mut self.fields, span.fields);
+                (span, fields)
+            })
+            .collect();
+        let lines = (self.logs).clear_keeping(&keep_line);
+        let lines: Vec<(StoredLine, Vec<u8>, FieldBuf)> = (lines.into_iter())
+            .map(|line| {
+                let text = self.text.slice(line.message).to_vec();
+                let fields = take_fields(&mut self.fields, line.fields);
+                (line, text, fields)
+            })
+            .collect();
+        self.text.clear();
+        self.fields.clear();
+        for (mut span, mut fields) in open {
+            span.fields = self
+                .fields
+                .push_n(fields.len(), |chunk| chunk.append(&mut fields));
+            let slot = span.open_slot as usize;
+            let at = self.spans.push(span);
+            if let Some(live) = self.slots.get_mut(slot).and_then(|s| s.live.as_mut()) {
+                live.at = at;
+            }
+        }
+        for (mut line, text, mut fields) in lines {
+            line.message = self.text.push_slice(&text);
+            line.fields = self
+                .fields
+                .push_n(fields.len(), |chunk| chunk.append(&mut fields));
+            self.logs.push(line);
+        }
+        self.closed = 0;
     }
 }
 
@@ -623,5 +685,118 @@ mod tests {
         assert!(!store.release(a, None));
         assert_eq!(store.snapshot().open, vec![ref_of(c)]);
         assert_eq!(store.snapshot().spans[1].parent_id(), Some(span_a.span_id));
+    }
+
+    #[test]
+    fn a_drain_takes_each_closed_span_once_with_its_lines_and_keeps_what_is_open() {
+        let store = TraceStore::new();
+        let ids = IdGenerator::seeded(1);
+        let line = |at| NewLine {
+            at: VirtualTime::from_micros(at),
+            level: tracing::Level::INFO,
+            target: "test",
+            request_id: None,
+        };
+        let text = |s: &str| FieldValue::Str(s.into());
+        let parent = store.open(&ids, None, new_span(), &mut vec![("a", text("kept"))]);
+        let child = store.open(&ids, Some(parent), new_span(), &mut FieldBuf::new());
+        store.logged(
+            Some(parent),
+            line(1),
+            "in the parent, early",
+            &mut Vec::new(),
+        );
+        store.logged(Some(child), line(2), "in the child", &mut Vec::new());
+        store.logged(None, line(3), "outside any span", &mut Vec::new());
+        store.release(child, None);
+
+        let first = store.drain();
+        let (parent_ref, child_ref) = (first.open[0], first.spans[0].span_ref());
+        assert_eq!(first.spans.len(), 1, "only the child has closed");
+        let messages = |c: &Captured| c.logs.iter().map(|l| l.message.clone()).collect::<Vec<_>>();
+        assert_eq!(messages(&first), ["in the child", "outside any span"]);
+        assert_eq!(first.open, vec![parent_ref]);
+        assert_eq!(store.span_count(), 0);
+        assert!(store.drain().spans.is_empty(), "nothing is taken twice");
+
+        // The open parent keeps its fields and early line across drains.
+        store.record(parent, &mut vec![("b", FieldValue::U64(2))]);
+        store.logged(
+            Some(parent),
+            line(4),
+            "in the parent, late",
+            &mut vec![("n", FieldValue::I64(1))],
+        );
+        store.release(parent, Some(VirtualTime::from_micros(5)));
+        let second = store.drain();
+        assert_eq!(second.spans.len(), 1);
+        let span = &second.spans[0];
+        assert_eq!(span.span_ref(), parent_ref);
+        assert_ne!(span.span_ref(), child_ref);
+        assert_eq!(
+            span.fields,
+            Fields::from(vec![("a", text("kept")), ("b", FieldValue::U64(2))])
+        );
+        assert_eq!(
+            messages(&second),
+            ["in the parent, early", "in the parent, late"]
+        );
+        assert_eq!(
+            second.logs[1].fields,
+            Fields::from(vec![("n", FieldValue::I64(1))])
+        );
+        assert!(second.logs.iter().all(|l| l.span == Some(parent_ref)));
+        let empty = store.snapshot();
+        assert!(empty.spans.is_empty() && empty.logs.is_empty() && empty.open.is_empty());
+    }
+
+    #[test]
+    fn drains_keep_memory_to_what_is_open_however_long_a_span_stays_open() {
+        let store = TraceStore::new();
+        let ids = IdGenerator::seeded(1);
+        let line = || NewLine {
+            at: VirtualTime::ZERO,
+            level: tracing::Level::INFO,
+            target: "test",
+            request_id: None,
+        };
+        let long_lived = store.open(&ids, None, new_span(), &mut vec![("a", FieldValue::U64(1))]);
+        store.logged(
+            Some(long_lived),
+            line(),
+            "held",
+            &mut vec![("n", FieldValue::U64(1))],
+        );
+        for round in 0..1_000 {
+            let id = store.open(
+                &ids,
+                None,
+                new_span(),
+                &mut vec![("i", FieldValue::U64(round))],
+            );
+            store.logged(
+                Some(id),
+                line(),
+                "a line",
+                &mut vec![("j", FieldValue::U64(round))],
+            );
+            store.release(id, None);
+            assert_eq!(store.drain().spans.len(), 1);
+            let inner = store.lock();
+            assert!(
+                inner.spans.len() == 1 && inner.logs.len() == 1,
+                "round {round}: only the open span and its line stay"
+            );
+            assert_eq!(inner.fields.len(), 2, "round {round}: their fields alone");
+            assert_eq!(inner.text.len(), "held".len());
+        }
+        store.release(long_lived, None);
+        let last = store.drain();
+        assert_eq!(last.spans[0].field("a"), Some(&FieldValue::U64(1)));
+        assert_eq!(last.logs[0].message, "held");
+        assert_eq!(
+            last.logs[0].fields,
+            Fields::from(vec![("n", FieldValue::U64(1))])
+        );
     }
 }
