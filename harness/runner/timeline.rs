@@ -111,6 +111,9 @@ pub(super) async fn drive(scenario: &Scenario) -> Result<Observed, ReplayError> 
                 service.stop().await;
                 restarts += 1;
                 config.generation = u64::from(restarts);
+                // A restarted process draws span ids afresh for its generation, as one the
+                // harness starts separately does.
+                trace::start_id_generation(config.generation);
                 service = BookingService::start(config.clone()).await?;
                 continue;
             }

@@ -419,6 +419,19 @@ pub fn current_context() -> Option<TraceContext> {
     })
 }
 
+/// Makes the current capture subscriber's seeded ids continue as a service process that is
+/// `generation` on its database draws them ([`IdGenerator::seeded_generation`]): what the
+/// harness calls when it restarts a service in-process, so the restarted service draws the
+/// ids a separately started process with the same seed and generation would. Does nothing
+/// under another subscriber or with random ids.
+pub fn start_id_generation(generation: u64) {
+    tracing::dispatcher::get_default(|dispatch| {
+        if let Some(capture) = dispatch.downcast_ref::<CaptureSubscriber>() {
+            capture.ids.start_generation(generation);
+        }
+    });
+}
+
 fn context_from_data(data: &SpanData) -> TraceContext {
     TraceContext {
         trace_id: data.trace_id,

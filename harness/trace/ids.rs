@@ -65,6 +65,10 @@ impl fmt::Debug for SpanId {
     }
 }
 
+/// How far apart on a seeded generator's counter two generations of a service start: 2^40
+/// draws, some 10^11 spans per process.
+pub const GENERATION_STRIDE: u64 = 1 << 40;
+
 /// Mints trace and span ids.
 ///
 /// `Seeded` is what replays use: ids are a pure function of the seed and of the order in which
@@ -90,6 +94,29 @@ impl IdGenerator {
         IdGenerator::Seeded {
             seed,
             counter: AtomicU64::new(0),
+        }
+    }
+
+    /// A seeded generator for the process that is `generation` on its database (0 first, +1 per
+    /// restart): it draws from counter `generation × GENERATION_STRIDE`, so a restarted process
+    /// never repeats the ids its predecessors drew (unless one drew 2^40 values). A service the
+    /// harness restarts in-process ([`start_id_generation`](crate::trace::start_id_generation))
+    /// draws exactly what a process started separately with the same seed and generation draws.
+    pub fn seeded_generation(seed: u64, generation: u64) -> Self {
+        IdGenerator::Seeded {
+            seed,
+            counter: AtomicU64::new(generation.wrapping_mul(GENERATION_STRIDE)),
+        }
+    }
+
+    /// Continues a seeded generator as [`IdGenerator::seeded_generation`] starts: what a
+    /// service restarted in-process draws from. A random generator is unchanged.
+    pub(crate) fn start_generation(&self, generation: u64) {
+        if let IdGenerator::Seeded { counter, .. } = self {
+            counter.store(
+                generation.wrapping_mul(GENERATION_STRIDE),
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -212,6 +239,24 @@ mod tests {
             let expected = (trace.then(|| atomic.trace_id()), atomic.span_id());
             assert_eq!(serial.mint_serially(trace), expected);
         }
+    }
+
+    #[test]
+    fn a_generation_draws_what_a_generator_moved_to_it_draws_and_not_what_generation_0_drew() {
+        let first = IdGenerator::seeded(7);
+        let before: Vec<_> = (0..4).map(|_| first.span_id()).collect();
+        first.start_generation(1);
+        let moved: Vec<_> = (0..4).map(|_| first.span_id()).collect();
+        let started = IdGenerator::seeded_generation(7, 1);
+        let fresh: Vec<_> = (0..4).map(|_| started.span_id()).collect();
+        assert_eq!(moved, fresh);
+        assert!(moved.iter().all(|id| !before.contains(id)));
+        let zero = IdGenerator::seeded_generation(7, 0);
+        assert_eq!(
+            zero.span_id(),
+            before[0],
+            "generation 0 is the plain seeded generator"
+        );
     }
 
     #[test]

@@ -17,14 +17,14 @@ mod store;
 pub mod tracestate;
 
 pub use capture::{
-    context_of, continue_from, current_context, current_request_id, with_request_id,
-    CaptureSubscriber, Relation,
+    context_of, continue_from, current_context, current_request_id, start_id_generation,
+    with_request_id, CaptureSubscriber, Relation,
 };
 pub use context::{
     TraceContext, TraceFlags, Traceparent, TraceparentError, MAX_TRACEPARENT_CHARS, TRACEPARENT,
     TRACESTATE,
 };
-pub use ids::{splitmix64, IdGenerator, SpanId, TraceId};
+pub use ids::{splitmix64, IdGenerator, SpanId, TraceId, GENERATION_STRIDE};
 pub use model::{
     Captured, FieldStr, FieldValue, Fields, LogLine, ParentKind, Seq, SpanData, SpanRef, SpanStatus,
 };
