@@ -25,4 +25,33 @@ impl PlantedBug {
         PlantedBug::OrphanJobs,
         PlantedBug::UnlinkedJobs,
     ];
+
+    /// The bug's name, as scenarios and `TRACE_HARNESS_BUGS` write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlantedBug::DropTraceparent => "drop_traceparent",
+            PlantedBug::OrphanJobs => "orphan_jobs",
+            PlantedBug::UnlinkedJobs => "unlinked_jobs",
+        }
+    }
+
+    /// The bug called `name`, if any.
+    pub fn from_name(name: &str) -> Option<PlantedBug> {
+        PlantedBug::ALL.into_iter().find(|bug| bug.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_ones_scenarios_deserialise() {
+        for bug in PlantedBug::ALL {
+            let read: PlantedBug = serde_json::from_value(bug.name().into()).unwrap();
+            assert_eq!(read, bug);
+            assert_eq!(PlantedBug::from_name(bug.name()), Some(bug));
+        }
+        assert_eq!(PlantedBug::from_name("DropTraceparent"), None);
+    }
 }
