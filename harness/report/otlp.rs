@@ -59,28 +59,58 @@ pub fn export_request(outcome: &ReplayOutcome, epoch: Epoch) -> ExportTraceServi
     }
     let resource_spans = services
         .into_iter()
-        .map(|(service, spans)| ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
+        .map(|(service, spans)| {
+            resource_spans(
+                vec![
                     string_attribute("service.name", &service),
                     string_attribute("trace_harness.scenario", &outcome.scenario),
                     kv("trace_harness.seed", int_or_string(outcome.seed)),
                 ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "trace-harness".to_owned(),
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                    ..Default::default()
-                }),
                 spans,
-                ..Default::default()
-            }],
-            ..Default::default()
+            )
         })
         .collect();
     ExportTraceServiceRequest { resource_spans }
+}
+
+/// The booking service's own spans in `captured`, in creation order, as one export request
+/// from the service named `service` (its resource's only attribute, `service.name`): what the
+/// service sends of itself when it exports as its spans close. Each span and its events (the
+/// lines in `captured` written in it) are mapped exactly as [`export_request`] maps them.
+pub fn service_request(
+    captured: &Captured,
+    service: &str,
+    epoch: Epoch,
+) -> ExportTraceServiceRequest {
+    let spans = (captured.spans.iter())
+        .map(|span| otlp_span(captured, span, epoch))
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![resource_spans(
+            vec![string_attribute("service.name", service)],
+            spans,
+        )],
+    }
+}
+
+/// One resource's spans under the harness's scope.
+fn resource_spans(attributes: Vec<KeyValue>, spans: Vec<Span>) -> ResourceSpans {
+    ResourceSpans {
+        resource: Some(Resource {
+            attributes,
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            scope: Some(InstrumentationScope {
+                name: "trace-harness".to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                ..Default::default()
+            }),
+            spans,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
 }
 
 /// `google-calendar`, `webhook-subscriber`; with several mocks of one kind, `…/<mock name>`.

@@ -139,22 +139,37 @@ impl OtlpExporter {
     /// URL such as `http://localhost:4318`, to which `/v1/traces` is appended, as the OTLP
     /// exporter specification does for `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn new(endpoint: &str, protocol: OtlpProtocol, gzip: bool) -> Result<Self, ExportError> {
-        let invalid = |reason: String| ExportError::Endpoint {
-            url: endpoint.to_owned(),
-            reason,
-        };
-        let mut url = reqwest::Url::parse(endpoint).map_err(|e| invalid(e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid(format!("scheme `{}`", url.scheme())));
-        }
+        let mut url = http_url(endpoint)?;
         if !url.path().ends_with("/v1/traces") {
             let path = format!("{}/v1/traces", url.path().trim_end_matches('/'));
             url.set_path(&path);
         }
+        Self::posting_to(endpoint, url, protocol, gzip)
+    }
+
+    /// Posts to `url` exactly as given, as the OTLP exporter specification uses
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: nothing is appended to its path.
+    pub fn to_traces_url(
+        url: &str,
+        protocol: OtlpProtocol,
+        gzip: bool,
+    ) -> Result<Self, ExportError> {
+        Self::posting_to(url, http_url(url)?, protocol, gzip)
+    }
+
+    fn posting_to(
+        endpoint: &str,
+        url: reqwest::Url,
+        protocol: OtlpProtocol,
+        gzip: bool,
+    ) -> Result<Self, ExportError> {
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|e| ExportError::Endpoint {
+                url: endpoint.to_owned(),
+                reason: e.to_string(),
+            })?;
         Ok(OtlpExporter {
             url: url.to_string(),
             protocol,
@@ -162,6 +177,11 @@ impl OtlpExporter {
             client,
             wait: Box::new(std::thread::sleep),
         })
+    }
+
+    /// The URL export requests are posted to.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Replaces how the exporter waits between attempts (for tests: record, don't sleep).
@@ -189,11 +209,22 @@ impl OtlpExporter {
     }
 
     /// Sends one export request, blocking the calling thread until it is delivered or failed.
+    /// Not from inside a tokio runtime: it runs one of its own (see [`OtlpExporter::deliver`]).
     pub fn send(&self, request: &ExportTraceServiceRequest) -> Result<Delivered, ExportError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(ExportError::Encode)?;
+        runtime.block_on(self.deliver(request))
+    }
+
+    /// [`OtlpExporter::send`] on the caller's runtime, for a sender that keeps one runtime (and
+    /// the client's connections on it) across many requests. The waits between attempts
+    /// block the thread, so that runtime should be the sender's own.
+    pub async fn deliver(
+        &self,
+        request: &ExportTraceServiceRequest,
+    ) -> Result<Delivered, ExportError> {
         let body = self.encode(request)?;
         let spans: usize = request
             .resource_spans
@@ -205,7 +236,7 @@ impl OtlpExporter {
         loop {
             attempt += 1;
             let backoff = FIRST_BACKOFF.saturating_mul(1 << (attempt - 1).min(8));
-            let result = runtime.block_on(self.attempt(&body));
+            let result = self.attempt(&body).await;
             let wait = match result {
                 Ok(Answer::Accepted(response)) => {
                     return self.accepted(response, spans, body.len(), attempt)
@@ -378,6 +409,19 @@ pub(crate) fn retry_after(value: &str) -> Option<Duration> {
     Some(at.duration_since(SystemTime::now()).unwrap_or_default())
 }
 
+/// `endpoint` as an http(s) URL.
+fn http_url(endpoint: &str) -> Result<reqwest::Url, ExportError> {
+    let invalid = |reason: String| ExportError::Endpoint {
+        url: endpoint.to_owned(),
+        reason,
+    };
+    let url = reqwest::Url::parse(endpoint).map_err(|e| invalid(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(format!("scheme `{}`", url.scheme())));
+    }
+    Ok(url)
+}
+
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -411,6 +455,18 @@ mod tests {
         assert_eq!(url("https://c/v1/traces").unwrap(), "https://c/v1/traces");
         assert!(url("localhost:4318").unwrap_err().contains("scheme"));
         assert!(url("not a url").is_err());
+        let as_given = |e: &str| {
+            OtlpExporter::to_traces_url(e, OtlpProtocol::Json, false)
+                .map(|x| x.url().to_owned())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            as_given("http://c:4318/custom").unwrap(),
+            "http://c:4318/custom"
+        );
+        assert!(as_given("ftp://c/v1/traces")
+            .unwrap_err()
+            .contains("scheme"));
     }
 
     #[test]
