@@ -442,6 +442,45 @@ mod otlp {
 
     /// The exporter blocks on its own runtime, so it runs off the test's; wiremock serves from
     /// its own thread meanwhile.
+    #[test]
+    fn a_service_exporting_itself_maps_its_spans_as_the_replay_export_does() {
+        use trace_harness::report::otlp::{service_request, service_spans};
+        let outcome = common::run_green(&common::load("webhook_retries"));
+        let epoch = Epoch::default();
+        let whole = export_request(&outcome, epoch);
+        let booking = whole
+            .resource_spans
+            .iter()
+            .find(|r| {
+                r.resource.as_ref().unwrap().attributes[0].value == string_value(BOOKING_SERVICE)
+            })
+            .unwrap();
+        let own = service_request(
+            "booking-under-test",
+            service_spans(&outcome.captured, epoch),
+        );
+        assert_eq!(own.resource_spans.len(), 1);
+        let resource = own.resource_spans[0].resource.as_ref().unwrap();
+        assert_eq!(resource.attributes.len(), 1, "service.name alone");
+        assert_eq!(resource.attributes[0].key, "service.name");
+        assert_eq!(
+            resource.attributes[0].value,
+            string_value("booking-under-test")
+        );
+        assert_eq!(own.resource_spans[0].scope_spans, booking.scope_spans);
+        let spans = &own.resource_spans[0].scope_spans[0].spans;
+        assert!(spans
+            .iter()
+            .any(|s| !s.events.is_empty() && !s.links.is_empty()));
+    }
+
+    fn string_value(text: &str) -> Option<opentelemetry_proto::tonic::common::v1::AnyValue> {
+        use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+        Some(AnyValue {
+            value: Some(any_value::Value::StringValue(text.to_owned())),
+        })
+    }
+
     fn send_on_a_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
         std::thread::spawn(f).join().unwrap()
     }

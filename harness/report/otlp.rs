@@ -3,6 +3,8 @@
 //! follows the OTLP/JSON rules: hex ids, lowerCamelCase names, integer enums, 64-bit integers
 //! as strings) come from the official definitions rather than from us.
 
+use std::collections::HashMap;
+
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -16,7 +18,8 @@ use crate::contract::CALENDAR_EVENT_CREATION;
 use crate::mocks::ReceivedRequest;
 use crate::outcome::ReplayOutcome;
 use crate::trace::{
-    splitmix64, Captured, FieldValue, ParentKind, SpanData, SpanId, SpanStatus, TraceContext,
+    splitmix64, Captured, FieldValue, LogLine, ParentKind, SpanData, SpanId, SpanStatus,
+    TraceContext, TraceId,
 };
 
 /// The simulated booking service, as a tracing backend lists it.
@@ -39,11 +42,7 @@ const FLAG_IS_REMOTE: u32 = 0x200;
 pub fn export_request(outcome: &ReplayOutcome, epoch: Epoch) -> ExportTraceServiceRequest {
     let captured = &outcome.captured;
     let mut services: Vec<(String, Vec<Span>)> = Vec::new();
-    let booking: Vec<Span> = captured
-        .spans
-        .iter()
-        .map(|span| otlp_span(captured, span, epoch))
-        .collect();
+    let booking = service_spans(captured, epoch);
     if !booking.is_empty() {
         services.push((BOOKING_SERVICE.to_owned(), booking));
     }
@@ -73,23 +72,48 @@ pub fn export_request(outcome: &ReplayOutcome, epoch: Epoch) -> ExportTraceServi
     ExportTraceServiceRequest { resource_spans }
 }
 
-/// The booking service's own spans in `captured`, in creation order, as one export request
-/// from the service named `service` (its resource's only attribute, `service.name`): what the
-/// service sends of itself when it exports as its spans close. Each span and its events (the
-/// lines in `captured` written in it) are mapped exactly as [`export_request`] maps them.
-pub fn service_request(
-    captured: &Captured,
-    service: &str,
-    epoch: Epoch,
-) -> ExportTraceServiceRequest {
-    let spans = (captured.spans.iter())
-        .map(|span| otlp_span(captured, span, epoch))
-        .collect();
+/// The booking service's spans in `captured`, in creation order, each with its events (the
+/// lines in `captured` written in it), as [`export_request`] maps them.
+pub fn service_spans(captured: &Captured, epoch: Epoch) -> Vec<Span> {
+    let index = Index::of(captured);
+    (captured.spans.iter())
+        .map(|span| otlp_span(&index, span, epoch))
+        .collect()
+}
+
+/// `spans` ([`service_spans`]) as one export request from the service named `service`, its
+/// resource's only attribute (`service.name`): what the service sends of itself when it
+/// exports as its spans close.
+pub fn service_request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![resource_spans(
             vec![string_attribute("service.name", service)],
             spans,
         )],
+    }
+}
+
+/// What mapping a span looks up in the rest of the capture, found once per capture rather
+/// than once per span: the lines written in each span, in order, and each span's trace.
+struct Index<'a> {
+    events: HashMap<SpanId, Vec<&'a LogLine>>,
+    traces: HashMap<SpanId, TraceId>,
+}
+
+impl<'a> Index<'a> {
+    fn of(captured: &'a Captured) -> Self {
+        let mut events: HashMap<SpanId, Vec<&LogLine>> = HashMap::new();
+        for line in &captured.logs {
+            if let Some(span) = line.span {
+                events.entry(span.span_id).or_default().push(line);
+            }
+        }
+        let mut traces = HashMap::with_capacity(captured.spans.len());
+        for span in &captured.spans {
+            // The first span with an id, as `Captured::span` finds it.
+            traces.entry(span.span_id).or_insert(span.trace_id);
+        }
+        Index { events, traces }
     }
 }
 
@@ -169,7 +193,7 @@ pub fn otlp_json(outcome: &ReplayOutcome, epoch: Epoch) -> String {
     serde_json::to_string(&export_request(outcome, epoch)).unwrap_or_default()
 }
 
-fn otlp_span(captured: &Captured, span: &SpanData, epoch: Epoch) -> Span {
+fn otlp_span(index: &Index<'_>, span: &SpanData, epoch: Epoch) -> Span {
     let kind = match span.parent {
         Some((_, ParentKind::Remote)) if !span.links.is_empty() => SpanKind::Consumer,
         Some((_, ParentKind::Remote)) | None => SpanKind::Server,
@@ -188,10 +212,7 @@ fn otlp_span(captured: &Captured, span: &SpanData, epoch: Epoch) -> Span {
     if let Some(id) = &span.request_id {
         attributes.push(string_attribute("request.id", id));
     }
-    let events = captured
-        .logs
-        .iter()
-        .filter(|line| line.span.is_some_and(|s| s.span_id == span.span_id))
+    let events = (index.events.get(&span.span_id).into_iter().flatten())
         .map(|line| {
             let mut attributes = vec![string_attribute(
                 "level",
@@ -214,9 +235,8 @@ fn otlp_span(captured: &Captured, span: &SpanData, epoch: Epoch) -> Span {
         .links
         .iter()
         .map(|cause| {
-            let trace_id = captured
-                .span(*cause)
-                .map_or(span.trace_id, |c| c.trace_id)
+            let trace_id = (index.traces.get(cause).copied())
+                .unwrap_or(span.trace_id)
                 .to_bytes()
                 .to_vec();
             Link {
