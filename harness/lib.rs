@@ -139,6 +139,8 @@ pub mod outcome;
 #[doc(hidden)]
 pub mod overhead;
 #[doc(hidden)]
+pub mod process;
+#[doc(hidden)]
 pub mod query;
 #[doc(hidden)]
 pub mod report;

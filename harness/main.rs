@@ -78,10 +78,11 @@ enum Command {
         /// A scenario file.
         file: PathBuf,
     },
-    /// Run the booking service for manual use, with the W3C Trace Context test-service
-    /// endpoint `POST /test`, until Ctrl-C.
+    /// Run the booking service: for manual use, with the W3C Trace Context test-service
+    /// endpoint `POST /test`, until Ctrl-C; or, with `--contract`, as the harness starts a
+    /// service, configured by the contract environment.
     #[command(
-        after_help = "`POST /test` takes a JSON array of {\"url\": …, \"arguments\": …} and POSTs each `arguments` to its `url`, propagating traceparent/tracestate. It calls any URL it is given: keep the service on loopback.\n\nExamples:\n  trace-harness serve --addr 127.0.0.1:5000\n  curl -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' \\\n       -d '[{\"url\": \"http://127.0.0.1:7777/0\", \"arguments\": []}]' http://127.0.0.1:5000/test\n  python test/test.py http://127.0.0.1:5000/test   # the W3C suite, from w3c/trace-context"
+        after_help = "`POST /test` takes a JSON array of {\"url\": …, \"arguments\": …} and POSTs each `arguments` to its `url`, propagating traceparent/tracestate. It calls any URL it is given: keep the service on loopback.\n\nWith --contract, nothing comes from the command line: the service reads PORT, DATABASE_PATH (both required), GOOGLE_CALENDAR_API_URL, STRIPE_API_URL, EMAIL_API_URL, WEBHOOK_SUBSCRIBER_URLS (a JSON array), WEBHOOK_SECRET, CRON_API_KEY, STRIPE_WEBHOOK_SECRET, EVENT_TYPES (a JSON array), TRACE_HARNESS_BUGS, TRACE_HARNESS_SEED, TRACE_HARNESS_GENERATION, TRACE_HARNESS_STORE_LATENCY_US and the OTEL_* variables; an empty variable is an unset one. It listens on 127.0.0.1:PORT (0: any free port) without /test, and its first line on standard output, once the port accepts connections, is `listening on http://127.0.0.1:<port>`. Each span is exported over OTLP/HTTP as it closes (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as given, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces; OTEL_EXPORTER_OTLP_PROTOCOL http/protobuf or http/json; service.name OTEL_SERVICE_NAME or cal.com), and standard output has nothing more. With OTEL_TRACES_EXPORTER=none it still traces but exports nothing and writes every log line to standard output in the seed's format ([trace:… span:… op:…] message); with OTEL_SDK_DISABLED=true tracing is off (no spans, no traceparent sent) and the lines are [Request ID: …] ones. SIGTERM or SIGINT stops it: in-flight requests finish, the spans not yet exported are, and it exits 0, or 3 if an export failed (each failure is on standard error as it happens).\n\nExamples:\n  trace-harness serve --addr 127.0.0.1:5000\n  curl -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' \\\n       -d '[{\"url\": \"http://127.0.0.1:7777/0\", \"arguments\": []}]' http://127.0.0.1:5000/test\n  python test/test.py http://127.0.0.1:5000/test   # the W3C suite, from w3c/trace-context\n  PORT=0 DATABASE_PATH=/tmp/replay-1/booking.sqlite3 TRACE_HARNESS_SEED=1 \\\n    GOOGLE_CALENDAR_API_URL=http://127.0.0.1:7001 WEBHOOK_SUBSCRIBER_URLS='[\"http://127.0.0.1:7002/webhook\"]' \\\n    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 trace-harness serve --contract"
     )]
     Serve {
         /// Address to listen on.
@@ -90,6 +91,10 @@ enum Command {
         /// Base URL of a Google Calendar API for bookings (without it, calendar events fail).
         #[arg(long)]
         google_calendar_url: Option<String>,
+        /// Configure the service from the contract environment alone, as the harness starts a
+        /// service per replay, and export its spans over OTLP/HTTP as they close.
+        #[arg(long, conflicts_with_all = ["addr", "google_calendar_url"])]
+        contract: bool,
     },
     /// Turn an incident's log lines into a scenario that replays the same operation pattern.
     #[command(
@@ -282,9 +287,11 @@ fn main() -> ExitCode {
             output: args.output,
             force: args.force,
         }),
+        Command::Serve { contract: true, .. } => cli::serve_contract(),
         Command::Serve {
             addr,
             google_calendar_url,
+            contract: false,
         } => cli::serve(addr, google_calendar_url),
         Command::Overhead {
             flows,

@@ -8,6 +8,7 @@ use super::progress::RoundsProgress;
 use super::{bad_input, fail, write_atomically, Exit};
 use crate::booking::{conformance, ServiceConfig};
 use crate::overhead::{self, OverheadOptions};
+use crate::process::{self, ContractEnv};
 use crate::query::{self, QueryError, QueryResult};
 use crate::report;
 use crate::scenario::{self, Scenario};
@@ -75,6 +76,36 @@ pub fn serve(addr: SocketAddr, google_calendar_url: Option<String>) -> Exit {
     });
     match result {
         Ok(()) => Exit::Success,
+        Err(e) => fail(e),
+    }
+}
+
+/// `serve --contract`: the booking service configured by the contract environment, exporting
+/// its spans as they close (or writing its log lines to standard output), until SIGTERM or
+/// SIGINT. Standard output's first line is `listening on <base URL>`, the readiness signal.
+pub fn serve_contract() -> Exit {
+    let contract = match ContractEnv::read(|name| std::env::var_os(name)) {
+        Ok(contract) => contract,
+        Err(e) => return fail(e),
+    };
+    let served = process::serve_contract(
+        contract,
+        std::io::stdout,
+        |url| {
+            println!("listening on {url}");
+            let _ = std::io::stdout().flush();
+        },
+        |e| eprintln!("error: {e}"),
+    );
+    match served {
+        Ok(exported) if exported.lost_spans == 0 => Exit::Success,
+        Ok(exported) => {
+            eprintln!(
+                "error: {} span(s) were not exported, {} were",
+                exported.lost_spans, exported.spans
+            );
+            Exit::ExportFailed
+        }
         Err(e) => fail(e),
     }
 }

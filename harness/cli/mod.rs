@@ -8,7 +8,9 @@ mod run;
 use std::io::Write;
 use std::path::Path;
 
-pub use commands::{explain, import, list, overhead, query, serve, ImportOptions, SeedQuery};
+pub use commands::{
+    explain, import, list, overhead, query, serve, serve_contract, ImportOptions, SeedQuery,
+};
 pub use run::{run, OtlpOptions, RunOptions, Shard};
 
 use crate::scenario::ScenarioError;

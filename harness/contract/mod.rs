@@ -87,9 +87,15 @@ pub const DEFAULT_STRIPE_WEBHOOK_SECRET: &str = "whsec_stripe_trace_harness";
 pub const DEFAULT_CRON_API_KEY: &str = "cron_trace_harness";
 
 /// The environment a service started by the harness reads (CONTRACT.md states each). The
-/// harness sets all of them; a service may ignore those marked optional.
+/// harness sets all of them; a service may ignore those marked optional. An empty variable
+/// counts as unset, as OpenTelemetry's specification has it for its own.
+///
+/// The service is ready when its port accepts connections. It stops on SIGTERM: in-flight
+/// requests finish, every span not yet exported is, and it exits 0.
 pub mod env {
-    /// The port to listen on, on loopback.
+    /// The port to listen on, on loopback. `trace-harness serve --contract` also takes 0 (any
+    /// free port) and, whatever the port, prints `listening on http://127.0.0.1:<port>` as its
+    /// first line on standard output once the port accepts connections.
     pub const PORT: &str = "PORT";
     /// Base URL of the Google Calendar API mock (`…/calendar/v3/…` follows it).
     pub const GOOGLE_CALENDAR_URL: &str = "GOOGLE_CALENDAR_API_URL";
@@ -118,24 +124,28 @@ pub mod env {
     /// repeat byte for byte.
     pub const SEED: &str = "TRACE_HARNESS_SEED";
     /// Optional: which process this is on the same database, 0 first and +1 per restart, so ids
-    /// drawn after a restart differ from those drawn before it.
+    /// drawn after a restart differ from those drawn before it (span ids too: ours draw from
+    /// `generation × 2^40` on the seeded counter, as an in-process restart does).
     pub const GENERATION: &str = "TRACE_HARNESS_GENERATION";
     /// Optional: the declared cost of one store transaction, in virtual microseconds.
     pub const STORE_LATENCY_US: &str = "TRACE_HARNESS_STORE_LATENCY_US";
-    /// OpenTelemetry's: the receiver's base URL (`/v1/traces` follows it).
+    /// OpenTelemetry's: the receiver's base URL (`/v1/traces` follows it). Spans are exported
+    /// over OTLP/HTTP as they close, each with its log lines as events.
     pub const OTEL_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
     /// OpenTelemetry's: the receiver's traces URL, `/v1/traces` included.
     pub const OTEL_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
-    /// OpenTelemetry's: `http/protobuf` or `http/json`.
+    /// OpenTelemetry's: `http/protobuf` (the default) or `http/json`.
     pub const OTEL_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
-    /// OpenTelemetry's: the service's name on its resource.
+    /// OpenTelemetry's: the service's name on its resource (`service.name`), `cal.com` unless
+    /// set.
     pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
     /// OpenTelemetry's: the harness sets `always_on`.
     pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
     /// OpenTelemetry's: `true` for `--no-tracing`: no spans, no `traceparent` sent.
     pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
     /// OpenTelemetry's: `none` for a service judged by its log lines alone (spans are still
-    /// made, so contexts propagate, but not exported).
+    /// made, so contexts propagate, but not exported): it writes every log line to standard
+    /// output in the seed's format, `[trace:<trace-id> span:<span-id> op:<op>] message`.
     pub const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
 }
 

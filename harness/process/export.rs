@@ -1,0 +1,153 @@
+//! Live export: a thread of its own that, each time a span closes, drains the capture store and
+//! posts what closed to an OTLP/HTTP endpoint, in creation order and in bounded requests; with
+//! nothing to export it drains and drops, so the store holds only what is still open.
+//!
+//! The thread is woken by [`Doorbell`], a layer on the capture subscriber: no polling, no
+//! timer. A ring while the thread is busy (posting, or draining) is kept as one pending ring,
+//! whose drain takes everything that closed meanwhile. The service's runtime never waits for
+//! an export: posting, retries and their waits happen on this thread.
+
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tracing::span::Id;
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+
+use crate::booking::guard::panic_message;
+use crate::report::epoch::DEFAULT_EPOCH;
+use crate::report::otlp::{service_request, service_spans};
+use crate::report::otlp_http::{ExportError, OtlpExporter};
+use crate::trace::TraceStore;
+
+/// Most spans in one export request, OpenTelemetry's default batch size
+/// (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`); a drain that took more is sent in several.
+pub(crate) const MAX_EXPORT_SPANS: usize = 512;
+
+/// What wakes the export thread.
+enum Ring {
+    /// Something closed: drain.
+    Closed,
+    /// Every span has closed: drain one last time and stop.
+    Last,
+}
+
+/// Rings the export thread when a span closes, and, with tracing off (no span ever closes),
+/// when a log line is written, so that lines are drained too. Layered on the capture
+/// subscriber, it runs after the span or line is in the store.
+pub(crate) struct Doorbell {
+    ring: SyncSender<Ring>,
+    on_events: bool,
+}
+
+impl Doorbell {
+    fn ring(&self) {
+        // Full: a ring is pending, and its drain takes this too. Disconnected: the thread is
+        // gone, and `LiveExport::finish` reports why.
+        let _ = self.ring.try_send(Ring::Closed);
+    }
+}
+
+impl<S: Subscriber> Layer<S> for Doorbell {
+    fn on_close(&self, _: Id, _: Context<'_, S>) {
+        self.ring();
+    }
+
+    fn on_event(&self, _: &Event<'_>, _: Context<'_, S>) {
+        if self.on_events {
+            self.ring();
+        }
+    }
+}
+
+/// Where drained spans go.
+pub(crate) struct Sink {
+    /// The endpoint's client.
+    pub exporter: OtlpExporter,
+    /// The resource's `service.name`.
+    pub service_name: String,
+}
+
+/// What the export thread did, reported when it stops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Exported {
+    /// Spans the endpoint accepted.
+    pub spans: usize,
+    /// Spans in requests that failed (each failure was reported as it happened).
+    pub lost_spans: usize,
+}
+
+/// The running export thread.
+pub(crate) struct LiveExport {
+    last: SyncSender<Ring>,
+    thread: JoinHandle<Exported>,
+}
+
+impl LiveExport {
+    /// Starts the thread draining `store` into `sink` (or nowhere), and the doorbell that
+    /// wakes it; `on_events` rings on every log line too. `on_error` hears of every failed
+    /// request, on the export thread.
+    pub(crate) fn start(
+        store: Arc<TraceStore>,
+        sink: Option<Sink>,
+        on_events: bool,
+        on_error: impl Fn(&ExportError) + Send + 'static,
+    ) -> std::io::Result<(LiveExport, Doorbell)> {
+        // One runtime for the thread's life, so the client's connections outlive a request.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (ring, rung) = mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("otlp-export".to_owned())
+            .spawn(move || drain_until_last(&store, sink.as_ref(), &runtime, &rung, &on_error))?;
+        let doorbell = Doorbell {
+            ring: ring.clone(),
+            on_events,
+        };
+        Ok((LiveExport { last: ring, thread }, doorbell))
+    }
+
+    /// Exports what is left and stops the thread. Call it once every span has closed (the
+    /// service's runtime is gone); a panic on the thread comes back as its message.
+    pub(crate) fn finish(self) -> Result<Exported, String> {
+        // Blocks only while a pending ring is taken; fails only if the thread is gone.
+        let _ = self.last.send(Ring::Last);
+        self.thread.join().map_err(|panic| panic_message(&*panic))
+    }
+}
+
+/// The export thread: one drain per ring, until the last.
+fn drain_until_last(
+    store: &TraceStore,
+    sink: Option<&Sink>,
+    runtime: &tokio::runtime::Runtime,
+    rung: &Receiver<Ring>,
+    on_error: &dyn Fn(&ExportError),
+) -> Exported {
+    let mut exported = Exported::default();
+    loop {
+        let last = !matches!(rung.recv(), Ok(Ring::Closed));
+        let drained = store.drain();
+        if let Some(sink) = sink.filter(|_| !drained.spans.is_empty()) {
+            let mut spans = service_spans(&drained, DEFAULT_EPOCH);
+            while !spans.is_empty() {
+                let rest = spans.split_off(spans.len().min(MAX_EXPORT_SPANS));
+                let batch = std::mem::replace(&mut spans, rest);
+                let count = batch.len();
+                let request = service_request(&sink.service_name, batch);
+                match runtime.block_on(sink.exporter.deliver(&request)) {
+                    Ok(_) => exported.spans += count,
+                    Err(e) => {
+                        exported.lost_spans += count;
+                        on_error(&e);
+                    }
+                }
+            }
+        }
+        if last {
+            return exported;
+        }
+    }
+}
