@@ -343,9 +343,11 @@ fn check_url(var: &'static str, expected: &'static str, text: &str) -> Result<()
 mod tests {
     use super::*;
 
-    /// The environment a harness gives a replay's service, with `changes` applied (`None`
-    /// removes the variable).
-    fn read(changes: &[(&str, Option<&str>)]) -> Result<ContractEnv, EnvError> {
+    /// Variables to set (`Some`) or remove (`None`).
+    type Changes<'a> = &'a [(&'a str, Option<&'a str>)];
+
+    /// The environment a harness gives a replay's service, with `changes` applied.
+    fn read(changes: Changes<'_>) -> Result<ContractEnv, EnvError> {
         let mut vars: Vec<(String, String)> = [
             (env::PORT, "5000"),
             (env::DATABASE_PATH, "/tmp/replay/booking.sqlite3"),
@@ -386,7 +388,7 @@ mod tests {
         })
     }
 
-    fn error(changes: &[(&str, Option<&str>)]) -> String {
+    fn error(changes: Changes<'_>) -> String {
         match read(changes) {
             Ok(read) => panic!("{changes:?} read as {read:?}"),
             Err(e) => e.to_string(),
@@ -475,7 +477,7 @@ mod tests {
 
     #[test]
     fn telemetry_follows_the_opentelemetry_variables() {
-        let telemetry = |changes: &[(&str, Option<&str>)]| read(changes).unwrap().telemetry;
+        let telemetry = |changes: Changes<'_>| read(changes).unwrap().telemetry;
         assert_eq!(
             telemetry(&[(env::OTEL_SDK_DISABLED, Some("TRUE"))]),
             Telemetry::Disabled
@@ -517,7 +519,7 @@ mod tests {
     /// Each bad variable, and the words its error must contain.
     #[test]
     fn each_bad_variable_is_named_with_what_it_should_hold() {
-        let cases: &[(&[(&str, Option<&str>)], &[&str])] = &[
+        let cases: &[(Changes<'_>, &[&str])] = &[
             (
                 &[(env::PORT, None)],
                 &["PORT is not set", "port to listen on"],
