@@ -62,6 +62,8 @@ struct CollectorState {
     received: Arc<Mutex<mpsc::Sender<Received>>>,
     /// One permit per answer: a gated collector holds every request until the test releases it.
     answers: Arc<Semaphore>,
+    /// What it answers.
+    status: StatusCode,
 }
 
 /// An OTLP/HTTP receiver on loopback that hands every request it gets to the test.
@@ -75,15 +77,20 @@ struct Collector {
 impl Collector {
     /// A collector that answers 200 at once.
     fn open() -> Collector {
-        Self::start(Semaphore::MAX_PERMITS)
+        Self::start(Semaphore::MAX_PERMITS, StatusCode::OK)
     }
 
     /// A collector that holds every request until [`Collector::release`].
     fn gated() -> Collector {
-        Self::start(0)
+        Self::start(0, StatusCode::OK)
     }
 
-    fn start(permits: usize) -> Collector {
+    /// A collector that refuses every request with `status`.
+    fn refusing(status: StatusCode) -> Collector {
+        Self::start(Semaphore::MAX_PERMITS, status)
+    }
+
+    fn start(permits: usize, status: StatusCode) -> Collector {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -92,6 +99,7 @@ impl Collector {
         let state = CollectorState {
             received: Arc::new(Mutex::new(sent)),
             answers: answers.clone(),
+            status,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {
@@ -163,7 +171,7 @@ async fn receive(
     if let Ok(permit) = state.answers.acquire().await {
         permit.forget();
     }
-    StatusCode::OK
+    state.status
 }
 
 /// The spans of received requests, checked to be the booking service's under `service`.
@@ -841,6 +849,41 @@ fn sigterm_waits_for_the_export_in_flight_and_flushes_what_closed_meanwhile() {
     received.extend(collector.so_far());
     let live = spans_of(&received, BOOKING_SERVICE);
     assert_same_spans(&live, &replayed_spans(&outcome));
+}
+
+#[test]
+fn a_refused_export_is_reported_as_it_happens_and_the_exit_code_is_3() {
+    let scenario = common::load("calendar_failure");
+    let outcome = replayed(&scenario, true);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mocks = start_mocks(&runtime, &scenario);
+    let database = tempfile::tempdir().unwrap();
+    let collector = Collector::refusing(StatusCode::BAD_REQUEST);
+    let vars = contract_env(&scenario, &mocks, &database.path().join("booking.sqlite3"));
+    let vars = with(vars, env::OTEL_ENDPOINT, Some(&collector.url));
+    let (answers, stopped) = drive(&runtime, &scenario, &outcome, &vars, |_| {});
+    assert_eq!(answers, replayed_answers(&outcome), "the service serves on");
+    assert_eq!(stopped[0].status.code(), Some(3), "{}", stopped[0].stderr);
+    let refused = format!(
+        "the OTLP endpoint {}/v1/traces refused the export with HTTP 400",
+        collector.url
+    );
+    assert!(
+        stopped[0].stderr.starts_with(&format!("error: {refused}")),
+        "{}",
+        stopped[0].stderr
+    );
+    let spans = replayed_spans(&outcome).len();
+    assert!(
+        stopped[0].stderr.ends_with(&format!(
+            "error: {spans} span(s) were not exported, 0 were\n"
+        )),
+        "{}",
+        stopped[0].stderr
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
-//! The contract environment ([`contract::env`]) read into what the service process runs with:
-//! the port, the booking service's configuration (exactly what a replay's in-process service
-//! of the same scenario gets), the id seed, and where spans and log lines go. Every bad value
-//! is an error naming its variable and what was expected.
+//! The contract environment ([`contract::env`](crate::contract::env)) read into what the
+//! service process runs with: the port, the booking service's configuration (exactly what a
+//! replay's in-process service of the same scenario gets), the id seed, and where spans and
+//! log lines go. Every bad value is an error naming its variable and what was expected.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
