@@ -141,6 +141,8 @@ pub mod overhead;
 #[doc(hidden)]
 pub mod query;
 #[doc(hidden)]
+pub mod receive;
+#[doc(hidden)]
 pub mod report;
 #[doc(hidden)]
 pub mod runner;
