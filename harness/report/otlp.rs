@@ -163,10 +163,12 @@ fn otlp_span(captured: &Captured, span: &SpanData, epoch: Epoch) -> Span {
         .iter()
         .filter(|line| line.span.is_some_and(|s| s.span_id == span.span_id))
         .map(|line| {
-            let mut attributes = vec![string_attribute(
-                "level",
-                &line.level.as_str().to_ascii_lowercase(),
-            )];
+            // `level` and `target` as tracing-opentelemetry sends them, so a receiver gets the
+            // whole log line back.
+            let mut attributes = vec![
+                string_attribute("level", &line.level.as_str().to_ascii_lowercase()),
+                string_attribute("target", line.target),
+            ];
             attributes.extend(
                 line.fields
                     .iter()
