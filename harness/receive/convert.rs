@@ -279,19 +279,16 @@ pub(crate) fn service_name(attributes: &[KeyValue]) -> Result<&str, SpanProblem>
     Ok(name)
 }
 
-/// An attribute's value as a field. OTLP has one integer, signed: a non-negative one reads
-/// back as `U64`, what the harness's service records counts and ids as, so that a round trip
-/// of its spans gives the model the in-process capture gives. (A `u64` above `i64::MAX`
-/// travels as text and stays text.) Byte strings become hex, arrays and maps JSON text; a
+/// An attribute's value as a field. OTLP has one integer type, signed, so every integer reads
+/// back as `I64`: a field recorded as `u64` returns as the same number typed `I64` (and one
+/// above `i64::MAX`, which travels as text, as text); every view prints them alike, and
+/// selectors compare printed values. Byte strings become hex, arrays and maps JSON text; a
 /// profiling string-table index means nothing outside profiles and is ignored, as OTLP asks.
 fn field(value: any_value::Value) -> Option<FieldValue> {
     Some(match value {
         any_value::Value::StringValue(text) => FieldValue::Str(FieldStr::from(text)),
         any_value::Value::BoolValue(b) => FieldValue::Bool(b),
-        any_value::Value::IntValue(n) => match u64::try_from(n) {
-            Ok(n) => FieldValue::U64(n),
-            Err(_) => FieldValue::I64(n),
-        },
+        any_value::Value::IntValue(n) => FieldValue::I64(n),
         any_value::Value::DoubleValue(x) => FieldValue::F64(x),
         any_value::Value::BytesValue(bytes) => FieldValue::Str(FieldStr::from(hex::encode(bytes))),
         value @ (any_value::Value::ArrayValue(_) | any_value::Value::KvlistValue(_)) => {
@@ -474,7 +471,7 @@ mod tests {
         assert_eq!(
             shown,
             [
-                "n=U64(3)",
+                "n=I64(3)",
                 "neg=I64(-3)",
                 r#"list=Str("[\"a\\\"b\",{\"k\":true}]")"#,
                 r#"bytes=Str("ab01")"#

@@ -126,8 +126,9 @@ struct State {
     by_trace: HashMap<TraceId, Vec<usize>>,
     /// Trace ids in order of first arrival.
     traces: Vec<TraceId>,
-    /// `service.name`s in order of first arrival.
+    /// `service.name`s in order of first arrival, and as a set: a sender may invent many.
     services: Vec<Arc<str>>,
+    service_set: HashSet<Arc<str>>,
     earliest_start_unix_nanos: Option<u64>,
     problems: Problems,
 }
@@ -424,7 +425,7 @@ impl State {
                 self.traces.push(span.trace_id);
             }
         }
-        if !self.services.iter().any(|s| *s == span.service) {
+        if self.service_set.insert(Arc::clone(&span.service)) {
             self.services.push(Arc::clone(&span.service));
         }
         self.earliest_start_unix_nanos = Some(
@@ -439,7 +440,7 @@ impl State {
     fn parent_kind(&self, span: &StoredSpan) -> ParentKind {
         let remote = span.parent_remote.unwrap_or_else(|| {
             let parent = span.parent.and_then(|p| self.by_id.get(&p));
-            !parent.is_some_and(|&i| self.spans[i].service == span.service)
+            parent.is_none_or(|&i| self.spans[i].service != span.service)
         });
         if remote {
             ParentKind::Remote

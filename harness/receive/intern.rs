@@ -101,9 +101,12 @@ mod tests {
     use crate::contract::BOOKING_CREATION;
 
     #[test]
-    fn a_contract_operation_is_the_contracts_own_constant() {
-        let op = intern(&String::from("booking_creation")).unwrap();
-        assert!(std::ptr::eq(op, BOOKING_CREATION));
+    fn a_contract_operation_is_the_contracts_own_constant_and_leaks_nothing() {
+        for op in OPERATIONS {
+            assert_eq!(intern(&op.to_string()), Ok(*op));
+            assert!(!NAMES.names.read().contains(op), "{op} was leaked");
+        }
+        assert_eq!(intern(&String::from("booking_creation")), Ok(BOOKING_CREATION));
     }
 
     #[test]
