@@ -106,7 +106,10 @@ mod tests {
             assert_eq!(intern(&op.to_string()), Ok(*op));
             assert!(!NAMES.names.read().contains(op), "{op} was leaked");
         }
-        assert_eq!(intern(&String::from("booking_creation")), Ok(BOOKING_CREATION));
+        assert_eq!(
+            intern(&String::from("booking_creation")),
+            Ok(BOOKING_CREATION)
+        );
     }
 
     #[test]
