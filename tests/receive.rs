@@ -911,3 +911,133 @@ mod http {
         receiver.stop().await;
     }
 }
+
+// ----- `trace-harness receive` -----
+
+mod command {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read as _};
+    use std::net::TcpStream;
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    /// A real-time guard on the child; a correct `receive` starts and stops in well under a second.
+    const GUARD: Duration = Duration::from_secs(30);
+
+    /// `receive` on an ephemeral port: the child, its address, and the rest of its stderr.
+    fn start(args: &[&str]) -> (Child, String, BufReader<std::process::ChildStderr>) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trace-harness"))
+            .args(["receive", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start receive: {e}"));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        let url = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://")?.strip_suffix("/v1/traces"))
+            .unwrap_or_else(|| panic!("no traces URL in {line:?}"))
+            .to_owned();
+        (child, url, stderr)
+    }
+
+    /// `POST /v1/traces` over raw HTTP: the status.
+    fn post(addr: &str, content_type: &str, body: &[u8]) -> u16 {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(GUARD)).unwrap();
+        let head = format!(
+            "POST /v1/traces HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {content_type}\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+        String::from_utf8_lossy(&reply)
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Ctrl-C's signal, then the exit status, standard output and the rest of standard error.
+    fn interrupt(
+        mut child: Child,
+        mut stderr: BufReader<std::process::ChildStderr>,
+    ) -> (bool, String, String) {
+        let killed = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let mut stdout = child.stdout.take().unwrap();
+        let (sent, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            let mut err = String::new();
+            let _ = stdout.read_to_string(&mut out);
+            let _ = stderr.read_to_string(&mut err);
+            let _ = sent.send((child.wait(), out, err));
+        });
+        let (status, out, err) = ended
+            .recv_timeout(GUARD)
+            .expect("receive stopped on SIGINT");
+        (status.unwrap().success(), out, err)
+    }
+
+    /// The booking service's resource of a scenario's export, as protobuf.
+    fn booking_export(outcome: &ReplayOutcome) -> Vec<u8> {
+        let mut request = export_request(outcome, DEFAULT_EPOCH);
+        request.resource_spans.truncate(1);
+        request.encode_to_vec()
+    }
+
+    #[test]
+    fn it_prints_the_tree_of_what_arrived_on_ctrl_c() {
+        let outcome = common::run_green(&common::load("calendar_failure"));
+        let (child, addr, stderr) = start(&[]);
+        assert_eq!(post(&addr, PROTOBUF, &booking_export(&outcome)), 200);
+        let (ok, out, err) = interrupt(child, stderr);
+        assert!(ok, "{err}");
+        assert_eq!(out, tree(&outcome, &[]));
+        assert!(
+            err.contains("received 4 span(s) in 1 trace(s) from cal.com; nothing malformed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn it_writes_the_log_view_to_a_file_and_warns_of_malformed_telemetry() {
+        let outcome = common::run_green(&common::load("webhook_retries"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("received.log");
+        let (child, addr, stderr) = start(&[
+            "--format",
+            "logs",
+            "--time-base",
+            "virtual",
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(post(&addr, PROTOBUF, b"\x0a\xff\xff"), 400);
+        assert_eq!(post(&addr, PROTOBUF, &booking_export(&outcome)), 200);
+        let (ok, out, err) = interrupt(child, stderr);
+        assert!(ok, "{err}");
+        assert_eq!(out, "", "the collection went to the file");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            seed_log_view(&outcome)
+        );
+        assert!(
+            err.contains("warning: the sender sent malformed telemetry: malformed request: not a protobuf ExportTraceServiceRequest"),
+            "{err}"
+        );
+        assert!(
+            err.contains("1 malformed request(s), 0 span(s) rejected"),
+            "{err}"
+        );
+    }
+}

@@ -3,12 +3,14 @@
 
 mod commands;
 mod progress;
+mod receive;
 mod run;
 
 use std::io::Write;
 use std::path::Path;
 
 pub use commands::{explain, import, list, overhead, query, serve, ImportOptions, SeedQuery};
+pub use receive::{receive, ReceiveFormat, ReceiveOptions};
 pub use run::{run, OtlpOptions, RunOptions, Shard};
 
 use crate::scenario::ScenarioError;
