@@ -407,7 +407,8 @@ mod tests {
     #[test]
     fn each_invalid_id_is_named() {
         assert!(check(|_| {}).is_ok());
-        let cases: [(fn(&mut Span), SpanProblem); 8] = [
+        type Case = (fn(&mut Span), SpanProblem);
+        let cases: [Case; 8] = [
             (|s| s.trace_id = vec![1; 15], SpanProblem::TraceIdLength(15)),
             (|s| s.trace_id = vec![0; 16], SpanProblem::ZeroTraceId),
             (|s| s.span_id = vec![], SpanProblem::SpanIdLength(0)),

@@ -3,7 +3,7 @@
 //! trace model the in-process capture fills, so that `expect` and `report` cannot tell where
 //! the spans came from.
 //!
-//! [`decode`] reads a body (protobuf or OTLP/JSON, gzipped or not, bounded); an [`Inbox`]
+//! [`decode()`] reads a body (protobuf or OTLP/JSON, gzipped or not, bounded); an [`Inbox`]
 //! keeps the valid spans by service, counts what was malformed, and builds [`Captured`]
 //! snapshots on a chosen [`TimeBase`] in creation order; a [`Receiver`] serves `POST
 //! /v1/traces` into an inbox. The mapping is the inverse of `report::otlp`'s export.
