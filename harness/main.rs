@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use trace_harness::cli::{self, Exit, ImportOptions, OtlpOptions, RunOptions, Shard};
 use trace_harness::overhead::{self, OverheadOptions};
 use trace_harness::query;
-use trace_harness::receive::TimeBase;
+use trace_harness::receive::{TimeBase, DEFAULT_ADDR};
 use trace_harness::report::epoch::{Epoch, DEFAULT_EPOCH};
 use trace_harness::report::otlp_http::OtlpProtocol;
 use trace_harness::report::text::View;
@@ -107,7 +107,7 @@ enum Command {
 --format otlp-json re-exports the spans through the harness's own model: one resource per service.name, span kinds as the harness would give them.")]
     Receive {
         /// Address to listen on (loopback unless other hosts must reach it).
-        #[arg(long, default_value = "127.0.0.1:4318")]
+        #[arg(long, default_value_t = DEFAULT_ADDR)]
         addr: SocketAddr,
         /// What to print of the collection on Ctrl-C.
         #[arg(long, value_enum, default_value_t = ReceiveFormatArg::Tree)]

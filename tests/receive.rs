@@ -836,6 +836,21 @@ mod http {
         assert_eq!(waiter.await.unwrap(), 1);
         // A change already made is not waited for again.
         receiver.inbox().changed_since(seen).await;
+        // `changed` waits for the next one, whatever came before.
+        let inbox = Arc::clone(receiver.inbox());
+        let next = tokio::spawn(async move {
+            inbox.changed().await;
+            inbox.span_ids()
+        });
+        tokio::task::yield_now().await;
+        let body = request_of(vec![good(2)]).encode_to_vec();
+        assert_eq!(
+            post(&receiver.traces_url(), PROTOBUF, body).await.status(),
+            200
+        );
+        let ids = next.await.unwrap();
+        assert_eq!(ids.len(), 2);
+        assert!(ids.contains(&SpanId::from_bytes([2; 8]).unwrap()));
         receiver.stop().await;
     }
 

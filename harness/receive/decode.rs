@@ -38,7 +38,7 @@ impl Encoding {
     }
 
     /// The encoding a `Content-Type` names; parameters (`; charset=utf-8`) and case are ignored.
-    pub fn of_content_type(value: Option<&str>) -> Result<Self, DecodeError> {
+    pub(crate) fn of_content_type(value: Option<&str>) -> Result<Self, DecodeError> {
         let value = value.ok_or(DecodeError::NoContentType)?;
         let essence = value.split(';').next().unwrap_or_default().trim();
         if essence.eq_ignore_ascii_case(PROTOBUF) {

@@ -177,7 +177,7 @@ impl Inbox {
     }
 
     /// Counts a request that could not be read (its reason kept among the problems).
-    pub fn record_malformed(&self, error: &DecodeError) {
+    pub(crate) fn record_malformed(&self, error: &DecodeError) {
         let mut state = self.state.lock();
         state.problems.malformed_requests += 1;
         state.problems.note(format!("malformed request: {error}"));

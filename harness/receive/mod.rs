@@ -28,4 +28,4 @@ mod server;
 pub use convert::SpanKind;
 pub use decode::{decode, encode_response, DecodeError, Encoding, Limits, JSON, PROTOBUF};
 pub use inbox::{Inbox, Ingested, Problems, SpanSummary, TimeBase};
-pub use server::{Receiver, DEFAULT_ADDR, TRACES_PATH};
+pub use server::{Receiver, DEFAULT_ADDR};

@@ -21,7 +21,7 @@ use super::inbox::Inbox;
 /// Where OTLP/HTTP receivers listen by default: loopback, OTLP/HTTP's port.
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4318));
 /// The traces path of OTLP/HTTP.
-pub const TRACES_PATH: &str = "/v1/traces";
+const TRACES_PATH: &str = "/v1/traces";
 
 /// A running OTLP/HTTP trace receiver.
 pub struct Receiver {
