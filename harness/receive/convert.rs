@@ -138,15 +138,40 @@ pub(crate) enum SpanProblem {
     },
 }
 
+/// A rejected span: which one, as its sender would know it, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    /// `span 00f067aa0ba902b7 "GET /x"`, shortened.
+    pub(crate) span: String,
+    pub(crate) problem: SpanProblem,
+}
+
 /// `span`, checked and converted. `service` is its resource's `service.name`; `scope` its
 /// instrumentation scope's name, the target of events that name none.
 pub(crate) fn convert(
+    mut span: Span,
+    service: &Arc<str>,
+    scope: &'static str,
+) -> Result<StoredSpan, Rejection> {
+    // Taken out (no copy) so a rejection can still name the span: only a rejection pays for
+    // its description.
+    let id = std::mem::take(&mut span.span_id);
+    let name = std::mem::take(&mut span.name);
+    checked(span, &id, &name, service, scope).map_err(|problem| Rejection {
+        span: describe(&id, &name),
+        problem,
+    })
+}
+
+fn checked(
     span: Span,
+    id: &[u8],
+    name: &str,
     service: &Arc<str>,
     scope: &'static str,
 ) -> Result<StoredSpan, SpanProblem> {
     let trace_id = valid_trace_id(&span.trace_id)?;
-    let span_id = valid_span_id(&span.span_id)?;
+    let span_id = valid_span_id(id)?;
     let parent = match span.parent_span_id.len() {
         0 => None,
         8 => Some(span_id_of(&span.parent_span_id).ok_or(SpanProblem::ZeroParentId)?),
@@ -158,10 +183,10 @@ pub(crate) fn convert(
             end: span.end_time_unix_nano,
         });
     }
-    if span.name.is_empty() {
+    if name.is_empty() {
         return Err(SpanProblem::EmptyName);
     }
-    let op = intern(&span.name).map_err(SpanProblem::Name)?;
+    let op = intern(name).map_err(SpanProblem::Name)?;
     bounded("attributes", span.attributes.len(), MAX_ATTRIBUTES)?;
     bounded("events", span.events.len(), MAX_EVENTS)?;
     bounded("links", span.links.len(), MAX_LINKS)?;
@@ -348,6 +373,21 @@ fn write_json(out: &mut String, value: &AnyValue) {
     }
 }
 
+/// `span 00f067aa0ba902b7 "GET /x"`: ids and names from outside, shortened.
+fn describe(span_id: &[u8], name: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    let mut shown: String = name.chars().take(MAX_CHARS).collect();
+    if name.chars().count() > MAX_CHARS {
+        shown.push('…');
+    }
+    let id = if span_id.len() <= 16 {
+        hex::encode(span_id)
+    } else {
+        format!("{}…", hex::encode(&span_id[..16]))
+    };
+    format!("span {id} {shown:?}")
+}
+
 fn bounded(what: &'static str, count: usize, max: usize) -> Result<(), SpanProblem> {
     if count > max {
         return Err(SpanProblem::TooMany { what, count, max });
@@ -401,7 +441,7 @@ mod tests {
     fn check(edit: impl FnOnce(&mut Span)) -> Result<StoredSpan, SpanProblem> {
         let mut span = valid();
         edit(&mut span);
-        convert(span, &Arc::from("svc"), "scope")
+        convert(span, &Arc::from("svc"), "scope").map_err(|r| r.problem)
     }
 
     #[test]

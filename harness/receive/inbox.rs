@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::convert::{convert, service_name, SpanKind, SpanProblem, StoredSpan};
+use super::convert::{convert, service_name, SpanKind, StoredSpan};
 use super::decode::{decode, DecodeError, Encoding, Limits};
 use super::intern::intern;
 use super::order;
@@ -216,12 +216,14 @@ impl Inbox {
                     .and_then(|s| intern(&s.name).ok())
                     .unwrap_or("");
                 for span in scope_spans.spans {
-                    let about = describe(&span.span_id, &span.name);
                     match convert(span, &service, scope) {
                         Ok(span) => converted.push(span),
-                        Err(problem) => {
+                        Err(rejection) => {
                             rejected += 1;
-                            problems.push(rejection(&about, &service, &problem));
+                            problems.push(format!(
+                                "{} of {service:?} rejected: {}",
+                                rejection.span, rejection.problem
+                            ));
                         }
                     }
                 }
@@ -461,25 +463,6 @@ fn summary_of(span: &StoredSpan) -> SpanSummary {
         start_unix_nanos: span.start_unix_nanos,
         end_unix_nanos: span.end_unix_nanos,
     }
-}
-
-/// `span 00f067aa0ba902b7 "GET /x"`, shortened: a rejected span as its sender would know it.
-fn describe(span_id: &[u8], name: &str) -> String {
-    const MAX_CHARS: usize = 64;
-    let mut shown: String = name.chars().take(MAX_CHARS).collect();
-    if name.chars().count() > MAX_CHARS {
-        shown.push('…');
-    }
-    let id = if span_id.len() <= 16 {
-        hex::encode(span_id)
-    } else {
-        format!("{}…", hex::encode(&span_id[..16]))
-    };
-    format!("span {id} {shown:?}")
-}
-
-fn rejection(about: &str, service: &str, problem: &SpanProblem) -> String {
-    format!("{about} of {service:?} rejected: {problem}")
 }
 
 /// The answer's `error_message`: the first few problems, and how many more.
