@@ -143,6 +143,8 @@ pub mod process;
 #[doc(hidden)]
 pub mod query;
 #[doc(hidden)]
+pub mod receive;
+#[doc(hidden)]
 pub mod report;
 #[doc(hidden)]
 pub mod runner;

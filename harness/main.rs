@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use trace_harness::cli::{self, Exit, ImportOptions, OtlpOptions, RunOptions, Shard};
 use trace_harness::overhead::{self, OverheadOptions};
 use trace_harness::query;
+use trace_harness::receive::{TimeBase, DEFAULT_ADDR};
 use trace_harness::report::epoch::{Epoch, DEFAULT_EPOCH};
 use trace_harness::report::otlp_http::OtlpProtocol;
 use trace_harness::report::text::View;
@@ -96,6 +97,34 @@ enum Command {
         #[arg(long, conflicts_with_all = ["addr", "google_calendar_url"])]
         contract: bool,
     },
+    /// Receive spans over OTLP/HTTP and show them: a local trace viewer for any service.
+    ///
+    /// Listens for `POST /v1/traces` (protobuf or JSON, gzipped or not). While it runs, each
+    /// batch of spans is printed as a tree on standard error (on a terminal; its aliases number
+    /// that batch alone), and anything malformed as a warning. On Ctrl-C the whole collection
+    /// goes to standard output, or to --out, in --format.
+    #[command(after_help = "Examples:
+  trace-harness receive
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 node service.js   # in another terminal
+  trace-harness run scenarios/ --otlp-endpoint http://127.0.0.1:4318   # the replays' spans
+  trace-harness receive --format html --out traces.html
+
+--format otlp-json re-exports the spans through the harness's own model: one resource per service.name, span kinds as the harness would give them.")]
+    Receive {
+        /// Address to listen on (loopback unless other hosts must reach it).
+        #[arg(long, default_value_t = DEFAULT_ADDR)]
+        addr: SocketAddr,
+        /// What to print of the collection on Ctrl-C.
+        #[arg(long, value_enum, default_value_t = ReceiveFormatArg::Tree)]
+        format: ReceiveFormatArg,
+        /// Write it to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Which instant is shown as +0s: the earliest span received (a service on its own
+        /// clock), or virtual time's zero (a service that honours x-virtual-now-us).
+        #[arg(long, value_enum, default_value_t = TimeBaseArg::EarliestSpan)]
+        time_base: TimeBaseArg,
+    },
     /// Turn an incident's log lines into a scenario that replays the same operation pattern.
     #[command(
         after_help = "Examples:\n  trace-harness import incident.log -o scenarios/incident_42.toml\n  trace-harness import logs.ndjson --trace 4bf92f3577b34da6a3ce929d0e0e4736 -o scenarios/slow.toml"
@@ -153,6 +182,26 @@ enum SeedQuery {
         #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
         bin: std::time::Duration,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReceiveFormatArg {
+    /// The span tree with timings, statuses and links.
+    Tree,
+    /// The spans' events with the seed's `[trace:… span:… op:…]` prefix.
+    Logs,
+    /// A self-contained HTML waterfall.
+    Html,
+    /// OTLP/JSON: one ExportTraceServiceRequest.
+    OtlpJson,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TimeBaseArg {
+    /// The earliest span start received.
+    EarliestSpan,
+    /// Virtual time's zero, 2026-03-02T09:00:00Z.
+    Virtual,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -293,6 +342,25 @@ fn main() -> ExitCode {
             google_calendar_url,
             contract: false,
         } => cli::serve(addr, google_calendar_url),
+        Command::Receive {
+            addr,
+            format,
+            out,
+            time_base,
+        } => cli::receive(&cli::ReceiveOptions {
+            addr,
+            format: match format {
+                ReceiveFormatArg::Tree => cli::ReceiveFormat::Tree,
+                ReceiveFormatArg::Logs => cli::ReceiveFormat::Logs,
+                ReceiveFormatArg::Html => cli::ReceiveFormat::Html,
+                ReceiveFormatArg::OtlpJson => cli::ReceiveFormat::OtlpJson,
+            },
+            out,
+            time_base: match time_base {
+                TimeBaseArg::EarliestSpan => TimeBase::EarliestSpan,
+                TimeBaseArg::Virtual => TimeBase::Virtual,
+            },
+        }),
         Command::Overhead {
             flows,
             http,

@@ -80,6 +80,20 @@ fn the_outcome_imports_only_what_records_the_facts() {
 }
 
 #[test]
+fn the_receiver_imports_neither_the_runner_nor_the_reports() {
+    // The runner will import `receive`; `report` renders what it builds, from `cli`.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("harness");
+    let (top, _) = graphs(&root, &rust_files(&root));
+    let allowed = set(&["clock", "contract", "trace"]);
+    let imported = top.get("receive").expect("a receive module");
+    assert!(
+        imported.is_subset(&allowed),
+        "receive imports {:?}; it may import only {allowed:?}",
+        imported.difference(&allowed).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn the_cycle_finder_finds_a_hand_made_cycle_and_nothing_in_a_tree() {
     let graph = graph_of(&[("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("d", "e")]);
     let components = cyclic_components(&graph);

@@ -3,6 +3,7 @@
 
 mod commands;
 mod progress;
+mod receive;
 mod run;
 
 use std::io::Write;
@@ -11,6 +12,7 @@ use std::path::Path;
 pub use commands::{
     explain, import, list, overhead, query, serve, serve_contract, ImportOptions, SeedQuery,
 };
+pub use receive::{receive, ReceiveFormat, ReceiveOptions};
 pub use run::{run, OtlpOptions, RunOptions, Shard};
 
 use crate::scenario::ScenarioError;

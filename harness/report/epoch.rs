@@ -71,6 +71,12 @@ impl Epoch {
         })
     }
 
+    /// The instant `unix_us` microseconds after the Unix epoch: an anchor read off data (the
+    /// first span a service sent) rather than typed, so unchecked for typos.
+    pub fn at_unix_us(unix_us: i64) -> Epoch {
+        Epoch { unix_us }
+    }
+
     /// Microseconds since the Unix epoch.
     pub fn unix_us(self) -> i64 {
         self.unix_us

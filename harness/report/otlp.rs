@@ -214,10 +214,12 @@ fn otlp_span(index: &Index<'_>, span: &SpanData, epoch: Epoch) -> Span {
     }
     let events = (index.events.get(&span.span_id).into_iter().flatten())
         .map(|line| {
-            let mut attributes = vec![string_attribute(
-                "level",
-                &line.level.as_str().to_ascii_lowercase(),
-            )];
+            // `level` and `target` as tracing-opentelemetry sends them, so a receiver gets the
+            // whole log line back.
+            let mut attributes = vec![
+                string_attribute("level", &line.level.as_str().to_ascii_lowercase()),
+                string_attribute("target", line.target),
+            ];
             attributes.extend(
                 line.fields
                     .iter()
