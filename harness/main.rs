@@ -37,7 +37,7 @@ struct Cli {
 enum Command {
     /// Replay scenario files and check their traces.
     #[command(
-        after_help = "Examples:\n  trace-harness run scenarios/\n  trace-harness run scenarios/calendar_failure.toml --format logs\n  trace-harness run scenarios/ --format request-ids --side-by-side\n  trace-harness run scenarios/ --format junit --out target/trace-harness\n  trace-harness run scenarios/ --shard 1/2      # this CI machine's half"
+        after_help = "Examples:\n  trace-harness run scenarios/\n  trace-harness run scenarios/calendar_failure.toml --format logs\n  trace-harness run scenarios/ --format request-ids --side-by-side\n  trace-harness run scenarios/ --format junit --out target/trace-harness\n  trace-harness run scenarios/ --shard 1/2      # this CI machine's half\n  trace-harness run scenarios/ --service examples/own-service/service.toml"
     )]
     Run(RunArgs),
     /// List scenarios with their descriptions.
@@ -246,6 +246,11 @@ struct RunArgs {
     /// Replay with tracing opted out: spans disabled, nothing propagated.
     #[arg(long)]
     no_tracing: bool,
+    /// Replay against the service FILE declares (a `service.toml`: its command, environment
+    /// and readiness, or the URL of one already running) instead of the in-process one; its
+    /// spans arrive over OTLP/HTTP. See CONTRACT.md.
+    #[arg(long, value_name = "FILE")]
+    service: Option<PathBuf>,
     /// Show attendee names and e-mail addresses in every output and export; by default they
     /// are replaced by `[redacted name]` and `[redacted email]`.
     #[arg(long)]
@@ -418,6 +423,7 @@ impl From<RunArgs> for RunOptions {
             jobs: args.jobs,
             shard: args.shard,
             no_tracing: args.no_tracing,
+            service: args.service,
             show_personal_data: args.show_personal_data,
             epoch: args.epoch,
             repeat: args.repeat,

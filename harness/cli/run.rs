@@ -12,7 +12,7 @@ use crate::expect;
 use crate::report::epoch::Epoch;
 use crate::report::otlp_http::{OtlpExporter, OtlpProtocol};
 use crate::report::{self, Format, Judged, Piece, RenderOptions, Replayed};
-use crate::runner::{self, ReplayOptions};
+use crate::runner::{self, ReplayOptions, ServiceSpec};
 use crate::scenario::{self, Scenario};
 
 /// Everything `run` is asked to do.
@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
     /// Replay with tracing opted out.
     pub no_tracing: bool,
+    /// Replay against the service this `service.toml` declares instead of the in-process one.
+    pub service: Option<PathBuf>,
     /// Show attendee names and e-mail addresses instead of redacting them.
     pub show_personal_data: bool,
     /// The real instant virtual time zero stands for in exported timestamps.
@@ -93,6 +95,13 @@ pub fn run(options: &RunOptions) -> Exit {
         return Exit::Success;
     }
 
+    let service = match options.service.as_deref().map(ServiceSpec::load).transpose() {
+        Ok(service) => service,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
     let jobs = options
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -100,8 +109,19 @@ pub fn run(options: &RunOptions) -> Exit {
     let replay_options = ReplayOptions {
         tracing: !options.no_tracing,
     };
-    let results = runner::replay_all(&scenarios, replay_options, jobs, |s, _| progress.done(s));
+    let results = runner::replay_all_against(
+        &scenarios,
+        replay_options,
+        service.as_ref(),
+        jobs,
+        |s, _| progress.done(s),
+    );
     progress.finish();
+    // A service that cannot start is the input's fault: say so once and stop.
+    if let Some(e) = results.iter().filter_map(|r| r.as_ref().err()).find(|e| e.is_bad_input()) {
+        eprintln!("error: {e}");
+        return Exit::BadInput;
+    }
 
     let judged: Vec<Judged<'_>> = scenarios
         .iter()

@@ -2,10 +2,10 @@
 //! prove its checks catch each one: the names scenarios use (`[service] bugs = […]`), part of
 //! the service contract.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A propagation bug the service can be built with (`[service] bugs = ["…"]`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlantedBug {
     /// Outbound HTTP calls carry no `traceparent` (a client built without the propagator).

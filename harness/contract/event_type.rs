@@ -1,13 +1,13 @@
 //! The event type: what the service knows about a bookable kind of meeting, and the shape a
 //! scenario's `[[event_types]]` table has.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The currency of an event type that names none.
 pub const DEFAULT_CURRENCY: &str = "usd";
 
 /// An event type the service knows; ids it does not know are plain, free, single-attendee.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventType {
     /// The `eventTypeId` bookings name it by.

@@ -147,8 +147,37 @@ pub mod env {
     /// made, so contexts propagate, but not exported): it writes every log line to standard
     /// output in the seed's format, `[trace:<trace-id> span:<span-id> op:<op>] message`.
     pub const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+
+    /// Every variable the harness sets.
+    pub const ALL: &[&str] = &[
+        PORT,
+        GOOGLE_CALENDAR_URL,
+        STRIPE_URL,
+        EMAIL_URL,
+        WEBHOOK_SUBSCRIBERS,
+        WEBHOOK_SECRET,
+        CRON_API_KEY,
+        STRIPE_WEBHOOK_SECRET,
+        DATABASE_PATH,
+        EVENT_TYPES,
+        BUGS,
+        SEED,
+        GENERATION,
+        STORE_LATENCY_US,
+        OTEL_ENDPOINT,
+        OTEL_TRACES_ENDPOINT,
+        OTEL_PROTOCOL,
+        OTEL_SERVICE_NAME,
+        OTEL_TRACES_SAMPLER,
+        OTEL_SDK_DISABLED,
+        OTEL_TRACES_EXPORTER,
+    ];
 }
 
 /// Virtual time's zero as a service that honours virtual time stamps it: span and event times
 /// are `EPOCH_UNIX_NANOS + virtual microseconds × 1000` nanoseconds since the Unix epoch.
 pub const EPOCH_UNIX_NANOS: u64 = crate::clock::EPOCH_UNIX_S * 1_000_000_000;
+
+/// The service's name on its telemetry's resource (`service.name`) unless `OTEL_SERVICE_NAME`
+/// says otherwise.
+pub const DEFAULT_SERVICE_NAME: &str = "cal.com";

@@ -23,7 +23,7 @@ use crate::trace::{
 };
 
 /// The simulated booking service, as a tracing backend lists it.
-pub const BOOKING_SERVICE: &str = "cal.com";
+pub const BOOKING_SERVICE: &str = crate::contract::DEFAULT_SERVICE_NAME;
 /// Operations whose span wraps one outbound call to a third party.
 const CLIENT_OPERATIONS: &[&str] = &[CALENDAR_EVENT_CREATION];
 

@@ -5,6 +5,7 @@
 //! `tracing` dispatcher, so the service's spawned tasks all report to the replay's store and
 //! replays never share state.
 
+pub mod external;
 pub mod load;
 mod requests;
 mod stripe;
@@ -22,6 +23,7 @@ use crate::booking::ServiceError;
 /// The outcome types moved to [`crate::outcome`]; these paths keep working meanwhile.
 pub use crate::outcome::{ReplayOutcome, StepKind, StepOutcome};
 use crate::scenario::Scenario;
+pub use external::ServiceSpec;
 use crate::trace::{self, CaptureSubscriber, IdGenerator, TraceStore};
 
 /// How to replay.
@@ -74,6 +76,44 @@ pub enum ReplayError {
     /// A bug, not an input: the replay panicked. Other replays are unaffected.
     #[error("the replay panicked: {0}")]
     Panicked(String),
+    /// An external service did not start, or exited while the replay needed it.
+    #[error(transparent)]
+    Process(#[from] external::ProcessError),
+    /// The service file's values do not expand (an unset `${VAR}`).
+    #[error("{}: {reason}", path.display())]
+    ServiceFile {
+        /// The `service.toml`.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No free port could be found for the external service.
+    #[error("cannot find a free loopback port for the service: {0}")]
+    Port(std::io::Error),
+    /// The replay's HTTP client could not be built.
+    #[error("cannot build the replay's HTTP client: {0}")]
+    Client(String),
+    /// The OTLP receiver could not listen.
+    #[error("the OTLP receiver cannot listen on {addr}: {source}")]
+    Receiver {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// The service sent telemetry the receiver could not read.
+    #[error("the service sent malformed telemetry: {0}")]
+    MalformedTelemetry(String),
+    /// A step's telemetry did not all arrive before the deadline.
+    #[error("the telemetry of the step at {at} was still incomplete after {waited:?}; missing:{}", missing.iter().map(|m| format!("\n  - {m}")).collect::<String>())]
+    Incomplete {
+        /// The step's offset, in scenario notation.
+        at: String,
+        /// How long the harness waited.
+        waited: std::time::Duration,
+        /// What had not arrived, one line each.
+        missing: Vec<String>,
+    },
     /// A step's `traceparent` is not a valid header value.
     #[error("the {action} step at {at} carried an invalid traceparent `{value}`: {reason}")]
     Traceparent {
@@ -86,6 +126,27 @@ pub enum ReplayError {
         /// Why it does not parse.
         reason: trace::TraceparentError,
     },
+}
+
+impl ReplayError {
+    /// Whether the error is the input's fault (exit 2): a service that cannot be started or
+    /// never becomes ready, or a service file that does not expand. A service that dies or
+    /// misbehaves mid-replay fails the replay instead (exit 1).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            ReplayError::ServiceFile { .. }
+                | ReplayError::Receiver { .. }
+                | ReplayError::Process(
+                    external::ProcessError::Spawn { .. }
+                        | external::ProcessError::NotReady { .. }
+                        | external::ProcessError::Exited {
+                            when: external::BEFORE_READY,
+                            ..
+                        }
+                )
+        )
+    }
 }
 
 /// What one replay (or load run) runs inside: its own store, its own dispatcher feeding that
@@ -122,15 +183,25 @@ impl Sandbox {
     }
 }
 
-/// Replays `scenario` on the calling thread.
+/// Replays `scenario` on the calling thread, against the in-process service.
 pub fn replay(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
+    replay_against(scenario, options, None)
+}
+
+/// Replays `scenario` on the calling thread, against `external` (started per replay as its
+/// `service.toml` says) or, when `None`, the in-process service.
+pub fn replay_against(
+    scenario: &Scenario,
+    options: ReplayOptions,
+    external: Option<&ServiceSpec>,
+) -> Result<ReplayOutcome, ReplayError> {
     let Sandbox {
         store,
         dispatch,
         runtime,
     } = Sandbox::new(scenario.seed, options.tracing)?;
     let observed = tracing::dispatcher::with_default(&dispatch, || {
-        runtime.block_on(timeline::drive(scenario))
+        runtime.block_on(timeline::drive(scenario, external, options.tracing))
     })?;
     // Tasks the runtime still holds close their spans as it goes: snapshot after.
     drop(runtime);
@@ -145,6 +216,17 @@ pub fn replay_all(
     on_done: impl Fn(&Scenario, &Result<ReplayOutcome, ReplayError>) + Sync,
 ) -> Vec<Result<ReplayOutcome, ReplayError>> {
     run_isolated(scenarios, jobs, |s| replay(s, options), on_done)
+}
+
+/// [`replay_all`] against `external`, or in-process when `None`.
+pub fn replay_all_against(
+    scenarios: &[Scenario],
+    options: ReplayOptions,
+    external: Option<&ServiceSpec>,
+    jobs: usize,
+    on_done: impl Fn(&Scenario, &Result<ReplayOutcome, ReplayError>) + Sync,
+) -> Vec<Result<ReplayOutcome, ReplayError>> {
+    run_isolated(scenarios, jobs, |s| replay_against(s, options, external), on_done)
 }
 
 /// Runs `work` on every item on up to `jobs` threads, results in input order. A panic in one

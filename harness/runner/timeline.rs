@@ -6,7 +6,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::booking::BookingService;
+use crate::booking::{BookingService, ServiceConfig};
 use crate::contract::headers::{
     AUTHORIZATION, REQUEST_ID, STRIPE_SIGNATURE, TRACE_ID, VIRTUAL_LATENCY_US, VIRTUAL_NOW_US,
 };
@@ -16,6 +16,7 @@ use crate::outcome::{PersonalKind, ReplayOutcome, StepKind, StepOutcome};
 use crate::scenario::{Action, Scenario};
 use crate::trace::{self, Captured, TraceContext};
 
+use super::external::{Caused, ExternalService, ServiceSpec};
 use super::requests::{booking_request, cron_path, owned_header};
 use super::stripe::PaymentIntents;
 use super::world::World;
@@ -33,6 +34,9 @@ pub(super) struct Observed {
     restarts: u32,
     personal_data: Vec<(String, PersonalKind)>,
     deliveries: Vec<(String, DeliveryCounts)>,
+    /// The spans an external service exported; `None` in-process, where the replay's store
+    /// holds them.
+    pub(super) exported: Option<Captured>,
 }
 
 impl Observed {
@@ -47,7 +51,7 @@ impl Observed {
             scenario: scenario.name.clone(),
             seed: scenario.seed,
             tracing: options.tracing,
-            captured,
+            captured: self.exported.unwrap_or(captured),
             steps: self.steps,
             requests: self.requests,
             inbound_contexts: self.inbound_contexts,
@@ -61,15 +65,68 @@ impl Observed {
     }
 }
 
-/// Starts the world, runs the timeline against it, and stops it.
-pub(super) async fn drive(scenario: &Scenario) -> Result<Observed, ReplayError> {
+/// The service a timeline drives: the harness's own, in-process, or one it did not write.
+enum Running<'s> {
+    InProcess(BookingService),
+    External(ExternalService<'s>),
+}
+
+impl<'s> Running<'s> {
+    async fn start(
+        config: &ServiceConfig,
+        external: Option<&'s ServiceSpec>,
+        tracing: bool,
+    ) -> Result<Running<'s>, ReplayError> {
+        Ok(match external {
+            None => Running::InProcess(BookingService::start(config.clone()).await?),
+            Some(spec) => Running::External(ExternalService::start(spec, config, tracing).await?),
+        })
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Running::InProcess(service) => service.url(),
+            Running::External(service) => service.url().to_owned(),
+        }
+    }
+
+    /// A new process on the same database: every piece of in-memory state is gone.
+    async fn restart(self, config: &ServiceConfig) -> Result<Running<'s>, ReplayError> {
+        match self {
+            Running::InProcess(service) => {
+                service.stop().await;
+                // A restarted process draws span ids afresh for its generation, as one the
+                // harness starts separately does.
+                trace::start_id_generation(config.generation);
+                Ok(Running::InProcess(BookingService::start(config.clone()).await?))
+            }
+            Running::External(mut service) => {
+                service.restart(config).await?;
+                Ok(Running::External(service))
+            }
+        }
+    }
+}
+
+/// Starts the world, runs the timeline against it (the in-process service, or `external`),
+/// and stops it.
+pub(super) async fn drive(
+    scenario: &Scenario,
+    external: Option<&ServiceSpec>,
+    tracing: bool,
+) -> Result<Observed, ReplayError> {
     // The database outlives restarts: it is dropped with this directory, after the replay.
     let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
     let (mocks, mut config) = World::of(scenario)
         .start(database.path().join("booking.sqlite3"), true)
         .await;
-    let mut service = BookingService::start(config.clone()).await?;
-    let client = reqwest::Client::new();
+    let mut service = Running::start(&config, external, tracing).await?;
+    // A foreign service that hangs must not hang the replay: its answers get the deadline.
+    let client = match external {
+        Some(spec) => reqwest::Client::builder().timeout(spec.deadline).build(),
+        None => Ok(reqwest::Client::new()),
+    }
+    .map_err(|e| ReplayError::Client(e.to_string()))?;
     let mut attendees = ChaCha8Rng::seed_from_u64(trace::splitmix64(scenario.seed ^ 0x4154_5445));
     let delivers_stripe_events = scenario
         .timeline
@@ -108,13 +165,9 @@ pub(super) async fn drive(scenario: &Scenario) -> Result<Observed, ReplayError> 
                 (StepKind::Stripe, routes::STRIPE_WEBHOOK, event, None)
             }
             Action::Restart => {
-                service.stop().await;
                 restarts += 1;
                 config.generation = u64::from(restarts);
-                // A restarted process draws span ids afresh for its generation, as one the
-                // harness starts separately does.
-                trace::start_id_generation(config.generation);
-                service = BookingService::start(config.clone()).await?;
+                service = service.restart(&config).await?;
                 continue;
             }
         };
@@ -142,11 +195,30 @@ pub(super) async fn drive(scenario: &Scenario) -> Result<Observed, ReplayError> 
         match exchange(request, step.at, action).await {
             Ok(outcome) => steps.push(outcome),
             Err(source) => {
-                failure = Some(ReplayError::Step {
+                let died = match &mut service {
+                    Running::External(external) => external.check_alive().await.err(),
+                    Running::InProcess(_) => None,
+                };
+                failure = Some(died.unwrap_or(ReplayError::Step {
                     action,
                     at: at(),
                     source,
-                });
+                }));
+                break;
+            }
+        }
+        if let Running::External(external) = &mut service {
+            let mut mock_requests = Vec::new();
+            for mock in &mocks {
+                mock_requests.extend(mock.received().await);
+            }
+            let caused = Caused {
+                steps: &steps,
+                inbound: &inbound_contexts,
+                mock_requests: &mock_requests,
+            };
+            if let Err(e) = external.settle(&caused, &at()).await {
+                failure = Some(e);
                 break;
             }
         }
@@ -162,10 +234,19 @@ pub(super) async fn drive(scenario: &Scenario) -> Result<Observed, ReplayError> 
             deliveries.push((mock.name.clone(), mock.delivery_counts()));
         }
     }
-    let webhook_jobs = service.webhook_job_counts().unwrap_or_default();
-    let reminders = service.reminder_counts().unwrap_or_default();
-    let failed_jobs = service.failed_jobs().unwrap_or_default();
-    service.stop().await;
+    let (webhook_jobs, reminders, failed_jobs, exported) = match service {
+        Running::InProcess(service) => {
+            let facts = (
+                service.webhook_job_counts().unwrap_or_default(),
+                service.reminder_counts().unwrap_or_default(),
+                service.failed_jobs().unwrap_or_default(),
+            );
+            service.stop().await;
+            (facts.0, facts.1, facts.2, None)
+        }
+        // A foreign service's database is its own: its job states are not read.
+        Running::External(service) => (Vec::new(), Vec::new(), Vec::new(), Some(service.finish().await)),
+    };
     if let Some(failure) = failure {
         return Err(failure);
     }
@@ -179,6 +260,7 @@ pub(super) async fn drive(scenario: &Scenario) -> Result<Observed, ReplayError> 
         restarts,
         personal_data,
         deliveries,
+        exported,
     })
 }
 

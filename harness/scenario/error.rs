@@ -68,7 +68,7 @@ pub(super) fn string_content_start(text: &str, span: Range<usize>) -> usize {
     span.start + quotes
 }
 
-pub(super) fn locate(path: &Path, text: &str, offset: usize, message: String) -> Located {
+pub(crate) fn locate(path: &Path, text: &str, offset: usize, message: String) -> Located {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;

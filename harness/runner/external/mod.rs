@@ -1,0 +1,15 @@
+//! Replays against a service the harness did not write: started from a `service.toml` as a
+//! process per replay (or reached at a URL), configured through the contract's environment,
+//! its spans received over OTLP/HTTP. The timeline is the same as in-process; what differs is
+//! where spans come from and how the runner knows a step's spans have all arrived.
+
+pub mod process;
+mod service;
+mod settle;
+pub mod spec;
+
+pub use process::{ProcessError, BEFORE_READY, DURING_REPLAY};
+pub use spec::{Protocol, Readiness, ServiceClock, ServiceSpec, SpecError, Telemetry};
+
+pub(crate) use service::ExternalService;
+pub(crate) use settle::Caused;

@@ -1,0 +1,238 @@
+//! One replay's external service: its process (restarted on the same database), the receiver
+//! its spans arrive at, and the wait after each step until the step's telemetry is complete.
+
+use std::sync::Arc;
+
+use super::process::{free_port, ServiceProcess};
+use super::settle::{missing, Caused};
+use super::spec::{expand, ServiceClock, ServiceSpec, Telemetry, HARNESS_BIN_VAR};
+use crate::booking::ServiceConfig;
+use crate::contract::env;
+use crate::receive::{Inbox, Receiver, TimeBase};
+use crate::runner::ReplayError;
+use crate::trace::Captured;
+
+/// A service under test for one replay.
+pub(crate) struct ExternalService<'s> {
+    spec: &'s ServiceSpec,
+    tracing: bool,
+    process: Option<ServiceProcess>,
+    url: String,
+    receiver: Receiver,
+    inbox: Arc<Inbox>,
+}
+
+impl<'s> ExternalService<'s> {
+    /// Starts the receiver and the service configured as `config` says.
+    pub(crate) async fn start(
+        spec: &'s ServiceSpec,
+        config: &ServiceConfig,
+        tracing: bool,
+    ) -> Result<ExternalService<'s>, ReplayError> {
+        let inbox = Arc::new(Inbox::new());
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let receiver = Receiver::start(addr, inbox.clone())
+            .await
+            .map_err(|e| ReplayError::Receiver { addr, source: e })?;
+        let mut service = ExternalService {
+            spec,
+            tracing,
+            process: None,
+            url: String::new(),
+            receiver,
+            inbox,
+        };
+        service.launch(config).await?;
+        Ok(service)
+    }
+
+    /// Starts the process, on a free port, with the contract's environment.
+    async fn launch(&mut self, config: &ServiceConfig) -> Result<(), ReplayError> {
+        let spec = self.spec;
+        let port = free_port().map_err(ReplayError::Port)?;
+        let mut vars = contract_env(config, spec, port, &self.receiver_url(), self.tracing);
+        let bin = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        vars.push((HARNESS_BIN_VAR.to_owned(), bin));
+        let expanded = |text: &str| {
+            let lookup = |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| std::env::var(name).ok())
+            };
+            expand(text, lookup).map_err(|reason| ReplayError::ServiceFile {
+                path: spec.path.clone(),
+                reason,
+            })
+        };
+        let argv = spec
+            .argv
+            .iter()
+            .map(|a| expanded(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Expanded first, then taken from the service file's directory unless absolute.
+        let dir = spec.base.join(expanded(&spec.dir)?);
+        let mut extra = Vec::with_capacity(spec.env.len());
+        for (name, value) in &spec.env {
+            extra.push((name.clone(), expanded(value)?));
+        }
+        vars.extend(extra);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let process =
+            ServiceProcess::start(&argv, &dir, &vars, &spec.ready, addr, spec.ready_timeout).await?;
+        self.process = Some(process);
+        self.url = format!("http://{addr}");
+        Ok(())
+    }
+
+    /// The receiver's base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT` gives it.
+    fn receiver_url(&self) -> String {
+        format!("http://{}", self.receiver.addr())
+    }
+
+    /// The service's base URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops the process and starts a new one on the same database.
+    pub(crate) async fn restart(&mut self, config: &ServiceConfig) -> Result<(), ReplayError> {
+        if let Some(process) = self.process.take() {
+            process.stop().await;
+        }
+        self.launch(config).await
+    }
+
+    /// An error if the process has died (to explain a request that got no answer).
+    pub(crate) async fn check_alive(&mut self) -> Result<(), ReplayError> {
+        match &mut self.process {
+            Some(process) => Ok(process.check_alive().await?),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until everything `caused` names has arrived and the service has been quiet for
+    /// the spec's quiet period; past the deadline, fails naming what is missing.
+    pub(crate) async fn settle(&mut self, caused: &Caused<'_>, at: &str) -> Result<(), ReplayError> {
+        if !self.tracing || self.spec.telemetry == Telemetry::Logs {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + self.spec.deadline;
+        loop {
+            // Read the version first: a change after it wakes the wait below.
+            let version = self.inbox.version();
+            self.check_telemetry()?;
+            let missing = missing(&self.captured(), caused);
+            if missing.is_empty() {
+                let quiet = tokio::time::timeout(self.spec.quiet, self.inbox.changed_since(version));
+                match quiet.await {
+                    // Nothing more arrived in the quiet period: settled.
+                    Err(_) => return Ok(()),
+                    Ok(()) => continue,
+                }
+            }
+            let next = tokio::time::timeout_at(deadline, self.inbox.changed_since(version));
+            if next.await.is_err() {
+                self.check_alive().await?;
+                return Err(ReplayError::Incomplete {
+                    at: at.to_owned(),
+                    waited: self.spec.deadline,
+                    missing,
+                });
+            }
+        }
+    }
+
+    /// An error if the service sent telemetry the receiver refused.
+    fn check_telemetry(&self) -> Result<(), ReplayError> {
+        let problems = self.inbox.problems();
+        if problems.malformed_requests == 0 && problems.rejected_spans == 0 {
+            return Ok(());
+        }
+        let messages: Vec<String> = problems
+            .messages
+            .iter()
+            // Text from outside: control characters escaped, so it cannot fake a line.
+            .map(|m| m.escape_debug().to_string())
+            .collect();
+        Err(ReplayError::MalformedTelemetry(format!(
+            "{} request(s) unreadable, {} span(s) rejected: {}",
+            problems.malformed_requests,
+            problems.rejected_spans,
+            messages.join("; ")
+        )))
+    }
+
+    /// What the service's spans show so far.
+    fn captured(&self) -> Captured {
+        let base = match self.spec.clock {
+            ServiceClock::Virtual => TimeBase::Virtual,
+            ServiceClock::Own => TimeBase::EarliestSpan,
+        };
+        self.inbox.snapshot(Some(&self.spec.service_name), base)
+    }
+
+    /// Stops the service and the receiver; what its spans showed.
+    pub(crate) async fn finish(mut self) -> Captured {
+        if let Some(process) = self.process.take() {
+            process.stop().await;
+        }
+        let captured = self.captured();
+        self.receiver.stop().await;
+        captured
+    }
+}
+
+/// The contract's environment for a service configured as `config`, listening on `port` and
+/// exporting to `receiver`.
+fn contract_env(
+    config: &ServiceConfig,
+    spec: &ServiceSpec,
+    port: u16,
+    receiver: &str,
+    tracing: bool,
+) -> Vec<(String, String)> {
+    let json = |value: serde_json::Value| value.to_string();
+    let bugs: Vec<String> = config
+        .bugs
+        .0
+        .iter()
+        .filter_map(|bug| serde_json::to_value(bug).ok()?.as_str().map(str::to_owned))
+        .collect();
+    let exporter = match spec.telemetry {
+        Telemetry::Otlp(_) => "otlp",
+        Telemetry::Logs => "none",
+    };
+    let protocol = match spec.telemetry {
+        Telemetry::Otlp(protocol) => protocol.as_str(),
+        Telemetry::Logs => super::spec::Protocol::Protobuf.as_str(),
+    };
+    [
+        (env::PORT, port.to_string()),
+        (env::GOOGLE_CALENDAR_URL, config.google_calendar_url.clone()),
+        (env::STRIPE_URL, config.stripe_url.clone()),
+        (env::EMAIL_URL, config.email_url.clone()),
+        (env::WEBHOOK_SUBSCRIBERS, json(serde_json::json!(config.webhook_subscribers))),
+        (env::WEBHOOK_SECRET, config.webhook_secret.clone()),
+        (env::CRON_API_KEY, config.cron_api_key.clone()),
+        (env::STRIPE_WEBHOOK_SECRET, config.stripe_webhook_secret.clone()),
+        (env::DATABASE_PATH, config.database.display().to_string()),
+        (env::EVENT_TYPES, json(serde_json::json!(config.event_types))),
+        (env::BUGS, bugs.join(",")),
+        (env::SEED, config.seed.to_string()),
+        (env::GENERATION, config.generation.to_string()),
+        (env::STORE_LATENCY_US, config.store_latency.as_micros().to_string()),
+        (env::OTEL_ENDPOINT, receiver.to_owned()),
+        (env::OTEL_TRACES_ENDPOINT, format!("{receiver}/v1/traces")),
+        (env::OTEL_PROTOCOL, protocol.to_owned()),
+        (env::OTEL_SERVICE_NAME, spec.service_name.clone()),
+        (env::OTEL_TRACES_SAMPLER, "always_on".to_owned()),
+        (env::OTEL_SDK_DISABLED, (!tracing).to_string()),
+        (env::OTEL_TRACES_EXPORTER, exporter.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
