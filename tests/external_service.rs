@@ -68,7 +68,11 @@ fn every_scenario_replays_externally_as_it_does_in_process() {
         let expected = views(&traced, &scenario);
         let got = views(&outside, &scenario);
         assert_eq!(got, expected, "{}", scenario.name);
-        assert!(judge(&outside, &scenario.expect).passed(), "{}", scenario.name);
+        assert!(
+            judge(&outside, &scenario.expect).passed(),
+            "{}",
+            scenario.name
+        );
     }
 }
 

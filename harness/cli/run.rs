@@ -95,7 +95,12 @@ pub fn run(options: &RunOptions) -> Exit {
         return Exit::Success;
     }
 
-    let service = match options.service.as_deref().map(ServiceSpec::load).transpose() {
+    let service = match options
+        .service
+        .as_deref()
+        .map(ServiceSpec::load)
+        .transpose()
+    {
         Ok(service) => service,
         Err(e) => {
             eprintln!("error: {e}");
@@ -118,7 +123,11 @@ pub fn run(options: &RunOptions) -> Exit {
     );
     progress.finish();
     // A service that cannot start is the input's fault: say so once and stop.
-    if let Some(e) = results.iter().filter_map(|r| r.as_ref().err()).find(|e| e.is_bad_input()) {
+    if let Some(e) = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .find(|e| e.is_bad_input())
+    {
         eprintln!("error: {e}");
         return Exit::BadInput;
     }

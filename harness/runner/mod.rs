@@ -23,8 +23,8 @@ use crate::booking::ServiceError;
 /// The outcome types moved to [`crate::outcome`]; these paths keep working meanwhile.
 pub use crate::outcome::{ReplayOutcome, StepKind, StepOutcome};
 use crate::scenario::Scenario;
-pub use external::ServiceSpec;
 use crate::trace::{self, CaptureSubscriber, IdGenerator, TraceStore};
+pub use external::ServiceSpec;
 
 /// How to replay.
 #[derive(Clone, Copy, Debug)]
@@ -226,7 +226,12 @@ pub fn replay_all_against(
     jobs: usize,
     on_done: impl Fn(&Scenario, &Result<ReplayOutcome, ReplayError>) + Sync,
 ) -> Vec<Result<ReplayOutcome, ReplayError>> {
-    run_isolated(scenarios, jobs, |s| replay_against(s, options, external), on_done)
+    run_isolated(
+        scenarios,
+        jobs,
+        |s| replay_against(s, options, external),
+        on_done,
+    )
 }
 
 /// Runs `work` on every item on up to `jobs` threads, results in input order. A panic in one

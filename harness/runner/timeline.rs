@@ -98,7 +98,9 @@ impl<'s> Running<'s> {
                 // A restarted process draws span ids afresh for its generation, as one the
                 // harness starts separately does.
                 trace::start_id_generation(config.generation);
-                Ok(Running::InProcess(BookingService::start(config.clone()).await?))
+                Ok(Running::InProcess(
+                    BookingService::start(config.clone()).await?,
+                ))
             }
             Running::External(mut service) => {
                 service.restart(config).await?;
@@ -245,7 +247,12 @@ pub(super) async fn drive(
             (facts.0, facts.1, facts.2, None)
         }
         // A foreign service's database is its own: its job states are not read.
-        Running::External(service) => (Vec::new(), Vec::new(), Vec::new(), Some(service.finish().await)),
+        Running::External(service) => (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Some(service.finish().await),
+        ),
     };
     if let Some(failure) = failure {
         return Err(failure);

@@ -13,8 +13,8 @@ mod validate;
 
 pub use assertion::{Assertion, EventCount, ExpectedStatus, Target};
 pub use compare::{CompareOp, DurationTest, ValueTest};
-pub use error::{Located, ScenarioError};
 pub(crate) use error::locate;
+pub use error::{Located, ScenarioError};
 pub(crate) use load::load_all;
 pub use schema::{
     Action, Attendee, BookStep, CronJob, MockSpec, Scenario, ServiceSpec, SignatureKind, Step,

@@ -167,7 +167,11 @@ impl ServiceProcess {
                 Readiness::Stdout(text) => {
                     let mut lines = self.lines.clone();
                     loop {
-                        if lock(&self.output).stdout.iter().any(|l| l.contains(text.as_str())) {
+                        if lock(&self.output)
+                            .stdout
+                            .iter()
+                            .any(|l| l.contains(text.as_str()))
+                        {
                             return;
                         }
                         if lines.changed().await.is_err() {
@@ -258,7 +262,9 @@ async fn read_lines(from: impl AsyncRead + Unpin, mut each: impl FnMut(String)) 
 }
 
 fn lock(output: &Mutex<Output>) -> std::sync::MutexGuard<'_, Output> {
-    output.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    output
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A status for a wait that itself failed.

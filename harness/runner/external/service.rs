@@ -81,7 +81,8 @@ impl<'s> ExternalService<'s> {
         vars.extend(extra);
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let process =
-            ServiceProcess::start(&argv, &dir, &vars, &spec.ready, addr, spec.ready_timeout).await?;
+            ServiceProcess::start(&argv, &dir, &vars, &spec.ready, addr, spec.ready_timeout)
+                .await?;
         self.process = Some(process);
         self.url = format!("http://{addr}");
         Ok(())
@@ -115,7 +116,11 @@ impl<'s> ExternalService<'s> {
 
     /// Waits until everything `caused` names has arrived and the service has been quiet for
     /// the spec's quiet period; past the deadline, fails naming what is missing.
-    pub(crate) async fn settle(&mut self, caused: &Caused<'_>, at: &str) -> Result<(), ReplayError> {
+    pub(crate) async fn settle(
+        &mut self,
+        caused: &Caused<'_>,
+        at: &str,
+    ) -> Result<(), ReplayError> {
         if !self.tracing || self.spec.telemetry == Telemetry::Logs {
             return Ok(());
         }
@@ -126,7 +131,8 @@ impl<'s> ExternalService<'s> {
             self.check_telemetry()?;
             let missing = missing(&self.captured(), caused);
             if missing.is_empty() {
-                let quiet = tokio::time::timeout(self.spec.quiet, self.inbox.changed_since(version));
+                let quiet =
+                    tokio::time::timeout(self.spec.quiet, self.inbox.changed_since(version));
                 match quiet.await {
                     // Nothing more arrived in the quiet period: settled.
                     Err(_) => return Ok(()),
@@ -214,16 +220,28 @@ fn contract_env(
         (env::GOOGLE_CALENDAR_URL, config.google_calendar_url.clone()),
         (env::STRIPE_URL, config.stripe_url.clone()),
         (env::EMAIL_URL, config.email_url.clone()),
-        (env::WEBHOOK_SUBSCRIBERS, json(serde_json::json!(config.webhook_subscribers))),
+        (
+            env::WEBHOOK_SUBSCRIBERS,
+            json(serde_json::json!(config.webhook_subscribers)),
+        ),
         (env::WEBHOOK_SECRET, config.webhook_secret.clone()),
         (env::CRON_API_KEY, config.cron_api_key.clone()),
-        (env::STRIPE_WEBHOOK_SECRET, config.stripe_webhook_secret.clone()),
+        (
+            env::STRIPE_WEBHOOK_SECRET,
+            config.stripe_webhook_secret.clone(),
+        ),
         (env::DATABASE_PATH, config.database.display().to_string()),
-        (env::EVENT_TYPES, json(serde_json::json!(config.event_types))),
+        (
+            env::EVENT_TYPES,
+            json(serde_json::json!(config.event_types)),
+        ),
         (env::BUGS, bugs.join(",")),
         (env::SEED, config.seed.to_string()),
         (env::GENERATION, config.generation.to_string()),
-        (env::STORE_LATENCY_US, config.store_latency.as_micros().to_string()),
+        (
+            env::STORE_LATENCY_US,
+            config.store_latency.as_micros().to_string(),
+        ),
         (env::OTEL_ENDPOINT, receiver.to_owned()),
         (env::OTEL_TRACES_ENDPOINT, format!("{receiver}/v1/traces")),
         (env::OTEL_PROTOCOL, protocol.to_owned()),

@@ -81,7 +81,8 @@ mod tests {
 
     fn replayed(name: &str) -> crate::outcome::ReplayOutcome {
         let path = format!("{}/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-        let scenario = Scenario::load(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}"));
+        let scenario =
+            Scenario::load(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}"));
         replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -95,7 +96,13 @@ mod tests {
 
     #[test]
     fn a_whole_replay_misses_nothing() {
-        for name in ["calendar_failure", "slow_payment", "webhook_retries", "seated_attendees", "performance"] {
+        for name in [
+            "calendar_failure",
+            "slow_payment",
+            "webhook_retries",
+            "seated_attendees",
+            "performance",
+        ] {
             let outcome = replayed(name);
             let missing = missing(&outcome.captured, &caused(&outcome));
             assert!(missing.is_empty(), "{name}: {missing:?}");
@@ -119,12 +126,16 @@ mod tests {
         let missing = missing(&arrived, &caused(&outcome));
         let request_id = outcome.steps[0].request_id.clone().unwrap_or_default();
         assert!(
-            missing.iter().any(|m| m.starts_with("the span serving the book request at 0s")
-                && m.contains(&request_id)),
+            missing
+                .iter()
+                .any(|m| m.starts_with("the span serving the book request at 0s")
+                    && m.contains(&request_id)),
             "{missing:#?}"
         );
         assert!(
-            missing.iter().any(|m| m.contains(&format!("'s parent {}", booking.span_id))),
+            missing
+                .iter()
+                .any(|m| m.contains(&format!("'s parent {}", booking.span_id))),
             "{missing:#?}"
         );
         // Without the span that created the PaymentIntent, Stripe's request names a span

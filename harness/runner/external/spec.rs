@@ -273,7 +273,10 @@ impl ServiceSpec {
 
 /// `text` with every `${NAME}` replaced by that variable's value from `lookup`; an unknown
 /// name is an error naming it.
-pub(crate) fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+pub(crate) fn expand(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -303,7 +306,10 @@ mod tests {
     fn a_command_service_reads_with_its_defaults() {
         let spec = parse("command = [\"node\", \"server.js\"]\n").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(spec.argv, ["node", "server.js"]);
-        assert_eq!((spec.dir.as_str(), spec.base.as_path()), (".", Path::new("dir")));
+        assert_eq!(
+            (spec.dir.as_str(), spec.base.as_path()),
+            (".", Path::new("dir"))
+        );
         assert!(spec.env.is_empty());
         assert_eq!(spec.ready, Readiness::Port);
         assert_eq!(spec.telemetry, Telemetry::Otlp(Protocol::Protobuf));
@@ -341,7 +347,10 @@ mod tests {
     fn bad_files_say_where_and_what_was_expected() {
         let cases = [
             ("", "dir/service.toml:1:1: a service file needs `command"),
-            ("command = []\n", "dir/service.toml:1:11: `command` names no program"),
+            (
+                "command = []\n",
+                "dir/service.toml:1:11: `command` names no program",
+            ),
             (
                 "command = [\"x\"]\ntelemetry = \"spans\"\n",
                 "2:13: `telemetry` is `otlp` or `logs`, not `spans`",
@@ -350,10 +359,19 @@ mod tests {
                 "command = [\"x\"]\nprotocol = \"grpc\"\n",
                 "2:12: `protocol` is `http/protobuf` or `http/json`",
             ),
-            ("command = [\"x\"]\nclock = \"wall\"\n", "2:9: `clock` is `virtual` or `own`"),
+            (
+                "command = [\"x\"]\nclock = \"wall\"\n",
+                "2:9: `clock` is `virtual` or `own`",
+            ),
             ("command = [\"x\"]\nquiet = \"soon\"\n", "2:9:"),
-            ("command = [\"x\"]\ncomand = 1\n", "2:1: unknown field `comand`"),
-            ("url = \"http://127.0.0.1:3000\"\n", "1:7: `url` (a service already running) is not supported"),
+            (
+                "command = [\"x\"]\ncomand = 1\n",
+                "2:1: unknown field `comand`",
+            ),
+            (
+                "url = \"http://127.0.0.1:3000\"\n",
+                "1:7: `url` (a service already running) is not supported",
+            ),
             (
                 "command = [\"x\"]\nready = { stdout = \"a\", port = true }\n",
                 "2:1: `ready` takes",
