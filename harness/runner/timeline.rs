@@ -68,7 +68,8 @@ impl Observed {
 /// The service a timeline drives: the harness's own, in-process, or one it did not write.
 enum Running<'s> {
     InProcess(BookingService),
-    External(ExternalService<'s>),
+    /// Boxed: it is several times the size of the in-process handle.
+    External(Box<ExternalService<'s>>),
 }
 
 impl<'s> Running<'s> {
@@ -79,7 +80,9 @@ impl<'s> Running<'s> {
     ) -> Result<Running<'s>, ReplayError> {
         Ok(match external {
             None => Running::InProcess(BookingService::start(config.clone()).await?),
-            Some(spec) => Running::External(ExternalService::start(spec, config, tracing).await?),
+            Some(spec) => Running::External(Box::new(
+                ExternalService::start(spec, config, tracing).await?,
+            )),
         })
     }
 
