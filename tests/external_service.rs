@@ -102,3 +102,143 @@ fn each_planted_bug_fails_externally_with_the_in_process_diagnostic() {
         );
     }
 }
+
+/// `trace-harness` as a user runs it.
+fn trace_harness(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_trace-harness"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CI", "true")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn run_with_the_readme_service_file_passes_every_scenario() {
+    let output = trace_harness(&[
+        "run",
+        "scenarios/",
+        "--service",
+        "examples/own-service/service.toml",
+        "--format",
+        "logs",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("op:payment_success_processing] Payment success after 28 minutes"),
+        "{stdout}"
+    );
+}
+
+/// Runs one scenario against a service file with `text`, expecting exit 2 and `expected` in
+/// the message.
+fn service_fails_to_start(text: &str, expected: &[&str]) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("service.toml");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let output = trace_harness(&[
+        "run",
+        "scenarios/calendar_failure.toml",
+        "--service",
+        path.to_str().unwrap_or_default(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for part in expected {
+        assert!(stderr.contains(part), "no `{part}` in:\n{stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_service_that_cannot_start_is_bad_input_with_its_command_status_and_stderr() {
+    service_fails_to_start(
+        "command = [\"/nonexistent/booking-service\"]\n",
+        &["cannot run the service `/nonexistent/booking-service`"],
+    );
+    service_fails_to_start(
+        "command = [\"sh\", \"-c\", \"echo cannot open database >&2; exit 3\"]\n",
+        &[
+            "the service `sh -c echo cannot open database >&2; exit 3` exited before it was ready with exit status: 3",
+            "  cannot open database",
+        ],
+    );
+    service_fails_to_start(
+        "command = [\"sh\", \"-c\", \"echo starting >&2; exec sleep 30\"]\n\
+         ready = { stdout = \"listening on\", timeout = \"300ms\" }\n",
+        &[
+            "was not ready after 300ms (a line containing `listening on` on stdout)",
+            "  starting",
+        ],
+    );
+    service_fails_to_start(
+        "command = [\"x\"]\nready = { stdout = 1 }\n",
+        &["service.toml:2:20:"],
+    );
+}
+
+#[test]
+fn a_service_that_dies_mid_replay_fails_that_replay_with_its_status_and_stderr() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("service.toml");
+    // Ready, then gone before the booking arrives.
+    std::fs::write(
+        &path,
+        "command = [\"sh\", \"-c\", \"echo listening on; echo out of memory >&2; exit 9\"]\n\
+         ready = { stdout = \"listening on\" }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let output = trace_harness(&[
+        "run",
+        "scenarios/calendar_failure.toml",
+        "scenarios/slow_payment.toml",
+        "--service",
+        path.to_str().unwrap_or_default(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let all = format!("{stdout}\n{stderr}");
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("exited during the replay with exit status: 9"),
+        "{all}"
+    );
+    assert!(all.contains("  out of memory"), "{all}");
+    assert!(stdout.contains("0 passed, 2 failed"), "{all}");
+}
+
+#[test]
+fn untraced_the_external_service_answers_alike_and_propagates_nothing() {
+    let service = own_service();
+    let untraced = ReplayOptions { tracing: false };
+    for scenario in scenarios() {
+        let inside = replay(&scenario, untraced).unwrap_or_else(|e| panic!("{e}"));
+        let outside = replay_against(&scenario, untraced, Some(&service))
+            .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
+        assert!(outside.captured.spans.is_empty(), "{}", scenario.name);
+        let answers = |o: &ReplayOutcome| {
+            o.steps
+                .iter()
+                .map(|s| (s.status, s.body.clone(), s.trace_id.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(answers(&outside), answers(&inside), "{}", scenario.name);
+        assert!(
+            outside
+                .requests
+                .iter()
+                .all(|r| r.traceparent.is_none() && r.tracestate.is_none()),
+            "{}: a mock got a traceparent",
+            scenario.name
+        );
+        assert_eq!(
+            outside.requests.len(),
+            inside.requests.len(),
+            "{}",
+            scenario.name
+        );
+    }
+}

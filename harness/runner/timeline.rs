@@ -201,7 +201,7 @@ pub(super) async fn drive(
             Ok(outcome) => steps.push(outcome),
             Err(source) => {
                 let died = match &mut service {
-                    Running::External(external) => external.check_alive().await.err(),
+                    Running::External(external) => external.check_alive_after_failure().await.err(),
                     Running::InProcess(_) => None,
                 };
                 failure = Some(died.unwrap_or(ReplayError::Step {

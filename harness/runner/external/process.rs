@@ -17,6 +17,8 @@ use super::spec::Readiness;
 const STDERR_TAIL_LINES: usize = 20;
 /// How long a stopped service may take to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a request that got no answer waits for the service's exit, to report that instead.
+pub(crate) const EXIT_GRACE: Duration = Duration::from_secs(1);
 /// How long an exited process's pipes may stay open (held by a process it started).
 const PIPE_DRAIN: Duration = Duration::from_secs(1);
 
@@ -147,7 +149,16 @@ impl ServiceProcess {
         let waited = tokio::time::timeout(timeout, process.ready(ready, addr)).await;
         match waited {
             Ok(Ok(())) => Ok(process),
-            Ok(Err(status)) => Err(process.exited_error(status, BEFORE_READY).await),
+            Ok(Err(status)) => {
+                // It may have shown readiness just before exiting: then it was ready, and the
+                // replay finds it gone.
+                process.drain().await;
+                if process.showed(ready) {
+                    Ok(process)
+                } else {
+                    Err(process.exited_error(status, BEFORE_READY).await)
+                }
+            }
             Err(_) => Err(ProcessError::NotReady {
                 command: process.command.clone(),
                 waited: timeout,
@@ -157,6 +168,17 @@ impl ServiceProcess {
                 },
                 stderr: process.stderr_tail(),
             }),
+        }
+    }
+
+    /// Whether its standard output so far shows `ready` (never, for a port).
+    fn showed(&self, ready: &Readiness) -> bool {
+        match ready {
+            Readiness::Stdout(text) => lock(&self.output)
+                .stdout
+                .iter()
+                .any(|l| l.contains(text.as_str())),
+            Readiness::Port => false,
         }
     }
 
@@ -191,6 +213,7 @@ impl ServiceProcess {
             }
         };
         tokio::select! {
+            biased;
             () = shown => Ok(()),
             status = self.child.wait() => Err(status.unwrap_or_else(|_| failed_status())),
         }
@@ -207,10 +230,11 @@ impl ServiceProcess {
         }
     }
 
-    /// `Some` error if the process has exited (it should not have, mid-replay).
-    pub(crate) async fn check_alive(&mut self) -> Result<(), ProcessError> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Err(self.exited_error(status, DURING_REPLAY).await),
+    /// An error if the process has exited, or exits within `grace` (a request that got no
+    /// answer may be its last moment: wait that long for the exit before blaming the network).
+    pub(crate) async fn check_alive(&mut self, grace: Duration) -> Result<(), ProcessError> {
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(Ok(status)) => Err(self.exited_error(status, DURING_REPLAY).await),
             _ => Ok(()),
         }
     }

@@ -2,8 +2,9 @@
 //! its spans arrive at, and the wait after each step until the step's telemetry is complete.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::process::{free_port, ServiceProcess};
+use super::process::{free_port, ServiceProcess, EXIT_GRACE};
 use super::settle::{missing, Caused};
 use super::spec::{expand, ServiceClock, ServiceSpec, Telemetry, HARNESS_BIN_VAR};
 use crate::booking::ServiceConfig;
@@ -106,12 +107,18 @@ impl<'s> ExternalService<'s> {
         self.launch(config).await
     }
 
-    /// An error if the process has died (to explain a request that got no answer).
-    pub(crate) async fn check_alive(&mut self) -> Result<(), ReplayError> {
+    /// An error if the process has died or dies within `grace` (to explain a request that
+    /// got no answer, or telemetry that never came).
+    pub(crate) async fn check_alive(&mut self, grace: Duration) -> Result<(), ReplayError> {
         match &mut self.process {
-            Some(process) => Ok(process.check_alive().await?),
+            Some(process) => Ok(process.check_alive(grace).await?),
             None => Ok(()),
         }
+    }
+
+    /// [`check_alive`](Self::check_alive) after a request that got no answer.
+    pub(crate) async fn check_alive_after_failure(&mut self) -> Result<(), ReplayError> {
+        self.check_alive(EXIT_GRACE).await
     }
 
     /// Waits until everything `caused` names has arrived and the service has been quiet for
@@ -141,7 +148,7 @@ impl<'s> ExternalService<'s> {
             }
             let next = tokio::time::timeout_at(deadline, self.inbox.changed_since(version));
             if next.await.is_err() {
-                self.check_alive().await?;
+                self.check_alive(Duration::ZERO).await?;
                 return Err(ReplayError::Incomplete {
                     at: at.to_owned(),
                     waited: self.spec.deadline,
