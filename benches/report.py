@@ -359,6 +359,48 @@ def main():
                     f"{span_only['bytes_per_span']:.0f} B" if span_only else "—",
                     None if span_only is None else span_only["bytes_per_span"] <= 300))
 
+    # 6. External services.
+    w("## 6. External services\n")
+    w("The OTLP/HTTP receiver's ingest, `decode` + `Inbox::ingest` without HTTP, 512-span "
+      "batches built from the `performance` scenario's export (`benches/receive.rs`):\n")
+    rows = []
+    for name in ("protobuf", "protobuf_gzip", "json"):
+        for case in ("decode_ingest", "decode"):
+            key = f"receive/{case}/{name}"
+            value = EST.get(key)
+            if value is None:
+                continue
+            t, elements = value
+            rate = None if not elements else elements / (t / 1e9)
+            rows.append([name, case.replace("_", " + "), fmt_time(t), "—" if rate is None else f"{rate:,.0f}"])
+    w(table(["body", "measured", "time per batch", "spans/s"], rows))
+    w("")
+    proto = EST.get("receive/decode_ingest/protobuf")
+    proto_rate = None if not proto or not proto[1] else proto[1] / (proto[0] / 1e9)
+    targets.append(("receiver ingest ≥ 200 000 spans/s (protobuf)",
+                    "—" if proto_rate is None else f"{proto_rate:,.0f} spans/s",
+                    None if proto_rate is None else proto_rate >= 200_000))
+    w("The five scenarios replayed in-process and against `trace-harness serve --contract` "
+      "started per replay from `examples/own-service/service.toml` (spans over OTLP/HTTP, "
+      "completeness by rules, no quiet period), and what starting that process until it is ready "
+      "and stopping it costs (`benches/external.rs`):\n")
+    inside = ns("five_scenarios/in_process")
+    outside = ns("five_scenarios/external")
+    start = ns("process/start_until_ready_and_stop")
+    n_scen = sum(1 for k in EST if k.startswith("replay/scenario/")) or 5
+    without_start = None if outside is None or start is None else outside - n_scen * start
+    w(table(["case", "time"], [
+        ["in-process, five scenarios", fmt_time(inside)],
+        ["external, five scenarios", fmt_time(outside)],
+        ["one process start until ready + stop", fmt_time(start)],
+        [f"external minus {n_scen} process starts", fmt_time(without_start)],
+    ]))
+    w("")
+    judged = ratio(without_start, inside)
+    targets.append(("external replay of the five scenarios ≤ 2× in-process, process start excluded",
+                    f"{fmt_ratio(judged)} ({fmt_ratio(ratio(outside, inside))} with the starts)",
+                    None if judged is None else judged <= 2.0))
+
     # Targets.
     w("## Targets\n")
     w(table(["target", "measured", "verdict"], [[t, m, verdict(ok)] for t, m, ok in targets]))

@@ -8,7 +8,7 @@ mkdir -p target/criterion
 # When and on what these figures were measured, for report.py's header.
 printf 'date=%s\ncommit=%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(git rev-parse --short HEAD)" \
     > target/criterion/measured.txt
-for bench in span_lifecycle propagation booking_flow replay receive; do
+for bench in span_lifecycle propagation booking_flow replay receive external; do
     cargo bench --bench "$bench" -- "${SHORT[@]}"
 done
 cargo bench --bench memory
