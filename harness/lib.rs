@@ -155,7 +155,7 @@ pub mod trace;
 #[doc(hidden)]
 pub mod vary;
 
-pub use expect::{judge, Failure, Verdict, Violation};
+pub use expect::{judge, Failure, Unchecked, Verdict, Violation};
 pub use outcome::{ReplayOutcome, StepKind, StepOutcome};
 pub use report::{diagnostics, seed_log_view, tree};
 pub use runner::{replay, replay_all, ReplayError, ReplayOptions};

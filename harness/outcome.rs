@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::mocks::{DeliveryCounts, ReceivedRequest};
-use crate::trace::{Captured, TraceContext};
+use crate::trace::{Captured, TraceContext, TraceId};
 
 /// Everything one replay produced, built once when the replay has ended.
 #[derive(Clone, Debug)]
@@ -25,6 +25,11 @@ pub struct ReplayOutcome {
     pub tracing: bool,
     /// Every span and log line the service produced.
     pub captured: Captured,
+    /// Where `captured` came from, and so what it can show.
+    pub source: SpanSource,
+    /// Traces an external service sent that the harness did not cause, kept out of
+    /// `captured` and not judged.
+    pub foreign: Vec<ForeignTrace>,
     /// The timeline's HTTP exchanges, in order; restarts have none.
     pub steps: Vec<StepOutcome>,
     /// Requests the mocks received, mock by mock (in name order), each in arrival order.
@@ -43,6 +48,33 @@ pub struct ReplayOutcome {
     pub personal_data: Vec<(String, PersonalKind)>,
     /// What each webhook subscriber did with its deliveries, by mock name.
     pub deliveries: Vec<(String, DeliveryCounts)>,
+}
+
+/// Where a replay's spans came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SpanSource {
+    /// Spans, from the in-process capture or over OTLP: parents, links, times, status and
+    /// attributes as the service recorded them.
+    #[default]
+    Spans,
+    /// A log-only service's seed-format output lines: one span per logged span id, with its
+    /// trace, operation and lines, and nothing else.
+    LogLines,
+}
+
+/// A trace an external service sent that no request of the replay caused: no booking answered
+/// with it, no context the harness sent names it, and none of its spans is an operation of the
+/// contract (start-up work, a timer of the service's own) — or spans of another service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForeignTrace {
+    /// The `service.name` that sent it.
+    pub service: String,
+    /// Its id.
+    pub trace_id: TraceId,
+    /// How many spans of it arrived.
+    pub spans: usize,
+    /// The name of its first span to arrive.
+    pub first: String,
 }
 
 /// The HTTP exchange of one timeline step.

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use trace_harness::contract::PlantedBug;
+use trace_harness::outcome::SpanSource;
 use trace_harness::report::{seed_log_view, timing_view, tree};
 use trace_harness::runner::{replay, replay_against, ReplayOptions, ServiceSpec};
 use trace_harness::scenario::Scenario;
@@ -13,7 +14,14 @@ use trace_harness::{judge, ReplayOutcome};
 
 /// The service file the README shows, with the test's build of the harness as its program.
 fn own_service() -> ServiceSpec {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/own-service/service.toml");
+    service_file("service.toml")
+}
+
+/// `examples/own-service/<name>`, with the test's build of the harness as its program.
+fn service_file(name: &str) -> ServiceSpec {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/own-service")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
     // `${TRACE_HARNESS_BIN}` is the running harness; in a test that is the test binary.
     let text = text.replace("${TRACE_HARNESS_BIN}", env!("CARGO_BIN_EXE_trace-harness"));
@@ -68,12 +76,100 @@ fn every_scenario_replays_externally_as_it_does_in_process() {
         let expected = views(&traced, &scenario);
         let got = views(&outside, &scenario);
         assert_eq!(got, expected, "{}", scenario.name);
-        assert!(
-            judge(&outside, &scenario.expect).passed(),
+        let verdict = judge(&outside, &scenario.expect);
+        assert!(verdict.passed(), "{}", scenario.name);
+        assert!(verdict.unchecked.is_empty(), "{}", scenario.name);
+    }
+}
+
+/// `(operation, message)` of every line written in a span, in order: what log lines carry.
+fn logged(outcome: &ReplayOutcome) -> Vec<(&'static str, String)> {
+    outcome
+        .captured
+        .logs
+        .iter()
+        .filter_map(|l| Some((l.span?.op, l.message.clone())))
+        .collect()
+}
+
+#[test]
+fn log_only_every_scenario_passes_on_its_lines_and_says_what_lines_cannot_show() {
+    let service = service_file("logs-only.toml");
+    for scenario in scenarios() {
+        let inside = replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        let outside = replay_against(&scenario, ReplayOptions::default(), Some(&service))
+            .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
+        assert_eq!(outside.source, SpanSource::LogLines);
+        // The same lines, in the same traces, as the in-process replay wrote in its spans.
+        assert_eq!(logged(&outside), logged(&inside), "{}", scenario.name);
+        assert_eq!(
+            outside.captured.trace_ids().len(),
+            inside.captured.trace_ids().len(),
             "{}",
             scenario.name
         );
+        let verdict = judge(&outside, &scenario.expect);
+        assert!(verdict.passed(), "{}: {verdict:#?}", scenario.name);
+        let unchecked: Vec<&str> = verdict.unchecked.iter().map(|u| u.check.as_str()).collect();
+        for invariant in ["parent-exists", "child-within-parent", "async-after-cause"] {
+            assert!(
+                unchecked.contains(&invariant),
+                "{}: {unchecked:?}",
+                scenario.name
+            );
+        }
+        // Every assertion is either checked or named: the scenarios all assert nesting.
+        assert!(
+            unchecked.iter().any(|u| u.starts_with("assertion ")),
+            "{}: {unchecked:?}",
+            scenario.name
+        );
     }
+}
+
+#[test]
+fn log_only_the_lines_catch_lost_job_context_and_dropped_traceparents() {
+    let service = service_file("logs-only.toml");
+    let scenario = scenarios()
+        .into_iter()
+        .find(|s| s.name == "webhook_retries")
+        .unwrap_or_else(|| panic!("no webhook_retries scenario"));
+    let verdict_with = |bug| {
+        let mut broken = scenario.clone();
+        broken.service.bugs = vec![bug];
+        let outcome = replay_against(&broken, ReplayOptions::default(), Some(&service))
+            .unwrap_or_else(|e| panic!("{bug:?}: {e}"));
+        judge(&outcome, &broken.expect)
+    };
+    let messages = |verdict: &trace_harness::Verdict| {
+        verdict
+            .violations
+            .iter()
+            .map(|v| format!("{}: {}", v.invariant, v.message))
+            .collect::<Vec<_>>()
+    };
+
+    let orphaned = messages(&verdict_with(PlantedBug::OrphanJobs));
+    assert!(
+        orphaned.iter().any(|m| m.starts_with("one-trace-per-flow: 1 span(s) belong to no booking flow's trace (first: `webhook_execution`)")),
+        "{orphaned:#?}"
+    );
+    let dropped = messages(&verdict_with(PlantedBug::DropTraceparent));
+    assert!(
+        dropped.iter().any(|m| m.starts_with("mock-requests-carry-context: POST /webhook to mock `subscriber` carried no valid traceparent")),
+        "{dropped:#?}"
+    );
+    // Links are what lines cannot show: the replay passes and says so, never silently.
+    let unlinked = verdict_with(PlantedBug::UnlinkedJobs);
+    assert!(unlinked.passed(), "{:#?}", messages(&unlinked));
+    assert!(
+        unlinked
+            .unchecked
+            .iter()
+            .any(|u| u.check == "async-after-cause"),
+        "{:#?}",
+        unlinked.unchecked
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
-use trace_harness::outcome::ReplayOutcome;
+use trace_harness::outcome::{ReplayOutcome, SpanSource};
 use trace_harness::receive::{
     DecodeError, Encoding, Inbox, Limits, Receiver, SpanKind, TimeBase, JSON, PROTOBUF,
 };
@@ -37,6 +37,8 @@ fn received(original: &ReplayOutcome, captured: Captured) -> ReplayOutcome {
         seed: original.seed,
         tracing: true,
         captured,
+        source: SpanSource::Spans,
+        foreign: Vec::new(),
         steps: Vec::new(),
         requests: Vec::new(),
         inbound_contexts: Vec::new(),

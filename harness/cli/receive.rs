@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 
 use super::{fail, interactive, write_atomically, Exit};
-use crate::outcome::ReplayOutcome;
+use crate::outcome::{ReplayOutcome, SpanSource};
 use crate::receive::{Inbox, Receiver, TimeBase};
 use crate::report::epoch::Epoch;
 use crate::report::{self, html, one_line, otlp};
@@ -208,6 +208,8 @@ fn outcome_of(captured: Captured) -> ReplayOutcome {
         seed: 0,
         tracing: true,
         captured,
+        source: SpanSource::Spans,
+        foreign: Vec::new(),
         steps: Vec::new(),
         requests: Vec::new(),
         inbound_contexts: Vec::new(),

@@ -2,13 +2,16 @@
 
 use std::collections::HashSet;
 
-use super::Violation;
-use crate::contract::{PAYMENT_SUCCESS_PROCESSING, SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION};
-use crate::outcome::{ReplayOutcome, StepKind};
+use super::{Unchecked, Violation};
+use crate::contract::{
+    BOOKING_CREATION, PAYMENT_SUCCESS_PROCESSING, SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION,
+};
+use crate::outcome::{ReplayOutcome, SpanSource, StepKind};
 use crate::trace::{ParentKind, SpanData, TraceContext, TraceId};
 
 /// Every violated invariant, in a stable order. With tracing off the only invariant is that
-/// nothing was traced or propagated.
+/// nothing was traced or propagated; from log lines, only those lines can show (the rest are
+/// [`unchecked_from_lines`]).
 pub fn check_invariants(outcome: &ReplayOutcome) -> Vec<Violation> {
     let mut found = Vec::new();
     if !outcome.tracing {
@@ -17,6 +20,12 @@ pub fn check_invariants(outcome: &ReplayOutcome) -> Vec<Violation> {
     }
     let flows = flow_traces(outcome, &mut found);
     one_trace_per_flow(outcome, &flows, &mut found);
+    if outcome.source == SpanSource::LogLines {
+        one_booking_per_trace(outcome, &flows, &mut found);
+        traces_within_budget(outcome, &mut found);
+        mock_requests_carry_context(outcome, &flows, &mut found);
+        return found;
+    }
     flows_stay_apart(outcome, &mut found);
     traces_within_budget(outcome, &mut found);
     no_open_spans(outcome, &mut found);
@@ -122,6 +131,56 @@ fn flows_stay_apart(outcome: &ReplayOutcome, found: &mut Vec<Violation>) {
                     strays[0].op
                 ),
                 &strays,
+            );
+        }
+    }
+}
+
+/// The invariants log lines cannot support, and why: said in every log-only verdict.
+pub(crate) fn unchecked_from_lines() -> Vec<Unchecked> {
+    [
+        ("parent-exists", "log lines name no parent"),
+        (
+            "child-within-parent",
+            "log lines name no parent and carry no span times",
+        ),
+        (
+            "async-after-cause",
+            "log lines carry no follows-from links and no span times",
+        ),
+        ("no-open-spans", "log lines do not show a span ending"),
+        (
+            "flow-isolation by request.id",
+            "log lines carry no request.id; checked instead as one booking_creation per trace",
+        ),
+    ]
+    .into_iter()
+    .map(|(check, why)| Unchecked {
+        check: check.to_owned(),
+        why,
+    })
+    .collect()
+}
+
+/// From log lines, where no span carries its request's id: a booking flow's trace holds one
+/// `booking_creation` span, so two of them in one trace are two flows' lines mixed.
+fn one_booking_per_trace(outcome: &ReplayOutcome, flows: &[TraceId], found: &mut Vec<Violation>) {
+    for trace in flows {
+        let bookings: Vec<&SpanData> = outcome
+            .captured
+            .spans
+            .iter()
+            .filter(|s| s.trace_id == *trace && s.op == BOOKING_CREATION)
+            .collect();
+        if bookings.len() > 1 {
+            violation(
+                found,
+                "flow-isolation",
+                format!(
+                    "trace {trace} holds the lines of {} `{BOOKING_CREATION}` spans: another flow's lines landed in it",
+                    bookings.len()
+                ),
+                &bookings,
             );
         }
     }
@@ -312,6 +371,17 @@ fn mock_requests_carry_context(
                 ),
                 &[span],
             ),
+            // From log lines, a span that wrote none is unseen: its trace is all there is.
+            None if outcome.source == SpanSource::LogLines && flows.contains(&context.trace_id) => {
+            }
+            None if outcome.source == SpanSource::LogLines => found.push(Violation {
+                invariant: "mock-requests-carry-context",
+                message: format!(
+                    "{} {} to mock `{}` names trace {}, which no booking flow's lines are in",
+                    request.method, request.path, request.mock, context.trace_id
+                ),
+                spans: vec![],
+            }),
             None => found.push(Violation {
                 invariant: "mock-requests-carry-context",
                 message: format!(

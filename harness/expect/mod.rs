@@ -10,7 +10,7 @@ pub use invariants::{check_invariants, MAX_SPANS_PER_TRACE};
 pub use isolation::{check_isolation, webhook_deliveries, MAX_LISTED_FINDINGS};
 
 use crate::clock::Compact;
-use crate::outcome::ReplayOutcome;
+use crate::outcome::{ReplayOutcome, SpanSource};
 use crate::scenario::{Assertion, ExpectedStatus, Target};
 use crate::trace::{Captured, SpanData, SpanId, SpanStatus};
 
@@ -40,6 +40,16 @@ pub struct Failure {
     pub spans: Vec<SpanId>,
 }
 
+/// A check the replay's telemetry cannot support, said rather than passed silently: an
+/// invariant, or part of an assertion, that needs what log lines do not show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unchecked {
+    /// The invariant's name, or `assertion "<name>"` and the part left out.
+    pub check: String,
+    /// What the telemetry lacks for it.
+    pub why: &'static str,
+}
+
 /// Everything wrong with one replay; empty means it passed.
 #[derive(Clone, Debug, Default)]
 pub struct Verdict {
@@ -47,6 +57,8 @@ pub struct Verdict {
     pub violations: Vec<Violation>,
     /// Assertions that did not hold, in the scenario's order.
     pub failures: Vec<Failure>,
+    /// What could not be checked at all (log-only telemetry); it neither passes nor fails.
+    pub unchecked: Vec<Unchecked>,
 }
 
 impl Verdict {
@@ -71,15 +83,75 @@ impl Verdict {
 
 /// Checks the invariants and then every assertion. With tracing opted out there are no spans to
 /// select, so only the assertions on mocks apply (and the invariant that nothing was traced).
+/// From a log-only service's lines, what lines cannot show is listed as unchecked, and each
+/// assertion is checked on the rest of what it asks.
 pub fn judge(outcome: &ReplayOutcome, assertions: &[Assertion]) -> Verdict {
+    let mut unchecked = match outcome.source {
+        SpanSource::LogLines if outcome.tracing => invariants::unchecked_from_lines(),
+        _ => Vec::new(),
+    };
+    let mut failures = Vec::new();
+    for assertion in assertions {
+        if !outcome.tracing && !matches!(assertion.target, Target::Mock(_)) {
+            continue;
+        }
+        let failure = match outcome.source {
+            SpanSource::Spans => check_assertion(outcome, assertion),
+            SpanSource::LogLines => {
+                let (readable, parts) = readable_from_lines(assertion);
+                unchecked.extend(parts);
+                readable.and_then(|a| check_assertion(outcome, &a))
+            }
+        };
+        failures.extend(failure);
+    }
     Verdict {
         violations: check_invariants(outcome),
-        failures: assertions
-            .iter()
-            .filter(|a| outcome.tracing || matches!(a.target, Target::Mock(_)))
-            .filter_map(|a| check_assertion(outcome, a))
-            .collect(),
+        failures,
+        unchecked,
     }
+}
+
+/// What of `assertion` log lines can show (its operation selector, `count`, `events`, `log`),
+/// and the parts they cannot; `None` when its selector itself needs more than operations.
+fn readable_from_lines(assertion: &Assertion) -> (Option<Assertion>, Vec<Unchecked>) {
+    let part = |part: &str, why| Unchecked {
+        check: format!("assertion {:?}: {part}", assertion.name),
+        why,
+    };
+    if let Target::Spans(selector) = &assertion.target {
+        if let Some(needs) = selector.beyond_operations() {
+            let why = "log lines show a span's trace, operation and messages only";
+            return (
+                None,
+                vec![part(
+                    &format!("the whole of it (its selector needs {needs})"),
+                    why,
+                )],
+            );
+        }
+    } else {
+        return (Some(assertion.clone()), Vec::new());
+    }
+    let mut readable = assertion.clone();
+    let mut parts = Vec::new();
+    if readable.status.take().is_some() {
+        parts.push(part("status", "log lines carry no span status"));
+    }
+    if readable.child_of.take().is_some() {
+        parts.push(part("child_of", "log lines name no parent"));
+    }
+    if readable.follows_from.take().is_some() {
+        parts.push(part("follows_from", "log lines carry no links"));
+    }
+    if readable.duration.take().is_some() {
+        parts.push(part("duration", "log lines carry no span times"));
+    }
+    if !readable.attributes.is_empty() {
+        readable.attributes.clear();
+        parts.push(part("attributes", "log lines carry no attributes"));
+    }
+    (Some(readable), parts)
 }
 
 /// The first way `assertion` fails on `outcome`, if any.

@@ -15,9 +15,10 @@ use crate::contract::{
     BOOKING_CREATION, CALENDAR_EVENT_CREATION, WEBHOOK_EXECUTION, WEBHOOK_SCHEDULING,
 };
 use crate::mocks::{google_error_body, MockKind};
-use crate::query::{prefix_part, BadLine};
+use crate::query::BadLine;
 use crate::report::epoch::parse_unix_us;
 use crate::report::ndjson::NdjsonLine;
+use crate::trace::{prefix_part, SeedLine, SeedLineError};
 
 /// The operations this importer turns into scenario steps. Any other operation in the logs is
 /// listed as not reproduced, even when the simulated service knows it, until a mapping exists.
@@ -229,25 +230,22 @@ fn parse_line(line: usize, raw: &str) -> Result<ImportedLine, String> {
             message: record.message,
         });
     }
-    let start = raw.find("[trace:").ok_or_else(|| {
-        "neither JSON nor a seed-format line `[trace:… span:… op:…] message`".to_owned()
+    let seed = SeedLine::parse(raw).map_err(|e| match e {
+        SeedLineError::NoPrefix => {
+            "neither JSON nor a seed-format line `[trace:… span:… op:…] message`".to_owned()
+        }
+        other => other.to_string(),
     })?;
-    let end = raw[start..]
-        .find(']')
-        .map(|i| start + i)
-        .ok_or_else(|| "the `[trace:…` prefix is not closed".to_owned())?;
-    let (trace, span, op) = seed_prefix(&raw[start..=end])
-        .ok_or_else(|| "the prefix lacks `trace:`, `span:` or `op:`".to_owned())?;
-    let message = raw[end + 1..].trim().to_owned();
+    let message = seed.message.to_owned();
     let lower = message.to_lowercase();
     Ok(ImportedLine {
         line,
         at_us: None,
         // Text lines carry no level: failure words stand in for it.
         error: lower.contains("error") || lower.contains("failed"),
-        trace,
-        span,
-        op,
+        trace: seed.trace.to_owned(),
+        span: seed.span.to_owned(),
+        op: seed.op.to_owned(),
         message,
     })
 }

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+pub use crate::trace::prefix_part;
 use read::{for_each_record, Parsed};
-pub use read::{prefix_part, BadLine, ReadStats, MAX_LINE_BYTES, MAX_REPORTED_BAD_LINES};
+pub use read::{BadLine, ReadStats, MAX_LINE_BYTES, MAX_REPORTED_BAD_LINES};
 
 use crate::contract::{BOOKING_CREATION, PAYMENT_SUCCESS_PROCESSING, WEBHOOK_EXECUTION};
 use crate::report::epoch::format_unix_us;

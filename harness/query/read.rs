@@ -167,30 +167,3 @@ fn skip_rest_of_line(reader: &mut impl BufRead) -> std::io::Result<()> {
         }
     }
 }
-
-/// The text after `key` in a seed prefix, up to the next space or `]`: `trace:` gives the trace
-/// id, `op:` the operation. The seed's `extract("trace:([^\\s]+)", 1, prefix)` stops only at
-/// white space; stopping at `]` too keeps the operation, the prefix's last part, clean.
-pub fn prefix_part<'a>(prefix: &'a str, key: &str) -> Option<&'a str> {
-    let start = prefix.find(key)? + key.len();
-    let rest = &prefix[start..];
-    let end = rest
-        .find(|c: char| c.is_whitespace() || c == ']')
-        .unwrap_or(rest.len());
-    (end > 0).then(|| &rest[..end])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_parts_are_extracted_like_the_seed_does() {
-        let p = "[trace:abc123 span:span_002 op:calendar_event_creation]";
-        assert_eq!(prefix_part(p, "trace:"), Some("abc123"));
-        assert_eq!(prefix_part(p, "span:"), Some("span_002"));
-        assert_eq!(prefix_part(p, "op:"), Some("calendar_event_creation"));
-        assert_eq!(prefix_part("[Request ID: x]", "op:"), None);
-        assert_eq!(prefix_part("[trace: span:s]", "trace:"), None);
-    }
-}

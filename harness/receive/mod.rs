@@ -13,7 +13,9 @@
 //! and whether an integer field was a `u64` (OTLP has one integer type, signed: every integer
 //! comes back `I64`, printed alike).
 //!
-//! Files import only those listed before them: `decode`, `intern`, `convert`, `order`,
+//! [`from_lines`] reads a log-only service's seed-format output lines into the same model.
+//!
+//! Files import only those listed before them: `decode`, `intern`, `logs`, `convert`, `order`,
 //! `inbox`, `server`.
 //!
 //! [`Captured`]: crate::trace::Captured
@@ -22,10 +24,12 @@ mod convert;
 mod decode;
 mod inbox;
 mod intern;
+mod logs;
 mod order;
 mod server;
 
 pub use convert::SpanKind;
 pub use decode::{decode, encode_response, DecodeError, Encoding, Limits, JSON, PROTOBUF};
 pub use inbox::{Inbox, Ingested, Problems, SpanSummary, TimeBase};
+pub use logs::{from_lines, FromLines};
 pub use server::{Receiver, DEFAULT_ADDR};

@@ -119,6 +119,10 @@ pub(crate) fn json(outcome: &ReplayOutcome, verdict: &Verdict) -> serde_json::Va
         "failures": verdict.failures.iter().map(|f| json!({
             "assertion": f.assertion, "target": f.target, "expected": f.expected, "actual": f.actual,
         })).collect::<Vec<_>>(),
+        "unchecked": verdict.unchecked.iter().map(|u| json!({ "check": u.check, "why": u.why })).collect::<Vec<_>>(),
+        "kept_apart": outcome.foreign.iter().map(|f| json!({
+            "trace_id": f.trace_id.to_string(), "service": f.service, "spans": f.spans, "first": f.first,
+        })).collect::<Vec<_>>(),
         "spans": spans,
         "logs": logs,
         "steps": steps,

@@ -338,8 +338,34 @@ pub fn diagnostics(outcome: &ReplayOutcome, verdict: &Verdict) -> String {
             let _ = writeln!(out, "    matched:  {}", named(&f.spans));
         }
     }
+    out.push_str(&unjudged_lines(outcome, verdict));
     out.push('\n');
     out.push_str(&tree(outcome, &verdict.flagged_spans()));
+    out
+}
+
+/// What a verdict leaves unjudged, one line each: checks the replay's telemetry could not
+/// support, and traces kept apart as not the replay's. Nothing for an in-process replay.
+pub(crate) fn unjudged_lines(outcome: &ReplayOutcome, verdict: &Verdict) -> String {
+    let mut out = String::new();
+    for unchecked in &verdict.unchecked {
+        let _ = writeln!(
+            out,
+            "  not checked: {} ({})",
+            one_line(&unchecked.check),
+            unchecked.why
+        );
+    }
+    for foreign in &outcome.foreign {
+        let _ = writeln!(
+            out,
+            "  kept apart, not judged: trace {} from `{}`, {} span(s), first `{}`",
+            foreign.trace_id,
+            one_line(&foreign.service),
+            foreign.spans,
+            one_line(&foreign.first)
+        );
+    }
     out
 }
 

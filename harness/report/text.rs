@@ -4,7 +4,7 @@
 use super::pieces::{file, file_note, Judged, Piece, RenderOptions};
 use super::{
     bottleneck_lines, diagnostics, failed_job_lines, one_line, request_id_view, seed_log_view,
-    side_by_side, timing_view, tree,
+    side_by_side, timing_view, tree, unjudged_lines,
 };
 use crate::expect::Verdict;
 use crate::outcome::ReplayOutcome;
@@ -86,6 +86,7 @@ pub(crate) fn replay_text(
         View::Timings => out.push_str(&timing_view(outcome)),
     }
     if verdict.passed() {
+        out.push_str(&unjudged_lines(outcome, verdict));
         out.push_str(&format!("PASS {}\n\n", scenario.name));
     } else {
         out.push('\n');

@@ -12,11 +12,11 @@ use crate::contract::headers::{
 };
 use crate::contract::routes;
 use crate::mocks::{DeliveryCounts, MockKind, ReceivedRequest};
-use crate::outcome::{PersonalKind, ReplayOutcome, StepKind, StepOutcome};
+use crate::outcome::{PersonalKind, ReplayOutcome, SpanSource, StepKind, StepOutcome};
 use crate::scenario::{Action, Scenario};
 use crate::trace::{self, Captured, TraceContext};
 
-use super::external::{Caused, ExternalService, ServiceSpec};
+use super::external::{Caused, ExternalService, Received, ServiceSpec};
 use super::requests::{booking_request, cron_path, owned_header};
 use super::stripe::PaymentIntents;
 use super::world::World;
@@ -34,9 +34,9 @@ pub(super) struct Observed {
     restarts: u32,
     personal_data: Vec<(String, PersonalKind)>,
     deliveries: Vec<(String, DeliveryCounts)>,
-    /// The spans an external service exported; `None` in-process, where the replay's store
-    /// holds them.
-    pub(super) exported: Option<Captured>,
+    /// What an external service sent; `None` in-process, where the replay's store holds the
+    /// spans.
+    pub(super) exported: Option<Received>,
 }
 
 impl Observed {
@@ -47,11 +47,18 @@ impl Observed {
         options: ReplayOptions,
         captured: Captured,
     ) -> ReplayOutcome {
+        let received = self.exported.unwrap_or(Received {
+            captured,
+            source: SpanSource::Spans,
+            foreign: Vec::new(),
+        });
         ReplayOutcome {
             scenario: scenario.name.clone(),
             seed: scenario.seed,
             tracing: options.tracing,
-            captured: self.exported.unwrap_or(captured),
+            captured: received.captured,
+            source: received.source,
+            foreign: received.foreign,
             steps: self.steps,
             requests: self.requests,
             inbound_contexts: self.inbound_contexts,
@@ -250,12 +257,17 @@ pub(super) async fn drive(
             (facts.0, facts.1, facts.2, None)
         }
         // A foreign service's database is its own: its job states are not read.
-        Running::External(service) => (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Some(service.finish().await),
-        ),
+        Running::External(service) => {
+            let received = service.finish(&steps, &inbound_contexts).await;
+            let received = match received {
+                Ok(received) => Some(received),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    None
+                }
+            };
+            (Vec::new(), Vec::new(), Vec::new(), received)
+        }
     };
     if let Some(failure) = failure {
         return Err(failure);

@@ -110,6 +110,20 @@ impl Selector {
         }
     }
 
+    /// What the selector asks of a span beyond its operation and position, which log lines
+    /// cannot show: `None` when it only filters by `op`; otherwise nesting (more than one
+    /// compound, `:has`) or the first other field it filters by.
+    pub fn beyond_operations(&self) -> Option<String> {
+        if self.steps.len() > 1 || self.steps.iter().any(|(_, c)| !c.has.is_empty()) {
+            return Some("nesting".to_owned());
+        }
+        self.steps
+            .iter()
+            .flat_map(|(_, c)| &c.filters)
+            .find(|f| f.name != "op")
+            .map(|f| format!("`{}`", f.name))
+    }
+
     /// The operation names the selector asks for (`op="…"` filters, `:has` included), for
     /// validation against the known operations.
     pub fn operations(&self) -> impl Iterator<Item = &str> {

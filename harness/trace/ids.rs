@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::hex::{encode_hex, write_hex};
+use super::hex::{decode_hex, encode_hex, write_hex};
 
 /// A W3C trace id: 16 bytes, never all zero.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,6 +22,11 @@ impl TraceId {
     pub fn to_bytes(self) -> [u8; 16] {
         self.0
     }
+    /// 32 lowercase hex digits, as `traceparent` and log prefixes write the id; `None` for any
+    /// other text and for the all-zero id.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        Self::from_bytes(decode_hex(text.as_bytes())?)
+    }
     /// The id as 32 lowercase hex digits, on the stack: what `to_string` gives, unallocated.
     pub fn to_hex(self) -> [u8; 32] {
         let mut out = [0u8; 32];
@@ -38,6 +43,11 @@ impl SpanId {
     /// The id's 8 bytes, as the wire and OTLP carry them.
     pub fn to_bytes(self) -> [u8; 8] {
         self.0
+    }
+    /// 16 lowercase hex digits, as `traceparent` and log prefixes write the id; `None` for any
+    /// other text and for the all-zero id.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        Self::from_bytes(decode_hex(text.as_bytes())?)
     }
 }
 

@@ -28,7 +28,9 @@ pub use ids::{splitmix64, IdGenerator, SpanId, TraceId, GENERATION_STRIDE};
 pub use model::{
     Captured, FieldStr, FieldValue, Fields, LogLine, ParentKind, Seq, SpanData, SpanRef, SpanStatus,
 };
-pub use prefix::{Alias, Aliases, LinePrefix, RequestIdPrefix, SeedPrefix};
+pub use prefix::{
+    prefix_part, Alias, Aliases, LinePrefix, RequestIdPrefix, SeedLine, SeedLineError, SeedPrefix,
+};
 pub use store::TraceStore;
 /// The vector [`Fields`] and [`SpanData::links`] are made of, so callers need not depend on it.
 pub use thin_vec::ThinVec;

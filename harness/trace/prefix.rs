@@ -88,6 +88,65 @@ impl<T: fmt::Display, S: fmt::Display> fmt::Display for LinePrefix<'_, T, S> {
     }
 }
 
+/// The text after `key` in a seed prefix, up to the next space or `]`: `trace:` gives the trace
+/// id, `op:` the operation. The seed's `extract("trace:([^\\s]+)", 1, prefix)` stops only at
+/// white space; stopping at `]` too keeps the operation, the prefix's last part, clean.
+pub fn prefix_part<'a>(prefix: &'a str, key: &str) -> Option<&'a str> {
+    let start = prefix.find(key)? + key.len();
+    let rest = &prefix[start..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == ']')
+        .unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
+}
+
+/// A log line in the seed's format, read back: `[trace:<trace> span:<span> op:<op>] <message>`,
+/// the prefix anywhere in the line (a logger may write a timestamp or level before it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeedLine<'a> {
+    /// The trace, as the line shows it.
+    pub trace: &'a str,
+    /// The span, as the line shows it.
+    pub span: &'a str,
+    /// The operation.
+    pub op: &'a str,
+    /// The text after the prefix, trimmed.
+    pub message: &'a str,
+}
+
+/// Why a line is not in the seed's format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SeedLineError {
+    /// No `[trace:` in it.
+    #[error("not a seed-format line `[trace:… span:… op:…] message`")]
+    NoPrefix,
+    /// `[trace:` without its `]`.
+    #[error("the `[trace:…` prefix is not closed")]
+    Unclosed,
+    /// A prefix without one of its parts.
+    #[error("the prefix lacks `trace:`, `span:` or `op:`")]
+    MissingPart,
+}
+
+impl<'a> SeedLine<'a> {
+    /// Reads `line`, or says why it is not in the seed's format.
+    pub fn parse(line: &'a str) -> Result<Self, SeedLineError> {
+        let start = line.find("[trace:").ok_or(SeedLineError::NoPrefix)?;
+        let end = line[start..]
+            .find(']')
+            .map(|i| start + i)
+            .ok_or(SeedLineError::Unclosed)?;
+        let prefix = &line[start..=end];
+        let part = |key| prefix_part(prefix, key).ok_or(SeedLineError::MissingPart);
+        Ok(SeedLine {
+            trace: part("trace:")?,
+            span: part("span:")?,
+            op: part("op:")?,
+            message: line[end + 1..].trim(),
+        })
+    }
+}
+
 /// Short, stable names for ids, numbered by first appearance (span creation order), so replay
 /// output reads like the seed and stays byte-identical across runs and machines.
 #[derive(Debug, Default)]
@@ -179,6 +238,42 @@ mod tests {
         assert_eq!(
             LinePrefix::new(span, None).to_string(),
             "[trace:trace_1 span:span_001 op:booking_creation]"
+        );
+    }
+
+    #[test]
+    fn prefix_parts_are_extracted_like_the_seed_does() {
+        let p = "[trace:abc123 span:span_002 op:calendar_event_creation]";
+        assert_eq!(prefix_part(p, "trace:"), Some("abc123"));
+        assert_eq!(prefix_part(p, "span:"), Some("span_002"));
+        assert_eq!(prefix_part(p, "op:"), Some("calendar_event_creation"));
+        assert_eq!(prefix_part("[Request ID: x]", "op:"), None);
+        assert_eq!(prefix_part("[trace: span:s]", "trace:"), None);
+    }
+
+    #[test]
+    fn a_seed_line_reads_back_as_it_was_written() {
+        let line = "2026-12-01T10:00:00Z INFO [trace:trace_xyz123 span:span_002 op:calendar_event_creation] Google Calendar API error: Rate limit exceeded ";
+        assert_eq!(
+            SeedLine::parse(line),
+            Ok(SeedLine {
+                trace: "trace_xyz123",
+                span: "span_002",
+                op: "calendar_event_creation",
+                message: "Google Calendar API error: Rate limit exceeded",
+            })
+        );
+        assert_eq!(
+            SeedLine::parse("[Request ID: r1] started"),
+            Err(SeedLineError::NoPrefix)
+        );
+        assert_eq!(
+            SeedLine::parse("[trace:t span:s op:o"),
+            Err(SeedLineError::Unclosed)
+        );
+        assert_eq!(
+            SeedLine::parse("[trace:t op:o] m"),
+            Err(SeedLineError::MissingPart)
         );
     }
 

@@ -11,5 +11,5 @@ pub mod spec;
 pub use process::{ProcessError, BEFORE_READY, DURING_REPLAY};
 pub use spec::{Protocol, Readiness, ServiceClock, ServiceSpec, SpecError, Telemetry};
 
-pub(crate) use service::ExternalService;
+pub(crate) use service::{ExternalService, Received};
 pub(crate) use settle::Caused;

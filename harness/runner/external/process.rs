@@ -171,6 +171,24 @@ impl ServiceProcess {
         }
     }
 
+    /// Waits until standard output has written no line for `quiet`, or has closed; `false`
+    /// if it was still writing at `deadline`.
+    pub(crate) async fn stdout_quiet(
+        &self,
+        quiet: Duration,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        let mut lines = self.lines.clone();
+        loop {
+            lines.borrow_and_update();
+            match tokio::time::timeout(quiet, lines.changed()).await {
+                Err(_) | Ok(Err(_)) => return true,
+                Ok(Ok(())) if tokio::time::Instant::now() >= deadline => return false,
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
     /// Whether its standard output so far shows `ready` (never, for a port).
     fn showed(&self, ready: &Readiness) -> bool {
         match ready {

@@ -1,6 +1,7 @@
 //! One replay's external service: its process (restarted on the same database), the receiver
 //! its spans arrive at, and the wait after each step until the step's telemetry is complete.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,10 +9,11 @@ use super::process::{free_port, ServiceProcess, EXIT_GRACE};
 use super::settle::{missing, Caused};
 use super::spec::{expand, ServiceClock, ServiceSpec, Telemetry, HARNESS_BIN_VAR};
 use crate::booking::ServiceConfig;
-use crate::contract::env;
-use crate::receive::{Inbox, Receiver, TimeBase};
+use crate::contract::{env, OPERATIONS};
+use crate::outcome::{ForeignTrace, SpanSource, StepOutcome};
+use crate::receive::{from_lines, Inbox, Receiver, TimeBase};
 use crate::runner::ReplayError;
-use crate::trace::Captured;
+use crate::trace::{Captured, TraceContext, TraceId};
 
 /// A service under test for one replay.
 pub(crate) struct ExternalService<'s> {
@@ -21,6 +23,18 @@ pub(crate) struct ExternalService<'s> {
     url: String,
     receiver: Receiver,
     inbox: Arc<Inbox>,
+    /// Standard output of the processes already stopped (restarts), in order.
+    earlier_stdout: Vec<String>,
+}
+
+/// What an external service sent, as the outcome holds it.
+pub(crate) struct Received {
+    /// The spans the harness judges.
+    pub captured: Captured,
+    /// Spans over OTLP, or a log-only service's lines.
+    pub source: SpanSource,
+    /// Traces kept apart.
+    pub foreign: Vec<ForeignTrace>,
 }
 
 impl<'s> ExternalService<'s> {
@@ -42,6 +56,7 @@ impl<'s> ExternalService<'s> {
             url: String::new(),
             receiver,
             inbox,
+            earlier_stdout: Vec::new(),
         };
         service.launch(config).await?;
         Ok(service)
@@ -102,7 +117,7 @@ impl<'s> ExternalService<'s> {
     /// Stops the process and starts a new one on the same database.
     pub(crate) async fn restart(&mut self, config: &ServiceConfig) -> Result<(), ReplayError> {
         if let Some(process) = self.process.take() {
-            process.stop().await;
+            self.earlier_stdout.extend(process.stop().await);
         }
         self.launch(config).await
     }
@@ -128,10 +143,28 @@ impl<'s> ExternalService<'s> {
         caused: &Caused<'_>,
         at: &str,
     ) -> Result<(), ReplayError> {
-        if !self.tracing || self.spec.telemetry == Telemetry::Logs {
+        if !self.tracing {
             return Ok(());
         }
         let deadline = tokio::time::Instant::now() + self.spec.deadline;
+        if self.spec.telemetry == Telemetry::Logs {
+            // Lines name no parents or requests to wait for: only the quiet period applies.
+            let quiet = match &self.process {
+                Some(process) => process.stdout_quiet(self.spec.quiet, deadline).await,
+                None => true,
+            };
+            return match quiet {
+                true => Ok(()),
+                false => Err(ReplayError::Incomplete {
+                    at: at.to_owned(),
+                    waited: self.spec.deadline,
+                    missing: vec![format!(
+                        "a pause of {} in its standard output: it kept writing lines",
+                        crate::clock::Compact(self.spec.quiet)
+                    )],
+                }),
+            };
+        }
         loop {
             // Read the version first: a change after it wakes the wait below.
             let version = self.inbox.version();
@@ -180,21 +213,107 @@ impl<'s> ExternalService<'s> {
 
     /// What the service's spans show so far.
     fn captured(&self) -> Captured {
-        let base = match self.spec.clock {
-            ServiceClock::Virtual => TimeBase::Virtual,
-            ServiceClock::Own => TimeBase::EarliestSpan,
-        };
-        self.inbox.snapshot(Some(&self.spec.service_name), base)
+        self.inbox
+            .snapshot(Some(&self.spec.service_name), self.time_base())
     }
 
-    /// Stops the service and the receiver; what its spans showed.
-    pub(crate) async fn finish(mut self) -> Captured {
+    /// Stops the service and the receiver; what its spans (or lines) showed, without the
+    /// traces the replay did not cause: `steps` and `inbound` are what it did cause.
+    pub(crate) async fn finish(
+        mut self,
+        steps: &[StepOutcome],
+        inbound: &[TraceContext],
+    ) -> Result<Received, ReplayError> {
         if let Some(process) = self.process.take() {
-            process.stop().await;
+            self.earlier_stdout.extend(process.stop().await);
         }
-        let captured = self.captured();
+        let received = self.received(steps, inbound);
         self.receiver.stop().await;
-        captured
+        received
+    }
+
+    /// What has arrived, judged as [`finish`](Self::finish) returns it.
+    fn received(
+        &self,
+        steps: &[StepOutcome],
+        inbound: &[TraceContext],
+    ) -> Result<Received, ReplayError> {
+        if self.spec.telemetry == Telemetry::Logs && self.tracing {
+            let read = from_lines(self.earlier_stdout.iter().map(String::as_str));
+            if read.malformed > 0 {
+                return Err(ReplayError::MalformedTelemetry(format!(
+                    "{} seed-format line(s) of its standard output unreadable: {}",
+                    read.malformed,
+                    read.problems.join("; ")
+                )));
+            }
+            return Ok(Received {
+                captured: read.captured,
+                source: SpanSource::LogLines,
+                foreign: Vec::new(),
+            });
+        }
+        self.check_telemetry()?;
+        let (ours, foreign) = self.sort_traces(steps, inbound);
+        let captured =
+            self.inbox
+                .snapshot_traces(Some(&self.spec.service_name), &ours, self.time_base());
+        Ok(Received {
+            captured,
+            source: SpanSource::Spans,
+            foreign,
+        })
+    }
+
+    /// The traces the replay caused, and the rest: a trace is the replay's when a booking
+    /// answered with it, a context the harness sent names it, or one of its spans is an
+    /// operation of the contract (a job that lost its context is still the replay's, and
+    /// judged). Spans of another service are always kept apart.
+    fn sort_traces(
+        &self,
+        steps: &[StepOutcome],
+        inbound: &[TraceContext],
+    ) -> (Vec<TraceId>, Vec<ForeignTrace>) {
+        let named: HashSet<String> = steps
+            .iter()
+            .filter_map(|s| s.trace_id.clone())
+            .chain(inbound.iter().map(|c| c.trace_id.to_string()))
+            .collect();
+        let service = self.spec.service_name.as_str();
+        let (mut ours, mut foreign) = (Vec::new(), Vec::new());
+        for trace in self.inbox.trace_ids() {
+            let spans = self.inbox.trace_spans(trace);
+            let own: Vec<_> = spans.iter().filter(|s| &*s.service == service).collect();
+            let caused = named.contains(&trace.to_string())
+                || own.iter().any(|s| OPERATIONS.contains(&s.op));
+            if caused && !own.is_empty() {
+                ours.push(trace);
+            }
+            let mut others: Vec<&str> = Vec::new();
+            for span in &spans {
+                let kept_apart = &*span.service != service || !caused;
+                if kept_apart && !others.contains(&&*span.service) {
+                    others.push(&span.service);
+                }
+            }
+            for name in others {
+                let of: Vec<_> = spans.iter().filter(|s| &*s.service == name).collect();
+                foreign.push(ForeignTrace {
+                    service: name.to_owned(),
+                    trace_id: trace,
+                    spans: of.len(),
+                    first: of[0].op.to_owned(),
+                });
+            }
+        }
+        (ours, foreign)
+    }
+
+    fn time_base(&self) -> TimeBase {
+        match self.spec.clock {
+            ServiceClock::Virtual => TimeBase::Virtual,
+            ServiceClock::Own => TimeBase::EarliestSpan,
+        }
     }
 }
 
