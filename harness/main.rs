@@ -37,7 +37,7 @@ struct Cli {
 enum Command {
     /// Replay scenario files and check their traces.
     #[command(
-        after_help = "Examples:\n  trace-harness run scenarios/\n  trace-harness run scenarios/calendar_failure.toml --format logs\n  trace-harness run scenarios/ --format request-ids --side-by-side\n  trace-harness run scenarios/ --format junit --out target/trace-harness\n  trace-harness run scenarios/ --shard 1/2      # this CI machine's half\n  trace-harness run scenarios/ --service examples/own-service/service.toml"
+        after_help = "Examples:\n  trace-harness run scenarios/\n  trace-harness run scenarios/calendar_failure.toml --format logs\n  trace-harness run scenarios/ --format request-ids --side-by-side\n  trace-harness run scenarios/ --format junit --out target/trace-harness\n  trace-harness run scenarios/ --shard 1/2      # this CI machine's half\n  trace-harness run scenarios/ --service examples/own-service/service.toml\n  trace-harness run scenarios/ --service examples/own-service/logs-only.toml  # judged by its log lines"
     )]
     Run(RunArgs),
     /// List scenarios with their descriptions.
@@ -247,8 +247,8 @@ struct RunArgs {
     #[arg(long)]
     no_tracing: bool,
     /// Replay against the service FILE declares (a `service.toml`: its command, environment
-    /// and readiness, or the URL of one already running) instead of the in-process one; its
-    /// spans arrive over OTLP/HTTP. See CONTRACT.md.
+    /// and readiness), started per replay, instead of the in-process one; its spans arrive
+    /// over OTLP/HTTP, or its seed-format log lines on stdout. See CONTRACT.md.
     #[arg(long, value_name = "FILE")]
     service: Option<PathBuf>,
     /// Show attendee names and e-mail addresses in every output and export; by default they

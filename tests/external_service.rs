@@ -338,3 +338,148 @@ fn untraced_the_external_service_answers_alike_and_propagates_nothing() {
         );
     }
 }
+
+/// A service that first sends the receiver one OTLP/HTTP request with `body` (as
+/// `content_type`), then becomes the own service: what a service's start-up work, a second
+/// service sharing its exporter, or a broken exporter sends.
+fn service_sending_first(dir: &Path, content_type: &str, body: &str) -> ServiceSpec {
+    std::fs::write(dir.join("body"), body).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("content-type"), content_type).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.join("send-first.sh"),
+        r#"set -e
+hp=${OTEL_EXPORTER_OTLP_ENDPOINT#http://}
+exec 3<>"/dev/tcp/${hp%:*}/${hp#*:}"
+body=$(cat body)
+printf 'POST /v1/traces HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+  "$hp" "$(cat content-type)" "${#body}" "$body" >&3
+cat <&3 >/dev/null
+exec "$1" serve --contract
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join("service.toml");
+    let text = format!(
+        "command = [\"bash\", \"send-first.sh\", {:?}]\nready = {{ stdout = \"listening on\" }}\nquiet = \"0s\"\n",
+        env!("CARGO_BIN_EXE_trace-harness")
+    );
+    std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+    ServiceSpec::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One span in OTLP/JSON, as an SDK encodes it.
+fn otlp_json_span(service: &str, trace_id: &str, name: &str) -> String {
+    // Span ids are unique per trace here: a span id seen twice is kept once.
+    let span_id = &trace_id[..16];
+    format!(
+        r#"{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[{{"traceId":"{trace_id}","spanId":"{span_id}","name":"{name}","kind":1,"startTimeUnixNano":"1700000000000000000","endTimeUnixNano":"1700000000001000000"}}]}}]}}"#
+    )
+}
+
+#[test]
+fn traces_the_replay_did_not_cause_are_kept_apart_and_reported() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let body = format!(
+        r#"{{"resourceSpans":[{},{}]}}"#,
+        otlp_json_span("cal.com", "5b8efff798038103d269b633813fc60c", "db.migrate"),
+        otlp_json_span(
+            "payments-worker",
+            "6c9f00a8a9149214e37ac744924ed71d",
+            "poll"
+        ),
+    );
+    let service = service_sending_first(dir.path(), "application/json", &body);
+    let scenario = scenarios()
+        .into_iter()
+        .find(|s| s.name == "calendar_failure")
+        .unwrap_or_else(|| panic!("no calendar_failure scenario"));
+    let inside = replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let outside = replay_against(&scenario, ReplayOptions::default(), Some(&service))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let kept: Vec<(String, String, usize, String)> = outside
+        .foreign
+        .iter()
+        .map(|f| {
+            (
+                f.service.clone(),
+                f.trace_id.to_string(),
+                f.spans,
+                f.first.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (
+                "cal.com".to_owned(),
+                "5b8efff798038103d269b633813fc60c".to_owned(),
+                1,
+                "db.migrate".to_owned()
+            ),
+            (
+                "payments-worker".to_owned(),
+                "6c9f00a8a9149214e37ac744924ed71d".to_owned(),
+                1,
+                "poll".to_owned()
+            ),
+        ]
+    );
+    // Never mixed into a flow: the judged spans are the in-process replay's.
+    assert_eq!(tree(&outside, &[]), tree(&inside, &[]));
+    assert!(judge(&outside, &scenario.expect).passed());
+
+    let output = trace_harness(&[
+        "run",
+        "scenarios/calendar_failure.toml",
+        "--service",
+        dir.path().join("service.toml").to_str().unwrap_or_default(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("  kept apart, not judged: trace 5b8efff798038103d269b633813fc60c from `cal.com`, 1 span(s), first `db.migrate`\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_service_that_sends_malformed_telemetry_fails_its_replay_saying_so() {
+    let cases = [
+        // Unreadable: the request is refused whole (400).
+        (
+            "application/json",
+            r#"{"resourceSpans":[{"scopeSpans":"#.to_owned(),
+            "1 request(s) unreadable, 0 span(s) rejected",
+        ),
+        // Readable, but a trace id of 15 bytes: the span is rejected (partial success).
+        (
+            "application/json",
+            format!(
+                r#"{{"resourceSpans":[{}]}}"#,
+                otlp_json_span("cal.com", "5b8efff798038103d269b633813fc6", "db.migrate")
+            ),
+            "0 request(s) unreadable, 1 span(s) rejected",
+        ),
+    ];
+    for (content_type, body, expected) in cases {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        service_sending_first(dir.path(), content_type, &body);
+        let output = trace_harness(&[
+            "run",
+            "scenarios/calendar_failure.toml",
+            "--service",
+            dir.path().join("service.toml").to_str().unwrap_or_default(),
+        ]);
+        let all = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(output.status.code(), Some(1), "{all}");
+        assert!(
+            all.contains(&format!("the service sent malformed telemetry: {expected}")),
+            "{all}"
+        );
+    }
+}

@@ -409,6 +409,23 @@ mod tests {
     }
 
     #[test]
+    fn what_a_selector_needs_beyond_operations_is_named() {
+        let needs = |text: &str| Selector::parse(text).unwrap().beyond_operations();
+        assert_eq!(needs(r#"span[op="webhook_execution"]"#), None);
+        assert_eq!(needs(r#"span[op^="webhook"]:last"#), None);
+        assert_eq!(needs("span"), None);
+        let nesting = Some("nesting".to_owned());
+        assert_eq!(needs(r#"span[op="a"] span[op="b"]"#), nesting);
+        assert_eq!(needs(r#"span[op="a"] > span"#), nesting);
+        assert_eq!(needs("span:has(span[status=error])"), nesting);
+        assert_eq!(needs("span[status=error]"), Some("`status`".to_owned()));
+        assert_eq!(
+            needs(r#"span[op="a"][job_id="1"]"#),
+            Some("`job_id`".to_owned())
+        );
+    }
+
+    #[test]
     fn selectors_parse_and_print_back() {
         for text in [
             "span",

@@ -1,7 +1,8 @@
 //! Replays against a service the harness did not write: started from a `service.toml` as a
-//! process per replay (or reached at a URL), configured through the contract's environment,
-//! its spans received over OTLP/HTTP. The timeline is the same as in-process; what differs is
-//! where spans come from and how the runner knows a step's spans have all arrived.
+//! process per replay, configured through the contract's environment, its spans received over
+//! OTLP/HTTP (or, from a log-only service, its seed-format lines read from its stdout). The
+//! timeline is the same as in-process; what differs is where spans come from and how the
+//! runner knows a step's spans have all arrived.
 
 pub mod process;
 mod service;
