@@ -81,7 +81,7 @@ fn the_outcome_imports_only_what_records_the_facts() {
 
 #[test]
 fn the_receiver_imports_neither_the_runner_nor_the_reports() {
-    // The runner will import `receive`; `report` renders what it builds, from `cli`.
+    // The runner imports `receive`; `report` renders what it builds, from `cli`.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("harness");
     let (top, _) = graphs(&root, &rust_files(&root));
     let allowed = set(&["clock", "contract", "trace"]);
