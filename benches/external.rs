@@ -1,7 +1,8 @@
 //! What a replay against an external service costs next to the in-process replay: the five
 //! seed scenarios replayed in-process and against `trace-harness serve --contract` started per
 //! replay from `examples/own-service/service.toml` (spans over OTLP/HTTP, completeness by
-//! rules), and, separately, what starting that process until it is ready costs.
+//! rules); five replays that do no work, both ways, for the fixed cost of an external replay;
+//! and, separately, what starting that process until it is ready and stopping it costs.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -54,20 +55,62 @@ fn five_scenarios(c: &mut Criterion) {
     group.finish();
 }
 
-/// Spawning `serve --contract` until its readiness line, then SIGTERM and its exit: what each
-/// external replay pays once (and once more per restart).
+/// A scenario whose one step (a cron call with nothing due) does no work: replayed in-process
+/// and externally, the difference is what an external replay costs beyond its work.
+const IDLE: &str = r#"
+description = "one webhook cron call with no job due"
+seed = 1
+
+[[timeline]]
+at = "0s"
+cron = "webhooks"
+"#;
+
+/// Five idle replays (as many as there are scenarios), in-process and external.
+fn idle_replays(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("idle.toml");
+    std::fs::write(&path, IDLE).unwrap_or_else(|e| panic!("{e}"));
+    let idle = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let service = own_service();
+    let mut group = c.benchmark_group("five_idle_replays");
+    group.sample_size(20);
+    group.bench_function("in_process", |b| {
+        b.iter(|| {
+            for _ in 0..5 {
+                replay(&idle, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+            }
+        })
+    });
+    group.bench_function("external", |b| {
+        b.iter(|| {
+            for _ in 0..5 {
+                replay_against(&idle, ReplayOptions::default(), Some(&service))
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        })
+    });
+    group.finish();
+}
+
+/// Spawning `serve --contract` as a replay does (a new database, spans to an OTLP endpoint)
+/// until its readiness line, then SIGTERM and its exit: what each external replay pays once
+/// (and once more per restart).
 fn process_start(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let database = dir.path().join("booking.sqlite3");
     let mut group = c.benchmark_group("process");
     group.sample_size(20);
+    let mut n = 0;
     group.bench_function("start_until_ready_and_stop", |b| {
         b.iter(|| {
+            n += 1;
+            let database = dir.path().join(format!("booking-{n}.sqlite3"));
             let mut child = Command::new(env!("CARGO_BIN_EXE_trace-harness"))
                 .args(["serve", "--contract"])
                 .env("PORT", "0")
                 .env("DATABASE_PATH", &database)
-                .env("OTEL_TRACES_EXPORTER", "none")
+                // Nothing is exported by a service that served no request: no receiver needed.
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -81,11 +124,12 @@ fn process_start(c: &mut Criterion) {
             let pid = nix::unistd::Pid::from_raw(child.id() as i32);
             nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
                 .unwrap_or_else(|e| panic!("{e}"));
-            child.wait().unwrap_or_else(|e| panic!("{e}"));
+            let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+            assert!(status.success(), "{status}");
         })
     });
     group.finish();
 }
 
-criterion_group!(benches, five_scenarios, process_start);
+criterion_group!(benches, five_scenarios, idle_replays, process_start);
 criterion_main!(benches);
