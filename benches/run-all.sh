@@ -24,6 +24,8 @@ for run in "--flows 4000:in-process" "--flows 4000 --http:http-1" "--flows 4000 
     { echo "trace-harness overhead $args"; CI=1 ./target/release/trace-harness overhead $args 2>/dev/null; } \
         > "target/criterion/overhead/$name.txt"
 done
+# External replays against in-process, interleaved CLI rounds (report.py reads the medians).
+bash benches/external.sh > target/criterion/external.txt
 if command -v valgrind >/dev/null; then
     bash benches/instructions.sh > target/criterion/instructions.txt
     bash benches/instructions.sh --flow > target/criterion/instructions-flow.txt

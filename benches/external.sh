@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# External replays against in-process ones, measured as interleaved rounds of the CLI, so a
+# machine whose speed drifts (a shared 2-core VM, a disk that stalls) moves both sides alike:
+# per round, the five scenarios repeated N times in-process and externally, then as many
+# replays of a one-step scenario that does no work (a cron call with nothing due) both ways.
+# The idle pair's difference is the fixed cost of an external replay (process start and stop,
+# its database, its receiver); the target compares what is left with in-process.
+#
+#   bash benches/external.sh [ROUNDS] [REPEAT]      # defaults 5 rounds, --repeat 20
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+repeat=${2:-20}
+cargo build --release -q
+bin=target/release/trace-harness
+service=examples/own-service/service.toml
+idle_dir=$(mktemp -d)
+trap 'rm -rf "$idle_dir"' EXIT
+cat > "$idle_dir/idle.toml" <<'TOML'
+description = "one webhook cron call with no job due"
+seed = 1
+
+[[timeline]]
+at = "0s"
+cron = "webhooks"
+TOML
+replays=$((repeat * $(ls scenarios/*.toml | wc -l)))
+# Milliseconds per replay of one CLI run.
+per_replay() {
+    local start end
+    start=$(date +%s%N)
+    CI=true "$bin" run "$@" --jobs 1 > /dev/null
+    end=$(date +%s%N)
+    awk -v ns=$((end - start)) -v n="$replays" 'BEGIN {printf "%.3f", ns / 1000000 / n}'
+}
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+: > "$idle_dir/results"
+for round in $(seq "$rounds"); do
+    inside=$(per_replay scenarios/ --repeat "$repeat")
+    outside=$(per_replay scenarios/ --repeat "$repeat" --service "$service")
+    idle_in=$(per_replay "$idle_dir/idle.toml" --repeat "$replays")
+    idle_out=$(per_replay "$idle_dir/idle.toml" --repeat "$replays" --service "$service")
+    echo "$inside $outside $idle_in $idle_out" >> "$idle_dir/results"
+    echo "round $round: in-process $inside ms, external $outside ms, idle in-process $idle_in ms, idle external $idle_out ms (per replay)"
+done
+col() { awk "{print \$$1}" "$idle_dir/results" | median; }
+inside=$(col 1); outside=$(col 2); idle_in=$(col 3); idle_out=$(col 4)
+ratios=$(awk '{f = $4 - $3; printf "%.3f %.3f\n", ($2 - f) / $1, $2 / $1}' "$idle_dir/results")
+echo "median per replay: in-process $inside ms, external $outside ms, idle in-process $idle_in ms, idle external $idle_out ms"
+echo "fixed cost of an external replay (idle external - idle in-process), median: $(awk -v a="$idle_out" -v b="$idle_in" 'BEGIN {printf "%.3f", a - b}') ms"
+echo "external without its fixed cost / in-process, per round: $(echo "$ratios" | awk '{print $1}' | tr '\n' ' ')"
+echo "median: $(echo "$ratios" | awk '{print $1}' | median)x; with the fixed cost: $(echo "$ratios" | awk '{print $2}' | median)x"
