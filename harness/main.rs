@@ -37,7 +37,7 @@ struct Cli {
 enum Command {
     /// Replay scenario files and check their traces.
     #[command(
-        after_help = "Examples:\n  trace-harness run scenarios/\n  trace-harness run scenarios/calendar_failure.toml --format logs\n  trace-harness run scenarios/ --format request-ids --side-by-side\n  trace-harness run scenarios/ --format junit --out target/trace-harness\n  trace-harness run scenarios/ --shard 1/2      # this CI machine's half\n  trace-harness run scenarios/ --service examples/own-service/service.toml\n  trace-harness run scenarios/ --service examples/own-service/logs-only.toml  # judged by its log lines"
+        after_help = "Examples:\n  trace-harness run scenarios/\n  trace-harness run scenarios/calendar_failure.toml --format logs\n  trace-harness run scenarios/ --format request-ids --side-by-side\n  trace-harness run scenarios/ --format junit --out target/trace-harness\n  trace-harness run scenarios/ --shard 1/2      # this CI machine's half\n  trace-harness run scenarios/ --service examples/own-service/service.toml\n  trace-harness run scenarios/ --service examples/own-service/logs-only.toml  # judged by its log lines\n  trace-harness run scenarios/calendar_failure.toml --service running.toml --print-env  # for a service you start"
     )]
     Run(RunArgs),
     /// List scenarios with their descriptions.
@@ -247,10 +247,15 @@ struct RunArgs {
     #[arg(long)]
     no_tracing: bool,
     /// Replay against the service FILE declares (a `service.toml`: its command, environment
-    /// and readiness), started per replay, instead of the in-process one; its spans arrive
-    /// over OTLP/HTTP, or its seed-format log lines on stdout. See CONTRACT.md.
+    /// and readiness, started per replay; or the `url` of one already running) instead of the
+    /// in-process one; its spans arrive over OTLP/HTTP, or its seed-format log lines on
+    /// stdout. See CONTRACT.md.
     #[arg(long, value_name = "FILE")]
     service: Option<PathBuf>,
+    /// With a `--service` file that has a `url`: print, for each scenario, the environment to
+    /// start that service with (as `export` lines for a POSIX shell), and replay nothing.
+    #[arg(long, requires = "service")]
+    print_env: bool,
     /// Show attendee names and e-mail addresses in every output and export; by default they
     /// are replaced by `[redacted name]` and `[redacted email]`.
     #[arg(long)]
@@ -424,6 +429,7 @@ impl From<RunArgs> for RunOptions {
             shard: args.shard,
             no_tracing: args.no_tracing,
             service: args.service,
+            print_env: args.print_env,
             show_personal_data: args.show_personal_data,
             epoch: args.epoch,
             repeat: args.repeat,

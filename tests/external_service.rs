@@ -489,3 +489,166 @@ fn a_service_that_sends_malformed_telemetry_fails_its_replay_saying_so() {
         );
     }
 }
+
+/// A loopback port nothing listens on now.
+fn unused_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port()
+}
+
+#[test]
+fn a_service_already_running_is_replayed_at_its_url_with_the_environment_print_env_gives() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let [service_port, receiver, google, subscriber] = [(); 4].map(|()| unused_port());
+    let path = dir.path().join("running.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "url = \"http://127.0.0.1:{service_port}\"\nreceiver = \"127.0.0.1:{receiver}\"\nquiet = \"0s\"\n\
+             [mocks]\ngoogle_calendar = \"127.0.0.1:{google}\"\nwebhook_subscriber = [\"127.0.0.1:{subscriber}\"]\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let path = path.to_str().unwrap_or_default();
+    let scenario = "scenarios/calendar_failure.toml";
+
+    // Nothing runs there yet: bad input, saying what to do.
+    let output = trace_harness(&["run", scenario, "--service", path]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no service answers at http://127.0.0.1:{service_port}"
+        )),
+        "{stderr}"
+    );
+
+    // The environment to start it with, as `export` lines.
+    let output = trace_harness(&["run", scenario, "--service", path, "--print-env"]);
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{printed}");
+    let mut vars: Vec<(String, String)> = printed
+        .lines()
+        .filter_map(|line| line.strip_prefix("export "))
+        .map(|line| {
+            let (name, value) = line.split_once('=').unwrap_or_else(|| panic!("{line}"));
+            let value = shlex::split(value)
+                .unwrap_or_else(|| panic!("{value}"))
+                .concat();
+            (name.to_owned(), value)
+        })
+        .collect();
+    let var = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} in:\n{printed}"))
+    };
+    assert_eq!(var("PORT"), service_port.to_string());
+    assert_eq!(
+        var("GOOGLE_CALENDAR_API_URL"),
+        format!("http://127.0.0.1:{google}")
+    );
+    assert_eq!(
+        var("WEBHOOK_SUBSCRIBER_URLS"),
+        format!("[\"http://127.0.0.1:{subscriber}/webhook\"]")
+    );
+    assert_eq!(
+        var("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        format!("http://127.0.0.1:{receiver}")
+    );
+    // A database of this test's own.
+    vars.retain(|(k, _)| k != "DATABASE_PATH");
+    vars.push((
+        "DATABASE_PATH".to_owned(),
+        dir.path().join("booking.sqlite3").display().to_string(),
+    ));
+
+    // Started by hand, then replayed against twice: the service outlives its replays.
+    let mut service = std::process::Command::new(env!("CARGO_BIN_EXE_trace-harness"))
+        .args(["serve", "--contract"])
+        .envs(vars)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = service.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(line.starts_with("listening on"), "{line}");
+    let inside = trace_harness(&["run", scenario, "--format", "logs"]);
+    let outside = trace_harness(&["run", scenario, "--format", "logs", "--service", path]);
+    let again = trace_harness(&["run", "scenarios/webhook_retries.toml", "--service", path]);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(service.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = service.wait();
+    let outside_text = String::from_utf8_lossy(&outside.stdout);
+    assert_eq!(outside.status.code(), Some(0), "{outside_text}");
+    assert_eq!(outside_text, String::from_utf8_lossy(&inside.stdout));
+    // Another scenario on the same addresses runs too (its verdict is not this test's point:
+    // the service was started with calendar_failure's event types).
+    let again_text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(again_text.contains("== webhook_retries"), "{again_text}");
+}
+
+#[test]
+fn a_service_already_running_cannot_be_restarted_and_needs_an_address_per_mock() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    let path = dir.path().join("running.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "url = \"http://127.0.0.1:{port}\"\nreceiver = \"127.0.0.1:{}\"\n",
+            unused_port()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let scenario = dir.path().join("restart.toml");
+    std::fs::write(
+        &scenario,
+        "description = \"a restart\"\nseed = 1\n\n[[timeline]]\nat = \"0s\"\nrestart = true\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Something listens (the test's socket), so the harness gets as far as the restart.
+    let output = trace_harness(&[
+        "run",
+        scenario.to_str().unwrap_or_default(),
+        "--service",
+        path.to_str().unwrap_or_default(),
+    ]);
+    // Its [mocks] give no address for calendar_failure's Google Calendar mock.
+    let unplaced = trace_harness(&[
+        "run",
+        "scenarios/calendar_failure.toml",
+        "--service",
+        path.to_str().unwrap_or_default(),
+    ]);
+    drop(listener);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("a restart step needs a service the harness starts"),
+        "{stderr}"
+    );
+    let stderr = String::from_utf8_lossy(&unplaced.stderr);
+    assert_eq!(unplaced.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("scenario `calendar_failure` has 1 `google_calendar` mock(s) and [mocks] gives 0 address(es) for them (mock `google` has none)"),
+        "{stderr}"
+    );
+}

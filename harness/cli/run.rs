@@ -1,6 +1,7 @@
 //! `run`: selects and repeats scenarios, replays them, judges and redacts the outcomes, renders
 //! them in the chosen format, exports them over OTLP, and prints the summary.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -36,6 +37,8 @@ pub struct RunOptions {
     pub no_tracing: bool,
     /// Replay against the service this `service.toml` declares instead of the in-process one.
     pub service: Option<PathBuf>,
+    /// Print the environment a running service (`url`) needs for each scenario; replay nothing.
+    pub print_env: bool,
     /// Show attendee names and e-mail addresses instead of redacting them.
     pub show_personal_data: bool,
     /// The real instant virtual time zero stands for in exported timestamps.
@@ -107,6 +110,9 @@ pub fn run(options: &RunOptions) -> Exit {
             return Exit::BadInput;
         }
     };
+    if options.print_env {
+        return print_env(&scenarios, service.as_ref());
+    }
     let jobs = options
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -175,6 +181,37 @@ pub fn run(options: &RunOptions) -> Exit {
     } else {
         Exit::Success
     }
+}
+
+/// `--print-env`: per scenario, the `export` lines that start a service already running as
+/// its replay needs it.
+fn print_env(scenarios: &[Scenario], service: Option<&ServiceSpec>) -> Exit {
+    let mut out = String::new();
+    for scenario in scenarios {
+        // A new database per run; the name says for which scenario.
+        let database =
+            std::env::temp_dir().join(format!("trace-harness-{}.sqlite3", scenario.name));
+        let Some(vars) =
+            service.and_then(|spec| runner::running_service_env(scenario, spec, database))
+        else {
+            eprintln!(
+                "error: --print-env needs a service file with `url = …`: a service the harness starts gets its environment anew at every replay"
+            );
+            return Exit::BadInput;
+        };
+        let _ = writeln!(
+            out,
+            "# {}: start the service with this environment and a new database",
+            scenario.name
+        );
+        for (name, value) in vars {
+            // Quoting fails only on a NUL byte, which no contract value holds.
+            let quoted = shlex::try_quote(&value).unwrap_or_else(|_| value.clone().into());
+            let _ = writeln!(out, "export {name}={quoted}");
+        }
+    }
+    print!("{out}");
+    Exit::Success
 }
 
 /// The scenarios to replay (filtered, sharded, repeated) and each one's anchor: a repetition

@@ -35,6 +35,14 @@ pub enum MockKind {
 }
 
 impl MockKind {
+    /// Every kind, in the order scenario files list them.
+    pub const ALL: [MockKind; 4] = [
+        MockKind::GoogleCalendar,
+        MockKind::Stripe,
+        MockKind::WebhookSubscriber,
+        MockKind::EmailProvider,
+    ];
+
     /// The kind's name in scenario files (`kind = "google_calendar"`).
     pub fn name(self) -> &'static str {
         match self {
@@ -254,20 +262,26 @@ impl MockService {
         routes: &BTreeMap<String, Vec<MockBehaviour>>,
         secret: Option<String>,
     ) -> Self {
-        Self::launch(name, kind, routes, secret, true).await
+        Self::launch(name, kind, routes, secret, true, None).await
     }
 
     /// [`MockService::start_verifying`], recording the requests it receives only if `record`:
     /// a run that never reads [`MockService::received`] need not keep a copy of every request.
-    /// Unrecorded, `received` is empty.
+    /// Unrecorded, `received` is empty. On `listener` when given (a fixed address a running
+    /// service was told), else on a new loopback port.
     pub(crate) async fn launch(
         name: &str,
         kind: MockKind,
         routes: &BTreeMap<String, Vec<MockBehaviour>>,
         secret: Option<String>,
         record: bool,
+        listener: Option<std::net::TcpListener>,
     ) -> Self {
         let builder = MockServer::builder();
+        let builder = match listener {
+            Some(listener) => builder.listener(listener),
+            None => builder,
+        };
         let builder = if record {
             builder
         } else {
@@ -354,7 +368,7 @@ impl MockService {
     }
 }
 
-const WEBHOOK_PATH: &str = "/webhook";
+pub(crate) const WEBHOOK_PATH: &str = "/webhook";
 
 fn header(request: &Request, name: &str) -> Option<String> {
     let value = request.headers.get(name)?;

@@ -93,6 +93,30 @@ pub enum ReplayError {
     /// The replay's HTTP client could not be built.
     #[error("cannot build the replay's HTTP client: {0}")]
     Client(String),
+    /// A service already running (`url`) does not accept connections.
+    #[error("no service answers at {url} ({reason}): start it first, with the environment `trace-harness run … --service FILE --print-env` prints")]
+    NotRunning {
+        /// Its URL.
+        url: String,
+        /// What connecting said.
+        reason: String,
+    },
+    /// A `restart = true` step against a service the harness did not start.
+    #[error("a restart step needs a service the harness starts; the one at {url} is already running (use `command = […]`)")]
+    CannotRestart {
+        /// Its URL.
+        url: String,
+    },
+    /// A mock could not listen on the fixed address a running service was told.
+    #[error("mock `{mock}` cannot listen on {addr}: {source}")]
+    MockListen {
+        /// The mock's name.
+        mock: String,
+        /// The address, from `[mocks]`.
+        addr: std::net::SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
     /// The OTLP receiver could not listen.
     #[error("the OTLP receiver cannot listen on {addr}: {source}")]
     Receiver {
@@ -137,6 +161,9 @@ impl ReplayError {
             self,
             ReplayError::ServiceFile { .. }
                 | ReplayError::Receiver { .. }
+                | ReplayError::NotRunning { .. }
+                | ReplayError::CannotRestart { .. }
+                | ReplayError::MockListen { .. }
                 | ReplayError::Process(
                     external::ProcessError::Spawn { .. }
                         | external::ProcessError::NotReady { .. }
@@ -208,6 +235,32 @@ pub fn replay_against(
     Ok(observed.with_spans(scenario, options, store.snapshot()))
 }
 
+/// The environment a service already running (`spec` has a `url`) must be started with to
+/// replay `scenario`: the contract's variables (§3 of CONTRACT.md) with the fixed addresses of
+/// `spec`'s receiver and mocks, and `database` as its new database. `None` for a service the
+/// harness starts, which gets its own per replay.
+pub fn running_service_env(
+    scenario: &Scenario,
+    spec: &ServiceSpec,
+    database: std::path::PathBuf,
+) -> Option<Vec<(String, String)>> {
+    let running = spec.running.as_ref()?;
+    let world = world::World::of(scenario);
+    let mut taken: std::collections::BTreeMap<&str, usize> = Default::default();
+    let urls: Vec<_> = world
+        .mock_kinds()
+        .into_iter()
+        .filter_map(|(_, kind)| {
+            let n = taken.entry(kind.name()).or_default();
+            let addr = running.mocks.get(kind.name())?.get(*n)?;
+            *n += 1;
+            Some((kind, format!("http://{addr}")))
+        })
+        .collect();
+    let config = world.pointed_at(database, urls.into_iter());
+    Some(external::running_env(&config, spec, running))
+}
+
 /// Replays several scenarios on up to `jobs` threads; results come back in input order.
 pub fn replay_all(
     scenarios: &[Scenario],
@@ -218,7 +271,8 @@ pub fn replay_all(
     run_isolated(scenarios, jobs, |s| replay(s, options), on_done)
 }
 
-/// [`replay_all`] against `external`, or in-process when `None`.
+/// [`replay_all`] against `external`, or in-process when `None`. A service already running
+/// (`url`) has one set of addresses, so its replays run one at a time whatever `jobs` says.
 pub fn replay_all_against(
     scenarios: &[Scenario],
     options: ReplayOptions,
@@ -226,6 +280,10 @@ pub fn replay_all_against(
     jobs: usize,
     on_done: impl Fn(&Scenario, &Result<ReplayOutcome, ReplayError>) + Sync,
 ) -> Vec<Result<ReplayOutcome, ReplayError>> {
+    let jobs = match external.and_then(|spec| spec.running.as_ref()) {
+        Some(_) => 1,
+        None => jobs,
+    };
     run_isolated(
         scenarios,
         jobs,

@@ -16,7 +16,7 @@ use crate::outcome::{PersonalKind, ReplayOutcome, SpanSource, StepKind, StepOutc
 use crate::scenario::{Action, Scenario};
 use crate::trace::{self, Captured, TraceContext};
 
-use super::external::{Caused, ExternalService, Received, ServiceSpec};
+use super::external::{bind_fixed_mocks, Caused, ExternalService, Received, ServiceSpec};
 use super::requests::{booking_request, cron_path, owned_header};
 use super::stripe::PaymentIntents;
 use super::world::World;
@@ -129,8 +129,16 @@ pub(super) async fn drive(
 ) -> Result<Observed, ReplayError> {
     // The database outlives restarts: it is dropped with this directory, after the replay.
     let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
-    let (mocks, mut config) = World::of(scenario)
-        .start(database.path().join("booking.sqlite3"), true)
+    let world = World::of(scenario);
+    // A service already running was told fixed addresses for its mocks: they listen there.
+    let listeners = match external.and_then(|spec| Some((spec, spec.running.as_ref()?))) {
+        Some((spec, running)) => {
+            bind_fixed_mocks(spec, running, &scenario.name, &world.mock_kinds())?
+        }
+        None => Vec::new(),
+    };
+    let (mocks, mut config) = world
+        .start_on(database.path().join("booking.sqlite3"), true, listeners)
         .await;
     let mut service = Running::start(&config, external, tracing).await?;
     // A foreign service that hangs must not hang the replay: its answers get the deadline.

@@ -3,11 +3,12 @@
 //! values, so starting it (and restarting the service) never goes back to the scenario.
 
 use std::collections::BTreeMap;
+use std::net::TcpListener;
 use std::path::PathBuf;
 
 use crate::booking::{PlantedBugs, ServiceConfig};
 use crate::contract::DEFAULT_WEBHOOK_SECRET;
-use crate::mocks::{MockBehaviour, MockKind, MockService};
+use crate::mocks::{MockBehaviour, MockKind, MockService, WEBHOOK_PATH};
 use crate::scenario::Scenario;
 
 /// One mock to start: its behaviours by route and, for a webhook subscriber, the secret it
@@ -59,6 +60,18 @@ impl World {
         database: PathBuf,
         record_mocks: bool,
     ) -> (Vec<MockService>, ServiceConfig) {
+        self.start_on(database, record_mocks, Vec::new()).await
+    }
+
+    /// [`start`](Self::start), the `i`-th mock (in name order) on `listeners[i]` when that is
+    /// given: a fixed address a running service was told.
+    pub(crate) async fn start_on(
+        &self,
+        database: PathBuf,
+        record_mocks: bool,
+        listeners: Vec<Option<TcpListener>>,
+    ) -> (Vec<MockService>, ServiceConfig) {
+        let mut listeners = listeners.into_iter();
         let mut mocks = Vec::with_capacity(self.mocks.len());
         for plan in &self.mocks {
             mocks.push(
@@ -68,20 +81,45 @@ impl World {
                     &plan.routes,
                     plan.secret.clone(),
                     record_mocks,
+                    listeners.next().flatten(),
                 )
                 .await,
             );
         }
+        let config = self.pointed_at(
+            database,
+            mocks.iter().map(|mock| (mock.kind, mock.base_url())),
+        );
+        (mocks, config)
+    }
+
+    /// The mocks' names and kinds, in the order they start.
+    pub(crate) fn mock_kinds(&self) -> Vec<(&str, MockKind)> {
+        self.mocks
+            .iter()
+            .map(|m| (m.name.as_str(), m.kind))
+            .collect()
+    }
+
+    /// The service's configuration with `database` and the mocks at `base_urls` (each mock's
+    /// kind and base URL, in start order).
+    pub(crate) fn pointed_at(
+        &self,
+        database: PathBuf,
+        base_urls: impl Iterator<Item = (MockKind, String)>,
+    ) -> ServiceConfig {
         let mut config = self.service.clone();
         config.database = database;
-        for mock in &mocks {
-            match mock.kind {
-                MockKind::GoogleCalendar => config.google_calendar_url = mock.base_url(),
-                MockKind::Stripe => config.stripe_url = mock.base_url(),
-                MockKind::EmailProvider => config.email_url = mock.base_url(),
-                MockKind::WebhookSubscriber => config.webhook_subscribers.push(mock.webhook_url()),
+        for (kind, url) in base_urls {
+            match kind {
+                MockKind::GoogleCalendar => config.google_calendar_url = url,
+                MockKind::Stripe => config.stripe_url = url,
+                MockKind::EmailProvider => config.email_url = url,
+                MockKind::WebhookSubscriber => config
+                    .webhook_subscribers
+                    .push(format!("{url}{WEBHOOK_PATH}")),
             }
         }
-        (mocks, config)
+        config
     }
 }

@@ -10,7 +10,9 @@ mod settle;
 pub mod spec;
 
 pub use process::{ProcessError, BEFORE_READY, DURING_REPLAY};
-pub use spec::{Protocol, Readiness, ServiceClock, ServiceSpec, SpecError, Telemetry};
+pub use spec::{
+    Protocol, Readiness, RunningService, ServiceClock, ServiceSpec, SpecError, Telemetry,
+};
 
-pub(crate) use service::{ExternalService, Received};
+pub(crate) use service::{bind_fixed_mocks, running_env, ExternalService, Received};
 pub(crate) use settle::Caused;

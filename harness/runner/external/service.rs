@@ -1,15 +1,16 @@
 //! One replay's external service: its process (restarted on the same database), the receiver
 //! its spans arrive at, and the wait after each step until the step's telemetry is complete.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::process::{free_port, ServiceProcess, EXIT_GRACE};
 use super::settle::{missing, Caused};
-use super::spec::{expand, ServiceClock, ServiceSpec, Telemetry, HARNESS_BIN_VAR};
+use super::spec::{expand, RunningService, ServiceClock, ServiceSpec, Telemetry, HARNESS_BIN_VAR};
 use crate::booking::ServiceConfig;
 use crate::contract::{env, OPERATIONS};
+use crate::mocks::MockKind;
 use crate::outcome::{ForeignTrace, SpanSource, StepOutcome};
 use crate::receive::{from_lines, Inbox, Receiver, TimeBase};
 use crate::runner::ReplayError;
@@ -45,7 +46,10 @@ impl<'s> ExternalService<'s> {
         tracing: bool,
     ) -> Result<ExternalService<'s>, ReplayError> {
         let inbox = Arc::new(Inbox::new());
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let addr = match &spec.running {
+            Some(running) => running.receiver,
+            None => std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
         let receiver = Receiver::start(addr, inbox.clone())
             .await
             .map_err(|e| ReplayError::Receiver { addr, source: e })?;
@@ -58,7 +62,13 @@ impl<'s> ExternalService<'s> {
             inbox,
             earlier_stdout: Vec::new(),
         };
-        service.launch(config).await?;
+        match &spec.running {
+            Some(running) => {
+                reachable(&running.url).await?;
+                service.url = running.url.clone();
+            }
+            None => service.launch(config).await?,
+        }
         Ok(service)
     }
 
@@ -116,6 +126,11 @@ impl<'s> ExternalService<'s> {
 
     /// Stops the process and starts a new one on the same database.
     pub(crate) async fn restart(&mut self, config: &ServiceConfig) -> Result<(), ReplayError> {
+        if let Some(running) = &self.spec.running {
+            return Err(ReplayError::CannotRestart {
+                url: running.url.clone(),
+            });
+        }
         if let Some(process) = self.process.take() {
             self.earlier_stdout.extend(process.stop().await);
         }
@@ -315,6 +330,82 @@ impl<'s> ExternalService<'s> {
             ServiceClock::Own => TimeBase::EarliestSpan,
         }
     }
+}
+
+/// An error unless something accepts connections at `url`'s host and port: a service already
+/// running must be running before its first replay.
+async fn reachable(url: &str) -> Result<(), ReplayError> {
+    let not_running = |reason: String| ReplayError::NotRunning {
+        url: url.to_owned(),
+        reason,
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| not_running(e.to_string()))?;
+    let host = parsed.host_str().unwrap_or_default().to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map(drop)
+        .map_err(|e| not_running(e.to_string()))
+}
+
+/// Binds, for a service already running, each of `world`'s mocks (name, kind; in start order)
+/// to the next `[mocks]` address of its kind.
+pub(crate) fn bind_fixed_mocks(
+    spec: &ServiceSpec,
+    running: &RunningService,
+    scenario: &str,
+    world: &[(&str, MockKind)],
+) -> Result<Vec<Option<std::net::TcpListener>>, ReplayError> {
+    let mut taken: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut listeners = Vec::with_capacity(world.len());
+    for (name, kind) in world {
+        let n = taken.entry(kind.name()).or_default();
+        let given = running
+            .mocks
+            .get(kind.name())
+            .map_or(&[][..], Vec::as_slice);
+        let Some(addr) = given.get(*n).copied() else {
+            let wanted = world.iter().filter(|(_, k)| k == kind).count();
+            return Err(ReplayError::ServiceFile {
+                path: spec.path.clone(),
+                reason: format!(
+                    "scenario `{scenario}` has {wanted} `{}` mock(s) and [mocks] gives {} address(es) for them (mock `{name}` has none)",
+                    kind.name(),
+                    given.len()
+                ),
+            });
+        };
+        *n += 1;
+        let listener =
+            std::net::TcpListener::bind(addr).map_err(|source| ReplayError::MockListen {
+                mock: (*name).to_owned(),
+                addr,
+                source,
+            })?;
+        listeners.push(Some(listener));
+    }
+    Ok(listeners)
+}
+
+/// The environment a service already running must have been started with to replay
+/// `config`'s world (its mocks at their `[mocks]` addresses), `database` its new database:
+/// what `run --print-env` prints.
+pub(crate) fn running_env(
+    config: &ServiceConfig,
+    spec: &ServiceSpec,
+    running: &RunningService,
+) -> Vec<(String, String)> {
+    let port = reqwest::Url::parse(&running.url)
+        .ok()
+        .and_then(|u| u.port_or_known_default())
+        .unwrap_or(80);
+    contract_env(
+        config,
+        spec,
+        port,
+        &format!("http://{}", running.receiver),
+        true,
+    )
 }
 
 /// The contract's environment for a service configured as `config`, listening on `port` and

@@ -3,12 +3,14 @@
 //! errors point at the file, line and column.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::clock::parse_duration;
+use crate::mocks::MockKind;
 use crate::scenario::{locate, Located};
 
 /// The variable the harness sets to its own executable, for `command = ["${TRACE_HARNESS_BIN}",
@@ -43,7 +45,27 @@ pub struct ServiceSpec {
     pub quiet: Duration,
     /// The longest a step may take to settle; past it the replay fails, naming what is missing.
     pub deadline: Duration,
+    /// With `url`: a service already running, which the harness reaches instead of starting
+    /// one (then `argv` is empty).
+    pub running: Option<RunningService>,
 }
+
+/// A service started by hand (`url = …`), to debug it while the harness replays against it.
+/// The harness cannot tell it anything, so everything it must reach listens at fixed
+/// addresses it was started with; `run --print-env` prints that environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunningService {
+    /// Its base URL, `http://host:port`.
+    pub url: String,
+    /// Where the harness's OTLP receiver listens, for the service's exporter.
+    pub receiver: SocketAddr,
+    /// Where each kind's mocks listen, in the order the scenario's mocks of that kind (by
+    /// name) take them.
+    pub mocks: BTreeMap<MockKindKey, Vec<SocketAddr>>,
+}
+
+/// A mock kind as a `[mocks]` key.
+pub type MockKindKey = String;
 
 /// How the harness knows a started process is ready.
 #[derive(Clone, Debug, PartialEq)]
@@ -99,6 +121,8 @@ struct RawSpec {
     #[serde(default)]
     env: BTreeMap<toml::Spanned<String>, String>,
     url: Option<toml::Spanned<String>>,
+    receiver: Option<toml::Spanned<String>>,
+    mocks: Option<toml::Spanned<BTreeMap<String, OneOrMany>>>,
     ready: Option<RawReady>,
     telemetry: Option<toml::Spanned<String>>,
     protocol: Option<toml::Spanned<String>>,
@@ -106,6 +130,14 @@ struct RawSpec {
     service_name: Option<String>,
     quiet: Option<toml::Spanned<String>>,
     deadline: Option<toml::Spanned<String>>,
+}
+
+/// `"IP:port"` or `["IP:port", …]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Deserialize)]
@@ -161,14 +193,45 @@ impl ServiceSpec {
             &ready.and_then(|r| r.timeout.clone()),
             Duration::from_secs(30),
         )?;
-        if let Some(url) = &raw.url {
-            return Err(at(
-                url.span().start,
-                "`url` (a service already running) is not supported: the harness gives each \
-                 replay's service its mocks' addresses, new for every replay, so it must start \
-                 the service itself with `command = [\"program\", …]`"
-                    .to_owned(),
-            ));
+        let running = match &raw.url {
+            Some(url) => Some(running_service(&raw, url, text, &at)?),
+            None => {
+                for (key, present) in [
+                    ("receiver", raw.receiver.as_ref().map(|r| r.span().start)),
+                    ("mocks", raw.mocks.as_ref().map(|m| m.span().start)),
+                ] {
+                    if let Some(offset) = present {
+                        return Err(at(
+                            text[..offset].rfind(key).unwrap_or(offset),
+                            format!("`{key}` is for a service already running (`url = …`); a service the harness starts gets its addresses per replay"),
+                        ));
+                    }
+                }
+                None
+            }
+        };
+        if running.is_some() {
+            return Ok(ServiceSpec {
+                path: path.to_owned(),
+                argv: Vec::new(),
+                dir: ".".to_owned(),
+                base: path.parent().unwrap_or(Path::new(".")).to_owned(),
+                env: BTreeMap::new(),
+                ready: Readiness::Port,
+                ready_timeout,
+                telemetry: match raw.protocol.as_ref().map(|p| p.get_ref().as_str()) {
+                    Some("http/json") => Telemetry::Otlp(Protocol::Json),
+                    _ => Telemetry::Otlp(Protocol::Protobuf),
+                },
+                clock: clock_of(&raw.clock, &at)?,
+                service_name: raw
+                    .service_name
+                    .clone()
+                    .unwrap_or_else(|| crate::contract::DEFAULT_SERVICE_NAME.to_owned()),
+                quiet: duration(&raw.quiet, Duration::from_millis(20))?,
+                deadline: duration(&raw.deadline, Duration::from_secs(10))?,
+                running,
+            });
         }
         let Some(command) = raw.command else {
             return Err(at(
@@ -239,19 +302,7 @@ impl ServiceSpec {
                 }
             },
         };
-        let clock = match raw.clock {
-            None => ServiceClock::Virtual,
-            Some(c) => match c.get_ref().as_str() {
-                "virtual" => ServiceClock::Virtual,
-                "own" => ServiceClock::Own,
-                other => {
-                    return Err(at(
-                        c.span().start,
-                        format!("`clock` is `virtual` or `own`, not `{other}`"),
-                    ))
-                }
-            },
-        };
+        let clock = clock_of(&raw.clock, &at)?;
         Ok(ServiceSpec {
             path: path.to_owned(),
             argv: command.into_inner(),
@@ -267,8 +318,126 @@ impl ServiceSpec {
                 .unwrap_or_else(|| crate::contract::DEFAULT_SERVICE_NAME.to_owned()),
             quiet: duration(&raw.quiet, Duration::from_millis(20))?,
             deadline: duration(&raw.deadline, Duration::from_secs(10))?,
+            running: None,
         })
     }
+}
+
+/// `clock = "virtual" | "own"`.
+fn clock_of(
+    clock: &Option<toml::Spanned<String>>,
+    at: &impl Fn(usize, String) -> SpecError,
+) -> Result<ServiceClock, SpecError> {
+    match clock {
+        None => Ok(ServiceClock::Virtual),
+        Some(c) => match c.get_ref().as_str() {
+            "virtual" => Ok(ServiceClock::Virtual),
+            "own" => Ok(ServiceClock::Own),
+            other => Err(at(
+                c.span().start,
+                format!("`clock` is `virtual` or `own`, not `{other}`"),
+            )),
+        },
+    }
+}
+
+/// `url`, `receiver` and `[mocks]` of a service already running; none of what only a started
+/// process has (`command`, `dir`, `[env]`, `ready`, log-only telemetry).
+fn running_service(
+    raw: &RawSpec,
+    url: &toml::Spanned<String>,
+    text: &str,
+    at: &impl Fn(usize, String) -> SpecError,
+) -> Result<RunningService, SpecError> {
+    let started_only = [
+        ("command", raw.command.as_ref().map(|c| c.span().start)),
+        (
+            "dir",
+            raw.dir.as_ref().map(|_| text.find("dir").unwrap_or(0)),
+        ),
+        (
+            "env",
+            (!raw.env.is_empty()).then(|| text.find("[env]").unwrap_or(0)),
+        ),
+        (
+            "ready",
+            raw.ready.as_ref().map(|_| text.find("ready").unwrap_or(0)),
+        ),
+    ];
+    for (key, present) in started_only {
+        if let Some(offset) = present {
+            return Err(at(
+                offset,
+                format!("`{key}` is for a service the harness starts; with `url` the service is already running"),
+            ));
+        }
+    }
+    if let Some(t) = raw.telemetry.as_ref().filter(|t| t.get_ref() != "otlp") {
+        return Err(at(
+            t.span().start,
+            "a service already running is judged by its spans (`telemetry = \"otlp\"`): the harness cannot read its standard output".to_owned(),
+        ));
+    }
+    let parsed = reqwest::Url::parse(url.get_ref()).ok().filter(|u| {
+        u.scheme() == "http" && u.host_str().is_some() && u.port_or_known_default().is_some()
+    });
+    if parsed.is_none() {
+        return Err(at(
+            url.span().start,
+            format!(
+                "`url` is the service's base URL, `http://host:port`, not `{}`",
+                url.get_ref()
+            ),
+        ));
+    }
+    let address = |value: &str, offset: usize| {
+        value.parse::<SocketAddr>().map_err(|_| {
+            at(
+                offset,
+                format!("`{value}` is not an address `IP:port` (for example `127.0.0.1:4318`)"),
+            )
+        })
+    };
+    let Some(receiver) = &raw.receiver else {
+        return Err(at(
+            url.span().start,
+            "with `url`, `receiver = \"IP:port\"` says where the harness's OTLP receiver listens: the address the running service exports to".to_owned(),
+        ));
+    };
+    let receiver = address(receiver.get_ref(), receiver.span().start)?;
+    let mut mocks = BTreeMap::new();
+    if let Some(table) = &raw.mocks {
+        let offset = table.span().start;
+        for (kind, addrs) in table.get_ref() {
+            if !MockKind::ALL.iter().any(|k| k.name() == kind) {
+                return Err(at(
+                    offset,
+                    format!(
+                        "[mocks] has `{kind}`, which is no mock kind; the kinds are {}",
+                        MockKind::ALL
+                            .iter()
+                            .map(|k| format!("`{}`", k.name()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            let list = match addrs {
+                OneOrMany::One(one) => vec![one.clone()],
+                OneOrMany::Many(many) => many.clone(),
+            };
+            let list = list
+                .iter()
+                .map(|a| address(a, offset))
+                .collect::<Result<Vec<_>, _>>()?;
+            mocks.insert(kind.clone(), list);
+        }
+    }
+    Ok(RunningService {
+        url: url.get_ref().trim_end_matches('/').to_owned(),
+        receiver,
+        mocks,
+    })
 }
 
 /// `text` with every `${NAME}` replaced by that variable's value from `lookup`; an unknown
@@ -344,6 +513,31 @@ mod tests {
     }
 
     #[test]
+    fn a_running_service_reads_with_its_fixed_addresses() {
+        let spec = parse(
+            "url = \"http://127.0.0.1:3000/\"\nreceiver = \"127.0.0.1:4318\"\n\
+             [mocks]\ngoogle_calendar = \"127.0.0.1:4401\"\n\
+             webhook_subscriber = [\"127.0.0.1:4402\", \"127.0.0.1:4403\"]\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(spec.argv.is_empty());
+        let running = spec.running.unwrap_or_else(|| panic!("no url"));
+        assert_eq!(running.url, "http://127.0.0.1:3000");
+        assert_eq!(running.receiver.to_string(), "127.0.0.1:4318");
+        let addrs = |kind: &str| -> Vec<String> {
+            running.mocks[kind]
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(addrs("google_calendar"), ["127.0.0.1:4401"]);
+        assert_eq!(
+            addrs("webhook_subscriber"),
+            ["127.0.0.1:4402", "127.0.0.1:4403"]
+        );
+    }
+
+    #[test]
     fn bad_files_say_where_and_what_was_expected() {
         let cases = [
             ("", "dir/service.toml:1:1: a service file needs `command"),
@@ -370,7 +564,31 @@ mod tests {
             ),
             (
                 "url = \"http://127.0.0.1:3000\"\n",
-                "1:7: `url` (a service already running) is not supported",
+                "1:7: with `url`, `receiver = \"IP:port\"` says where",
+            ),
+            (
+                "url = \"ftp://x\"\nreceiver = \"127.0.0.1:4318\"\n",
+                "1:7: `url` is the service's base URL, `http://host:port`",
+            ),
+            (
+                "url = \"http://127.0.0.1:3000\"\nreceiver = \"localhost\"\n",
+                "2:12: `localhost` is not an address `IP:port`",
+            ),
+            (
+                "url = \"http://127.0.0.1:3000\"\nreceiver = \"127.0.0.1:4318\"\ncommand = [\"x\"]\n",
+                "3:11: `command` is for a service the harness starts",
+            ),
+            (
+                "url = \"http://127.0.0.1:3000\"\nreceiver = \"127.0.0.1:4318\"\ntelemetry = \"logs\"\n",
+                "3:13: a service already running is judged by its spans",
+            ),
+            (
+                "url = \"http://127.0.0.1:3000\"\nreceiver = \"127.0.0.1:4318\"\n[mocks]\ngoogle = \"127.0.0.1:1\"\n",
+                "[mocks] has `google`, which is no mock kind",
+            ),
+            (
+                "command = [\"x\"]\nreceiver = \"127.0.0.1:4318\"\n",
+                "2:1: `receiver` is for a service already running",
             ),
             (
                 "command = [\"x\"]\nready = { stdout = \"a\", port = true }\n",
