@@ -652,3 +652,39 @@ fn a_service_already_running_cannot_be_restarted_and_needs_an_address_per_mock()
         "{stderr}"
     );
 }
+
+#[test]
+fn telemetry_that_never_arrives_fails_the_replay_at_the_deadline_naming_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("service.toml");
+    // The own service, exporting nothing: no span ever reaches the harness.
+    let script = "OTEL_TRACES_EXPORTER=none exec \"$0\" serve --contract";
+    std::fs::write(
+        &path,
+        format!(
+            "command = [\"sh\", \"-c\", {script:?}, {:?}]\nready = {{ stdout = \"listening on\" }}\ndeadline = \"300ms\"\n",
+            env!("CARGO_BIN_EXE_trace-harness")
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let output = trace_harness(&[
+        "run",
+        "scenarios/calendar_failure.toml",
+        "--service",
+        path.to_str().unwrap_or_default(),
+    ]);
+    let all = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("the telemetry of the step at 0s was still incomplete after 300ms; missing:"),
+        "{all}"
+    );
+    assert!(
+        all.contains("- the span serving the book request at 0s"),
+        "{all}"
+    );
+}
