@@ -555,3 +555,63 @@ fn on_a_terminal_run_draws_a_progress_bar_instead_of_lines() {
     assert!(!terminal.contains("replayed"), "{terminal:?}");
     assert!(terminal.contains("100 passed, 0 failed"), "{terminal:?}");
 }
+
+#[test]
+fn a_filter_or_shard_that_matches_nothing_is_bad_input_not_a_green_run() {
+    let output = trace_harness(&["run", "scenarios/", "--filter", "nomatch"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output)
+            .contains("no scenario's name contains `nomatch` in `scenarios/`: nothing to replay"),
+        "{}",
+        stderr(&output)
+    );
+    let empty = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let output = trace_harness(&["run", empty.path().to_str().unwrap_or_default()]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("the directory holds no *.toml scenario files"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn arguments_that_cannot_work_together_are_refused_before_any_replay() {
+    for (args, message) in [
+        (
+            &["run", "scenarios/", "--format", "html"][..],
+            "--format html writes one page per replay: give --out DIR",
+        ),
+        (
+            &["run", "scenarios/", "--side-by-side"][..],
+            "--side-by-side shows the request-ID view beside the traced one: it needs --format request-ids",
+        ),
+    ] {
+        let output = trace_harness(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
+        // Nothing was replayed: no summary line.
+        assert!(!stdout(&output).contains("passed"), "{args:?}: {}", stdout(&output));
+    }
+}
+
+#[test]
+fn files_written_with_out_are_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let output = trace_harness(&[
+        "run",
+        "scenarios/calendar_failure.toml",
+        "--format",
+        "junit",
+        "--out",
+        out.path().to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let mode = std::fs::metadata(out.path().join("junit.xml"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644, "{mode:o}");
+}

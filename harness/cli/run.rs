@@ -12,6 +12,7 @@ use super::{bad_input, write_atomically, Exit};
 use crate::expect;
 use crate::report::epoch::Epoch;
 use crate::report::otlp_http::{OtlpExporter, OtlpProtocol};
+use crate::report::text::View;
 use crate::report::{self, Format, Judged, Piece, RenderOptions, Replayed};
 use crate::runner::{self, ReplayOptions, ServiceSpec};
 use crate::scenario::{self, Scenario};
@@ -92,10 +93,27 @@ pub fn run(options: &RunOptions) -> Exit {
         Ok(selected) => selected,
         Err(errors) => return bad_input(errors),
     };
+    // A mistyped filter or an empty directory must not turn a CI run green.
     if scenarios.is_empty() {
-        eprintln!("no scenario matches: nothing to replay");
-        let _ = writeln!(std::io::stdout(), "0 passed, 0 failed");
-        return Exit::Success;
+        let why = match (&options.filter, options.shard) {
+            (Some(filter), _) => format!("no scenario's name contains `{filter}`"),
+            (None, Some(_)) => "this shard holds no scenario".to_owned(),
+            (None, None) => "no scenario file was found".to_owned(),
+        };
+        eprintln!(
+            "error: {why} in {}: nothing to replay",
+            shown_paths(&options.paths)
+        );
+        return Exit::BadInput;
+    }
+    // Arguments that cannot work together are said before anything is replayed.
+    if options.format == Format::Html && options.out.is_none() && scenarios.len() > 1 {
+        eprintln!("error: {}", report::RenderError::HtmlNeedsOut);
+        return Exit::BadInput;
+    }
+    if options.side_by_side && options.format != Format::Text(View::RequestIds) {
+        eprintln!("error: --side-by-side shows the request-ID view beside the traced one: it needs --format request-ids");
+        return Exit::BadInput;
     }
 
     let service = match options
@@ -181,6 +199,15 @@ pub fn run(options: &RunOptions) -> Exit {
     } else {
         Exit::Success
     }
+}
+
+/// The scenario paths as the user gave them, for messages.
+fn shown_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("`{}`", p.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `--print-env`: per scenario, the `export` lines that start a service already running as
