@@ -66,11 +66,16 @@ fn flow_traces(outcome: &ReplayOutcome, found: &mut Vec<Violation>) -> Vec<Trace
             None => violation(
                 found,
                 "one-trace-per-flow",
-                format!(
-                    "the booking at {} answered without an X-Trace-Id naming a captured trace (got {:?})",
-                    crate::clock::Compact(step.at),
-                    step.trace_id
-                ),
+                match &step.trace_id {
+                    Some(id) => format!(
+                        "the booking at {} answered with X-Trace-Id `{id}`, which names no captured trace",
+                        crate::clock::Compact(step.at)
+                    ),
+                    None => format!(
+                        "the booking at {} answered without an X-Trace-Id",
+                        crate::clock::Compact(step.at)
+                    ),
+                },
                 &[],
             ),
         }
@@ -346,8 +351,14 @@ fn mock_requests_carry_context(
             found.push(Violation {
                 invariant: "mock-requests-carry-context",
                 message: format!(
-                    "{} {} to mock `{}` carried no valid traceparent (got {:?})",
-                    request.method, request.path, request.mock, request.traceparent
+                    "{} {} to mock `{}` carried no valid traceparent{}",
+                    request.method,
+                    request.path,
+                    request.mock,
+                    match &request.traceparent {
+                        Some(value) => format!(" (it sent `{value}`)"),
+                        None => String::new(),
+                    }
                 ),
                 spans: vec![],
             });
@@ -357,17 +368,26 @@ fn mock_requests_carry_context(
         match sender {
             Some(span)
                 if span.trace_id == context.trace_id && flows.contains(&context.trace_id) => {}
-            Some(span) => violation(
+            Some(span) if span.trace_id != context.trace_id => violation(
                 found,
                 "mock-requests-carry-context",
                 format!(
-                    "{} {} to mock `{}` names span `{}` but trace {} (span's trace is {})",
+                    "{} {} to mock `{}` names span `{}` but trace {} (the span's trace is {})",
                     request.method,
                     request.path,
                     request.mock,
                     span.op,
                     context.trace_id,
                     span.trace_id
+                ),
+                &[span],
+            ),
+            Some(span) => violation(
+                found,
+                "mock-requests-carry-context",
+                format!(
+                    "{} {} to mock `{}` names span `{}` of trace {}, which no booking flow answered with",
+                    request.method, request.path, request.mock, span.op, context.trace_id
                 ),
                 &[span],
             ),
