@@ -271,8 +271,9 @@ def main():
             text = f.read()
         if "--http" in text.splitlines()[0] and "noise" not in text.splitlines()[0]:
             for line in text.splitlines():
-                if "traced/untraced" in line:
-                    overhead_ratios.append(float(line.split("traced/untraced")[1].split(";")[0]))
+                ratio_match = re.search(r"traced/untraced(?: ratios)? ([0-9.]+)", line)
+                if ratio_match:
+                    overhead_ratios.append(float(ratio_match.group(1)))
     overhead_ratio = sorted(overhead_ratios)[len(overhead_ratios) // 2] if overhead_ratios else None
     flow_instr = None
     flow_lines = None

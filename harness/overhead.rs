@@ -293,20 +293,26 @@ impl fmt::Display for OverheadReport {
                 "  A/A run: both sides untraced, so the overhead below is noise, not tracing"
             )?;
         }
+        // In an A/A run the second side is untraced too: named for what it is.
+        let (first, second) = if self.noise_floor {
+            ("untraced A", "untraced B")
+        } else {
+            ("untraced", "traced")
+        };
         for (name, cpu, wall) in [
-            ("untraced", self.untraced, self.untraced_wall),
-            ("traced", self.traced, self.traced_wall),
+            (first, self.untraced, self.untraced_wall),
+            (second, self.traced, self.traced_wall),
         ] {
             writeln!(
                 f,
-                "  {name:<9} {:>9.1} µs/flow CPU  (median; quartiles {:.1}–{:.1}); wall {:.1} µs/flow",
+                "  {name:<10} {:>8.1} µs/flow CPU  (median; quartiles {:.1}–{:.1}); wall {:.1} µs/flow",
                 cpu.median, cpu.p25, cpu.p75, wall.median
             )?;
         }
         let pct = |r: f64| (r - 1.0) * 100.0;
         writeln!(
             f,
-            "  overhead  {:>+8.1} %        (traced/untraced {:.3}; rounds' quartiles {:+.1} % to {:+.1} %)",
+            "  overhead  {:>+8.1} %        (median of the per-round traced/untraced ratios {:.3}; their quartiles {:+.1} % to {:+.1} %)",
             pct(self.ratio.median),
             self.ratio.median,
             pct(self.ratio.p25),

@@ -615,3 +615,30 @@ fn files_written_with_out_are_readable_by_others() {
         .mode();
     assert_eq!(mode & 0o777, 0o644, "{mode:o}");
 }
+
+#[test]
+fn overhead_says_what_its_figures_are_and_refuses_a_scenario_it_cannot_repeat() {
+    let output = trace_harness(&[
+        "overhead",
+        "--scenario",
+        "scenarios/slow_payment.toml",
+        "--flows",
+        "25",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("scenario `slow_payment` has stripe or restart steps"),
+        "{}",
+        stderr(&output)
+    );
+    let output = trace_harness(&["overhead", "--flows", "25", "--noise-floor"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(text.contains("\n  untraced A "), "{text}");
+    assert!(text.contains("\n  untraced B "), "{text}");
+    assert!(!text.contains("\n  traced "), "{text}");
+    assert!(
+        text.contains("(median of the per-round traced/untraced ratios "),
+        "{text}"
+    );
+}

@@ -54,7 +54,11 @@ pub fn overhead(path: &Path, options: &OverheadOptions) -> Exit {
             print!("{report}");
             Exit::Success
         }
-        Err(e @ overhead::OverheadError::Flows(_)) => fail(e),
+        // A scenario a load run cannot repeat is the input's fault, as a bad --flows is.
+        Err(
+            e @ (overhead::OverheadError::Flows(_)
+            | overhead::OverheadError::Load(crate::runner::load::LoadError::Unsupported(_))),
+        ) => fail(e),
         Err(e) => {
             eprintln!("error: {e}");
             Exit::Failed
