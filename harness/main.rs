@@ -306,7 +306,9 @@ enum Format {
     Timings,
     /// The same log lines as request-ID-only logging showed them.
     RequestIds,
-    /// One JSON document per replay: spans, log lines, requests, findings.
+    /// JSON: on standard output one array holding a document per replay; with --out one
+    /// `<scenario>.json` each. A document: scenario, seed, tracing, passed, violations,
+    /// failures, unchecked, kept_apart, spans, logs, steps, mock_requests.
     Json,
     /// A JUnit XML report, one test case per scenario.
     Junit,

@@ -321,6 +321,21 @@ fn json_output_parses_and_describes_the_replay() {
         replay["logs"][4]["line"],
         "[trace:trace_1 span:span_004 op:webhook_execution] Webhook executed 5 minutes later"
     );
+    // `run --help` names exactly the keys a document has.
+    let help = stdout(&trace_harness(&["run", "--help"]));
+    let listed: std::collections::BTreeSet<String> = help
+        .split("A document: ")
+        .nth(1)
+        .and_then(|rest| rest.split('\n').next())
+        .unwrap_or_else(|| panic!("no key list in:\n{help}"))
+        .split(", ")
+        .map(|key| key.trim().to_owned())
+        .collect();
+    let keys: std::collections::BTreeSet<String> = replay
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    assert_eq!(listed, keys);
 }
 
 #[test]
