@@ -85,7 +85,7 @@ fn a_wrong_type_is_bad_input_with_line_and_column() {
     rejects(
         &GOOD.replace("event_type_id = 1", "event_type_id = \"one\""),
         "6:26",
-        "invalid type: string \"one\", expected u64",
+        "invalid type: string \"one\", expected a whole number, 0 or more",
     );
 }
 

@@ -68,6 +68,24 @@ pub(super) fn string_content_start(text: &str, span: Range<usize>) -> usize {
     span.start + quotes
 }
 
+/// A TOML decoding message with serde's Rust type names (`expected usize`, `expected struct
+/// BookStep`) said in the file's terms.
+pub(crate) fn in_toml_terms(message: &str) -> String {
+    let Some((head, expected)) = message.rsplit_once("expected ") else {
+        return message.to_owned();
+    };
+    let plain = match expected.trim_end() {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number, 0 or more",
+        "i64" | "i32" | "i16" | "i8" | "isize" => "a whole number",
+        "f64" | "f32" => "a number",
+        "a sequence" => "an array `[…]`",
+        "a map" => "a table `{ … }`",
+        other if other.starts_with("struct ") => "a table `{ … }`",
+        _ => return message.to_owned(),
+    };
+    format!("{head}expected {plain}")
+}
+
 pub(crate) fn locate(path: &Path, text: &str, offset: usize, message: String) -> Located {
     let offset = offset.min(text.len());
     let before = &text[..offset];

@@ -13,7 +13,7 @@ mod validate;
 
 pub use assertion::{Assertion, EventCount, ExpectedStatus, Target};
 pub use compare::{CompareOp, DurationTest, ValueTest};
-pub(crate) use error::locate;
+pub(crate) use error::{in_toml_terms, locate};
 pub use error::{Located, ScenarioError};
 pub(crate) use load::load_all;
 pub use schema::{

@@ -22,7 +22,7 @@ impl Scenario {
             ScenarioError::Invalid(Box::new(locate(path, text, span.start, message)))
         };
         let raw: RawScenario = toml::from_str(text).map_err(|e| {
-            let message = e.message().trim_end().to_owned();
+            let message = super::error::in_toml_terms(e.message().trim_end());
             at(e.span().unwrap_or(0..0), message)
         })?;
 

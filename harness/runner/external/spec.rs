@@ -182,7 +182,10 @@ impl ServiceSpec {
         };
         let raw: RawSpec = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
-            at(offset, e.message().to_owned())
+            at(
+                offset,
+                crate::scenario::in_toml_terms(e.message().trim_end()),
+            )
         })?;
         let duration = |value: &Option<toml::Spanned<String>>, default: Duration| match value {
             None => Ok(default),
