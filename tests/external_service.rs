@@ -3,83 +3,35 @@
 //! The same scenario files give the same outcome as the in-process replay: the same span
 //! tree, seed log view, timings view and verdict; and each planted bug fails the same check.
 
+mod common;
+
 use std::path::Path;
 
+use common::external::{scenario, scenarios, service_file};
 use trace_harness::contract::PlantedBug;
 use trace_harness::outcome::SpanSource;
-use trace_harness::report::{seed_log_view, timing_view, tree};
+use trace_harness::report::tree;
 use trace_harness::runner::{replay, replay_against, ReplayOptions, ServiceSpec};
-use trace_harness::scenario::Scenario;
 use trace_harness::{judge, ReplayOutcome};
 
 /// The service file the README shows, with the test's build of the harness as its program.
 fn own_service() -> ServiceSpec {
-    service_file("service.toml")
-}
-
-/// `examples/own-service/<name>`, with the test's build of the harness as its program.
-fn service_file(name: &str) -> ServiceSpec {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/own-service")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-    // `${TRACE_HARNESS_BIN}` is the running harness; in a test that is the test binary.
-    let text = text.replace("${TRACE_HARNESS_BIN}", env!("CARGO_BIN_EXE_trace-harness"));
-    ServiceSpec::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn scenarios() -> Vec<Scenario> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .map(|e| e.unwrap_or_else(|e| panic!("{e}")).path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|p| Scenario::load(p).unwrap_or_else(|e| panic!("{e}")))
-        .collect()
-}
-
-/// Everything a reader compares: the views and the verdict's failures.
-fn views(outcome: &ReplayOutcome, scenario: &Scenario) -> String {
-    let verdict = judge(outcome, &scenario.expect);
-    format!(
-        "== tree\n{}\n== logs\n{}\n== timings\n{}\n== verdict passed={}\n{:#?}\n{:#?}",
-        tree(outcome, &[]),
-        seed_log_view(outcome),
-        timing_view(outcome),
-        verdict.passed(),
-        verdict.violations,
-        verdict.failures,
-    )
+    service_file("examples/own-service/service.toml")
 }
 
 #[test]
 fn every_scenario_replays_externally_as_it_does_in_process() {
-    let service = own_service();
-    for scenario in scenarios() {
-        let inside = replay(&scenario, ReplayOptions::default())
-            .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
-        let outside = replay_against(&scenario, ReplayOptions::default(), Some(&service))
-            .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
-        assert!(
-            !outside.captured.spans.is_empty(),
-            "{}: no spans arrived",
-            scenario.name
-        );
-        // A line written outside any span (a refused Stripe event's) belongs to no trace, so
-        // no span carries it over OTLP: the one difference, stated in the README.
-        let mut traced = inside.clone();
-        traced.captured.logs.retain(|line| line.span.is_some());
-        let expected = views(&traced, &scenario);
-        let got = views(&outside, &scenario);
-        assert_eq!(got, expected, "{}", scenario.name);
-        let verdict = judge(&outside, &scenario.expect);
-        assert!(verdict.passed(), "{}", scenario.name);
-        assert!(verdict.unchecked.is_empty(), "{}", scenario.name);
-    }
+    common::external::replays_like_in_process(&own_service());
+}
+
+#[test]
+fn each_planted_bug_fails_externally_with_the_in_process_diagnostic() {
+    common::external::bugs_caught_like_in_process(&own_service());
+}
+
+#[test]
+fn untraced_the_external_service_answers_alike_and_propagates_nothing() {
+    common::external::untraced_like_in_process(&own_service());
 }
 
 /// `(operation, message)` of every line written in a span, in order: what log lines carry.
@@ -94,7 +46,7 @@ fn logged(outcome: &ReplayOutcome) -> Vec<(&'static str, String)> {
 
 #[test]
 fn log_only_every_scenario_passes_on_its_lines_and_says_what_lines_cannot_show() {
-    let service = service_file("logs-only.toml");
+    let service = service_file("examples/own-service/logs-only.toml");
     for scenario in scenarios() {
         let inside = replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
         let outside = replay_against(&scenario, ReplayOptions::default(), Some(&service))
@@ -129,11 +81,8 @@ fn log_only_every_scenario_passes_on_its_lines_and_says_what_lines_cannot_show()
 
 #[test]
 fn log_only_the_lines_catch_lost_job_context_and_dropped_traceparents() {
-    let service = service_file("logs-only.toml");
-    let scenario = scenarios()
-        .into_iter()
-        .find(|s| s.name == "webhook_retries")
-        .unwrap_or_else(|| panic!("no webhook_retries scenario"));
+    let service = service_file("examples/own-service/logs-only.toml");
+    let scenario = scenario("webhook_retries");
     let verdict_with = |bug| {
         let mut broken = scenario.clone();
         broken.service.bugs = vec![bug];
@@ -170,33 +119,6 @@ fn log_only_the_lines_catch_lost_job_context_and_dropped_traceparents() {
         "{:#?}",
         unlinked.unchecked
     );
-}
-
-#[test]
-fn each_planted_bug_fails_externally_with_the_in_process_diagnostic() {
-    let service = own_service();
-    let scenario = scenarios()
-        .into_iter()
-        .find(|s| s.name == "webhook_retries")
-        .unwrap_or_else(|| panic!("no webhook_retries scenario"));
-    for bug in PlantedBug::ALL {
-        let mut broken = scenario.clone();
-        broken.service.bugs = vec![bug];
-        let inside = replay(&broken, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-        let outside = replay_against(&broken, ReplayOptions::default(), Some(&service))
-            .unwrap_or_else(|e| panic!("{bug:?}: {e}"));
-        let (inside_verdict, outside_verdict) = (
-            judge(&inside, &broken.expect),
-            judge(&outside, &broken.expect),
-        );
-        assert!(!inside_verdict.passed(), "{bug:?} passes in-process");
-        assert!(!outside_verdict.passed(), "{bug:?} passes externally");
-        assert_eq!(
-            trace_harness::diagnostics(&outside, &outside_verdict),
-            trace_harness::diagnostics(&inside, &inside_verdict),
-            "{bug:?}"
-        );
-    }
 }
 
 /// `trace-harness` as a user runs it.
@@ -312,39 +234,6 @@ fn a_service_that_dies_mid_replay_fails_that_replay_with_its_status_and_stderr()
     assert!(stdout.contains("1 passed, 1 failed"), "{all}");
 }
 
-#[test]
-fn untraced_the_external_service_answers_alike_and_propagates_nothing() {
-    let service = own_service();
-    let untraced = ReplayOptions { tracing: false };
-    for scenario in scenarios() {
-        let inside = replay(&scenario, untraced).unwrap_or_else(|e| panic!("{e}"));
-        let outside = replay_against(&scenario, untraced, Some(&service))
-            .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
-        assert!(outside.captured.spans.is_empty(), "{}", scenario.name);
-        let answers = |o: &ReplayOutcome| {
-            o.steps
-                .iter()
-                .map(|s| (s.status, s.body.clone(), s.trace_id.clone()))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(answers(&outside), answers(&inside), "{}", scenario.name);
-        assert!(
-            outside
-                .requests
-                .iter()
-                .all(|r| r.traceparent.is_none() && r.tracestate.is_none()),
-            "{}: a mock got a traceparent",
-            scenario.name
-        );
-        assert_eq!(
-            outside.requests.len(),
-            inside.requests.len(),
-            "{}",
-            scenario.name
-        );
-    }
-}
-
 /// A service that first sends the receiver one OTLP/HTTP request with `body` (as
 /// `content_type`), then becomes the own service: what a service's start-up work, a second
 /// service sharing its exporter, or a broken exporter sends.
@@ -395,10 +284,7 @@ fn traces_the_replay_did_not_cause_are_kept_apart_and_reported() {
         ),
     );
     let service = service_sending_first(dir.path(), "application/json", &body);
-    let scenario = scenarios()
-        .into_iter()
-        .find(|s| s.name == "calendar_failure")
-        .unwrap_or_else(|| panic!("no calendar_failure scenario"));
+    let scenario = scenario("calendar_failure");
     let inside = replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let outside = replay_against(&scenario, ReplayOptions::default(), Some(&service))
         .unwrap_or_else(|e| panic!("{e}"));

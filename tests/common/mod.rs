@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+/// A service the harness did not write, judged against the in-process one.
+pub mod external;
 /// The booking service on loopback with a wiremock target, driven over raw HTTP.
 pub mod sut;
 

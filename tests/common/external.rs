@@ -1,0 +1,145 @@
+//! Judging a service the harness did not write against the in-process one, for every service
+//! under test alike (the own service as a process, the Node service): the same scenario files
+//! must give the same views and verdicts, each planted bug the same diagnostic, and opting out
+//! the same answers with nothing propagated.
+
+use std::path::Path;
+
+use trace_harness::contract::PlantedBug;
+use trace_harness::expect::judge;
+use trace_harness::outcome::ReplayOutcome;
+use trace_harness::report::{seed_log_view, timing_view, tree};
+use trace_harness::runner::{replay, replay_against, ReplayOptions, ServiceSpec};
+use trace_harness::scenario::Scenario;
+
+/// The service file at `path` (relative to this crate), with the test's build of the harness
+/// as `${TRACE_HARNESS_BIN}`.
+pub fn service_file(path: &str) -> ServiceSpec {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    // `${TRACE_HARNESS_BIN}` is the running harness; in a test that is the test binary.
+    let text = text.replace("${TRACE_HARNESS_BIN}", env!("CARGO_BIN_EXE_trace-harness"));
+    ServiceSpec::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every scenario in `scenarios/`, by file name.
+pub fn scenarios() -> Vec<Scenario> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|e| e.unwrap_or_else(|e| panic!("{e}")).path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| Scenario::load(p).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+/// The scenario named `name`.
+pub fn scenario(name: &str) -> Scenario {
+    scenarios()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no {name} scenario"))
+}
+
+/// Everything a reader compares: the views and the verdict's findings.
+pub fn views(outcome: &ReplayOutcome, scenario: &Scenario) -> String {
+    let verdict = judge(outcome, &scenario.expect);
+    format!(
+        "== tree\n{}\n== logs\n{}\n== timings\n{}\n== verdict passed={}\n{:#?}\n{:#?}",
+        tree(outcome, &[]),
+        seed_log_view(outcome),
+        timing_view(outcome),
+        verdict.passed(),
+        verdict.violations,
+        verdict.failures,
+    )
+}
+
+/// Every scenario replayed against `service` shows the in-process replay's span tree, seed log
+/// view, timings and verdict, and passes with nothing left unchecked.
+pub fn replays_like_in_process(service: &ServiceSpec) {
+    for scenario in scenarios() {
+        let inside = replay(&scenario, ReplayOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
+        let outside = replay_against(&scenario, ReplayOptions::default(), Some(service))
+            .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
+        assert!(
+            !outside.captured.spans.is_empty(),
+            "{}: no spans arrived",
+            scenario.name
+        );
+        // A line written outside any span (a refused Stripe event's) belongs to no trace, so
+        // no span carries it over OTLP: the one difference, stated in the README.
+        let mut traced = inside.clone();
+        traced.captured.logs.retain(|line| line.span.is_some());
+        assert_eq!(
+            views(&outside, &scenario),
+            views(&traced, &scenario),
+            "{}",
+            scenario.name
+        );
+        let verdict = judge(&outside, &scenario.expect);
+        assert!(verdict.passed(), "{}", scenario.name);
+        assert!(verdict.unchecked.is_empty(), "{}", scenario.name);
+    }
+}
+
+/// With each planted bug, `service` fails `webhook_retries` with the in-process diagnostic.
+pub fn bugs_caught_like_in_process(service: &ServiceSpec) {
+    let scenario = scenario("webhook_retries");
+    for bug in PlantedBug::ALL {
+        let mut broken = scenario.clone();
+        broken.service.bugs = vec![bug];
+        let inside = replay(&broken, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        let outside = replay_against(&broken, ReplayOptions::default(), Some(service))
+            .unwrap_or_else(|e| panic!("{bug:?}: {e}"));
+        let (inside_verdict, outside_verdict) = (
+            judge(&inside, &broken.expect),
+            judge(&outside, &broken.expect),
+        );
+        assert!(!inside_verdict.passed(), "{bug:?} passes in-process");
+        assert!(!outside_verdict.passed(), "{bug:?} passes externally");
+        assert_eq!(
+            trace_harness::diagnostics(&outside, &outside_verdict),
+            trace_harness::diagnostics(&inside, &inside_verdict),
+            "{bug:?}"
+        );
+    }
+}
+
+/// Untraced, `service` answers every step as the in-process service does, and no mock gets a
+/// `traceparent` or `tracestate`.
+pub fn untraced_like_in_process(service: &ServiceSpec) {
+    let untraced = ReplayOptions { tracing: false };
+    for scenario in scenarios() {
+        let inside = replay(&scenario, untraced).unwrap_or_else(|e| panic!("{e}"));
+        let outside = replay_against(&scenario, untraced, Some(service))
+            .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
+        assert!(outside.captured.spans.is_empty(), "{}", scenario.name);
+        let answers = |o: &ReplayOutcome| {
+            o.steps
+                .iter()
+                .map(|s| (s.status, s.body.clone(), s.trace_id.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(answers(&outside), answers(&inside), "{}", scenario.name);
+        assert!(
+            outside
+                .requests
+                .iter()
+                .all(|r| r.traceparent.is_none() && r.tracestate.is_none()),
+            "{}: a mock got a traceparent",
+            scenario.name
+        );
+        assert_eq!(
+            outside.requests.len(),
+            inside.requests.len(),
+            "{}",
+            scenario.name
+        );
+    }
+}
