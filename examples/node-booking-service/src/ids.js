@@ -137,4 +137,65 @@ function serviceIds(seed, generation) {
   };
 }
 
-module.exports = { serviceIds, splitmix64 };
+/** How far apart two generations of a service start on the span-id counter: 2^40 draws. */
+const GENERATION_STRIDE = 1n << 40n;
+
+/**
+ * Trace and span ids as the harness's seeded generator mints them (harness/trace/ids.rs
+ * `IdGenerator::Seeded`): the `n`th value is `splitmix64(seed + n · 0x9E3779B97F4A7C15)`, the
+ * counter starting at `generation · 2^40`. A span with no local parent (a new trace, or one
+ * continuing a remote context) takes three values — the trace id's halves, then its span id —
+ * and a local child one. OpenTelemetry's tracer asks for the span id before the trace id, and
+ * not at all for a trace id under a remote parent, so `inSpan` says beforehand which kind of
+ * span comes next (`plan`), and the generator hands out what was planned.
+ * An OpenTelemetry `IdGenerator`.
+ */
+class SeededIdGenerator {
+  /**
+   * @param {bigint} seed
+   * @param {bigint} generation
+   */
+  constructor(seed, generation) {
+    this.seed = seed;
+    this.counter = (generation * GENERATION_STRIDE) & MASK64;
+    /** @type {{traceId?: string, spanId: string} | undefined} */
+    this.planned = undefined;
+  }
+
+  /** @returns {string} the next nonzero value as 16 hex digits */
+  draw() {
+    for (;;) {
+      const value = splitmix64((this.seed + this.counter * 0x9e3779b97f4a7c15n) & MASK64);
+      this.counter = (this.counter + 1n) & MASK64;
+      if (value !== 0n) return value.toString(16).padStart(16, '0');
+    }
+  }
+
+  /**
+   * Draws the next span's ids: a trace id first if the span has no local parent.
+   * @param {boolean} root
+   */
+  plan(root) {
+    const traceId = root ? this.draw() + this.draw() : undefined;
+    this.planned = { traceId, spanId: this.draw() };
+  }
+
+  generateSpanId() {
+    const planned = this.planned;
+    if (!planned) return this.draw();
+    return planned.spanId;
+  }
+
+  generateTraceId() {
+    const planned = this.planned;
+    this.planned = undefined;
+    return planned?.traceId ?? this.draw() + this.draw();
+  }
+
+  /** Forgets a plan the tracer did not use up (a span under a remote parent draws no trace id). */
+  settle() {
+    this.planned = undefined;
+  }
+}
+
+module.exports = { serviceIds, splitmix64, SeededIdGenerator };

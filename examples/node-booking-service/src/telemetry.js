@@ -13,6 +13,7 @@ const { resourceFromAttributes, defaultResource } = require('@opentelemetry/reso
 const { BasicTracerProvider, BatchSpanProcessor, AlwaysOnSampler } = require('@opentelemetry/sdk-trace-base');
 
 const clock = require('./clock');
+const { SeededIdGenerator } = require('./ids');
 
 const { context, propagation, trace, SpanKind, SpanStatusCode, ROOT_CONTEXT } = api;
 
@@ -20,6 +21,8 @@ const { context, propagation, trace, SpanKind, SpanStatusCode, ROOT_CONTEXT } = 
 let provider;
 /** @type {api.Tracer | undefined} */
 let tracer;
+/** @type {SeededIdGenerator | undefined} */
+let seededIds;
 /** Each open span's operation, for the log lines' `op:` prefix. */
 const operations = new WeakMap();
 /** Spans whose status is already error: the first error event's message is the status. */
@@ -47,7 +50,10 @@ function setupTelemetry(config) {
       }),
     );
   }
+  // With TRACE_HARNESS_SEED, trace and span ids are the in-process replay's (src/ids.js).
+  seededIds = config.seed === undefined ? undefined : new SeededIdGenerator(config.seed, config.generation);
   provider = new BasicTracerProvider({
+    ...(seededIds ? { idGenerator: seededIds } : {}),
     resource: defaultResource().merge(resourceFromAttributes({ 'service.name': config.serviceName })),
     sampler: new AlwaysOnSampler(),
     spanProcessors,
@@ -95,11 +101,22 @@ async function inSpan(op, options, fn) {
   const links = options.followsFrom
     ? [{ context: options.followsFrom, attributes: { 'opentracing.ref_type': 'follows_from' } }]
     : [];
+  const parentContext = trace.getSpanContext(parent);
+  const localParent = parentContext !== undefined && trace.isSpanContextValid(parentContext) && !parentContext.isRemote;
+  seededIds?.plan(!localParent);
   const span = tracer.startSpan(
     op,
     { kind: options.kind ?? SpanKind.INTERNAL, attributes, links, startTime: clock.hrNow() },
     parent,
   );
+  seededIds?.settle();
+  // OpenTelemetry JS sets only the sampled flag (01). Like the in-process service, also set
+  // W3C Trace Context Level 2's random flag (02) on a trace this service starts (its trace ids
+  // are random, or seeded as the harness's are), and keep a parent's: `traceparent`s then read
+  // `-03` as the in-process replay's do. Flags are not judged (CONTRACT.md §7.1); this is for
+  // byte-equal reports. The SDK's span context is a plain object read at export and inject.
+  const random = parentContext && trace.isSpanContextValid(parentContext) ? parentContext.traceFlags & 0x02 : 0x02;
+  span.spanContext().traceFlags |= random;
   operations.set(span, op);
   try {
     return await context.with(trace.setSpan(parent, span), () => fn(span));
