@@ -14,22 +14,18 @@ const { outbound } = require('./src/outbound');
 const { buildApp } = require('./src/app');
 
 async function main() {
-  const config = loadConfig();
-  setupTelemetry(config);
-  const store = await openStore(config.databasePath, config.storeLatencyUs);
-  const ids = serviceIds(config.seed, config.generation);
-  const http = outbound({ propagate: !config.bugs.has('drop_traceparent') });
-  const app = buildApp({ config, store, ids, http });
-
+  /** @type {{app?: import('fastify').FastifyInstance, store?: {close(): void}}} */
+  const running = {};
   let stopping = false;
+  // Listened for first, so that a signal during start-up is never the default action's.
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     try {
       // In-flight requests finish first; their spans end before the last export.
-      await app.close();
+      await running.app?.close();
       await shutdownTelemetry();
-      store.close();
+      running.store?.close();
     } catch (e) {
       process.stderr.write(`error while stopping: ${/** @type {Error} */ (e).stack ?? e}\n`);
       process.exit(1);
@@ -38,6 +34,16 @@ async function main() {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+
+  const config = loadConfig();
+  setupTelemetry(config);
+  const store = await openStore(config.databasePath, config.storeLatencyUs);
+  running.store = store;
+  const ids = serviceIds(config.seed, config.generation);
+  const http = outbound({ propagate: !config.bugs.has('drop_traceparent') });
+  const app = buildApp({ config, store, ids, http });
+  running.app = app;
+  if (stopping) return;
 
   await app.listen({ port: config.port, host: '127.0.0.1' });
   const address = app.server.address();

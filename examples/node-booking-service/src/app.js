@@ -52,11 +52,12 @@ function buildApp(parts) {
     if (flow) reply.header('x-virtual-latency-us', String(flow.nowUs - flow.startUs));
     return payload;
   });
-  app.setErrorHandler((error, request, reply) => {
-    const status = /** @type {any} */ (error).statusCode;
+  app.setErrorHandler((/** @type {any} */ error, request, reply) => {
+    const status = error?.statusCode;
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      return reply.code(status).send({ message: error.message });
+      return reply.code(status).send({ message: String(error.message) });
     }
+    // A store failure (or a bug): logged, and answered without its details.
     const flow = /** @type {any} */ (request).flow;
     if (flow) clock.runInFlow(flow, () => log('error', 'trace_harness::booking::http', String(error?.message ?? error)));
     return reply.code(500).send({ message: 'Internal server error' });
