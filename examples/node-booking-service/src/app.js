@@ -14,6 +14,8 @@ const { stripeWebhook } = require('./payment');
 
 /** The largest request body any route reads; a larger one is answered 413. */
 const MAX_BODY_BYTES = 64 * 1024;
+/** Request header fields beyond this many bytes (names and values) are answered 431. */
+const MAX_HEADER_BYTES = 16 * 1024;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -36,7 +38,9 @@ function buildApp(parts) {
   const crons = cronJobs(parts);
   const stripe = stripeWebhook(parts);
 
-  const app = Fastify({ logger: false, bodyLimit: MAX_BODY_BYTES });
+  // Node's own parser would refuse a head over 16 KiB with a bare 431 (no X-Request-Id): it is
+  // given room, and the service counts header fields itself, as the in-process service does.
+  const app = Fastify({ logger: false, bodyLimit: MAX_BODY_BYTES, http: { maxHeaderSize: 4 * MAX_HEADER_BYTES } });
   app.decorateRequest('flow', null);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -45,6 +49,14 @@ function buildApp(parts) {
     const flow = clock.newFlow(request.headers['x-virtual-now-us'], ids.requestId());
     /** @type {any} */ (request).flow = flow;
     reply.header('x-request-id', flow.requestId);
+    const raw = request.raw.rawHeaders;
+    let bytes = 0;
+    for (const field of raw) bytes += Buffer.byteLength(field, 'latin1');
+    if (bytes > MAX_HEADER_BYTES) {
+      return reply.code(431).send({
+        message: `Request headers are ${bytes} bytes; at most ${MAX_HEADER_BYTES} are accepted`,
+      });
+    }
   });
   app.addHook('onSend', async (request, reply, payload) => {
     /** @type {import('./clock').Flow | null} */
