@@ -54,6 +54,9 @@ function outbound({ propagate }) {
     const headers = { 'content-type': contentType, 'x-virtual-now-us': String(clock.now()) };
     if (propagate) propagation.inject(context.active(), headers);
     Object.assign(headers, extraHeaders);
+    // A URL that does not parse (an empty base URL leaves a bare path) is no call at all: what
+    // the in-process service's client (reqwest) answers, a builder error.
+    if (!URL.canParse(url)) throw new CallError('Connection failed: builder error');
     /** @type {Response} */
     let response;
     try {
