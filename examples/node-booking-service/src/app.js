@@ -33,7 +33,7 @@ function isJson(contentType) {
  *   http: ReturnType<typeof import('./outbound').outbound>}} parts
  */
 function buildApp(parts) {
-  const { config, ids } = parts;
+  const { ids } = parts;
   const bookings = bookingFlow(parts);
   const crons = cronJobs(parts);
   const stripe = stripeWebhook(parts);
@@ -124,7 +124,6 @@ function buildApp(parts) {
     ),
   );
 
-  void config;
   return app;
 }
 

@@ -6,7 +6,7 @@
 
 const { eventTypeOf } = require('./config');
 const clock = require('./clock');
-const { inSpan, log, currentCarrier, SpanKind, propagation, ROOT_CONTEXT, trace } = require('./telemetry');
+const { inSpan, log, currentCarrier, SpanKind, propagation, ROOT_CONTEXT } = require('./telemetry');
 
 const TARGET = 'trace_harness::booking::create';
 const JOBS_TARGET = 'trace_harness::booking::jobs';
@@ -471,4 +471,4 @@ function bookingFlow(app) {
   return { createBooking };
 }
 
-module.exports = { bookingFlow, Refusal, trace };
+module.exports = { bookingFlow, Refusal };
