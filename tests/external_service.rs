@@ -7,12 +7,11 @@ mod common;
 
 use std::path::Path;
 
-use common::external::{scenario, scenarios, service_file};
+use common::external::{scenario, service_file};
 use trace_harness::contract::PlantedBug;
-use trace_harness::outcome::SpanSource;
 use trace_harness::report::tree;
 use trace_harness::runner::{replay, replay_against, ReplayOptions, ServiceSpec};
-use trace_harness::{judge, ReplayOutcome};
+use trace_harness::judge;
 
 /// The service file the README shows, with the test's build of the harness as its program.
 fn own_service() -> ServiceSpec {
@@ -31,52 +30,15 @@ fn each_planted_bug_fails_externally_with_the_in_process_diagnostic() {
 
 #[test]
 fn untraced_the_external_service_answers_alike_and_propagates_nothing() {
-    common::external::untraced_like_in_process(&own_service());
-}
-
-/// `(operation, message)` of every line written in a span, in order: what log lines carry.
-fn logged(outcome: &ReplayOutcome) -> Vec<(&'static str, String)> {
-    outcome
-        .captured
-        .logs
-        .iter()
-        .filter_map(|l| Some((l.span?.op, l.message.clone())))
-        .collect()
+    common::external::untraced_like_in_process(
+        &own_service(),
+        common::external::Answers::InProcess,
+    );
 }
 
 #[test]
 fn log_only_every_scenario_passes_on_its_lines_and_says_what_lines_cannot_show() {
-    let service = service_file("examples/own-service/logs-only.toml");
-    for scenario in scenarios() {
-        let inside = replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-        let outside = replay_against(&scenario, ReplayOptions::default(), Some(&service))
-            .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
-        assert_eq!(outside.source, SpanSource::LogLines);
-        // The same lines, in the same traces, as the in-process replay wrote in its spans.
-        assert_eq!(logged(&outside), logged(&inside), "{}", scenario.name);
-        assert_eq!(
-            outside.captured.trace_ids().len(),
-            inside.captured.trace_ids().len(),
-            "{}",
-            scenario.name
-        );
-        let verdict = judge(&outside, &scenario.expect);
-        assert!(verdict.passed(), "{}: {verdict:#?}", scenario.name);
-        let unchecked: Vec<&str> = verdict.unchecked.iter().map(|u| u.check.as_str()).collect();
-        for invariant in ["parent-exists", "child-within-parent", "async-after-cause"] {
-            assert!(
-                unchecked.contains(&invariant),
-                "{}: {unchecked:?}",
-                scenario.name
-            );
-        }
-        // Every assertion is either checked or named: the scenarios all assert nesting.
-        assert!(
-            unchecked.iter().any(|u| u.starts_with("assertion ")),
-            "{}: {unchecked:?}",
-            scenario.name
-        );
-    }
+    common::external::passes_log_only(&service_file("examples/own-service/logs-only.toml"));
 }
 
 #[test]

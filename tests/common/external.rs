@@ -7,7 +7,7 @@ use std::path::Path;
 
 use trace_harness::contract::PlantedBug;
 use trace_harness::expect::judge;
-use trace_harness::outcome::ReplayOutcome;
+use trace_harness::outcome::{ReplayOutcome, SpanSource};
 use trace_harness::report::{seed_log_view, timing_view, tree};
 use trace_harness::runner::{replay, replay_against, ReplayOptions, ServiceSpec};
 use trace_harness::scenario::Scenario;
@@ -111,22 +111,46 @@ pub fn bugs_caught_like_in_process(service: &ServiceSpec) {
     }
 }
 
-/// Untraced, `service` answers every step as the in-process service does, and no mock gets a
-/// `traceparent` or `tracestate`.
-pub fn untraced_like_in_process(service: &ServiceSpec) {
+/// What an untraced replay's answers are compared with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Answers {
+    /// The in-process service's, byte for byte: a service that words its errors alike.
+    InProcess,
+    /// The same service's traced answers; against in-process only the statuses (a service
+    /// whose libraries word error bodies their own way, as stripe-node does).
+    TracedSelf,
+}
+
+/// Untraced, `service` answers every step as `answers` says, with the in-process service's
+/// statuses, and no mock gets a `traceparent` or `tracestate`.
+pub fn untraced_like_in_process(service: &ServiceSpec, answers: Answers) {
     let untraced = ReplayOptions { tracing: false };
+    let replies = |o: &ReplayOutcome| {
+        o.steps
+            .iter()
+            .map(|s| (s.status, s.body.clone()))
+            .collect::<Vec<_>>()
+    };
+    let statuses = |o: &ReplayOutcome| o.steps.iter().map(|s| s.status).collect::<Vec<_>>();
     for scenario in scenarios() {
         let inside = replay(&scenario, untraced).unwrap_or_else(|e| panic!("{e}"));
         let outside = replay_against(&scenario, untraced, Some(service))
             .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
         assert!(outside.captured.spans.is_empty(), "{}", scenario.name);
-        let answers = |o: &ReplayOutcome| {
-            o.steps
-                .iter()
-                .map(|s| (s.status, s.body.clone(), s.trace_id.clone()))
-                .collect::<Vec<_>>()
+        assert!(
+            outside.steps.iter().all(|s| s.trace_id.is_none()),
+            "{}: an X-Trace-Id untraced",
+            scenario.name
+        );
+        assert_eq!(statuses(&outside), statuses(&inside), "{}", scenario.name);
+        let expected = match answers {
+            Answers::InProcess => replies(&inside),
+            Answers::TracedSelf => replies(
+                &replay_against(&scenario, ReplayOptions::default(), Some(service))
+                    .unwrap_or_else(|e| panic!("{}: {e}", scenario.name)),
+            ),
         };
-        assert_eq!(answers(&outside), answers(&inside), "{}", scenario.name);
+        assert_eq!(replies(&outside), expected, "{}", scenario.name);
         assert!(
             outside
                 .requests
@@ -139,6 +163,51 @@ pub fn untraced_like_in_process(service: &ServiceSpec) {
             outside.requests.len(),
             inside.requests.len(),
             "{}",
+            scenario.name
+        );
+    }
+}
+
+/// `(operation, message)` of every line written in a span, in order: what log lines carry.
+fn logged(outcome: &ReplayOutcome) -> Vec<(&'static str, String)> {
+    outcome
+        .captured
+        .logs
+        .iter()
+        .filter_map(|l| Some((l.span?.op, l.message.clone())))
+        .collect()
+}
+
+/// Judged by its log lines alone (`telemetry = "logs"`), `service` passes every scenario with
+/// the in-process replay's lines in as many traces, and names what lines cannot show.
+pub fn passes_log_only(service: &ServiceSpec) {
+    for scenario in scenarios() {
+        let inside = replay(&scenario, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        let outside = replay_against(&scenario, ReplayOptions::default(), Some(service))
+            .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
+        assert_eq!(outside.source, SpanSource::LogLines);
+        // The same lines, in the same traces, as the in-process replay wrote in its spans.
+        assert_eq!(logged(&outside), logged(&inside), "{}", scenario.name);
+        assert_eq!(
+            outside.captured.trace_ids().len(),
+            inside.captured.trace_ids().len(),
+            "{}",
+            scenario.name
+        );
+        let verdict = judge(&outside, &scenario.expect);
+        assert!(verdict.passed(), "{}: {verdict:#?}", scenario.name);
+        let unchecked: Vec<&str> = verdict.unchecked.iter().map(|u| u.check.as_str()).collect();
+        for invariant in ["parent-exists", "child-within-parent", "async-after-cause"] {
+            assert!(
+                unchecked.contains(&invariant),
+                "{}: {unchecked:?}",
+                scenario.name
+            );
+        }
+        // Every assertion is either checked or named: the scenarios all assert nesting.
+        assert!(
+            unchecked.iter().any(|u| u.starts_with("assertion ")),
+            "{}: {unchecked:?}",
             scenario.name
         );
     }
