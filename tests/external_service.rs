@@ -9,9 +9,9 @@ use std::path::Path;
 
 use common::external::{scenario, service_file};
 use trace_harness::contract::PlantedBug;
+use trace_harness::judge;
 use trace_harness::report::tree;
 use trace_harness::runner::{replay, replay_against, ReplayOptions, ServiceSpec};
-use trace_harness::judge;
 
 /// The service file the README shows, with the test's build of the harness as its program.
 fn own_service() -> ServiceSpec {
@@ -26,6 +26,11 @@ fn every_scenario_replays_externally_as_it_does_in_process() {
 #[test]
 fn each_planted_bug_fails_externally_with_the_in_process_diagnostic() {
     common::external::bugs_caught_like_in_process(&own_service());
+}
+
+#[test]
+fn concurrent_flows_against_one_external_process_keep_to_their_own_traces() {
+    common::external::flows_keep_apart(&own_service(), 200);
 }
 
 #[test]

@@ -60,3 +60,8 @@ fn untraced_node_answers_alike_and_propagates_nothing() {
 fn log_only_node_passes_on_its_lines() {
     common::external::passes_log_only(&node_service("logs-only.toml"));
 }
+
+#[test]
+fn a_thousand_concurrent_flows_against_node_keep_to_their_own_traces() {
+    common::external::flows_keep_apart(&node_service("service.toml"), 1_000);
+}

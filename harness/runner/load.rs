@@ -18,12 +18,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use super::external::{ExternalService, ServiceSpec};
 use super::requests::{booking_request, cron_path, owned_header};
 use super::world::World;
 use super::ReplayError;
 use crate::booking::{
-    BookingService, ServiceError, StatusCounts, StoreError, REQUEST_ID_NAME, TRACEPARENT_NAME,
-    TRACE_ID_NAME,
+    BookingService, StatusCounts, StoreError, REQUEST_ID_NAME, TRACEPARENT_NAME, TRACE_ID_NAME,
 };
 use crate::contract::headers::{AUTHORIZATION, VIRTUAL_NOW_US};
 use crate::mocks::{MockService, ReceivedRequest};
@@ -31,7 +31,7 @@ use crate::mocks::{MockService, ReceivedRequest};
 pub use crate::outcome::FlowResponse;
 use crate::outcome::StepKind;
 use crate::scenario::{Action, Scenario};
-use crate::trace::{self, TraceStore};
+use crate::trace::{self, Captured, TraceStore};
 
 /// Flows on the wire at once. Each in-flight flow holds up to four sockets (caller, service,
 /// mock, and the mock's side), so this keeps 10 000-flow runs inside common descriptor limits;
@@ -118,13 +118,51 @@ pub struct FlowRig {
 /// What lives on the rig's runtime.
 struct Parts {
     mocks: Vec<MockService>,
-    service: BookingService,
+    service: RigService,
     client: reqwest::Client,
+    cron_key: String,
+}
+
+/// The service a rig drives: the in-process one, or one the harness did not write (always
+/// reached over HTTP, its spans received over OTLP).
+enum RigService {
+    InProcess(BookingService),
+    External(Box<ExternalService>),
+}
+
+impl RigService {
+    fn url(&self) -> String {
+        match self {
+            RigService::InProcess(service) => service.url(),
+            RigService::External(service) => service.url().to_owned(),
+        }
+    }
+
+    /// Stops it; an external service's spans (flushed as it stops) come back.
+    async fn stop(self) -> Option<Captured> {
+        match self {
+            RigService::InProcess(service) => {
+                service.stop().await;
+                None
+            }
+            RigService::External(service) => Some(service.finish_load().await),
+        }
+    }
 }
 
 impl FlowRig {
     /// Starts the scenario's mocks and one service for them, with declared latencies zeroed.
     pub fn start(scenario: &Scenario, options: LoadOptions) -> Result<Self, LoadError> {
+        Self::start_against(scenario, options, None)
+    }
+
+    /// [`start`](Self::start), against the service `external` declares when given (reached
+    /// over HTTP whatever the transport; its spans over OTLP, read by [`finish`](Self::finish)).
+    pub fn start_against(
+        scenario: &Scenario,
+        options: LoadOptions,
+        external: Option<&ServiceSpec>,
+    ) -> Result<Self, LoadError> {
         let mut scenario = scenario.clone();
         if !scenario
             .timeline
@@ -146,9 +184,14 @@ impl FlowRig {
         let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
         let path = database.path().join("booking.sqlite3");
         let parts = tracing::dispatcher::with_default(&dispatch, || {
-            runtime.block_on(start_parts(&scenario, path, options.record_mock_requests))
-        })
-        .map_err(ReplayError::Service)?;
+            runtime.block_on(start_parts(
+                &scenario,
+                path,
+                options.record_mock_requests,
+                external,
+                options.tracing,
+            ))
+        })?;
         let attendees = ChaCha8Rng::seed_from_u64(trace::splitmix64(scenario.seed ^ 0x4c4f_4144));
         Ok(FlowRig {
             scenario,
@@ -220,32 +263,47 @@ impl FlowRig {
         })
     }
 
-    /// `(status, count)` of the service's webhook jobs.
+    /// `(status, count)` of the service's webhook jobs; nothing for an external service,
+    /// whose database is its own.
     pub fn webhook_job_counts(&self) -> Result<StatusCounts, StoreError> {
-        match &self.parts {
-            Some(parts) => parts.service.webhook_job_counts(),
-            None => Ok(Vec::new()),
+        match self.parts.as_ref().map(|p| &p.service) {
+            Some(RigService::InProcess(service)) => service.webhook_job_counts(),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The process id of an external service, for measuring what it spends; `None` in-process.
+    pub fn service_pid(&self) -> Option<u32> {
+        match self.parts.as_ref().map(|p| &p.service) {
+            Some(RigService::External(service)) => service.pid(),
+            _ => None,
         }
     }
 
     /// Stops the service and the mocks.
     pub fn stop(mut self) {
-        if let Some(parts) = self.parts.take() {
-            tracing::dispatcher::with_default(&self.dispatch, || {
-                self.runtime.block_on(parts.service.stop());
-            });
-            drop(parts.mocks);
-        }
+        self.stop_parts();
+    }
+
+    /// Stops the service and the mocks, and returns every span the run produced: the store's,
+    /// or what an external service sent, including what it flushed as it stopped.
+    pub fn finish(mut self) -> Captured {
+        self.stop_parts().unwrap_or_else(|| self.store.snapshot())
+    }
+
+    fn stop_parts(&mut self) -> Option<Captured> {
+        let parts = self.parts.take()?;
+        let received = tracing::dispatcher::with_default(&self.dispatch, || {
+            self.runtime.block_on(parts.service.stop())
+        });
+        drop(parts.mocks);
+        received
     }
 }
 
 impl Drop for FlowRig {
     fn drop(&mut self) {
-        if let Some(parts) = self.parts.take() {
-            tracing::dispatcher::with_default(&self.dispatch, || {
-                self.runtime.block_on(parts.service.stop());
-            });
-        }
+        self.stop_parts();
     }
 }
 
@@ -267,13 +325,22 @@ async fn start_parts(
     scenario: &Scenario,
     database: std::path::PathBuf,
     record_mocks: bool,
-) -> Result<Parts, ServiceError> {
+    external: Option<&ServiceSpec>,
+    tracing: bool,
+) -> Result<Parts, ReplayError> {
     let (mocks, config) = World::of(scenario).start(database, record_mocks).await;
-    let service = BookingService::start(config).await?;
+    let cron_key = config.cron_api_key.clone();
+    let service = match external {
+        None => RigService::InProcess(BookingService::start(config).await?),
+        Some(spec) => RigService::External(Box::new(
+            ExternalService::start(spec, &config, tracing).await?,
+        )),
+    };
     Ok(Parts {
         mocks,
         service,
         client: reqwest::Client::new(),
+        cron_key,
     })
 }
 
@@ -342,7 +409,7 @@ async fn run_batch(
                     at_us,
                     body: String::new(),
                     traceparent: None,
-                    cron_key: Some(parts.service.config().cron_api_key.clone()),
+                    cron_key: Some(parts.cron_key.clone()),
                 };
                 let status = Endpoint::of(parts, transport)
                     .send(call)
@@ -384,9 +451,11 @@ enum Endpoint {
 
 impl Endpoint {
     fn of(parts: &Parts, transport: Transport) -> Endpoint {
-        match transport {
-            Transport::InProcess => Endpoint::Router(parts.service.router()),
-            Transport::Http => Endpoint::Http {
+        match (&parts.service, transport) {
+            (RigService::InProcess(service), Transport::InProcess) => {
+                Endpoint::Router(service.router())
+            }
+            _ => Endpoint::Http {
                 client: parts.client.clone(),
                 url: parts.service.url(),
             },

@@ -73,18 +73,18 @@ impl Observed {
 }
 
 /// The service a timeline drives: the harness's own, in-process, or one it did not write.
-enum Running<'s> {
+enum Running {
     InProcess(BookingService),
     /// Boxed: it is several times the size of the in-process handle.
-    External(Box<ExternalService<'s>>),
+    External(Box<ExternalService>),
 }
 
-impl<'s> Running<'s> {
+impl Running {
     async fn start(
         config: &ServiceConfig,
-        external: Option<&'s ServiceSpec>,
+        external: Option<&ServiceSpec>,
         tracing: bool,
-    ) -> Result<Running<'s>, ReplayError> {
+    ) -> Result<Running, ReplayError> {
         Ok(match external {
             None => Running::InProcess(BookingService::start(config.clone()).await?),
             Some(spec) => Running::External(Box::new(
@@ -101,7 +101,7 @@ impl<'s> Running<'s> {
     }
 
     /// A new process on the same database: every piece of in-memory state is gone.
-    async fn restart(self, config: &ServiceConfig) -> Result<Running<'s>, ReplayError> {
+    async fn restart(self, config: &ServiceConfig) -> Result<Running, ReplayError> {
         match self {
             Running::InProcess(service) => {
                 service.stop().await;

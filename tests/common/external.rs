@@ -212,3 +212,30 @@ pub fn passes_log_only(service: &ServiceSpec) {
         );
     }
 }
+
+/// `flows` concurrent bookings of `calendar_failure` against one process of `service`: every
+/// span, log line and mock request belongs to its own flow's trace, one trace per flow, and
+/// every booking's webhook is delivered exactly once (no job lost, none run twice). This is
+/// where context lost across an `await` or a job row shows.
+pub fn flows_keep_apart(service: &ServiceSpec, flows: usize) {
+    use trace_harness::expect::{check_isolation, webhook_deliveries};
+    use trace_harness::runner::load::{FlowRig, LoadOptions, Transport};
+    let options = LoadOptions {
+        tracing: true,
+        transport: Transport::Http,
+        record_mock_requests: true,
+    };
+    let mut rig = FlowRig::start_against(&scenario("calendar_failure"), options, Some(service))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let batch = rig.run(flows).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(batch.failed_flows, 0, "every booking is created");
+    let responses = rig.responses().to_vec();
+    let requests = rig.mock_requests();
+    let captured = rig.finish();
+    let findings = check_isolation(&responses, &captured, &requests);
+    assert!(findings.is_empty(), "{}", findings.join("\n"));
+    assert_eq!(captured.trace_ids().len(), flows, "one trace per flow");
+    let deliveries = webhook_deliveries(&requests);
+    assert_eq!(deliveries.len(), flows, "a delivery for every booking");
+    assert!(deliveries.values().all(|&n| n == 1), "each delivered once");
+}

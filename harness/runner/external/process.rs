@@ -171,6 +171,11 @@ impl ServiceProcess {
         }
     }
 
+    /// Its process id, until it has been reaped.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Waits until standard output has written no line for `quiet`, or has closed; `false`
     /// if it was still writing at `deadline`.
     pub(crate) async fn stdout_quiet(

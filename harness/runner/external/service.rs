@@ -17,8 +17,9 @@ use crate::runner::ReplayError;
 use crate::trace::{Captured, TraceContext, TraceId};
 
 /// A service under test for one replay.
-pub(crate) struct ExternalService<'s> {
-    spec: &'s ServiceSpec,
+pub(crate) struct ExternalService {
+    /// Its own copy, so a load rig can keep the service as long as it likes.
+    spec: ServiceSpec,
     tracing: bool,
     process: Option<ServiceProcess>,
     url: String,
@@ -38,13 +39,13 @@ pub(crate) struct Received {
     pub foreign: Vec<ForeignTrace>,
 }
 
-impl<'s> ExternalService<'s> {
+impl ExternalService {
     /// Starts the receiver and the service configured as `config` says.
     pub(crate) async fn start(
-        spec: &'s ServiceSpec,
+        spec: &ServiceSpec,
         config: &ServiceConfig,
         tracing: bool,
-    ) -> Result<ExternalService<'s>, ReplayError> {
+    ) -> Result<ExternalService, ReplayError> {
         let inbox = Arc::new(Inbox::new());
         let addr = match &spec.running {
             Some(running) => running.receiver,
@@ -54,7 +55,7 @@ impl<'s> ExternalService<'s> {
             .await
             .map_err(|e| ReplayError::Receiver { addr, source: e })?;
         let mut service = ExternalService {
-            spec,
+            spec: spec.clone(),
             tracing,
             process: None,
             url: String::new(),
@@ -74,7 +75,7 @@ impl<'s> ExternalService<'s> {
 
     /// Starts the process, on a free port, with the contract's environment.
     async fn launch(&mut self, config: &ServiceConfig) -> Result<(), ReplayError> {
-        let spec = self.spec;
+        let spec = &self.spec;
         let port = free_port().map_err(ReplayError::Port)?;
         let mut vars = contract_env(config, spec, port, &self.receiver_url(), self.tracing);
         let bin = std::env::current_exe()
@@ -278,6 +279,22 @@ impl<'s> ExternalService<'s> {
             source: SpanSource::Spans,
             foreign,
         })
+    }
+
+    /// Stops the service and the receiver after a load run: every span of `service_name` it
+    /// sent, foreign traces included (a load run judges isolation itself).
+    pub(crate) async fn finish_load(mut self) -> Captured {
+        if let Some(process) = self.process.take() {
+            process.stop().await;
+        }
+        let captured = self.captured();
+        self.receiver.stop().await;
+        captured
+    }
+
+    /// The process id of the service, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(ServiceProcess::pid)
     }
 
     /// The traces the replay caused, and the rest: a trace is the replay's when a booking
