@@ -54,7 +54,7 @@ enum Command {
     /// service and mocks every 1 000 flows a side, and prints the median per-flow cost of each,
     /// their ratio and its spread across rounds.
     #[command(
-        after_help = "Examples:\n  trace-harness overhead\n  trace-harness overhead --flows 5000 --http\n  trace-harness overhead --http --noise-floor\n\nReading it: an overhead inside the rounds' quartiles is noise, not cost."
+        after_help = "Examples:\n  trace-harness overhead\n  trace-harness overhead --flows 5000 --http\n  trace-harness overhead --http --noise-floor\n  trace-harness overhead --service examples/node-booking-service/service.toml\n\nReading it: an overhead inside the rounds' quartiles is noise, not cost."
     )]
     Overhead {
         /// Flows per side (traced and untraced), run in rounds of 25. Fewer than about 4 000
@@ -72,6 +72,11 @@ enum Command {
         /// The scenario whose booking flow is measured.
         #[arg(long, default_value_os_t = overhead::default_scenario())]
         scenario: PathBuf,
+        /// Measure the service this `service.toml` declares instead of the in-process one: one
+        /// process traced and one with `OTEL_SDK_DISABLED=true`, over HTTP, each process's own
+        /// CPU time per flow.
+        #[arg(long, value_name = "FILE")]
+        service: Option<PathBuf>,
     },
     /// Print what a scenario does and what it asserts.
     #[command(after_help = "Example:\n  trace-harness explain scenarios/calendar_failure.toml")]
@@ -378,18 +383,31 @@ fn main() -> ExitCode {
             http,
             noise_floor,
             scenario,
-        } => cli::overhead(
-            &scenario,
-            &OverheadOptions {
-                flows,
-                transport: if http {
-                    Transport::Http
-                } else {
-                    Transport::InProcess
+            service,
+        } => match service
+            .as_deref()
+            .map(trace_harness::runner::ServiceSpec::load)
+            .transpose()
+        {
+            Err(e) => {
+                eprintln!("error: {e}");
+                Exit::BadInput
+            }
+            Ok(service) => cli::overhead(
+                &scenario,
+                &OverheadOptions {
+                    flows,
+                    // An external service is always reached over HTTP.
+                    transport: if http || service.is_some() {
+                        Transport::Http
+                    } else {
+                        Transport::InProcess
+                    },
+                    noise_floor,
+                    service,
                 },
-                noise_floor,
-            },
-        ),
+            ),
+        },
     };
     ExitCode::from(match exit {
         Exit::Success => 0,

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::runner::load::{FlowRig, LoadError, LoadOptions, Transport};
+use crate::runner::ServiceSpec;
 use crate::scenario::Scenario;
 
 /// Flows per round and side: long enough to dwarf the clock's resolution, short enough that
@@ -36,6 +37,9 @@ pub struct OverheadOptions {
     pub transport: Transport,
     /// Both sides untraced (an A/A run): the "overhead" it prints is this machine's noise floor.
     pub noise_floor: bool,
+    /// Measure this service instead of the in-process one: a process per side (traced, and
+    /// with `OTEL_SDK_DISABLED=true`), reached over HTTP, its own CPU time measured.
+    pub service: Option<ServiceSpec>,
 }
 
 /// Why `overhead` could not measure.
@@ -64,6 +68,8 @@ pub(crate) struct OverheadReport {
     pub scenario: String,
     /// How the flows reached the service.
     pub transport: Transport,
+    /// The service file measured, when not the in-process service.
+    pub service: Option<String>,
     /// Both sides ran untraced.
     pub noise_floor: bool,
     /// Rounds per side.
@@ -139,7 +145,7 @@ fn measure_in_segments(
         return Err(OverheadError::Flows(options.flows));
     }
     let rig = |tracing| {
-        FlowRig::start(
+        FlowRig::start_against(
             scenario,
             LoadOptions {
                 tracing,
@@ -147,6 +153,7 @@ fn measure_in_segments(
                 // Nothing here reads what the mocks received.
                 record_mock_requests: false,
             },
+            options.service.as_ref(),
         )
     };
     let rounds = options.flows / ROUND_FLOWS;
@@ -193,6 +200,10 @@ fn measure_in_segments(
     Ok(OverheadReport {
         scenario: scenario.name.clone(),
         transport: options.transport,
+        service: options
+            .service
+            .as_ref()
+            .map(|spec| spec.path.display().to_string()),
         noise_floor: options.noise_floor,
         rounds,
         flows_per_round: ROUND_FLOWS,
@@ -239,6 +250,23 @@ fn process_cpu_time() -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
+/// CPU time consumed so far by every thread of process `pid`, from Linux's per-thread
+/// `schedstat` (nanoseconds on the CPU; `/proc/PID/stat`'s clock ticks are too coarse for a
+/// round of a few tens of milliseconds). Threads that have exited are not counted: a service's
+/// threads live as long as it does. Unreadable, it reads zero (see [`run_round`]).
+fn service_cpu_time(pid: u32) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .filter_map(|task| {
+            let text = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            text.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
 /// Without a process CPU clock the wall clock stands in (see [`run_round`]).
 #[cfg(not(unix))]
 fn process_cpu_time() -> Duration {
@@ -248,13 +276,20 @@ fn process_cpu_time() -> Duration {
 /// One round of [`ROUND_FLOWS`] flows, one after another; the store is emptied afterwards,
 /// outside the timing, so memory stays flat over long runs.
 fn run_round(rig: &mut FlowRig, side: &'static str) -> Result<Cost, OverheadError> {
-    let (start, cpu_start) = (Instant::now(), process_cpu_time());
+    // The CPU a round costs the service: this process's when it runs in-process, the service
+    // process's own (every thread) when it is external.
+    let service = rig.service_pid();
+    let cpu_time = || match service {
+        Some(pid) => service_cpu_time(pid),
+        None => process_cpu_time(),
+    };
+    let (start, cpu_start) = (Instant::now(), cpu_time());
     let mut failed = 0;
     for _ in 0..ROUND_FLOWS {
         failed += rig.run(1)?.failed_flows;
     }
     let wall = start.elapsed();
-    let cpu = match process_cpu_time().saturating_sub(cpu_start) {
+    let cpu = match cpu_time().saturating_sub(cpu_start) {
         Duration::ZERO => wall,
         cpu => cpu,
     };
@@ -275,9 +310,10 @@ pub fn default_scenario() -> PathBuf {
 
 impl fmt::Display for OverheadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let transport = match self.transport {
-            Transport::Http => "over loopback HTTP",
-            Transport::InProcess => "in-process",
+        let transport = match (&self.service, self.transport) {
+            (Some(file), _) => format!("against {file} (its own CPU time)"),
+            (None, Transport::Http) => "over loopback HTTP".to_owned(),
+            (None, Transport::InProcess) => "in-process".to_owned(),
         };
         writeln!(
             f,
@@ -350,7 +386,9 @@ mod tests {
         let options = OverheadOptions {
             flows: ROUND_FLOWS * 2,
             transport: Transport::InProcess,
+            service: None,
             noise_floor: false,
+            service: None,
         };
         let mut seen = Vec::new();
         let report = measure(&scenario, &options, |done, total| seen.push((done, total))).unwrap();
@@ -370,7 +408,9 @@ mod tests {
         let options = OverheadOptions {
             flows: ROUND_FLOWS * 3,
             transport: Transport::InProcess,
+            service: None,
             noise_floor: true,
+            service: None,
         };
         let mut seen = Vec::new();
         let report = measure_in_segments(&scenario, &options, 2, |done, total| {
@@ -411,7 +451,9 @@ mod tests {
         let options = OverheadOptions {
             flows: 3,
             transport: Transport::Http,
+            service: None,
             noise_floor: false,
+            service: None,
         };
         let err = measure(&scenario, &options, |_, _| {}).unwrap_err();
         assert_eq!(
