@@ -256,7 +256,9 @@ def main():
     overhead_files = sorted(glob.glob(os.path.join(CRITERION, "overhead", "*.txt")))
     if overhead_files:
         w("`trace-harness overhead` (process CPU time, traced and untraced rounds interleaved; "
-          "`--noise-floor` runs both sides untraced to show what noise alone does):\n")
+          "`--noise-floor` runs both sides untraced to show what noise alone does; with "
+          "`--service` the measured service is a process of its own, traced with spans exported "
+          "over OTLP against `OTEL_SDK_DISABLED=true`, and the CPU time is that process's):\n")
         for path in overhead_files:
             with open(path) as f:
                 w("```\n$ " + f.read().strip() + "\n```")

@@ -24,6 +24,20 @@ for run in "--flows 4000:in-process" "--flows 4000 --http:http-1" "--flows 4000 
     { echo "trace-harness overhead $args"; CI=1 ./target/release/trace-harness overhead $args 2>/dev/null; } \
         > "target/criterion/overhead/$name.txt"
 done
+# What tracing costs a service the harness did not write: the own service as a process, and
+# the Node service (after `npm ci` there), each process's own CPU time.
+{ echo "trace-harness overhead --flows 4000 --service examples/own-service/service.toml"
+  CI=1 ./target/release/trace-harness overhead --flows 4000 \
+      --service examples/own-service/service.toml 2>/dev/null; } \
+    > target/criterion/overhead/service-own.txt
+if [ -d examples/node-booking-service/node_modules ]; then
+    { echo "trace-harness overhead --flows 2000 --service examples/node-booking-service/service.toml"
+      CI=1 ./target/release/trace-harness overhead --flows 2000 \
+          --service examples/node-booking-service/service.toml 2>/dev/null; } \
+        > target/criterion/overhead/service-node.txt
+else
+    echo "not measured: the Node service (run npm ci in examples/node-booking-service)" >&2
+fi
 # External replays against in-process, interleaved CLI rounds (report.py reads the medians).
 bash benches/external.sh > target/criterion/external.txt
 if command -v valgrind >/dev/null; then
