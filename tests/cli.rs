@@ -656,4 +656,28 @@ fn overhead_says_what_its_figures_are_and_refuses_a_scenario_it_cannot_repeat() 
         text.contains("(median of the per-round traced/untraced ratios "),
         "{text}"
     );
+    // A service of its own, its own CPU time measured.
+    let output = trace_harness(&[
+        "overhead",
+        "--flows",
+        "25",
+        "--service",
+        "examples/own-service/service.toml",
+    ]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        text.contains(
+            "flow against examples/own-service/service.toml (its own CPU time): 25 flows per side"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("\n  traced "), "{text}");
+    let output = trace_harness(&["overhead", "--service", "no/such/service.toml"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no/such/service.toml: cannot read the service file"),
+        "{}",
+        stderr(&output)
+    );
 }
