@@ -386,7 +386,6 @@ mod tests {
         let options = OverheadOptions {
             flows: ROUND_FLOWS * 2,
             transport: Transport::InProcess,
-            service: None,
             noise_floor: false,
             service: None,
         };
@@ -408,7 +407,6 @@ mod tests {
         let options = OverheadOptions {
             flows: ROUND_FLOWS * 3,
             transport: Transport::InProcess,
-            service: None,
             noise_floor: true,
             service: None,
         };
@@ -451,7 +449,6 @@ mod tests {
         let options = OverheadOptions {
             flows: 3,
             transport: Transport::Http,
-            service: None,
             noise_floor: false,
             service: None,
         };
