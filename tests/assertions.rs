@@ -186,3 +186,25 @@ fn wrong_counts_attributes_events_and_logs_are_reported() {
         ],
     );
 }
+
+#[test]
+fn the_field_catalogue_lists_every_field_each_seed_scenario_records() {
+    for name in [
+        "calendar_failure",
+        "slow_payment",
+        "webhook_retries",
+        "seated_attendees",
+        "performance",
+    ] {
+        let outcome = common::run(&common::load(name), true);
+        for span in &outcome.captured.spans {
+            for (field, _) in span.fields.iter() {
+                assert!(
+                    trace_harness::contract::fields_of(span.op).contains(field),
+                    "{name}: `{}` records `{field}`, which contract::fields_of does not list",
+                    span.op
+                );
+            }
+        }
+    }
+}

@@ -203,6 +203,22 @@ fn invalid_selectors_unknown_operations_and_undefined_mocks_are_bad_input() {
         "10:12",
         "expected a duration",
     );
+    // A mistyped field is an error, not a filter that matches nothing (`count = 0` would pass).
+    rejects(
+        &with("select = 'span[staus=error]'\ncount = 0"),
+        "9:16",
+        "no span field `staus`: did you mean `status`?",
+    );
+    rejects(
+        &with("select = 'span[op=\"webhook_execution\"][trigger=\"BOOKING_CREATED\"]'"),
+        "9:40",
+        "no span field `trigger`: did you mean `trigger_event`? `webhook_execution` spans record `job_id`, `trigger_event`",
+    );
+    rejects(
+        &with("select = 'span[op=\"booking_creation\"]'\nattributes = { event_typeid = 1 }"),
+        "10:16",
+        "no span field `event_typeid`: did you mean `event_type_id`? `booking_creation` spans record `event_type_id`, `booking_uid`",
+    );
 }
 
 #[test]

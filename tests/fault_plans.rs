@@ -285,6 +285,17 @@ fn check(plan: &Plan, outcome: &ReplayOutcome) -> Result<(), String> {
     if !violations.is_empty() {
         return Err(format!("invariants broken: {violations:#?}"));
     }
+    // The field catalogue that selectors and `attributes` are validated against is complete.
+    for span in &outcome.captured.spans {
+        for (field, _) in span.fields.iter() {
+            if !trace_harness::contract::fields_of(span.op).contains(field) {
+                return Err(format!(
+                    "`{}` recorded the field `{field}`, which contract::fields_of does not list",
+                    span.op
+                ));
+            }
+        }
+    }
     for step in &outcome.steps {
         if step.status >= 500 {
             return Err(format!(

@@ -32,6 +32,38 @@ pub const OPERATIONS: &[&str] = &[
     BOOKING_CONFIRMATION,
 ];
 
+/// The fields (span attributes) the service records on each operation, as CONTRACT.md §8.1
+/// lists them; empty for an operation not in [`OPERATIONS`]. `request.id` travels as the span's
+/// request id, not as a field. A test replays every scenario and checks the service records
+/// nothing else.
+pub fn fields_of(op: &str) -> &'static [&'static str] {
+    match op {
+        BOOKING_CREATION => &["event_type_id", "booking_uid"],
+        HANDLE_SEATS => &["seats", "requested"],
+        CALENDAR_EVENT_CREATION => &["calendar"],
+        PAYMENT_PROCESSING => &["provider"],
+        WEBHOOK_SCHEDULING => &["trigger_event", "subscribers"],
+        SCHEDULE_MANDATORY_REMINDER => &["attendees", "booking_uid", "reminders"],
+        WEBHOOK_EXECUTION => &["job_id", "trigger_event"],
+        PAYMENT_SUCCESS_PROCESSING => &["payment_intent", "booking_id"],
+        BOOKING_CONFIRMATION => &["booking_id"],
+        _ => &[],
+    }
+}
+
+/// Every field any operation records, each once, in [`OPERATIONS`] order.
+pub fn all_fields() -> Vec<&'static str> {
+    let mut fields: Vec<&'static str> = Vec::new();
+    for op in OPERATIONS {
+        for field in fields_of(op) {
+            if !fields.contains(field) {
+                fields.push(field);
+            }
+        }
+    }
+    fields
+}
+
 /// How each operation is named in a performance log line (`EventManager.create: 200ms`); an
 /// operation not in [`OPERATIONS`] is named as is.
 pub fn operation_label(op: &str) -> &str {

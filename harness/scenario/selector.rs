@@ -124,6 +124,39 @@ impl Selector {
             .map(|f| format!("`{}`", f.name))
     }
 
+    /// Every field a filter names other than `op` and `status` (`:has` included), each with
+    /// the operation its compound asks for, if it asks for one: for validation against the
+    /// fields each operation records.
+    pub fn field_filters(&self) -> Vec<(&str, Option<&str>)> {
+        let mut found = Vec::new();
+        for (_, compound) in &self.steps {
+            let op = compound
+                .filters
+                .iter()
+                .find(|f| f.name == "op" && f.test == Test::Equals)
+                .map(|f| f.value.as_str());
+            for filter in &compound.filters {
+                if filter.name != "op" && filter.name != "status" {
+                    found.push((filter.name.as_str(), op));
+                }
+            }
+            for inner in &compound.has {
+                found.extend(inner.field_filters());
+            }
+        }
+        found
+    }
+
+    /// The operation the selected span itself must have (the last compound's `op="…"`), if any.
+    pub fn selected_operation(&self) -> Option<&str> {
+        self.steps.last().and_then(|(_, c)| {
+            c.filters
+                .iter()
+                .find(|f| f.name == "op" && f.test == Test::Equals)
+                .map(|f| f.value.as_str())
+        })
+    }
+
     /// The operation names the selector asks for (`op="…"` filters, `:has` included), for
     /// validation against the known operations.
     pub fn operations(&self) -> impl Iterator<Item = &str> {

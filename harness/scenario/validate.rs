@@ -10,7 +10,7 @@ use super::error::string_content_start;
 use super::raw::RawAssertion;
 use super::{Assertion, CompareOp, DurationTest, EventCount, Selector, Target, ValueTest};
 use super::{BookStep, MockSpec, ScenarioError, MAX_SEATS};
-use crate::contract::OPERATIONS;
+use crate::contract::{all_fields, fields_of, OPERATIONS};
 use crate::mocks::{MockBehaviour, MockKind};
 
 pub(super) fn validate_book(book: &BookStep) -> Result<(), String> {
@@ -85,6 +85,14 @@ pub(super) fn validate_assertion(
                 format!("unknown operation `{op}`{suggestion}"),
             ));
         }
+        // A typo in a field must not pass as "no span has it" (`count = 0` would hold).
+        for (name, op) in selector.field_filters() {
+            if let Err(message) = known_field(name, op, &["op", "status"]) {
+                let offset = string_content_start(text, field.span())
+                    + field.get_ref().find(name).unwrap_or_default();
+                return Err(at(offset..offset, message));
+            }
+        }
         Ok(selector)
     };
     let target =
@@ -120,6 +128,11 @@ pub(super) fn validate_assertion(
                     .into(),
             )),
         };
+    // The operation the assertion's spans have, for checking its `attributes` names.
+    let selected_op = match &target {
+        Target::Spans(selector) => selector.selected_operation().map(str::to_owned),
+        Target::Mock(_) => None,
+    };
     Ok(Assertion {
         name: raw.name.unwrap_or_else(|| format!("expect #{}", index + 1)),
         target,
@@ -136,6 +149,8 @@ pub(super) fn validate_assertion(
             .attributes
             .iter()
             .map(|(name, value)| {
+                known_field(name, selected_op.as_deref(), &[])
+                    .map_err(|m| at(attribute_key_span(text, value.span(), name), m))?;
                 let test = match value.get_ref() {
                     toml::Value::String(text) => ValueTest::parse(text),
                     toml::Value::Integer(n) => Ok(ValueTest::Compare(CompareOp::Eq, n.to_string())),
@@ -186,12 +201,50 @@ fn log_test(text: &str) -> Result<ValueTest, String> {
     }
 }
 
+/// Whether spans of `op` (of any operation when `None`) record the field `name`; otherwise
+/// what is wrong, with the nearest name (among the fields and `also`, the names a filter
+/// takes besides fields) and the fields there are.
+fn known_field(name: &str, op: Option<&str>, also: &[&'static str]) -> Result<(), String> {
+    let fields: Vec<&str> = match op {
+        Some(op) => fields_of(op).to_vec(),
+        None => all_fields(),
+    };
+    if fields.contains(&name) {
+        return Ok(());
+    }
+    let candidates: Vec<&str> = also.iter().copied().chain(fields.iter().copied()).collect();
+    let suggestion = nearest(name, &candidates)
+        .map(|s| format!("did you mean `{s}`? "))
+        .unwrap_or_default();
+    let whose = match op {
+        Some(op) => format!("`{op}` spans record"),
+        None => "spans record".to_owned(),
+    };
+    Err(format!(
+        "no span field `{name}`: {suggestion}{whose} {}",
+        fields
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// Where the key `name` of an `attributes = { … }` table stands, found backwards from its
+/// value's span (the table keeps no span for its keys).
+fn attribute_key_span(text: &str, value: Range<usize>, name: &str) -> Range<usize> {
+    let start = text[..value.start].rfind(name).unwrap_or(value.start);
+    start..start
+}
+
 /// The closest known name, if it is close enough to be a likely typo.
 fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    // A word that begins a known name (`trigger` for `trigger_event`) is a likely short form.
+    let short_form = |k: &str| word.len() >= 4 && k.starts_with(word);
     known
         .iter()
         .map(|k| (strsim::levenshtein(word, k), *k))
-        .filter(|(d, k)| *d <= k.len() / 3 + 1)
+        .filter(|(d, k)| *d <= k.len() / 3 + 1 || short_form(k))
         .min()
         .map(|(_, k)| k)
 }
