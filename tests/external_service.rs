@@ -165,21 +165,32 @@ fn a_service_that_cannot_start_is_bad_input_with_its_command_status_and_stderr()
     );
 }
 
-#[test]
-fn a_service_that_dies_mid_replay_fails_that_replay_with_its_status_and_stderr() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("service.toml");
-    // With a Stripe mock (slow_payment) it is ready, then gone before the booking arrives;
-    // without one (calendar_failure) it is the own service.
-    let script = "if [ -n \"$STRIPE_API_URL\" ]; then echo listening on; echo out of memory >&2; exit 9; fi; exec \"$0\" serve --contract";
+/// `dir/service.toml` for the own service started by `sh -c "<before>; exec serve --contract"`,
+/// ready at `listening on`, with `more` appended: a service that misbehaves as `before` says.
+fn wrapped_service(dir: &Path, before: &str, more: &str) -> std::path::PathBuf {
+    let path = dir.join("service.toml");
+    let script = format!("{before}; exec \"$0\" serve --contract");
     std::fs::write(
         &path,
         format!(
-            "command = [\"sh\", \"-c\", {script:?}, {:?}]\nready = {{ stdout = \"listening on\" }}\n",
+            "command = [\"sh\", \"-c\", {script:?}, {:?}]\nready = {{ stdout = \"listening on\" }}\n{more}",
             env!("CARGO_BIN_EXE_trace-harness")
         ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+#[test]
+fn a_service_that_dies_mid_replay_fails_that_replay_with_its_status_and_stderr() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // With a Stripe mock (slow_payment) it is ready, then gone before the booking arrives;
+    // without one (calendar_failure) it is the own service.
+    let path = wrapped_service(
+        dir.path(),
+        "if [ -n \"$STRIPE_API_URL\" ]; then echo listening on; echo out of memory >&2; exit 9; fi",
+        "",
+    );
     let output = trace_harness(&[
         "run",
         "scenarios/calendar_failure.toml",
@@ -509,17 +520,12 @@ fn a_service_already_running_cannot_be_restarted_and_needs_an_address_per_mock()
 #[test]
 fn telemetry_that_never_arrives_fails_the_replay_at_the_deadline_naming_what_is_missing() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("service.toml");
     // The own service, exporting nothing: no span ever reaches the harness.
-    let script = "OTEL_TRACES_EXPORTER=none exec \"$0\" serve --contract";
-    std::fs::write(
-        &path,
-        format!(
-            "command = [\"sh\", \"-c\", {script:?}, {:?}]\nready = {{ stdout = \"listening on\" }}\ndeadline = \"300ms\"\n",
-            env!("CARGO_BIN_EXE_trace-harness")
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let path = wrapped_service(
+        dir.path(),
+        "export OTEL_TRACES_EXPORTER=none",
+        "deadline = \"300ms\"\n",
+    );
     let output = trace_harness(&[
         "run",
         "scenarios/calendar_failure.toml",
