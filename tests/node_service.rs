@@ -7,9 +7,8 @@
 //! cargo test --features node-service --test node_service
 //! ```
 //!
-//! Without Node or without `npm ci`, it fails saying which; it never skips.
-
-#![cfg(feature = "node-service")]
+//! Without Node or without `npm ci`, it fails saying which; it never skips. Cargo builds it
+//! only with the feature (`required-features`).
 
 mod common;
 
