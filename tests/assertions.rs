@@ -208,3 +208,49 @@ fn the_field_catalogue_lists_every_field_each_seed_scenario_records() {
         }
     }
 }
+
+/// A booking that arrives with a caller's `traceparent`, asserted to continue it.
+const CONTINUED: &str = r#"
+description = "a booking from a frontend that is already traced"
+seed = 1
+
+[[timeline]]
+at = "0s"
+book = { event_type_id = 1, traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" }
+
+[[expect]]
+name = "the booking continues the frontend's trace"
+select = 'span[op="booking_creation"][trace_id="4bf92f3577b34da6a3ce929d0e0e4736"]'
+count = 1
+attributes = { parent_id = "00f067aa0ba902b7" }
+"#;
+
+#[test]
+fn trace_continuation_is_asserted_by_trace_and_parent_ids_and_shown_in_the_tree() {
+    let scenario = parse("continued.toml", CONTINUED);
+    let outcome = run(&scenario, true);
+    assert!(judge(&outcome, &scenario.expect).passed());
+    let tree = report::tree(&outcome, &[]);
+    assert!(
+        tree.contains("booking_creation")
+            && tree.contains(" ⇠ continues 00f067aa0ba902b7 (remote parent)"),
+        "{tree}"
+    );
+    // Another parent, or another trace, and the assertion says which.
+    let wrong_parent = parse(
+        "continued.toml",
+        &CONTINUED.replace(
+            "parent_id = \"00f067aa0ba902b7\"",
+            "parent_id = \"00f067aa0ba902b8\"",
+        ),
+    );
+    let verdict = judge(&run(&wrong_parent, true), &wrong_parent.expect);
+    assert_eq!(verdict.failures.len(), 1, "{verdict:?}");
+    assert_eq!(verdict.failures[0].actual, "parent_id = 00f067aa0ba902b7");
+    let wrong_trace = parse(
+        "continued.toml",
+        &CONTINUED.replace("[trace_id=\"4bf9", "[trace_id=\"5bf9"),
+    );
+    let verdict = judge(&run(&wrong_trace, true), &wrong_trace.expect);
+    assert_eq!(verdict.failures[0].actual, "0 matching spans");
+}

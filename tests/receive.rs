@@ -300,7 +300,7 @@ fn what_the_opentelemetry_js_sdk_sends_reads_as_the_model() {
     assert_eq!(
         tree(&outcome, &[]),
         "trace_1\n\
-         └─ span_001 POST /api/bookings +0s 120ms ok http.request.method=POST http.response.status_code=201\n   \
+         └─ span_001 POST /api/bookings +0s 120ms ok http.request.method=POST http.response.status_code=201 ⇠ continues b7ad6b7169203331 (remote parent)\n   \
             └─ span_002 calendar_event_creation +10ms 100ms error: Rate Limit Exceeded calendar=google retry=false latency.ratio=0.5 ⇠ follows b7ad6b7169203331\n"
     );
     assert_eq!(

@@ -219,8 +219,8 @@ pub(crate) fn check_assertion(outcome: &ReplayOutcome, assertion: &Assertion) ->
     for (name, test) in &assertion.attributes {
         checks.push((
             format!("{name} {test}"),
-            Box::new(move |s| match s.field(name) {
-                Some(value) if test.holds(&value.to_string()) => None,
+            Box::new(move |s| match s.value_of(name) {
+                Some(value) if test.holds(&value) => None,
                 Some(value) => Some(format!("{name} = {value}")),
                 None => Some(format!("no field `{name}`")),
             }),

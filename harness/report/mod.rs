@@ -27,7 +27,9 @@ use crate::clock::Compact;
 use crate::contract::{operation_label, BOOKING_CREATION};
 use crate::expect::Verdict;
 use crate::outcome::ReplayOutcome;
-use crate::trace::{Aliases, Captured, LinePrefix, RequestIdPrefix, SpanData, SpanId, SpanStatus};
+use crate::trace::{
+    Aliases, Captured, LinePrefix, ParentKind, RequestIdPrefix, SpanData, SpanId, SpanStatus,
+};
 
 /// One line of the seed-style log view, with its parts kept apart for tests and filters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -288,6 +290,12 @@ fn write_span(
     }
     for link in &span.links {
         let _ = write!(out, " ⇠ follows {}", aliases.span(*link));
+    }
+    // A parent from outside the replay (a caller's `traceparent`): the trace continues it.
+    if let Some((parent, ParentKind::Remote)) = span.parent {
+        if captured.span(parent).is_none() {
+            let _ = write!(out, " ⇠ continues {parent} (remote parent)");
+        }
     }
     out.push('\n');
     let children: Vec<&SpanData> = captured.children(span.span_id).collect();

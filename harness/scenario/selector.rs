@@ -245,7 +245,7 @@ impl Filter {
                 }
                 .to_owned(),
             ),
-            field => span.field(field).map(ToString::to_string),
+            other => span.value_of(other),
         };
         match (self.test, actual) {
             (Test::Equals, Some(a)) => a == self.value,

@@ -12,6 +12,7 @@ use super::{Assertion, CompareOp, DurationTest, EventCount, Selector, Target, Va
 use super::{BookStep, MockSpec, ScenarioError, MAX_SEATS};
 use crate::contract::{all_fields, fields_of, OPERATIONS};
 use crate::mocks::{MockBehaviour, MockKind};
+use crate::trace::ID_FIELDS;
 
 pub(super) fn validate_book(book: &BookStep) -> Result<(), String> {
     let attendees = book.attendees.unwrap_or(1);
@@ -209,7 +210,7 @@ fn known_field(name: &str, op: Option<&str>, also: &[&'static str]) -> Result<()
         Some(op) => fields_of(op).to_vec(),
         None => all_fields(),
     };
-    if fields.contains(&name) {
+    if fields.contains(&name) || ID_FIELDS.contains(&name) {
         return Ok(());
     }
     let candidates: Vec<&str> = also.iter().copied().chain(fields.iter().copied()).collect();

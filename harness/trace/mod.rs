@@ -26,7 +26,8 @@ pub use context::{
 };
 pub use ids::{splitmix64, IdGenerator, SpanId, TraceId, GENERATION_STRIDE};
 pub use model::{
-    Captured, FieldStr, FieldValue, Fields, LogLine, ParentKind, Seq, SpanData, SpanRef, SpanStatus,
+    Captured, FieldStr, FieldValue, Fields, LogLine, ParentKind, Seq, SpanData, SpanRef,
+    SpanStatus, ID_FIELDS,
 };
 pub use prefix::{
     prefix_part, Alias, Aliases, LinePrefix, RequestIdPrefix, SeedLine, SeedLineError, SeedPrefix,

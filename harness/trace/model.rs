@@ -152,6 +152,10 @@ pub enum ParentKind {
     Remote,
 }
 
+/// The names under which [`SpanData::value_of`] reads a span's ids rather than a field: what
+/// asserts that a trace continues a caller's `traceparent`.
+pub const ID_FIELDS: &[&str] = &["trace_id", "span_id", "parent_id"];
+
 /// One finished (or, in [`Captured::open`], unfinished) span.
 #[derive(Clone, Debug)]
 pub struct SpanData {
@@ -187,6 +191,17 @@ impl SpanData {
     /// The value of the field `name`, if recorded.
     pub fn field(&self, name: &str) -> Option<&FieldValue> {
         self.fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+    /// What a selector filter or an `attributes` check reads under `name`, as text: the
+    /// span's own ids under [`ID_FIELDS`] (`trace_id`, `span_id`, `parent_id`, in hex), else
+    /// the field of that name.
+    pub fn value_of(&self, name: &str) -> Option<String> {
+        match name {
+            "trace_id" => Some(self.trace_id.to_string()),
+            "span_id" => Some(self.span_id.to_string()),
+            "parent_id" => self.parent_id().map(|p| p.to_string()),
+            field => self.field(field).map(ToString::to_string),
+        }
     }
     /// The parent span's id, local or remote.
     pub fn parent_id(&self) -> Option<SpanId> {
