@@ -254,3 +254,33 @@ fn trace_continuation_is_asserted_by_trace_and_parent_ids_and_shown_in_the_tree(
     let verdict = judge(&run(&wrong_trace, true), &wrong_trace.expect);
     assert_eq!(verdict.failures[0].actual, "0 matching spans");
 }
+
+#[test]
+fn a_steps_http_answer_is_asserted_by_its_number_traced_or_not() {
+    let text = |status: u16| {
+        format!(
+            "description = \"a booking, a restart, a cron call\"\nseed = 1\n\n\
+             [[timeline]]\nat = \"0s\"\nbook = {{ event_type_id = 1 }}\n\n\
+             [[timeline]]\nat = \"1s\"\nrestart = true\n\n\
+             [[timeline]]\nat = \"2s\"\ncron = \"webhooks\"\n\n\
+             [[expect]]\nname = \"the booking is created\"\nstep = 1\nstatus = {status}\n\n\
+             [[expect]]\nstep = 3\nstatus = 200\n"
+        )
+    };
+    for tracing in [true, false] {
+        let good = parse("steps.toml", &text(201));
+        assert!(judge(&run(&good, tracing), &good.expect).passed());
+        let wrong = parse("steps.toml", &text(402));
+        let verdict = judge(&run(&wrong, tracing), &wrong.expect);
+        assert_eq!(verdict.failures.len(), 1, "{verdict:?}");
+        let failure = &verdict.failures[0];
+        assert_eq!(
+            (failure.assertion.as_str(), failure.target.as_str()),
+            ("the booking is created", "step 1")
+        );
+        assert_eq!(
+            (failure.expected.as_str(), failure.actual.as_str()),
+            ("HTTP 402", "HTTP 201")
+        );
+    }
+}

@@ -203,6 +203,21 @@ fn invalid_selectors_unknown_operations_and_undefined_mocks_are_bad_input() {
         "10:12",
         "expected a duration",
     );
+    rejects(
+        &with("step = 2\nstatus = 201"),
+        "9:8",
+        "`step = 2`: the timeline has steps 1–1",
+    );
+    rejects(
+        &with("select = 'span'\nstatus = 201"),
+        "10:10",
+        "`status = 201` is a step's HTTP status: it goes with `step = N`",
+    );
+    rejects(
+        &with("step = 1\nstatus = \"ok\""),
+        "8:1",
+        "a `step` expectation needs `status = CODE`",
+    );
     // A mistyped field is an error, not a filter that matches nothing (`count = 0` would pass).
     rejects(
         &with("select = 'span[staus=error]'\ncount = 0"),

@@ -92,7 +92,7 @@ pub fn judge(outcome: &ReplayOutcome, assertions: &[Assertion]) -> Verdict {
     };
     let mut failures = Vec::new();
     for assertion in assertions {
-        if !outcome.tracing && !matches!(assertion.target, Target::Mock(_)) {
+        if !outcome.tracing && matches!(assertion.target, Target::Spans(_)) {
             continue;
         }
         let failure = match outcome.source {
@@ -163,6 +163,7 @@ pub(crate) fn check_assertion(outcome: &ReplayOutcome, assertion: &Assertion) ->
             target: match &assertion.target {
                 Target::Spans(s) => s.to_string(),
                 Target::Mock(m) => format!("mock `{m}`"),
+                Target::Step { number, .. } => format!("step {number}"),
             },
             expected,
             actual,
@@ -177,6 +178,16 @@ pub(crate) fn check_assertion(outcome: &ReplayOutcome, assertion: &Assertion) ->
                     fail(format!("{n} requests"), format!("{received} requests"), &[])
                 }
                 _ => None,
+            };
+        }
+        Target::Step {
+            exchange, status, ..
+        } => {
+            let answered = outcome.steps.get(*exchange).map(|s| s.status);
+            return match answered {
+                Some(code) if code == *status => None,
+                Some(code) => fail(format!("HTTP {status}"), format!("HTTP {code}"), &[]),
+                None => fail(format!("HTTP {status}"), "no answer".to_owned(), &[]),
             };
         }
         Target::Spans(selector) => selector,

@@ -63,6 +63,9 @@ pub fn explain(scenario: &crate::scenario::Scenario) -> String {
         let target = match &a.target {
             Target::Spans(s) => s.to_string(),
             Target::Mock(m) => format!("requests to mock `{m}`"),
+            Target::Step { number, status, .. } => {
+                format!("the answer to step {number}: HTTP {status}")
+            }
         };
         let mut parts = Vec::new();
         if let Some(n) = a.count {

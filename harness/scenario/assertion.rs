@@ -48,6 +48,16 @@ pub enum Target {
     Spans(Selector),
     /// The requests received by the named mock.
     Mock(String),
+    /// A timeline step's HTTP answer: the step's number (1-based, in the order steps run) and
+    /// its place among the steps that send a request (restarts send none).
+    Step {
+        /// As the scenario numbers it.
+        number: usize,
+        /// Its index in the outcome's exchanges.
+        exchange: usize,
+        /// The HTTP status it must answer with.
+        status: u16,
+    },
 }
 
 /// `status = "ok" | "error"`.

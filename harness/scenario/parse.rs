@@ -150,6 +150,7 @@ impl Scenario {
                 i,
                 assertion.into_inner(),
                 &mocks,
+                &timeline,
                 text,
                 span,
                 &at,

@@ -55,7 +55,9 @@ pub(super) struct RawAssertion {
     #[serde(default)]
     pub(super) count: Option<usize>,
     #[serde(default)]
-    pub(super) status: Option<ExpectedStatus>,
+    pub(super) step: Option<Spanned<usize>>,
+    #[serde(default)]
+    pub(super) status: Option<Spanned<RawStatus>>,
     #[serde(default)]
     pub(super) child_of: Option<Spanned<String>>,
     #[serde(default)]
@@ -68,6 +70,14 @@ pub(super) struct RawAssertion {
     pub(super) events: Option<RawEvents>,
     #[serde(default)]
     pub(super) log: Option<Spanned<String>>,
+}
+
+/// `status = "ok" | "error"` for spans, `status = 402` for a step's HTTP answer.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawStatus {
+    Span(ExpectedStatus),
+    Http(u16),
 }
 
 #[derive(Deserialize)]

@@ -7,9 +7,9 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::error::string_content_start;
-use super::raw::RawAssertion;
+use super::raw::{RawAssertion, RawStatus};
+use super::{Action, BookStep, MockSpec, ScenarioError, Step, MAX_SEATS};
 use super::{Assertion, CompareOp, DurationTest, EventCount, Selector, Target, ValueTest};
-use super::{BookStep, MockSpec, ScenarioError, MAX_SEATS};
 use crate::contract::{all_fields, fields_of, OPERATIONS};
 use crate::mocks::{MockBehaviour, MockKind};
 use crate::trace::ID_FIELDS;
@@ -66,10 +66,24 @@ pub(super) fn validate_assertion(
     index: usize,
     raw: RawAssertion,
     mocks: &BTreeMap<String, MockSpec>,
+    timeline: &[Step],
     text: &str,
     span: Range<usize>,
     at: &impl Fn(Range<usize>, String) -> ScenarioError,
 ) -> Result<Assertion, ScenarioError> {
+    if let Some(step) = &raw.step {
+        return step_assertion(index, &raw, step, timeline, span, at);
+    }
+    let status = match raw.status.as_ref().map(|s| (*s.get_ref(), s.span())) {
+        None => None,
+        Some((RawStatus::Span(status), _)) => Some(status),
+        Some((RawStatus::Http(code), place)) => {
+            return Err(at(
+                place,
+                format!("`status = {code}` is a step's HTTP status: it goes with `step = N`; a span's is \"ok\" or \"error\""),
+            ))
+        }
+    };
     let selector = |field: &Spanned<String>| -> Result<Selector, ScenarioError> {
         let selector = Selector::parse(field.get_ref()).map_err(|e| {
             let offset = string_content_start(text, field.span()) + e.offset;
@@ -111,7 +125,7 @@ pub(super) fn validate_assertion(
                         ),
                     ));
                 }
-                let span_only = raw.status.is_some()
+                let span_only = status.is_some()
                     || raw.child_of.is_some()
                     || raw.follows_from.is_some()
                     || raw.duration.is_some()
@@ -125,20 +139,20 @@ pub(super) fn validate_assertion(
             }
             _ => return Err(at(
                 span,
-                "an expectation needs exactly one of `select = \"span[…]\"` or `mock = \"name\"`"
+                "an expectation needs exactly one of `select = \"span[…]\"`, `mock = \"name\"` or `step = N`"
                     .into(),
             )),
         };
     // The operation the assertion's spans have, for checking its `attributes` names.
     let selected_op = match &target {
         Target::Spans(selector) => selector.selected_operation().map(str::to_owned),
-        Target::Mock(_) => None,
+        Target::Mock(_) | Target::Step { .. } => None,
     };
     Ok(Assertion {
         name: raw.name.unwrap_or_else(|| format!("expect #{}", index + 1)),
         target,
         count: raw.count,
-        status: raw.status,
+        status,
         child_of: raw.child_of.as_ref().map(selector).transpose()?,
         follows_from: raw.follows_from.as_ref().map(selector).transpose()?,
         duration: raw
@@ -189,6 +203,88 @@ pub(super) fn validate_assertion(
             .as_ref()
             .map(|text| log_test(text.get_ref()).map_err(|m| at(text.span(), m)))
             .transpose()?,
+    })
+}
+
+/// `step = N` with `status = CODE`: the N-th timeline step (in the order steps run) answers
+/// with that HTTP status. It takes nothing else.
+fn step_assertion(
+    index: usize,
+    raw: &RawAssertion,
+    step: &Spanned<usize>,
+    timeline: &[Step],
+    span: Range<usize>,
+    at: &impl Fn(Range<usize>, String) -> ScenarioError,
+) -> Result<Assertion, ScenarioError> {
+    let number = *step.get_ref();
+    if number == 0 || number > timeline.len() {
+        return Err(at(
+            step.span(),
+            format!(
+                "`step = {number}`: the timeline has steps 1–{}",
+                timeline.len()
+            ),
+        ));
+    }
+    if matches!(timeline[number - 1].action, Action::Restart) {
+        return Err(at(
+            step.span(),
+            format!("step {number} is a restart, which sends no request and has no answer"),
+        ));
+    }
+    let others = raw.select.is_some()
+        || raw.mock.is_some()
+        || raw.count.is_some()
+        || raw.child_of.is_some()
+        || raw.follows_from.is_some()
+        || raw.duration.is_some()
+        || !raw.attributes.is_empty()
+        || raw.events.is_some()
+        || raw.log.is_some();
+    if others {
+        return Err(at(
+            span,
+            "a `step` expectation takes only `status = CODE`".into(),
+        ));
+    }
+    let status = match raw.status.as_ref().map(|s| *s.get_ref()) {
+        Some(RawStatus::Http(code)) if (100..=599).contains(&code) => code,
+        Some(RawStatus::Http(code)) => {
+            return Err(at(
+                span,
+                format!("status {code} is not an HTTP status (100–599)"),
+            ))
+        }
+        _ => {
+            return Err(at(
+                span,
+                "a `step` expectation needs `status = CODE`, the HTTP status it answers with"
+                    .into(),
+            ))
+        }
+    };
+    let exchange = timeline[..number - 1]
+        .iter()
+        .filter(|s| !matches!(s.action, Action::Restart))
+        .count();
+    Ok(Assertion {
+        name: raw
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("expect #{}", index + 1)),
+        target: Target::Step {
+            number,
+            exchange,
+            status,
+        },
+        count: None,
+        status: None,
+        child_of: None,
+        follows_from: None,
+        duration: None,
+        attributes: Vec::new(),
+        events: None,
+        log: None,
     })
 }
 
