@@ -387,6 +387,27 @@ fn list_and_explain_describe_scenarios() {
     );
     assert!(text.contains("+5m  run the webhooks cron"), "{text}");
     assert!(text.contains("duration == 120ms"), "{text}");
+    // The service's settings, the event types and each booking's options are said too.
+    let text = stdout(&trace_harness(&["explain", "scenarios/performance.toml"]));
+    assert!(
+        text.contains("Service:\n  every store transaction takes 50ms\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Event types:\n  321: price 2500 usd (paid through Stripe), reminder e-mails\n"
+        ),
+        "{text}"
+    );
+    let text = stdout(&trace_harness(&[
+        "explain",
+        "scenarios/seated_attendees.toml",
+    ]));
+    assert!(
+        text.contains("2026-03-02T10:00:00Z to 2026-03-02T10:30:00Z, 3 attendees, the address of attendee 2 refused"),
+        "{text}"
+    );
+    assert!(text.contains("events matching /"), "{text}");
     let output = trace_harness(&["explain", "scenarios/nope.toml"]);
     assert_eq!(output.status.code(), Some(2));
 }

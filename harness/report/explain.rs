@@ -18,6 +18,45 @@ pub fn explain(scenario: &crate::scenario::Scenario) -> String {
         "seed {}: every id and fake attendee derives from it\n",
         scenario.seed
     );
+    let service = &scenario.service;
+    if !service.store_latency.is_zero() || !service.bugs.is_empty() {
+        let _ = writeln!(out, "Service:");
+        if !service.store_latency.is_zero() {
+            let _ = writeln!(
+                out,
+                "  every store transaction takes {}",
+                Compact(service.store_latency)
+            );
+        }
+        if !service.bugs.is_empty() {
+            let bugs: Vec<&str> = service.bugs.iter().map(|b| b.name()).collect();
+            let _ = writeln!(out, "  planted bugs: {}", bugs.join(", "));
+        }
+        out.push('\n');
+    }
+    if !scenario.event_types.is_empty() {
+        let _ = writeln!(out, "Event types:");
+        for event_type in &scenario.event_types {
+            let mut traits = Vec::new();
+            if let Some(price) = event_type.price {
+                traits.push(format!(
+                    "price {price} {} (paid through Stripe)",
+                    event_type.currency
+                ));
+            }
+            if let Some(seats) = event_type.seats {
+                traits.push(format!("{seats} seats"));
+            }
+            if event_type.reminders {
+                traits.push("reminder e-mails".to_owned());
+            }
+            if traits.is_empty() {
+                traits.push("free, unseated, no reminders".to_owned());
+            }
+            let _ = writeln!(out, "  {}: {}", event_type.id, traits.join(", "));
+        }
+        out.push('\n');
+    }
     let _ = writeln!(out, "Mocks:");
     for (name, spec) in &scenario.mocks {
         let _ = write!(out, "  {name} ({})", spec.kind.name());
@@ -41,13 +80,34 @@ pub fn explain(scenario: &crate::scenario::Scenario) -> String {
     let _ = writeln!(out, "\nTimeline (virtual time):");
     for step in &scenario.timeline {
         let what = match &step.action {
-            Action::Book(b) => format!(
-                "book event type {}{}",
-                b.event_type_id,
-                b.title
-                    .as_deref()
-                    .map_or(String::new(), |t| format!(" ({t:?})"))
-            ),
+            Action::Book(b) => {
+                let mut what = format!("book event type {}", b.event_type_id);
+                if let Some(title) = &b.title {
+                    let _ = write!(what, " ({title:?})");
+                }
+                let _ = write!(what, ", {} to {}", b.start, b.end);
+                match (&b.attendee, b.attendees) {
+                    (Some(a), _) => {
+                        let _ = write!(what, ", attendee {} <{}>", a.name, a.email);
+                    }
+                    (None, Some(n)) if n > 1 => {
+                        let _ = write!(what, ", {n} attendees");
+                    }
+                    _ => {}
+                }
+                if !b.invalid_email.is_empty() {
+                    let seats: Vec<String> = b.invalid_email.iter().map(u32::to_string).collect();
+                    let _ = write!(
+                        what,
+                        ", the address of attendee {} refused",
+                        seats.join(", ")
+                    );
+                }
+                if let Some(traceparent) = &b.traceparent {
+                    let _ = write!(what, ", continuing traceparent {traceparent}");
+                }
+                what
+            }
             Action::Cron(CronJob::Webhooks) => "run the webhooks cron".to_owned(),
             Action::Cron(CronJob::Reminders) => "run the email reminders cron".to_owned(),
             Action::Stripe(stripe) => format!(
@@ -87,7 +147,10 @@ pub fn explain(scenario: &crate::scenario::Scenario) -> String {
             parts.push(format!("{name} {test}"));
         }
         if let Some(e) = &a.events {
-            parts.push(format!("{} events", e.count));
+            parts.push(match &e.matching {
+                Some(re) => format!("{} events matching /{re}/", e.count),
+                None => format!("{} events", e.count),
+            });
         }
         if let Some(l) = &a.log {
             parts.push(format!("a log line that {l}"));
