@@ -733,3 +733,25 @@ fn overhead_says_what_its_figures_are_and_refuses_a_scenario_it_cannot_repeat() 
         stderr(&output)
     );
 }
+
+#[test]
+fn the_readme_lists_each_mock_kinds_error_reasons_as_the_mocks_answer_them() {
+    use trace_harness::mocks::MockKind;
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for kind in MockKind::ALL {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` | ", kind.name())))
+            .unwrap_or_else(|| panic!("no README row for {}", kind.name()));
+        let listed: Vec<&str> = row
+            .split(" | ")
+            .nth(1)
+            .unwrap_or_default()
+            .trim_end_matches(" |")
+            .split(", ")
+            .filter_map(|r| r.strip_prefix('`')?.strip_suffix('`'))
+            .collect();
+        assert_eq!(listed, kind.error_reasons(), "{row}");
+    }
+}
