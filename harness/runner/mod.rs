@@ -246,18 +246,16 @@ pub fn running_service_env(
 ) -> Option<Vec<(String, String)>> {
     let running = spec.running.as_ref()?;
     let world = world::World::of(scenario);
-    let mut taken: std::collections::BTreeMap<&str, usize> = Default::default();
-    let urls: Vec<_> = world
+    let kinds: Vec<_> = world
         .mock_kinds()
         .into_iter()
-        .filter_map(|(_, kind)| {
-            let n = taken.entry(kind.name()).or_default();
-            let addr = running.mocks.get(kind.name())?.get(*n)?;
-            *n += 1;
-            Some((kind, format!("http://{addr}")))
-        })
+        .map(|(_, kind)| kind)
         .collect();
-    let config = world.pointed_at(database, urls.into_iter());
+    let urls = kinds
+        .iter()
+        .zip(running.mock_addresses(&kinds))
+        .filter_map(|(kind, addr)| Some((*kind, format!("http://{}", addr?))));
+    let config = world.pointed_at(database, urls);
     Some(external::running_env(&config, spec, running))
 }
 

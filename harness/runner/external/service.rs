@@ -1,7 +1,7 @@
 //! One replay's external service: its process (restarted on the same database), the receiver
 //! its spans arrive at, and the wait after each step until the step's telemetry is complete.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -373,26 +373,21 @@ pub(crate) fn bind_fixed_mocks(
     scenario: &str,
     world: &[(&str, MockKind)],
 ) -> Result<Vec<Option<std::net::TcpListener>>, ReplayError> {
-    let mut taken: BTreeMap<&str, usize> = BTreeMap::new();
+    let kinds: Vec<MockKind> = world.iter().map(|(_, kind)| *kind).collect();
+    let addresses = running.mock_addresses(&kinds);
     let mut listeners = Vec::with_capacity(world.len());
-    for (name, kind) in world {
-        let n = taken.entry(kind.name()).or_default();
-        let given = running
-            .mocks
-            .get(kind.name())
-            .map_or(&[][..], Vec::as_slice);
-        let Some(addr) = given.get(*n).copied() else {
-            let wanted = world.iter().filter(|(_, k)| k == kind).count();
+    for ((name, kind), addr) in world.iter().zip(addresses) {
+        let Some(addr) = addr else {
+            let wanted = kinds.iter().filter(|k| *k == kind).count();
+            let given = running.mocks.get(kind.name()).map_or(0, Vec::len);
             return Err(ReplayError::ServiceFile {
                 path: spec.path.clone(),
                 reason: format!(
-                    "scenario `{scenario}` has {wanted} `{}` mock(s) and [mocks] gives {} address(es) for them (mock `{name}` has none)",
+                    "scenario `{scenario}` has {wanted} `{}` mock(s) and [mocks] gives {given} address(es) for them (mock `{name}` has none)",
                     kind.name(),
-                    given.len()
                 ),
             });
         };
-        *n += 1;
         let listener =
             std::net::TcpListener::bind(addr).map_err(|source| ReplayError::MockListen {
                 mock: (*name).to_owned(),
@@ -405,8 +400,8 @@ pub(crate) fn bind_fixed_mocks(
 }
 
 /// The environment a service already running must have been started with to replay
-/// `config`'s world (its mocks at their `[mocks]` addresses), `database` its new database:
-/// what `run --print-env` prints.
+/// `config`'s world (pointed at the mocks' `[mocks]` addresses and at a new database): what
+/// `run --print-env` prints.
 pub(crate) fn running_env(
     config: &ServiceConfig,
     spec: &ServiceSpec,

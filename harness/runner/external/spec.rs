@@ -67,6 +67,23 @@ pub struct RunningService {
 /// A mock kind as a `[mocks]` key.
 pub type MockKindKey = String;
 
+impl RunningService {
+    /// The address of each mock in `world` (name order, with their kinds): the next `[mocks]`
+    /// address of its kind, `None` when the file gives no more for that kind.
+    pub fn mock_addresses(&self, world: &[MockKind]) -> Vec<Option<SocketAddr>> {
+        let mut taken: BTreeMap<&str, usize> = BTreeMap::new();
+        world
+            .iter()
+            .map(|kind| {
+                let n = taken.entry(kind.name()).or_default();
+                let addr = self.mocks.get(kind.name())?.get(*n).copied();
+                *n += 1;
+                addr
+            })
+            .collect()
+    }
+}
+
 /// How the harness knows a started process is ready.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Readiness {
