@@ -63,8 +63,7 @@ pub fn from_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> FromLines {
             continue;
         };
         let op = match intern(line.op) {
-            Ok(op) if !op.is_empty() => op,
-            Ok(_) => unreachable!("a prefix part is never empty"),
+            Ok(op) => op,
             Err(e) => {
                 bad(format!("operation: {e}"));
                 continue;
