@@ -281,6 +281,35 @@ fn contract_env(
     vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
+/// A `serve --contract` process's world: a runtime for the mocks, the scenario's mocks, a
+/// database directory, a collector, and the contract environment pointing at them all.
+struct Served {
+    runtime: tokio::runtime::Runtime,
+    mocks: Vec<MockService>,
+    collector: Collector,
+    vars: Vec<(String, String)>,
+    _database: tempfile::TempDir,
+}
+
+/// The world [`Served`] describes for `scenario`, exporting to `collector`.
+fn served(scenario: &Scenario, collector: Collector) -> Served {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mocks = start_mocks(&runtime, scenario);
+    let database = tempfile::tempdir().unwrap();
+    let vars = contract_env(scenario, &mocks, &database.path().join("booking.sqlite3"));
+    let vars = with(vars, env::OTEL_ENDPOINT, Some(&collector.url));
+    Served {
+        runtime,
+        mocks,
+        collector,
+        vars,
+        _database: database,
+    }
+}
+
 /// `vars` with `name` set to `value` (or removed).
 fn with(mut vars: Vec<(String, String)>, name: &str, value: Option<&str>) -> Vec<(String, String)> {
     vars.retain(|(k, _)| k != name);
@@ -615,15 +644,13 @@ fn a_seeded_service_exports_the_replays_spans_with_their_events_as_each_request_
     let scenario = common::load("calendar_failure");
     let outcome = replayed(&scenario, true);
     let expected = replayed_spans(&outcome);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mocks = start_mocks(&runtime, &scenario);
-    let database = tempfile::tempdir().unwrap();
-    let collector = Collector::open();
-    let vars = contract_env(&scenario, &mocks, &database.path().join("booking.sqlite3"));
-    let vars = with(vars, env::OTEL_ENDPOINT, Some(&collector.url));
+    let Served {
+        runtime,
+        mocks: _mocks,
+        collector,
+        vars,
+        _database,
+    } = served(&scenario, Collector::open());
     let mut live = Vec::new();
     let (answers, stopped) = drive(&runtime, &scenario, &outcome, &vars, |answer| {
         // Each request's spans arrive once it has answered, before the next step is sent.
@@ -670,14 +697,15 @@ fn a_restarted_service_draws_the_ids_the_replays_restart_draws_and_exports_json_
     );
     let outcome = replayed(&scenario, true);
     assert_eq!(outcome.restarts, 1);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mocks = start_mocks(&runtime, &scenario);
-    let database = tempfile::tempdir().unwrap();
-    let collector = Collector::open();
-    let vars = contract_env(&scenario, &mocks, &database.path().join("booking.sqlite3"));
+    let Served {
+        runtime,
+        mocks: _mocks,
+        collector,
+        vars,
+        _database,
+    } = served(&scenario, Collector::open());
+    // The traces endpoint alone, as a service may be given it.
+    let vars = with(vars, env::OTEL_ENDPOINT, None);
     let vars = with(
         vars,
         env::OTEL_TRACES_ENDPOINT,
@@ -711,15 +739,13 @@ fn a_restarted_service_draws_the_ids_the_replays_restart_draws_and_exports_json_
 fn with_the_sdk_disabled_the_answers_are_the_untraced_replays_and_nothing_propagates() {
     let scenario = common::load("calendar_failure");
     let untraced = replayed(&scenario, false);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mocks = start_mocks(&runtime, &scenario);
-    let database = tempfile::tempdir().unwrap();
-    let collector = Collector::open();
-    let vars = contract_env(&scenario, &mocks, &database.path().join("booking.sqlite3"));
-    let vars = with(vars, env::OTEL_ENDPOINT, Some(&collector.url));
+    let Served {
+        runtime,
+        mocks,
+        collector,
+        vars,
+        _database,
+    } = served(&scenario, Collector::open());
     let vars = with(vars, env::OTEL_SDK_DISABLED, Some("true"));
     let (answers, stopped) = drive(&runtime, &scenario, &untraced, &vars, |_| {});
     assert_eq!(answers, replayed_answers(&untraced));
@@ -756,15 +782,13 @@ fn with_the_sdk_disabled_the_answers_are_the_untraced_replays_and_nothing_propag
 fn logs_only_writes_the_replays_seed_format_lines_which_import_reads_back() {
     let scenario = common::load("calendar_failure");
     let outcome = replayed(&scenario, true);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mocks = start_mocks(&runtime, &scenario);
-    let database = tempfile::tempdir().unwrap();
-    let collector = Collector::open();
-    let vars = contract_env(&scenario, &mocks, &database.path().join("booking.sqlite3"));
-    let vars = with(vars, env::OTEL_ENDPOINT, Some(&collector.url));
+    let Served {
+        runtime,
+        mocks,
+        collector,
+        vars,
+        _database,
+    } = served(&scenario, Collector::open());
     let vars = with(vars, env::OTEL_TRACES_EXPORTER, Some("none"));
     let (answers, stopped) = drive(&runtime, &scenario, &outcome, &vars, |_| {});
     assert_eq!(answers, replayed_answers(&outcome));
@@ -805,15 +829,13 @@ fn logs_only_writes_the_replays_seed_format_lines_which_import_reads_back() {
 fn sigterm_waits_for_the_export_in_flight_and_flushes_what_closed_meanwhile() {
     let scenario = common::load("calendar_failure");
     let outcome = replayed(&scenario, true);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mocks = start_mocks(&runtime, &scenario);
-    let database = tempfile::tempdir().unwrap();
-    let collector = Collector::gated();
-    let vars = contract_env(&scenario, &mocks, &database.path().join("booking.sqlite3"));
-    let vars = with(vars, env::OTEL_ENDPOINT, Some(&collector.url));
+    let Served {
+        runtime,
+        mocks: _mocks,
+        collector,
+        vars,
+        _database,
+    } = served(&scenario, Collector::gated());
     let service = Service::start(&vars);
     let bodies = booking_bodies(&scenario, &outcome);
     let booked = send(
@@ -855,15 +877,13 @@ fn sigterm_waits_for_the_export_in_flight_and_flushes_what_closed_meanwhile() {
 fn a_refused_export_is_reported_as_it_happens_and_the_exit_code_is_3() {
     let scenario = common::load("calendar_failure");
     let outcome = replayed(&scenario, true);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mocks = start_mocks(&runtime, &scenario);
-    let database = tempfile::tempdir().unwrap();
-    let collector = Collector::refusing(StatusCode::BAD_REQUEST);
-    let vars = contract_env(&scenario, &mocks, &database.path().join("booking.sqlite3"));
-    let vars = with(vars, env::OTEL_ENDPOINT, Some(&collector.url));
+    let Served {
+        runtime,
+        mocks: _mocks,
+        collector,
+        vars,
+        _database,
+    } = served(&scenario, Collector::refusing(StatusCode::BAD_REQUEST));
     let (answers, stopped) = drive(&runtime, &scenario, &outcome, &vars, |_| {});
     assert_eq!(answers, replayed_answers(&outcome), "the service serves on");
     assert_eq!(stopped[0].status.code(), Some(3), "{}", stopped[0].stderr);
