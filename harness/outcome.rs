@@ -50,6 +50,31 @@ pub struct ReplayOutcome {
     pub deliveries: Vec<(String, DeliveryCounts)>,
 }
 
+impl ReplayOutcome {
+    /// An outcome holding `captured` (traced spans) and no other fact, named `scenario` with
+    /// `seed`: what the views need around spans no replay of this process produced (received
+    /// over OTLP, say).
+    pub fn of_spans(scenario: &str, seed: u64, captured: Captured) -> ReplayOutcome {
+        ReplayOutcome {
+            scenario: scenario.to_owned(),
+            seed,
+            tracing: true,
+            captured,
+            source: SpanSource::Spans,
+            foreign: Vec::new(),
+            steps: Vec::new(),
+            requests: Vec::new(),
+            inbound_contexts: Vec::new(),
+            webhook_jobs: Vec::new(),
+            reminders: Vec::new(),
+            failed_jobs: Vec::new(),
+            restarts: 0,
+            personal_data: Vec::new(),
+            deliveries: Vec::new(),
+        }
+    }
+}
+
 /// Where a replay's spans came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SpanSource {

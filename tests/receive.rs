@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
-use trace_harness::outcome::{ReplayOutcome, SpanSource};
+use trace_harness::outcome::ReplayOutcome;
 use trace_harness::receive::{
     DecodeError, Encoding, Inbox, Limits, Receiver, SpanKind, TimeBase, JSON, PROTOBUF,
 };
@@ -32,23 +32,7 @@ const SCENARIOS: &[&str] = &[
 /// The replay's outcome with its spans and lines replaced by what the receiver rebuilt, and
 /// nothing else: the views read nothing but `captured`.
 fn received(original: &ReplayOutcome, captured: Captured) -> ReplayOutcome {
-    ReplayOutcome {
-        scenario: original.scenario.clone(),
-        seed: original.seed,
-        tracing: true,
-        captured,
-        source: SpanSource::Spans,
-        foreign: Vec::new(),
-        steps: Vec::new(),
-        requests: Vec::new(),
-        inbound_contexts: Vec::new(),
-        webhook_jobs: Vec::new(),
-        reminders: Vec::new(),
-        failed_jobs: Vec::new(),
-        restarts: 0,
-        personal_data: Vec::new(),
-        deliveries: Vec::new(),
-    }
+    ReplayOutcome::of_spans(&original.scenario, original.seed, captured)
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {

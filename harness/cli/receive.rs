@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 
 use super::{fail, interactive, write_atomically, Exit};
-use crate::outcome::{ReplayOutcome, SpanSource};
+use crate::outcome::ReplayOutcome;
 use crate::receive::{Inbox, Receiver, TimeBase};
 use crate::report::epoch::Epoch;
 use crate::report::{self, html, one_line, otlp};
@@ -203,21 +203,5 @@ fn render(options: &ReceiveOptions, inbox: &Inbox) -> String {
 
 /// What the renderers read, around spans that no replay produced.
 fn outcome_of(captured: Captured) -> ReplayOutcome {
-    ReplayOutcome {
-        scenario: "received".to_owned(),
-        seed: 0,
-        tracing: true,
-        captured,
-        source: SpanSource::Spans,
-        foreign: Vec::new(),
-        steps: Vec::new(),
-        requests: Vec::new(),
-        inbound_contexts: Vec::new(),
-        webhook_jobs: Vec::new(),
-        reminders: Vec::new(),
-        failed_jobs: Vec::new(),
-        restarts: 0,
-        personal_data: Vec::new(),
-        deliveries: Vec::new(),
-    }
+    ReplayOutcome::of_spans("received", 0, captured)
 }
