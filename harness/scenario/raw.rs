@@ -72,6 +72,18 @@ pub(super) struct RawAssertion {
     pub(super) log: Option<Spanned<String>>,
 }
 
+impl RawAssertion {
+    /// Whether it has a check only spans can pass (`status` aside, which steps take too).
+    pub(super) fn has_span_checks(&self) -> bool {
+        self.child_of.is_some()
+            || self.follows_from.is_some()
+            || self.duration.is_some()
+            || !self.attributes.is_empty()
+            || self.events.is_some()
+            || self.log.is_some()
+    }
+}
+
 /// `status = "ok" | "error"` for spans, `status = 402` for a step's HTTP answer.
 #[derive(Clone, Copy, Deserialize)]
 #[serde(untagged)]

@@ -125,14 +125,7 @@ pub(super) fn validate_assertion(
                         ),
                     ));
                 }
-                let span_only = status.is_some()
-                    || raw.child_of.is_some()
-                    || raw.follows_from.is_some()
-                    || raw.duration.is_some()
-                    || !raw.attributes.is_empty()
-                    || raw.events.is_some()
-                    || raw.log.is_some();
-                if span_only {
+                if status.is_some() || raw.has_span_checks() {
                     return Err(at(span, "a `mock` expectation takes only `count`".into()));
                 }
                 Target::Mock(mock.get_ref().clone())
@@ -232,16 +225,7 @@ fn step_assertion(
             format!("step {number} is a restart, which sends no request and has no answer"),
         ));
     }
-    let others = raw.select.is_some()
-        || raw.mock.is_some()
-        || raw.count.is_some()
-        || raw.child_of.is_some()
-        || raw.follows_from.is_some()
-        || raw.duration.is_some()
-        || !raw.attributes.is_empty()
-        || raw.events.is_some()
-        || raw.log.is_some();
-    if others {
+    if raw.select.is_some() || raw.mock.is_some() || raw.count.is_some() || raw.has_span_checks() {
         return Err(at(
             span,
             "a `step` expectation takes only `status = CODE`".into(),
