@@ -88,6 +88,14 @@ fn log_only_the_lines_catch_lost_job_context_and_dropped_traceparents() {
     );
 }
 
+/// `trace-harness run ARGS --service SERVICE` as a user runs it.
+fn run_against(service: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend(["--service", service.to_str().unwrap_or_default()]);
+    trace_harness(&all)
+}
+
 /// `trace-harness` as a user runs it.
 fn trace_harness(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_trace-harness"))
@@ -100,14 +108,10 @@ fn trace_harness(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn run_with_the_readme_service_file_passes_every_scenario() {
-    let output = trace_harness(&[
-        "run",
-        "scenarios/",
-        "--service",
-        "examples/own-service/service.toml",
-        "--format",
-        "logs",
-    ]);
+    let output = run_against(
+        Path::new("examples/own-service/service.toml"),
+        &["scenarios/", "--format", "logs"],
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -124,12 +128,7 @@ fn service_fails_to_start(text: &str, expected: &[&str]) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("service.toml");
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-    let output = trace_harness(&[
-        "run",
-        "scenarios/calendar_failure.toml",
-        "--service",
-        path.to_str().unwrap_or_default(),
-    ]);
+    let output = run_against(&path, &["scenarios/calendar_failure.toml"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     for part in expected {
@@ -191,13 +190,13 @@ fn a_service_that_dies_mid_replay_fails_that_replay_with_its_status_and_stderr()
         "if [ -n \"$STRIPE_API_URL\" ]; then echo listening on; echo out of memory >&2; exit 9; fi",
         "",
     );
-    let output = trace_harness(&[
-        "run",
-        "scenarios/calendar_failure.toml",
-        "scenarios/slow_payment.toml",
-        "--service",
-        path.to_str().unwrap_or_default(),
-    ]);
+    let output = run_against(
+        &path,
+        &[
+            "scenarios/calendar_failure.toml",
+            "scenarios/slow_payment.toml",
+        ],
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let all = format!("{stdout}\n{stderr}");
@@ -299,12 +298,10 @@ fn traces_the_replay_did_not_cause_are_kept_apart_and_reported() {
     assert_eq!(tree(&outside, &[]), tree(&inside, &[]));
     assert!(judge(&outside, &scenario.expect).passed());
 
-    let output = trace_harness(&[
-        "run",
-        "scenarios/calendar_failure.toml",
-        "--service",
-        dir.path().join("service.toml").to_str().unwrap_or_default(),
-    ]);
+    let output = run_against(
+        &dir.path().join("service.toml"),
+        &["scenarios/calendar_failure.toml"],
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(
@@ -335,12 +332,10 @@ fn a_service_that_sends_malformed_telemetry_fails_its_replay_saying_so() {
     for (content_type, body, expected) in cases {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         service_sending_first(dir.path(), content_type, &body);
-        let output = trace_harness(&[
-            "run",
-            "scenarios/calendar_failure.toml",
-            "--service",
-            dir.path().join("service.toml").to_str().unwrap_or_default(),
-        ]);
+        let output = run_against(
+            &dir.path().join("service.toml"),
+            &["scenarios/calendar_failure.toml"],
+        );
         let all = format!(
             "{}\n{}",
             String::from_utf8_lossy(&output.stdout),
@@ -489,19 +484,9 @@ fn a_service_already_running_cannot_be_restarted_and_needs_an_address_per_mock()
     )
     .unwrap_or_else(|e| panic!("{e}"));
     // Something listens (the test's socket), so the harness gets as far as the restart.
-    let output = trace_harness(&[
-        "run",
-        scenario.to_str().unwrap_or_default(),
-        "--service",
-        path.to_str().unwrap_or_default(),
-    ]);
+    let output = run_against(&path, &[scenario.to_str().unwrap_or_default()]);
     // Its [mocks] give no address for calendar_failure's Google Calendar mock.
-    let unplaced = trace_harness(&[
-        "run",
-        "scenarios/calendar_failure.toml",
-        "--service",
-        path.to_str().unwrap_or_default(),
-    ]);
+    let unplaced = run_against(&path, &["scenarios/calendar_failure.toml"]);
     drop(listener);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
@@ -526,12 +511,7 @@ fn telemetry_that_never_arrives_fails_the_replay_at_the_deadline_naming_what_is_
         "export OTEL_TRACES_EXPORTER=none",
         "deadline = \"300ms\"\n",
     );
-    let output = trace_harness(&[
-        "run",
-        "scenarios/calendar_failure.toml",
-        "--service",
-        path.to_str().unwrap_or_default(),
-    ]);
+    let output = run_against(&path, &["scenarios/calendar_failure.toml"]);
     let all = format!(
         "{}\n{}",
         String::from_utf8_lossy(&output.stdout),
