@@ -189,14 +189,9 @@ fn wrong_counts_attributes_events_and_logs_are_reported() {
 
 #[test]
 fn the_field_catalogue_lists_every_field_each_seed_scenario_records() {
-    for name in [
-        "calendar_failure",
-        "slow_payment",
-        "webhook_retries",
-        "seated_attendees",
-        "performance",
-    ] {
-        let outcome = common::run(&common::load(name), true);
+    for scenario in common::external::scenarios() {
+        let name = &scenario.name;
+        let outcome = common::run(&scenario, true);
         for span in &outcome.captured.spans {
             for (field, _) in span.fields.iter() {
                 assert!(
