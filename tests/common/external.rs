@@ -92,8 +92,9 @@ pub fn replays_like_in_process(service: &ServiceSpec) {
 /// the verdict is the in-process one, the same diagnostic where it fails (every pair fails but
 /// `slow_payment` with `orphan_jobs`, which has no job to orphan and passes both ways).
 pub fn bugs_caught_like_in_process(service: &ServiceSpec) {
+    let scenarios = scenarios();
     let mut failed = 0;
-    for scenario in scenarios() {
+    for scenario in &scenarios {
         for bug in PlantedBug::ALL {
             let mut broken = scenario.clone();
             broken.service.bugs = vec![bug];
@@ -127,7 +128,7 @@ pub fn bugs_caught_like_in_process(service: &ServiceSpec) {
     }
     assert_eq!(
         failed,
-        scenarios().len() * PlantedBug::ALL.len() - 1,
+        scenarios.len() * PlantedBug::ALL.len() - 1,
         "every pair but one fails"
     );
 }
