@@ -130,9 +130,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TimeBaseArg::EarliestSpan)]
         time_base: TimeBaseArg,
     },
-    /// Turn an incident's log lines into a scenario that replays the same operation pattern.
+    /// Turn an incident's logs or trace into a scenario whose replay reproduces it: its calls and
+    /// their answers, retries, seats, payments, reminders, and, where the input has times, every
+    /// step's timing (fitted by replaying).
     #[command(
-        after_help = "Examples:\n  trace-harness import incident.log -o scenarios/incident_42.toml\n  trace-harness import logs.ndjson --trace 4bf92f3577b34da6a3ce929d0e0e4736 -o scenarios/slow.toml"
+        after_help = "Examples:\n  trace-harness import incident.log -o scenarios/incident_42.toml\n  trace-harness import logs.ndjson --trace 4bf92f35 -o scenarios/slow.toml\n  trace-harness import trace.otlp.json --trace trace_2 -o scenarios/second.toml\n\nReads seed-format lines, a `run --format ndjson` export, or an OTLP/JSON trace (`run --format otlp-json`, or one exported from Jaeger, Tempo or any OpenTelemetry pipeline). Every trace in the input is imported, as concurrent bookings, unless --trace picks one. `# TODO` lines in the scenario say what the input lacked and what was assumed; `# TODO (not reproduced)` lines, where the replay will differ."
     )]
     Import(ImportArgs),
     /// Run one of the seed's three Axiom queries locally over NDJSON exports.
@@ -150,9 +152,11 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ImportArgs {
-    /// Seed-format log lines (`[trace:… span:… op:…] message`) or a `--format ndjson` export.
+    /// Seed-format log lines (`[trace:… span:… op:…] message`), a `--format ndjson` export or
+    /// an OTLP/JSON trace export.
     logfile: PathBuf,
-    /// The trace to import (default: the first in the file).
+    /// The one trace to import: its id, a unique prefix of it, or `trace_N` (the N-th in order
+    /// of first appearance, as the views alias it). Default: every trace.
     #[arg(long, value_name = "ID")]
     trace: Option<String>,
     /// Where to write the scenario.

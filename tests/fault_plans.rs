@@ -543,6 +543,7 @@ cron = "webhooks"
         .captured
         .logs
         .iter()
+        .filter(|l| l.span.is_some())
         .map(|l| l.message.as_str())
         .collect();
     assert_eq!(

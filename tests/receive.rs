@@ -57,7 +57,13 @@ fn round_trip(body: &[u8], content_type: &str, encoding: Option<&str>) -> Captur
 fn in_span_log_view(outcome: &ReplayOutcome) -> (String, Vec<String>) {
     let mut kept = String::new();
     let mut dropped = Vec::new();
-    for (line, seed) in outcome.captured.logs.iter().zip(seed_lines(outcome)) {
+    // The view leaves `debug` lines out; pair each shown line with its capture.
+    let shown = outcome
+        .captured
+        .logs
+        .iter()
+        .filter(|l| l.level <= tracing::Level::INFO);
+    for (line, seed) in shown.zip(seed_lines(outcome)) {
         if line.span.is_some() {
             kept.push_str(&seed.traced());
             kept.push('\n');

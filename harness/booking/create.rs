@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use tracing::{error, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::http::{client_error, internal_error, rejected, set_header, Inbound, TRACE_ID_NAME};
 use super::store::{NewBooking, NewPayment, NewReminder, NewWebhookJob, StoreError};
@@ -319,6 +319,7 @@ impl App {
             .await;
         match reply {
             Ok(reply) if (200..300).contains(&reply.status) => {
+                debug!("Google Calendar event created");
                 let event: serde_json::Value =
                     serde_json::from_str(&reply.body).unwrap_or_default();
                 event

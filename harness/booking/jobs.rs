@@ -9,7 +9,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use tracing::{error, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::http::{client_error, header, internal_error};
 use super::outbound::Reply;
@@ -48,6 +48,11 @@ fn cron_authorised(app: &App, headers: &HeaderMap, query: Option<&str>) -> bool 
     presented.is_some_and(|key| key == app.config.cron_api_key)
 }
 
+/// `1 due job`, `2 due jobs`: what a cron run found to do, as its first line says.
+fn due_count(n: usize, what: &str) -> String {
+    format!("{n} due {what}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Cal.com's answer to a cron call without the key.
 fn not_authenticated() -> Response {
     client_error(StatusCode::UNAUTHORIZED, "Not authenticated".to_owned())
@@ -66,6 +71,7 @@ pub(super) async fn run_webhook_cron(
         Ok(jobs) => jobs,
         Err(e) => return internal_error(e),
     };
+    debug!("Cron webhookTriggers: {}", due_count(jobs.len(), "job"));
     let mut delivered = 0;
     for job in &jobs {
         match app.execute_webhook(job).await {
@@ -92,6 +98,10 @@ pub(super) async fn run_reminder_cron(
         Ok(due) => due,
         Err(e) => return internal_error(e),
     };
+    debug!(
+        "Cron scheduleEmailReminders: {}",
+        due_count(due.len(), "reminder")
+    );
     let mut sent = 0;
     for booking in due.chunk_by(|a, b| a.booking_id == b.booking_id) {
         match app.send_reminders(booking).await {
@@ -118,6 +128,7 @@ pub(super) async fn create_batch(app: &App) -> Option<String> {
         .await;
     match reply {
         Ok(reply) if (200..300).contains(&reply.status) => {
+            debug!("Email batch created");
             serde_json::from_str::<serde_json::Value>(&reply.body)
                 .ok()
                 .and_then(|v| v["batch_id"].as_str().map(str::to_owned))

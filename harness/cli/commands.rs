@@ -119,7 +119,7 @@ pub fn serve_contract() -> Exit {
 pub struct ImportOptions {
     /// Seed-format log lines or an NDJSON export.
     pub logfile: PathBuf,
-    /// The trace to import; the first in the file when `None`.
+    /// The trace to import (id, unique prefix or `trace_N`); every trace when `None`.
     pub trace: Option<String>,
     /// Where the scenario goes.
     pub output: PathBuf,
@@ -160,7 +160,7 @@ pub fn import(options: &ImportOptions) -> Exit {
     }
     if !imported.other_traces.is_empty() {
         eprintln!(
-            "the log holds {} other trace(s); import one with --trace ID, such as {}",
+            "left out {} other trace(s) of the log, such as {}",
             imported.other_traces.len(),
             imported.other_traces[0]
         );
@@ -172,12 +172,20 @@ pub fn import(options: &ImportOptions) -> Exit {
     if let Err(e) = write_atomically(&options.output, &imported.scenario) {
         return fail(format!("{}: cannot write: {e}", options.output.display()));
     }
+    let traces = match imported.traces.as_slice() {
+        [one] => format!("trace {one}"),
+        many => format!("{} traces", many.len()),
+    };
     println!(
-        "wrote {}: trace {}, {} span(s), {} TODO(s) to review",
+        "wrote {}: {traces}, {} span(s), {} TODO(s) to review{}",
         options.output.display(),
-        imported.trace,
         imported.spans.len(),
-        imported.todos
+        imported.todos,
+        if imported.unmapped.is_empty() {
+            ""
+        } else {
+            " (some of it not reproduced: see the TODO lines)"
+        }
     );
     Exit::Success
 }

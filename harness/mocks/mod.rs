@@ -75,7 +75,7 @@ impl MockKind {
         }
     }
 
-    fn error_body(self, reason: &str, status: u16) -> Option<serde_json::Value> {
+    pub(crate) fn error_body(self, reason: &str, status: u16) -> Option<serde_json::Value> {
         match self {
             MockKind::GoogleCalendar => google_error_body(reason, status),
             MockKind::Stripe => stripe::error_body(reason),

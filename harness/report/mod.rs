@@ -75,6 +75,9 @@ pub fn seed_lines(outcome: &ReplayOutcome) -> Vec<SeedLine> {
     captured
         .logs
         .iter()
+        // The seed's listings are the `info`-and-above story; the `debug` lines that mark where
+        // work ended or began are for the exports (CONTRACT.md §8.5).
+        .filter(|line| line.level <= tracing::Level::INFO)
         .map(|line| SeedLine {
             prefix: line.span.map(|s| {
                 (

@@ -295,6 +295,7 @@ function bookingFlow(app) {
         config.timeoutsUs.calendar,
       );
       if (reply.status >= 200 && reply.status < 300) {
+        log('debug', TARGET, 'Google Calendar event created');
         try {
           const id = JSON.parse(reply.body)?.id;
           return typeof id === 'string' ? id : null;
@@ -454,6 +455,7 @@ function bookingFlow(app) {
         config.timeoutsUs.email,
       );
       if (reply.status >= 200 && reply.status < 300) {
+        log('debug', JOBS_TARGET, 'Email batch created');
         try {
           const id = JSON.parse(reply.body)?.batch_id;
           return typeof id === 'string' ? id : null;

@@ -13,6 +13,16 @@ const TARGET = 'trace_harness::booking::jobs';
 const WEBHOOK_MAX_ATTEMPTS = 4;
 
 /**
+ * `1 due job`, `2 due jobs`: what a cron run found to do, as its first line says.
+ * @param {number} n
+ * @param {string} what
+ * @returns {string}
+ */
+function dueCount(n, what) {
+  return `${n} due ${what}${n === 1 ? '' : 's'}`;
+}
+
+/**
  * The wait before retry `retry` (1-based): 30 s, 60 s, 120 s…, capped at 10 minutes.
  * @param {number} retry
  * @returns {number} microseconds
@@ -69,6 +79,7 @@ function cronJobs(app) {
    */
   async function runWebhookCron() {
     const jobs = store.claimDueWebhookJobs(clock.now());
+    log('debug', TARGET, `Cron webhookTriggers: ${dueCount(jobs.length, 'job')}`);
     let delivered = 0;
     for (const job of jobs) {
       if (await executeWebhook(job)) delivered += 1;
@@ -135,6 +146,7 @@ function cronJobs(app) {
   async function runReminderCron() {
     /** @type {import('./store').DueReminder[]} */
     const due = store.claimDueReminders(clock.now());
+    log('debug', TARGET, `Cron scheduleEmailReminders: ${dueCount(due.length, 'reminder')}`);
     let sent = 0;
     for (let i = 0; i < due.length; ) {
       let j = i;

@@ -156,7 +156,7 @@ function currentCarrier() {
  * `fields`), stamped on the flow's clock, and a line on standard output in the seed's format
  * (`[trace:… span:… op:…] message`, or `[Request ID: …] message` outside a span). An `error`
  * line makes its span's status error, with the first such message.
- * @param {'info' | 'warn' | 'error'} level
+ * @param {'debug' | 'info' | 'warn' | 'error'} level
  * @param {string} target  the module the line comes from
  * @param {string} message
  * @param {api.Attributes} [fields]
