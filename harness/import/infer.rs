@@ -104,46 +104,24 @@ pub(crate) fn draft(incident: &Incident) -> Draft {
             et.seats = Some(1);
         }
 
-        for span in trace.of(CALENDAR_EVENT_CREATION) {
-            let answer = match span.lines.iter().find(|l| l.is_error()) {
-                None => Answer::status(200),
-                Some(line) => {
-                    let message = after(&line.message, "Google Calendar API error: ");
-                    calendar_answer(message).unwrap_or_else(|| {
-                        d.unmapped.push(format!(
-                            "calendar error `{message}` is not one the Google mock sends; answered 500"
-                        ));
-                        Answer::status(500)
-                    })
-                }
-            };
-            google.push(Call {
-                order: order(span, t, 0),
-                answer,
-                retry: false,
-            });
-        }
-
-        for span in trace.of(PAYMENT_PROCESSING) {
-            payments += 1;
-            let answer = match span.lines.iter().find(|l| l.is_error()) {
-                None => Answer::status(200),
-                Some(line) => {
-                    let message = after(&line.message, "Stripe API error: ");
-                    stripe_answer(message).unwrap_or_else(|| {
-                        d.unmapped.push(format!(
-                            "Stripe error `{message}` is not one the Stripe mock sends; answered 500"
-                        ));
-                        Answer::status(500)
-                    })
-                }
-            };
-            stripe.push(Call {
-                order: order(span, t, 0),
-                answer,
-                retry: false,
-            });
-        }
+        google.extend(api_calls(
+            trace,
+            t,
+            CALENDAR_EVENT_CREATION,
+            ("Google Calendar API error: ", "calendar error", "Google"),
+            calendar_answer,
+            &mut d.unmapped,
+        ));
+        let paid = api_calls(
+            trace,
+            t,
+            PAYMENT_PROCESSING,
+            ("Stripe API error: ", "Stripe error", "Stripe"),
+            stripe_answer,
+            &mut d.unmapped,
+        );
+        payments += paid.len();
+        stripe.extend(paid);
 
         for span in trace.of(WEBHOOK_SCHEDULING) {
             for line in &span.lines {
@@ -514,6 +492,40 @@ fn expectations(incident: &Incident) -> Vec<Expect> {
         });
     }
     out
+}
+
+/// One call per span of `op` (an API call's span): 2xx unless an error line names the answer,
+/// read from the message after `prefix` by `answer_of`.
+fn api_calls(
+    trace: &Trace,
+    t: usize,
+    op: &str,
+    (prefix, what, mock): (&str, &str, &str),
+    answer_of: fn(&str) -> Option<Answer>,
+    unmapped: &mut Vec<String>,
+) -> Vec<Call> {
+    trace
+        .of(op)
+        .map(|span| {
+            let answer = match span.lines.iter().find(|l| l.is_error()) {
+                None => Answer::status(200),
+                Some(line) => {
+                    let message = after(&line.message, prefix);
+                    answer_of(message).unwrap_or_else(|| {
+                        unmapped.push(format!(
+                            "{what} `{message}` is not one the {mock} mock sends; answered 500"
+                        ));
+                        Answer::status(500)
+                    })
+                }
+            };
+            Call {
+                order: order(span, t, 0),
+                answer,
+                retry: false,
+            }
+        })
+        .collect()
 }
 
 fn ops_of(trace: &Trace) -> String {
