@@ -97,10 +97,12 @@ pub(super) async fn stripe_webhook(
         ))
         .await
     }
-    .instrument(span)
+    .instrument(span.clone())
     .await;
     match confirmed {
         Ok(()) => Json(serde_json::json!({ "received": true })).into_response(),
+        // The span served this request: a 5xx answer puts it in error, with the reason.
+        Err(e) if app.config.bugs.marks_server_errors() => span.in_scope(|| internal_error(e)),
         Err(e) => internal_error(e),
     }
 }

@@ -165,7 +165,7 @@ pub fn explain(scenario: &crate::scenario::Scenario) -> String {
     }
     let _ = writeln!(
         out,
-        "\nEvery replay also checks the built-in invariants: one trace per booking flow, flows stay apart\n(no span of one booking request in another's trace), at most {MAX_SPANS_PER_TRACE} spans per trace, parents\nexist, no open spans, children within parents, async work linked to its cause, mock requests\ncarry the sender's traceparent, log prefixes match their spans."
+        "\nEvery replay also checks the built-in invariants: one trace per booking flow, flows stay apart\n(no span of one booking request in another's trace), at most {MAX_SPANS_PER_TRACE} spans per trace, parents\nexist, no open spans, children within parents, async work linked to its cause, mock requests\ncarry the sender's traceparent, log prefixes match their spans, and a request answered 5xx leaves\nthe span that served it in error, with the reason."
     );
     out
 }
