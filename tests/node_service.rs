@@ -41,6 +41,30 @@ fn every_scenario_replays_against_node_as_it_does_in_process() {
 }
 
 #[test]
+fn a_payment_that_fails_then_succeeds_then_fails_again_replays_against_node_as_in_process() {
+    // card_declined's first booking: declined at 3m, paid with another card at 4m, and a late
+    // failure report at 6m that changes nothing.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/card_declined.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    let retried = text
+        .replace(
+            "[[timeline]]\nat = \"5m\"\ncron = \"webhooks\"\n",
+            "[[timeline]]\nat = \"4m\"\nstripe = { event = \"payment_intent.succeeded\" }\n\n\
+             [[timeline]]\nat = \"5m\"\ncron = \"webhooks\"\n\n\
+             [[timeline]]\nat = \"6m\"\nstripe = { event = \"payment_intent.payment_failed\" }\n",
+        )
+        .replace(
+            "name = \"neither booking is confirmed\"\nselect = 'span[op=\"booking_confirmation\"]'\ncount = 0",
+            "name = \"the first booking is confirmed once\"\nselect = 'span[op=\"booking_confirmation\"]'\ncount = 1",
+        )
+        .replace("\ncount = 1\nstatus = \"error\"\nfollows_from", "\ncount = 2\nfollows_from");
+    assert_ne!(retried, text);
+    let scenario =
+        trace_harness::scenario::Scenario::parse(&path, &retried).unwrap_or_else(|e| panic!("{e}"));
+    common::external::replays_one_like_in_process(&node_service("service.toml"), &scenario);
+}
+
+#[test]
 fn each_planted_bug_fails_against_node_with_the_in_process_diagnostic() {
     common::external::bugs_caught_like_in_process(&node_service("service.toml"));
 }

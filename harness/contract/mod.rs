@@ -53,6 +53,16 @@ pub mod peers {
     pub const SENDGRID_MAIL_BATCH: &str = "/v3/mail/batch";
 }
 
+/// The Stripe event types the service handles at [`routes::STRIPE_WEBHOOK`]; any other is
+/// acknowledged and ignored.
+pub mod stripe_events {
+    /// The payment went through: the booking is confirmed.
+    pub const PAYMENT_INTENT_SUCCEEDED: &str = "payment_intent.succeeded";
+    /// An attempt to pay failed (the card was declined): the booking stays unpaid. The
+    /// PaymentIntent returns to `requires_payment_method`, so a later success still confirms.
+    pub const PAYMENT_INTENT_PAYMENT_FAILED: &str = "payment_intent.payment_failed";
+}
+
 /// The headers the service reads and writes, lowercase as HTTP/2 sends them.
 pub mod headers {
     pub use crate::trace::{TRACEPARENT, TRACESTATE};

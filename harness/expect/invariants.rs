@@ -4,7 +4,8 @@ use std::collections::HashSet;
 
 use super::{Unchecked, Violation};
 use crate::contract::{
-    BOOKING_CREATION, PAYMENT_SUCCESS_PROCESSING, SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION,
+    BOOKING_CREATION, PAYMENT_FAILURE_PROCESSING, PAYMENT_SUCCESS_PROCESSING,
+    SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION,
 };
 use crate::outcome::{ReplayOutcome, SpanSource, StepKind};
 use crate::trace::{ParentKind, SpanData, SpanStatus, TraceContext, TraceId};
@@ -337,6 +338,7 @@ fn async_work_follows_its_cause(outcome: &ReplayOutcome, found: &mut Vec<Violati
 pub(crate) const ASYNC_OPERATIONS: &[&str] = &[
     WEBHOOK_EXECUTION,
     PAYMENT_SUCCESS_PROCESSING,
+    PAYMENT_FAILURE_PROCESSING,
     SCHEDULE_MANDATORY_REMINDER,
 ];
 

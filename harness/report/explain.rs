@@ -111,8 +111,10 @@ pub fn explain(scenario: &crate::scenario::Scenario) -> String {
             Action::Cron(CronJob::Webhooks) => "run the webhooks cron".to_owned(),
             Action::Cron(CronJob::Reminders) => "run the email reminders cron".to_owned(),
             Action::Stripe(stripe) => format!(
-                "Stripe delivers {:?} for PaymentIntent #{} ({:?} signature)",
-                stripe.event, stripe.payment_intent, stripe.signature
+                "Stripe delivers {} for PaymentIntent #{} ({} signature)",
+                stripe.event.name(),
+                stripe.payment_intent,
+                format!("{:?}", stripe.signature).to_lowercase()
             ),
             Action::Restart => "restart the booking service on the same database".to_owned(),
         };

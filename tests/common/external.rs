@@ -63,6 +63,15 @@ pub fn views(outcome: &ReplayOutcome, scenario: &Scenario) -> String {
 /// view, timings and verdict, and passes with nothing left unchecked.
 pub fn replays_like_in_process(service: &ServiceSpec) {
     for scenario in scenarios() {
+        replays_one_like_in_process(service, &scenario);
+    }
+}
+
+/// `scenario` replayed against `service` shows the in-process replay's span tree, seed log
+/// view, timings and verdict, and passes with nothing left unchecked.
+pub fn replays_one_like_in_process(service: &ServiceSpec, scenario: &Scenario) {
+    {
+        let scenario = scenario.clone();
         let inside = replay(&scenario, ReplayOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
         let outside = replay_against(&scenario, ReplayOptions::default(), Some(service))
