@@ -65,6 +65,52 @@ fn a_payment_that_fails_then_succeeds_then_fails_again_replays_against_node_as_i
 }
 
 #[test]
+fn the_webhook_retry_policy_holds_against_node_as_in_process() {
+    // 410 Gone on a retry ends one delivery; a 404 is retried until it is delivered.
+    let text = r#"
+description = "the retry policy: 410 Gone is not retried, another 4xx is"
+seed = 8
+
+[mocks.gone]
+kind = "webhook_subscriber"
+respond = [{ status = 503 }, { status = 410 }, { status = 200 }]
+
+[mocks.moved]
+kind = "webhook_subscriber"
+respond = [{ status = 404 }, { status = 404 }, { status = 200 }]
+
+[[timeline]]
+at = "0s"
+book = { event_type_id = 1 }
+
+[[timeline]]
+at = "1m"
+cron = "webhooks"
+
+[[expect]]
+select = 'span[op="webhook_execution"][status=error]'
+count = 1
+log = "Retry attempt 1 failed: HTTP 410; giving up: 410 Gone is not retried"
+
+[[expect]]
+select = 'span[op="webhook_execution"][status=ok]'
+count = 1
+log = "Retry attempt 2 succeeded"
+
+[[expect]]
+mock = "gone"
+count = 2
+
+[[expect]]
+mock = "moved"
+count = 3
+"#;
+    let scenario = trace_harness::scenario::Scenario::parse(Path::new("retry_policy.toml"), text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    common::external::replays_one_like_in_process(&node_service("service.toml"), &scenario);
+}
+
+#[test]
 fn each_planted_bug_fails_against_node_with_the_in_process_diagnostic() {
     common::external::bugs_caught_like_in_process(&node_service("service.toml"));
 }

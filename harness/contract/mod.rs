@@ -11,11 +11,16 @@
 mod bugs;
 mod event_type;
 mod operations;
+mod retry;
 mod signing;
 
 pub use bugs::PlantedBug;
 pub use event_type::{EventType, DEFAULT_CURRENCY};
 pub use operations::*;
+pub use retry::{
+    webhook_backoff, WEBHOOK_BACKOFF_BASE, WEBHOOK_BACKOFF_CAP, WEBHOOK_GONE, WEBHOOK_GONE_REASON,
+    WEBHOOK_MAX_ATTEMPTS,
+};
 pub use signing::{
     cal_signature, cal_signature_matches, hmac_sha256, hmac_sha256_matches, stripe_signature,
     verify_stripe_signature, StripeSignatureError, STRIPE_TOLERANCE,
