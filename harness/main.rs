@@ -139,7 +139,7 @@ enum Command {
     Import(ImportArgs),
     /// Run one of the seed's three Axiom queries locally over NDJSON exports.
     #[command(
-        after_help = "Examples:\n  trace-harness run scenarios/ --repeat 200 --vary-latency --format ndjson > logs.ndjson\n  trace-harness query trace-operations 4bf92f3577b34da6a3ce929d0e0e4736 logs.ndjson\n  trace-harness query failed-calendar logs.ndjson --output csv\n  trace-harness query booking-duration logs.ndjson --output json"
+        after_help = "Examples:\n  trace-harness run scenarios/ --repeat 200 --vary-latency --format ndjson > logs.ndjson\n  trace-harness query trace-operations 4bf92f3577b34da6a3ce929d0e0e4736 logs.ndjson\n  trace-harness query trace-operations 4bf92f logs.ndjson\n  trace-harness run scenarios/calendar_failure.toml --format ndjson > one.ndjson && trace-harness query trace-operations trace_1 one.ndjson\n  trace-harness query failed-calendar logs.ndjson --output csv\n  trace-harness query booking-duration logs.ndjson --output json"
     )]
     Query {
         #[command(subcommand)]
@@ -171,7 +171,10 @@ struct ImportArgs {
 enum SeedQuery {
     /// "Find All Operations for a Specific Booking Flow": one trace's lines, sorted by time.
     TraceOperations {
-        /// The trace id, as it appears in the prefix after `trace:`.
+        /// The trace: its id (32 hex digits, as a tree's header `trace_1 trace_id=…` shows it),
+        /// a prefix of the id no other trace shares, or its alias `trace_N` (the N-th trace of
+        /// its replay; ambiguous in a file of several replays). One that names no single trace
+        /// is an error (exit 2).
         trace_id: String,
         /// NDJSON files written by `run --format ndjson`.
         #[arg(required = true)]

@@ -40,6 +40,9 @@ pub struct ReplayOutcome {
     pub webhook_jobs: Vec<(String, i64)>,
     /// `(status, count)` of the service's attendee reminders after the replay.
     pub reminders: Vec<(String, i64)>,
+    /// `(status, count)` of the service's payments after the replay: `paid`, `failed` (an
+    /// attempt failed, none succeeded since), `pending`.
+    pub payments: Vec<(String, i64)>,
     /// Jobs that ended failed, with their reasons: `(table, id, reason)`.
     pub failed_jobs: Vec<(String, i64, String)>,
     /// How many times the service process was restarted on its database.
@@ -67,6 +70,7 @@ impl ReplayOutcome {
             inbound_contexts: Vec::new(),
             webhook_jobs: Vec::new(),
             reminders: Vec::new(),
+            payments: Vec::new(),
             failed_jobs: Vec::new(),
             restarts: 0,
             personal_data: Vec::new(),

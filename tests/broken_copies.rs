@@ -1,8 +1,9 @@
-//! A deliberately broken copy of every seed scenario fails, and its diagnostic says why: a wrong
+//! A deliberately broken copy of every scenario fails, and its diagnostic says why: a wrong
 //! parent, a missing follows-from link, a traceparent lost on the way to a mock, jobs orphaned
-//! into traces of their own, a wrong duration. Assertions are broken by editing the copy;
-//! propagation is broken by planting each bug of `PlantedBug::ALL` in the service, in every
-//! scenario (one pair cannot show its bug; `shows` says which and the copy must pass).
+//! into traces of their own, a 5xx answer whose span stays `ok`, a wrong duration. Assertions
+//! are broken by editing the copy; tracing is broken by planting each bug of `PlantedBug::ALL`
+//! in the service, in every scenario (some pairs cannot show their bug; `shows` says which and
+//! why, and the copy must pass).
 
 mod common;
 
@@ -65,11 +66,19 @@ enum Shows {
     /// The scenario has nothing the bug breaks: it schedules no job (no webhook subscriber, no
     /// reminders), and its copy must pass. The README's "Planted bugs" says which and why.
     NoJobToOrphan,
+    /// No request of the scenario is answered 5xx, so no span has to be in error for one; its
+    /// copy must pass.
+    NoServerError,
 }
 
 /// Each seed scenario against each bug; a pair without a row fails the test.
 fn shows(name: &str, bug: PlantedBug) -> Shows {
     match (name, bug) {
+        ("card_declined", PlantedBug::UnmarkedServerErrors) => Shows::Caught(&[
+            "invariant server-error-status",
+            "the book step at 2m was answered 502, but `booking_creation`, the span that served it, is ok",
+        ]),
+        (_, PlantedBug::UnmarkedServerErrors) => Shows::NoServerError,
         (_, PlantedBug::UnlinkedJobs) => Shows::Caught(LOST_FOLLOWS_FROM),
         ("slow_payment", PlantedBug::OrphanJobs) => Shows::NoJobToOrphan,
         (_, PlantedBug::OrphanJobs) => Shows::Caught(ORPHANED),
@@ -86,6 +95,10 @@ fn shows(name: &str, bug: PlantedBug) -> Shows {
         ("seated_attendees", PlantedBug::DropTraceparent) => {
             Shows::Caught(&["to mock `email` carried no valid traceparent"])
         }
+        ("card_declined", PlantedBug::DropTraceparent) => Shows::Caught(&[
+            "to mock `stripe` carried no valid traceparent",
+            "to mock `subscriber` carried no valid traceparent",
+        ]),
         ("performance", PlantedBug::DropTraceparent) => Shows::Caught(&[
             "to mock `google` carried no valid traceparent",
             "to mock `stripe` carried no valid traceparent",
@@ -95,8 +108,9 @@ fn shows(name: &str, bug: PlantedBug) -> Shows {
 }
 
 /// The scenarios broken here, one test each: every file in `scenarios/`.
-const SEEDS: [&str; 5] = [
+const SEEDS: [&str; 6] = [
     "calendar_failure",
+    "card_declined",
     "performance",
     "seated_attendees",
     "slow_payment",
@@ -122,6 +136,13 @@ fn check_every_planted_bug(name: &str) {
     for bug in PlantedBug::ALL {
         match shows(name, bug) {
             Shows::Caught(fragments) => check(name, Break::Bug(bug), fragments),
+            Shows::NoServerError => {
+                let outcome = run_green(&with_bug(name, bug));
+                assert!(
+                    outcome.steps.iter().all(|step| step.status < 500),
+                    "{name} answers a 5xx, so {bug:?} must show"
+                );
+            }
             Shows::NoJobToOrphan => {
                 let outcome = run_green(&with_bug(name, bug));
                 assert!(
@@ -154,6 +175,25 @@ fn calendar_failure_broken() {
         name,
         Break::Edit("== 120ms", "== 150ms"),
         &["expected: duration == 150ms", "actual:   duration 120ms"],
+    );
+}
+
+#[test]
+fn card_declined_broken() {
+    let name = "card_declined";
+    check_every_planted_bug(name);
+    check(
+        name,
+        Break::Edit("status = 502", "status = 500"),
+        &["expected: HTTP 500", "actual:   HTTP 502"],
+    );
+    check(
+        name,
+        Break::Edit(
+            "log = \"Payment could not be initiated",
+            "log = \"Payment was not initiated",
+        ),
+        &["Payment was not initiated"],
     );
 }
 

@@ -571,6 +571,19 @@ fn explain_lists_every_route_and_every_invariant() {
     }
 }
 
+/// How many replays `run scenarios/ --repeat 20` makes: 20 of each scenario file.
+fn twenty_of_each() -> usize {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let files = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        })
+        .count();
+    20 * files
+}
+
 /// What a run leaves in a CI log: the summary, and nothing per replay.
 #[test]
 fn in_ci_run_prints_the_summary_and_no_line_per_replay() {
@@ -583,7 +596,8 @@ fn in_ci_run_prints_the_summary_and_no_line_per_replay() {
         .lines()
         .filter(|line| !line.ends_with(" replays done"))
         .collect();
-    assert_eq!(lines, ["100 passed, 0 failed"], "{message}");
+    let summary = format!("{} passed, 0 failed", twenty_of_each());
+    assert_eq!(lines, [summary.as_str()], "{message}");
     assert_eq!(
         stdout(&output).lines().next().map(|l| l.starts_with('{')),
         Some(true)
@@ -618,9 +632,16 @@ fn on_a_terminal_run_draws_a_progress_bar_instead_of_lines() {
         terminal.contains('█') || terminal.contains('░'),
         "no bar in {terminal:?}"
     );
-    assert!(terminal.contains("/100 "), "no count in {terminal:?}");
+    let replays = twenty_of_each();
+    assert!(
+        terminal.contains(&format!("/{replays} ")),
+        "no count in {terminal:?}"
+    );
     assert!(!terminal.contains("replayed"), "{terminal:?}");
-    assert!(terminal.contains("100 passed, 0 failed"), "{terminal:?}");
+    assert!(
+        terminal.contains(&format!("{replays} passed, 0 failed")),
+        "{terminal:?}"
+    );
 }
 
 #[test]
@@ -754,4 +775,101 @@ fn the_readme_lists_each_mock_kinds_error_reasons_as_the_mocks_answer_them() {
             .collect();
         assert_eq!(listed, kind.error_reasons(), "{row}");
     }
+}
+
+/// `run --format ndjson` of `scenarios` into a file in `dir`, and the trace ids the tree's
+/// headers show, in order.
+fn ndjson_of(dir: &Path, scenarios: &[&str]) -> (String, Vec<String>) {
+    let mut args = vec!["run"];
+    args.extend(scenarios);
+    let tree = trace_harness(&[&args[..], &["--format", "tree"]].concat());
+    assert_eq!(tree.status.code(), Some(0), "{}", stderr(&tree));
+    let ids: Vec<String> = stdout(&tree)
+        .lines()
+        .filter_map(|line| line.split_once(" trace_id=").map(|(_, id)| id.to_owned()))
+        .collect();
+    let ndjson = trace_harness(&[&args[..], &["--format", "ndjson"]].concat());
+    assert_eq!(ndjson.status.code(), Some(0), "{}", stderr(&ndjson));
+    let path = dir.join("logs.ndjson");
+    std::fs::write(&path, &ndjson.stdout).unwrap();
+    (path.to_string_lossy().into_owned(), ids)
+}
+
+#[test]
+fn the_tree_shows_each_trace_id_once_and_query_takes_it_its_prefix_or_its_alias() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logs, ids) = ndjson_of(dir.path(), &["scenarios/card_declined.toml"]);
+    assert_eq!(ids.len(), 2, "two traces, each id once: {ids:?}");
+    let query = |trace: &str| {
+        let output = trace_harness(&["query", "trace-operations", trace, &logs, "--output", "csv"]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{trace}: {}",
+            stderr(&output)
+        );
+        stdout(&output)
+    };
+    let second = query(&ids[1]);
+    assert!(
+        second.contains("Payment could not be initiated"),
+        "{second}"
+    );
+    assert!(!second.contains("Webhook executed"), "{second}");
+    assert_eq!(query("trace_2"), second);
+    assert_eq!(query(&ids[1][..8]), second);
+    assert_eq!(query(&ids[1].to_uppercase()), second);
+    assert!(query("trace_1").contains("Webhook executed 5 minutes later"));
+    // The logs view names the traces too, once each.
+    let view = trace_harness(&["run", "scenarios/card_declined.toml", "--format", "logs"]);
+    for id in &ids {
+        assert_eq!(stdout(&view).matches(id.as_str()).count(), 1, "{id}");
+    }
+}
+
+#[test]
+fn a_trace_that_names_nothing_is_bad_input_not_an_empty_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logs, ids) = ndjson_of(
+        dir.path(),
+        &[
+            "scenarios/calendar_failure.toml",
+            "scenarios/slow_payment.toml",
+        ],
+    );
+    let rejected = |trace: &str, fragments: &[&str]| {
+        let output = trace_harness(&["query", "trace-operations", trace, &logs]);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{trace}: {}",
+            stdout(&output)
+        );
+        let message = stderr(&output);
+        for fragment in fragments {
+            assert!(
+                message.contains(fragment),
+                "{trace}: no `{fragment}` in {message}"
+            );
+        }
+        assert!(stdout(&output).is_empty(), "{trace}");
+    };
+    rejected(
+        "trace_2",
+        &["no trace `trace_2`", "calendar_failure trace_1 = ", &ids[0]],
+    );
+    rejected(
+        "0123456789abcdef0123456789abcdef",
+        &["no trace `0123456789abcdef0123456789abcdef`", "2 trace(s)"],
+    );
+    // Each replay has a trace_1: the alias is ambiguous in a file of two replays.
+    rejected(
+        "trace_1",
+        &[
+            "names a trace in each of 2 replays",
+            "calendar_failure = ",
+            "slow_payment = ",
+        ],
+    );
+    rejected("span_001", &["is not a trace id"]);
 }

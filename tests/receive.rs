@@ -290,7 +290,7 @@ fn what_the_opentelemetry_js_sdk_sends_reads_as_the_model() {
     // The server span first although it arrived last: it is the parent, and it started first.
     assert_eq!(
         tree(&outcome, &[]),
-        "trace_1\n\
+        "trace_1 trace_id=4bf92f3577b34da6a3ce929d0e0e4736\n\
          └─ span_001 POST /api/bookings +0s 120ms ok http.request.method=POST http.response.status_code=201 ⇠ continues b7ad6b7169203331 (remote parent)\n   \
             └─ span_002 calendar_event_creation +10ms 100ms error: Rate Limit Exceeded calendar=google retry=false latency.ratio=0.5 ⇠ follows b7ad6b7169203331\n"
     );

@@ -1,6 +1,6 @@
-//! Planted propagation bugs: the classic ways trace context gets lost, switchable per scenario,
-//! so the harness can show that its invariants and assertions catch each one. A correct build of
-//! the service runs with none.
+//! Planted tracing bugs: the classic ways trace context gets lost, and a failed request traced
+//! as a healthy one, switchable per scenario, so the harness can show that its invariants and
+//! assertions catch each one. A correct build of the service runs with none.
 
 use crate::contract::PlantedBug;
 use crate::trace::Relation;
@@ -31,5 +31,11 @@ impl PlantedBugs {
         } else {
             crate::trace::current_context()
         }
+    }
+
+    /// Whether a request answered 5xx writes its reason, at ERROR, in the span that served it
+    /// (OpenTelemetry's HTTP conventions: a server span of a 5xx answer is in error).
+    pub(crate) fn marks_server_errors(&self) -> bool {
+        !self.has(PlantedBug::UnmarkedServerErrors)
     }
 }

@@ -12,7 +12,9 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
-use super::http::{client_error, internal_error, rejected, set_header, Inbound, TRACE_ID_NAME};
+use super::http::{
+    client_error, internal_error_body, rejected, set_header, Inbound, TRACE_ID_NAME,
+};
 use super::store::{NewBooking, NewPayment, NewReminder, NewWebhookJob, StoreError};
 use super::{jobs, App};
 use crate::clock;
@@ -129,11 +131,20 @@ pub(super) async fn create_booking(
         }
         Ok(uid) => match app
             .create_booking(uid, request, &event_type)
-            .instrument(span)
+            .instrument(span.clone())
             .await
         {
             Ok(booking) => (StatusCode::CREATED, Json(booking)).into_response(),
-            Err(e) => e.into_response(),
+            Err(e) => {
+                let response = e.response();
+                // A server span whose answer is 5xx is in error, with the reason: the one
+                // OpenTelemetry's HTTP conventions ask for, and what a caller holding the
+                // X-Trace-Id looks for.
+                if response.status().is_server_error() && app.config.bugs.marks_server_errors() {
+                    span.in_scope(|| error!("{e}"));
+                }
+                response
+            }
         },
     };
     if let Some(trace_id) = trace_id {
@@ -156,10 +167,11 @@ enum BookingError {
     Payment(String),
 }
 
-impl IntoResponse for BookingError {
-    fn into_response(self) -> Response {
+impl BookingError {
+    /// The answer, in Cal.com's error shape; a store failure's details stay out of it.
+    fn response(&self) -> Response {
         match self {
-            BookingError::Store(e) => internal_error(e),
+            BookingError::Store(_) => internal_error_body(),
             e @ BookingError::NoSeats { .. } => client_error(StatusCode::CONFLICT, e.to_string()),
             e @ BookingError::Payment(_) => client_error(StatusCode::BAD_GATEWAY, e.to_string()),
         }

@@ -53,6 +53,12 @@ pub(super) fn rejected(rejection: JsonRejection) -> Response {
 /// A store failure: logged, and answered `500` without its details.
 pub(super) fn internal_error(e: StoreError) -> Response {
     error!("{e}");
+    internal_error_body()
+}
+
+/// `500` with Cal.com's `{"message":"Internal server error"}`, logging nothing: for a caller
+/// that writes the reason in its own span.
+pub(super) fn internal_error_body() -> Response {
     let body = serde_json::json!({ "message": "Internal server error" });
     (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
 }

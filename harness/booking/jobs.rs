@@ -1,9 +1,8 @@
-//! The cron-run jobs: webhook deliveries (signed, retried with bounded exponential backoff) and
-//! attendee reminder emails. Each job resumes the trace of the span that scheduled it, read from
+//! The cron-run jobs: webhook deliveries (signed, retried with bounded exponential backoff, but
+//! never after `410 Gone`) and attendee reminder emails. Each job resumes the trace of the span that scheduled it, read from
 //! its row, with a follows-from link to that span.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -18,21 +17,11 @@ use super::{App, StoreError};
 use crate::clock::{self, Spoken};
 use crate::contract::headers::{AUTHORIZATION, CAL_SIGNATURE};
 use crate::contract::routes::CRON_API_KEY_PARAM;
-use crate::contract::{cal_signature, peers, SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION};
+use crate::contract::{
+    cal_signature, peers, webhook_backoff, SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION,
+    WEBHOOK_GONE, WEBHOOK_GONE_REASON, WEBHOOK_MAX_ATTEMPTS,
+};
 use crate::trace;
-
-/// Attempts per webhook delivery: the first and up to three retries.
-pub(crate) const WEBHOOK_MAX_ATTEMPTS: u32 = 4;
-/// The wait before retry `n` is `base · 2^(n-1)`, capped at [`BACKOFF_CAP`].
-const BACKOFF_BASE: Duration = Duration::from_secs(30);
-const BACKOFF_CAP: Duration = Duration::from_secs(10 * 60);
-
-/// The wait before retry `retry` (1-based).
-pub(crate) fn backoff(retry: u32) -> Duration {
-    BACKOFF_BASE
-        .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
-        .min(BACKOFF_CAP)
-}
 
 /// Whether a cron call presents the service's key: the `authorization` header's whole value
 /// or, without that header, the `apiKey` query parameter — Cal.com's cron routes read
@@ -161,7 +150,7 @@ impl App {
             let delay = clock::now().since(job.created_at);
             let signature = cal_signature(&self.config.webhook_secret, job.payload.as_bytes());
             let mut attempt = 1;
-            let outcome = loop {
+            let outcome: Result<(), String> = loop {
                 let reply = self
                     .outbound
                     .post(
@@ -172,30 +161,38 @@ impl App {
                         self.config.webhook_timeout,
                     )
                     .await;
-                let result = match reply {
-                    Ok(Reply { status, .. }) if (200..300).contains(&status) => Ok(()),
-                    Ok(Reply { status, .. }) => Err(format!("HTTP {status}")),
-                    Err(e) => Err(e.to_string()),
-                };
                 let retry = attempt - 1;
-                match &result {
-                    Ok(()) if retry == 0 => {
-                        info!(attempt, "Webhook executed {} later", Spoken(delay))
+                let failed = || match retry {
+                    0 => "Webhook execution failed".to_owned(),
+                    n => format!("Retry attempt {n} failed"),
+                };
+                let reason = match reply {
+                    Ok(Reply { status, .. }) if (200..300).contains(&status) => {
+                        match retry {
+                            0 => info!(attempt, "Webhook executed {} later", Spoken(delay)),
+                            n => info!(attempt, "Retry attempt {n} succeeded"),
+                        }
+                        break Ok(());
                     }
-                    Ok(()) => info!(attempt, "Retry attempt {retry} succeeded"),
-                    Err(reason) if attempt == WEBHOOK_MAX_ATTEMPTS => error!(
+                    Ok(Reply {
+                        status: WEBHOOK_GONE,
+                        ..
+                    }) => {
+                        error!(attempt, "{}: {WEBHOOK_GONE_REASON}", failed());
+                        break Err(WEBHOOK_GONE_REASON.to_owned());
+                    }
+                    Ok(Reply { status, .. }) => format!("HTTP {status}"),
+                    Err(e) => e.to_string(),
+                };
+                if attempt == WEBHOOK_MAX_ATTEMPTS {
+                    error!(
                         attempt,
                         "Retry attempt {retry} failed: {reason}; giving up after {attempt} attempts"
-                    ),
-                    Err(reason) if retry == 0 => {
-                        warn!(attempt, "Webhook execution failed: {reason}")
-                    }
-                    Err(reason) => warn!(attempt, "Retry attempt {retry} failed: {reason}"),
+                    );
+                    break Err(reason);
                 }
-                if result.is_ok() || attempt == WEBHOOK_MAX_ATTEMPTS {
-                    break result;
-                }
-                clock::advance(backoff(attempt));
+                warn!(attempt, "{}: {reason}", failed());
+                clock::advance(webhook_backoff(attempt));
                 attempt += 1;
             };
             self.store.finish_webhook_job(
@@ -320,17 +317,5 @@ impl EmailFailure {
             },
             detail,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let secs: Vec<u64> = (1..=6).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(secs, [30, 60, 120, 240, 480, 600]);
-        assert_eq!(backoff(u32::MAX), BACKOFF_CAP);
     }
 }

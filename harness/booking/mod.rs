@@ -100,6 +100,11 @@ impl BookingService {
         self.app.store.webhook_job_counts()
     }
 
+    /// `(status, count)` of the payments in the store: `paid`, `failed`, `pending`.
+    pub(crate) fn payment_counts(&self) -> Result<StatusCounts, StoreError> {
+        self.app.store.payment_counts()
+    }
+
     /// `(status, count)` of the reminders in the store.
     pub(crate) fn reminder_counts(&self) -> Result<StatusCounts, StoreError> {
         self.app.store.reminder_counts()

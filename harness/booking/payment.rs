@@ -1,5 +1,6 @@
 //! Stripe's later callback: the webhook route verifies the `Stripe-Signature` header, then
-//! continues the booking's trace from the PaymentIntent's metadata to confirm the booking.
+//! continues the booking's trace from the PaymentIntent's metadata to confirm the booking, or,
+//! when the payment failed, to record why and leave the booking unpaid.
 
 use std::sync::Arc;
 
@@ -8,13 +9,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{error, info, info_span, warn, Instrument};
 
 use super::http::{client_error, header, internal_error};
 use super::App;
 use crate::clock::{self, Spoken};
 use crate::contract::headers::STRIPE_SIGNATURE;
-use crate::contract::{verify_stripe_signature, BOOKING_CONFIRMATION, PAYMENT_SUCCESS_PROCESSING};
+use crate::contract::stripe_events::{PAYMENT_INTENT_PAYMENT_FAILED, PAYMENT_INTENT_SUCCEEDED};
+use crate::contract::{
+    verify_stripe_signature, BOOKING_CONFIRMATION, PAYMENT_FAILURE_PROCESSING,
+    PAYMENT_SUCCESS_PROCESSING,
+};
 use crate::trace::{self, TraceContext};
 
 /// `POST /api/integrations/stripepayment/webhook`.
@@ -41,9 +46,11 @@ pub(super) async fn stripe_webhook(
         Err(e) => return client_error(StatusCode::BAD_REQUEST, format!("Invalid JSON: {e}")),
     };
     let kind = event["type"].as_str().unwrap_or_default();
-    if kind != "payment_intent.succeeded" {
-        return Json(serde_json::json!({ "received": true, "ignored": kind })).into_response();
-    }
+    let succeeded = match kind {
+        PAYMENT_INTENT_SUCCEEDED => true,
+        PAYMENT_INTENT_PAYMENT_FAILED => false,
+        _ => return Json(serde_json::json!({ "received": true, "ignored": kind })).into_response(),
+    };
     let intent = &event["data"]["object"];
     let Some(intent_id) = intent["id"].as_str() else {
         return client_error(
@@ -67,20 +74,40 @@ pub(super) async fn stripe_webhook(
         .as_str()
         .and_then(|v| TraceContext::parse_traceparent(v).ok())
         .or(payment.context.clone());
-    let span = info_span!(
-        parent: None,
-        PAYMENT_SUCCESS_PROCESSING,
-        payment_intent = intent_id,
-        booking_id = payment.booking_id,
-    );
+    let span = if succeeded {
+        info_span!(
+            parent: None,
+            PAYMENT_SUCCESS_PROCESSING,
+            payment_intent = intent_id,
+            booking_id = payment.booking_id,
+        )
+    } else {
+        info_span!(
+            parent: None,
+            PAYMENT_FAILURE_PROCESSING,
+            payment_intent = intent_id,
+            booking_id = payment.booking_id,
+        )
+    };
     if let Some(cause) = &cause {
         trace::continue_from(&span, cause, app.config.bugs.job_relation());
     }
     let confirmed = async {
         if payment.success {
-            // Stripe delivers at least once: a repeat changes nothing.
+            // Stripe delivers at least once, and in no guaranteed order: a repeat, or a failed
+            // attempt reported after the payment went through, changes nothing.
             info!("Payment already processed");
             return Ok(());
+        }
+        if !succeeded {
+            // The PaymentIntent is back at `requires_payment_method`: the customer may pay
+            // again, so the booking stays PENDING and unpaid, with the reason kept.
+            let reason = last_payment_error(intent);
+            error!(
+                "Payment failed after {}: {reason}",
+                Spoken(clock::now().since(payment.created_at))
+            );
+            return app.store.fail_payment(intent_id, &reason);
         }
         info!(
             "Payment success after {}",
@@ -97,10 +124,23 @@ pub(super) async fn stripe_webhook(
         ))
         .await
     }
-    .instrument(span)
+    .instrument(span.clone())
     .await;
     match confirmed {
         Ok(()) => Json(serde_json::json!({ "received": true })).into_response(),
+        // The span served this request: a 5xx answer puts it in error, with the reason.
+        Err(e) if app.config.bugs.marks_server_errors() => span.in_scope(|| internal_error(e)),
         Err(e) => internal_error(e),
+    }
+}
+
+/// Why a payment attempt failed, from the PaymentIntent's `last_payment_error` as Stripe words
+/// an API error: `<message> (<code>)`.
+fn last_payment_error(intent: &serde_json::Value) -> String {
+    let error = &intent["last_payment_error"];
+    match (error["message"].as_str(), error["code"].as_str()) {
+        (Some(message), Some(code)) => format!("{message} ({code})"),
+        (Some(message), None) => message.to_owned(),
+        (None, _) => "no last_payment_error in the event".to_owned(),
     }
 }

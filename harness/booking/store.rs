@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS payments (
     success         INTEGER NOT NULL DEFAULT 0,
     created_at_us   INTEGER NOT NULL,
     paid_at_us      INTEGER,
+    last_error      TEXT,
     trace_context   BLOB,
     tracestate      TEXT
 );
@@ -409,6 +410,32 @@ impl Store {
             )?;
             Ok(())
         })
+    }
+
+    /// Records why an attempt to pay failed; the booking stays PENDING and unpaid, and a later
+    /// success still confirms it.
+    pub(crate) fn fail_payment(&self, external_id: &str, reason: &str) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            tx.execute(
+                "UPDATE payments SET last_error = ?2 WHERE external_id = ?1 AND success = 0",
+                params![external_id, reason],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// `(status, count)` of payments: `paid`, `failed` (an attempt failed and none succeeded
+    /// since) or `pending`.
+    pub(crate) fn payment_counts(&self) -> Result<StatusCounts, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT CASE WHEN success = 1 THEN 'paid'
+                         WHEN last_error IS NOT NULL THEN 'failed'
+                         ELSE 'pending' END AS status, COUNT(*)
+             FROM payments GROUP BY status ORDER BY status",
+        )?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// `(status, count)` of webhook jobs, for checks after a replay.

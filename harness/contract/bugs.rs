@@ -1,10 +1,10 @@
-//! The planted propagation bugs a service under test can be switched into, so the harness can
+//! The planted tracing bugs a service under test can be switched into, so the harness can
 //! prove its checks catch each one: the names scenarios use (`[service] bugs = […]`), part of
 //! the service contract.
 
 use serde::{Deserialize, Serialize};
 
-/// A propagation bug the service can be built with (`[service] bugs = ["…"]`).
+/// A tracing bug the service can be built with (`[service] bugs = ["…"]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlantedBug {
@@ -16,14 +16,18 @@ pub enum PlantedBug {
     /// Jobs and callbacks continue their cause's trace as plain children, without the
     /// follows-from link.
     UnlinkedJobs,
+    /// A request answered 5xx leaves the span that served it `ok`: the reason is not written
+    /// in it.
+    UnmarkedServerErrors,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 3] = [
+    pub const ALL: [PlantedBug; 4] = [
         PlantedBug::DropTraceparent,
         PlantedBug::OrphanJobs,
         PlantedBug::UnlinkedJobs,
+        PlantedBug::UnmarkedServerErrors,
     ];
 
     /// The bug's name, as scenarios and `TRACE_HARNESS_BUGS` write it.
@@ -32,6 +36,7 @@ impl PlantedBug {
             PlantedBug::DropTraceparent => "drop_traceparent",
             PlantedBug::OrphanJobs => "orphan_jobs",
             PlantedBug::UnlinkedJobs => "unlinked_jobs",
+            PlantedBug::UnmarkedServerErrors => "unmarked_server_errors",
         }
     }
 

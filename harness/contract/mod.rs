@@ -11,11 +11,16 @@
 mod bugs;
 mod event_type;
 mod operations;
+mod retry;
 mod signing;
 
 pub use bugs::PlantedBug;
 pub use event_type::{EventType, DEFAULT_CURRENCY};
 pub use operations::*;
+pub use retry::{
+    webhook_backoff, WEBHOOK_BACKOFF_BASE, WEBHOOK_BACKOFF_CAP, WEBHOOK_GONE, WEBHOOK_GONE_REASON,
+    WEBHOOK_MAX_ATTEMPTS,
+};
 pub use signing::{
     cal_signature, cal_signature_matches, hmac_sha256, hmac_sha256_matches, stripe_signature,
     verify_stripe_signature, StripeSignatureError, STRIPE_TOLERANCE,
@@ -51,6 +56,16 @@ pub mod peers {
     pub const SENDGRID_MAIL_SEND: &str = "/v3/mail/send";
     /// SendGrid v3: create a batch id for scheduled sends.
     pub const SENDGRID_MAIL_BATCH: &str = "/v3/mail/batch";
+}
+
+/// The Stripe event types the service handles at [`routes::STRIPE_WEBHOOK`]; any other is
+/// acknowledged and ignored.
+pub mod stripe_events {
+    /// The payment went through: the booking is confirmed.
+    pub const PAYMENT_INTENT_SUCCEEDED: &str = "payment_intent.succeeded";
+    /// An attempt to pay failed (the card was declined): the booking stays unpaid. The
+    /// PaymentIntent returns to `requires_payment_method`, so a later success still confirms.
+    pub const PAYMENT_INTENT_PAYMENT_FAILED: &str = "payment_intent.payment_failed";
 }
 
 /// The headers the service reads and writes, lowercase as HTTP/2 sends them.

@@ -16,6 +16,8 @@ pub const SCHEDULE_MANDATORY_REMINDER: &str = "schedule_mandatory_reminder";
 pub const WEBHOOK_EXECUTION: &str = "webhook_execution";
 /// Stripe's `payment_intent.succeeded` event handled by the Stripe webhook route.
 pub const PAYMENT_SUCCESS_PROCESSING: &str = "payment_success_processing";
+/// Stripe's `payment_intent.payment_failed` event handled by the Stripe webhook route.
+pub const PAYMENT_FAILURE_PROCESSING: &str = "payment_failure_processing";
 /// The booking's confirmation once its payment succeeded.
 pub const BOOKING_CONFIRMATION: &str = "booking_confirmation";
 
@@ -29,6 +31,7 @@ pub const OPERATIONS: &[&str] = &[
     SCHEDULE_MANDATORY_REMINDER,
     WEBHOOK_EXECUTION,
     PAYMENT_SUCCESS_PROCESSING,
+    PAYMENT_FAILURE_PROCESSING,
     BOOKING_CONFIRMATION,
 ];
 
@@ -45,7 +48,9 @@ pub fn fields_of(op: &str) -> &'static [&'static str] {
         WEBHOOK_SCHEDULING => &["trigger_event", "subscribers"],
         SCHEDULE_MANDATORY_REMINDER => &["attendees", "booking_uid", "reminders"],
         WEBHOOK_EXECUTION => &["job_id", "trigger_event"],
-        PAYMENT_SUCCESS_PROCESSING => &["payment_intent", "booking_id"],
+        PAYMENT_SUCCESS_PROCESSING | PAYMENT_FAILURE_PROCESSING => {
+            &["payment_intent", "booking_id"]
+        }
         BOOKING_CONFIRMATION => &["booking_id"],
         _ => &[],
     }
@@ -76,6 +81,7 @@ pub fn operation_label(op: &str) -> &str {
         SCHEDULE_MANDATORY_REMINDER => "Reminder scheduling",
         WEBHOOK_EXECUTION => "Webhook execution",
         PAYMENT_SUCCESS_PROCESSING => "Payment success processing",
+        PAYMENT_FAILURE_PROCESSING => "Payment failure processing",
         BOOKING_CONFIRMATION => "Booking confirmation",
         other => other,
     }

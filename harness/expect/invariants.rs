@@ -4,10 +4,11 @@ use std::collections::HashSet;
 
 use super::{Unchecked, Violation};
 use crate::contract::{
-    BOOKING_CREATION, PAYMENT_SUCCESS_PROCESSING, SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION,
+    BOOKING_CREATION, PAYMENT_FAILURE_PROCESSING, PAYMENT_SUCCESS_PROCESSING,
+    SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION,
 };
 use crate::outcome::{ReplayOutcome, SpanSource, StepKind};
-use crate::trace::{ParentKind, SpanData, TraceContext, TraceId};
+use crate::trace::{ParentKind, SpanData, SpanStatus, TraceContext, TraceId};
 
 /// Every violated invariant, in a stable order. With tracing off the only invariant is that
 /// nothing was traced or propagated; from log lines, only those lines can show (the rest are
@@ -34,6 +35,7 @@ pub fn check_invariants(outcome: &ReplayOutcome) -> Vec<Violation> {
     async_work_follows_its_cause(outcome, &mut found);
     mock_requests_carry_context(outcome, &flows, &mut found);
     log_prefixes_match_spans(outcome, &mut found);
+    server_errors_in_error(outcome, &mut found);
     found
 }
 
@@ -157,6 +159,10 @@ pub(crate) fn unchecked_from_lines() -> Vec<Unchecked> {
         (
             "flow-isolation by request.id",
             "log lines carry no request.id; checked instead as one booking_creation per trace",
+        ),
+        (
+            "server-error-status",
+            "log lines carry no span status and no request.id",
         ),
     ]
     .into_iter()
@@ -332,6 +338,7 @@ fn async_work_follows_its_cause(outcome: &ReplayOutcome, found: &mut Vec<Violati
 pub(crate) const ASYNC_OPERATIONS: &[&str] = &[
     WEBHOOK_EXECUTION,
     PAYMENT_SUCCESS_PROCESSING,
+    PAYMENT_FAILURE_PROCESSING,
     SCHEDULE_MANDATORY_REMINDER,
 ];
 
@@ -410,6 +417,47 @@ fn mock_requests_carry_context(
                 ),
                 spans: vec![],
             }),
+        }
+    }
+}
+
+/// A request answered 5xx leaves the span that served it in error, with the reason as its
+/// status message: OpenTelemetry's HTTP conventions for a server span, and what an engineer
+/// holding the request's trace looks for first. The answer is the one the harness itself
+/// received, so a service cannot pass by reporting a status of its own; the span serving it is
+/// the request's entry span (its `request.id`, no local parent). A cron call has none: it
+/// opens no span, and its jobs' spans are the jobs' own work.
+fn server_errors_in_error(outcome: &ReplayOutcome, found: &mut Vec<Violation>) {
+    let served = outcome
+        .steps
+        .iter()
+        .filter(|step| step.action != StepKind::Cron && step.status >= 500);
+    for step in served {
+        let Some(request_id) = step.request_id.as_deref() else {
+            continue;
+        };
+        let entry_spans = outcome.captured.spans.iter().filter(|span| {
+            span.request_id.as_deref() == Some(request_id)
+                && !matches!(span.parent, Some((_, ParentKind::Local)))
+        });
+        for span in entry_spans {
+            let problem = match &span.status {
+                SpanStatus::Error(reason) if !reason.trim().is_empty() => continue,
+                SpanStatus::Error(_) => "is in error without a reason",
+                SpanStatus::Ok => "is ok",
+            };
+            violation(
+                found,
+                "server-error-status",
+                format!(
+                    "the {} step at {} was answered {}, but `{}`, the span that served it, {problem}: a 5xx answer puts its server span in error, with the reason",
+                    step.action,
+                    crate::clock::Compact(step.at),
+                    step.status,
+                    span.op,
+                ),
+                &[span],
+            );
         }
     }
 }

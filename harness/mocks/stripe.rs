@@ -4,6 +4,7 @@
 
 use crate::clock::VirtualTime;
 use crate::contract;
+use crate::contract::stripe_events::{PAYMENT_INTENT_PAYMENT_FAILED, PAYMENT_INTENT_SUCCEEDED};
 
 /// Stripe's error codes this mock answers with: `(code, type, message)`, as Stripe's API
 /// reference ("Error codes") words them.
@@ -91,11 +92,57 @@ pub fn succeeded_event(intent: &serde_json::Value, at: VirtualTime) -> serde_jso
     let mut object = intent.clone();
     object["status"] = "succeeded".into();
     object["amount_received"] = intent["amount"].clone();
-    let seed = intent["id"]
-        .as_str()
-        .unwrap_or_default()
-        .bytes()
-        .fold(0u64, |h, b| crate::trace::splitmix64(h ^ u64::from(b)));
+    event(PAYMENT_INTENT_SUCCEEDED, object, at)
+}
+
+/// The `payment_intent.payment_failed` event for `intent`, delivered at `at`: a confirmation
+/// with Stripe's generic-decline test card (`…0002`) was declined, so the PaymentIntent is
+/// back at `requires_payment_method` with the decline as its `last_payment_error` (the
+/// error object of Stripe's API, with the charge and the payment method it was made with).
+pub fn payment_failed_event(intent: &serde_json::Value, at: VirtualTime) -> serde_json::Value {
+    let mut object = intent.clone();
+    let seed = seed_of(intent["id"].as_str().unwrap_or_default());
+    let charge = format!("ch_{}", base62(seed ^ 0x4348_4152_4745, 24));
+    let method = format!("pm_{}", base62(seed ^ 0x504d, 24));
+    let mut error = error_body("card_declined")
+        .map(|body| body["error"].clone())
+        .unwrap_or_default();
+    error["charge"] = charge.clone().into();
+    error["payment_method"] = serde_json::json!({
+        "id": method,
+        "object": "payment_method",
+        "billing_details": { "address": null, "email": null, "name": null, "phone": null },
+        "card": {
+            "brand": "visa",
+            "country": "US",
+            "exp_month": 12,
+            "exp_year": 2034,
+            "funding": "credit",
+            "last4": "0002",
+        },
+        "created": at.unix_seconds(),
+        "customer": null,
+        "livemode": false,
+        "metadata": {},
+        "type": "card",
+    });
+    object["status"] = "requires_payment_method".into();
+    object["amount_received"] = 0.into();
+    object["last_payment_error"] = error;
+    object["latest_charge"] = charge.into();
+    object["payment_method"] = serde_json::Value::Null;
+    event(PAYMENT_INTENT_PAYMENT_FAILED, object, at)
+}
+
+/// Stripe's event envelope of type `kind` around `object`, its id drawn from the object's id
+/// and the type, so each event of a PaymentIntent has its own.
+fn event(kind: &str, object: serde_json::Value, at: VirtualTime) -> serde_json::Value {
+    let seed = seed_of(object["id"].as_str().unwrap_or_default());
+    let seed = if kind == PAYMENT_INTENT_SUCCEEDED {
+        seed
+    } else {
+        seed_of(kind) ^ seed
+    };
     serde_json::json!({
         "id": format!("evt_{}", base62(seed, 24)),
         "object": "event",
@@ -105,8 +152,13 @@ pub fn succeeded_event(intent: &serde_json::Value, at: VirtualTime) -> serde_jso
         "livemode": false,
         "pending_webhooks": 1,
         "request": { "id": null, "idempotency_key": null },
-        "type": "payment_intent.succeeded",
+        "type": kind,
     })
+}
+
+fn seed_of(text: &str) -> u64 {
+    text.bytes()
+        .fold(0u64, |h, b| crate::trace::splitmix64(h ^ u64::from(b)))
 }
 
 /// The `Stripe-Signature` header value for `payload` sent at Unix time `timestamp`:

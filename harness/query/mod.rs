@@ -10,6 +10,7 @@
 //! | Monitor End-to-End Booking Performance | [`booking_duration`] |
 
 mod read;
+mod trace_ref;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -21,6 +22,7 @@ use serde_json::{json, Value};
 pub use crate::trace::prefix_part;
 use read::{for_each_record, Parsed};
 pub use read::{BadLine, ReadStats, MAX_LINE_BYTES, MAX_REPORTED_BAD_LINES};
+pub use trace_ref::{resolve_trace_id, KnownTrace, TraceRefError};
 
 use crate::contract::{BOOKING_CREATION, PAYMENT_SUCCESS_PROCESSING, WEBHOOK_EXECUTION};
 use crate::report::epoch::format_unix_us;
@@ -58,6 +60,9 @@ pub enum QueryError {
         /// The first [`MAX_REPORTED_BAD_LINES`] bad lines.
         reported: Vec<BadLine>,
     },
+    /// The trace asked for is not one trace of the lines read.
+    #[error(transparent)]
+    Trace(#[from] TraceRefError),
     /// [`booking_duration`] was given a bin width under one second; holds it.
     #[error("the bin width must be at least one second, found {0:?}")]
     Bin(Duration),
@@ -82,13 +87,62 @@ pub struct QueryResult {
 }
 
 /// Query 1: every log line of one trace, sorted by time, with the operation taken from the
-/// prefix.
+/// prefix. The trace is named as [`resolve_trace_id`] reads it (a full id, a unique prefix,
+/// an alias `trace_N`); one that names no single trace of the files is an error.
 ///
 /// ```text
 /// | where prefix contains "trace:<id>" | sort by timestamp asc
 /// | project timestamp, operation=extract("op:…", 1, prefix), message, level
 /// ```
-pub fn trace_operations(paths: &[PathBuf], trace_id: &str) -> Result<QueryResult, QueryError> {
+pub fn trace_operations(paths: &[PathBuf], wanted: &str) -> Result<QueryResult, QueryError> {
+    let full_id = wanted.trim().len() == 32;
+    // A full id is searched for at once; a prefix or an alias needs the traces first.
+    let trace_id = if full_id {
+        wanted.trim().to_ascii_lowercase()
+    } else {
+        resolve_trace_id(wanted, &known_traces(paths)?)?
+    };
+    let result = lines_of_trace(paths, &trace_id)?;
+    if result.rows.is_empty() {
+        resolve_trace_id(wanted, &known_traces(paths)?)?;
+    }
+    Ok(result)
+}
+
+/// Every trace the files' prefixes name, in order of first appearance, with the replay each
+/// line says it came from: what [`resolve_trace_id`] resolves against. One entry per trace and
+/// replay, at most [`MAX_TRACES`].
+pub fn known_traces(paths: &[PathBuf]) -> Result<Vec<KnownTrace>, QueryError> {
+    let mut stats = ReadStats::default();
+    let mut seen: HashSet<(String, Option<String>)> = HashSet::new();
+    let mut known = Vec::new();
+    for_each_record(paths, &mut stats, |Parsed { record, .. }| {
+        let Some(id) = prefix_part(&record.prefix, "trace:") else {
+            return Ok(());
+        };
+        let key = (id.to_owned(), record.scenario.as_deref().map(str::to_owned));
+        if seen.contains(&key) {
+            return Ok(());
+        }
+        if known.len() == MAX_TRACES {
+            return Err(QueryError::TooMany {
+                what: "traces",
+                limit: MAX_TRACES,
+            });
+        }
+        seen.insert(key.clone());
+        known.push(KnownTrace {
+            id: key.0,
+            replay: key.1,
+        });
+        Ok(())
+    })?;
+    usable(&stats)?;
+    Ok(known)
+}
+
+/// Query 1 for the trace `trace_id` (hex, as prefixes carry it).
+fn lines_of_trace(paths: &[PathBuf], trace_id: &str) -> Result<QueryResult, QueryError> {
     let needle = format!("trace:{trace_id}");
     let mut stats = ReadStats::default();
     let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();

@@ -33,6 +33,9 @@ pub(crate) struct Record<'a> {
     /// The message.
     #[serde(borrow, default)]
     pub message: Cow<'a, str>,
+    /// The replay the line came from, when the export names it.
+    #[serde(borrow, default)]
+    pub scenario: Option<Cow<'a, str>>,
 }
 
 /// A record with its timestamp parsed.

@@ -5,8 +5,10 @@
 //! OTLP carries no creation number. Spans are ordered by start time, a parent before its
 //! children (a batch processor exports children first, as they end first), then by arrival;
 //! each event becomes a log line placed by its time, after the span it was written in opened,
-//! and, at one instant, in span order and then in the order its span carried them. Spans and
-//! lines share one numbering, as they do in the store.
+//! and, at one instant, in span order and then in the order its span carried them — except that
+//! a span's event at the instant one of its synchronous children ended (having started
+//! earlier) was written after that child closed, so it follows the child's lines and those of
+//! the child's descendants. Spans and lines share one numbering, as they do in the store.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -24,18 +26,29 @@ pub(crate) fn captured(
 ) -> Captured {
     let rank = creation_order(spans);
     let at = |nanos: u64| VirtualTime::from_micros(nanos.saturating_sub(zero_unix_nanos) / 1_000);
+    let closed_children = closed_children(spans, &rank);
 
-    // Every event with its sort key: (instant, its span's place, its place in the span). An
-    // event stamped before its span opened is placed at the opening.
-    let mut lines: Vec<((u64, usize, usize), usize)> = Vec::new();
+    // Every event with its sort key: (instant, the place it follows, whether it follows a
+    // closed child, its span's place, its place in the span), and its span's place and number.
+    // An event stamped before its span opened is placed at the opening.
+    let mut lines: Vec<(LineKey, usize, usize)> = Vec::new();
     for (place, &i) in rank.iter().enumerate() {
         let span = spans[i];
         for (n, event) in span.events.iter().enumerate() {
             let instant = event.at_unix_nanos.max(span.start_unix_nanos);
-            lines.push(((instant, place, n + 1), place));
+            let after_child = closed_children[place]
+                .iter()
+                .filter(|c| c.end == instant && c.start < instant)
+                .map(|c| c.last_place)
+                .max();
+            let key = match after_child {
+                Some(last) => (instant, last, 1, place, n),
+                None => (instant, place, 0, place, n),
+            };
+            lines.push((key, place, n));
         }
     }
-    lines.sort_unstable_by_key(|(key, _)| *key);
+    lines.sort_unstable_by_key(|(key, _, _)| *key);
 
     // One numbering, spans and lines merged by key; a line never before its own span.
     let mut span_seq = vec![0 as Seq; rank.len()];
@@ -43,9 +56,9 @@ pub(crate) fn captured(
     let (mut next_span, mut next_line, mut seq) = (0, 0, 0 as Seq);
     while next_span < rank.len() || next_line < lines.len() {
         let span_key = (next_span < rank.len())
-            .then(|| (spans[rank[next_span]].start_unix_nanos, next_span, 0));
+            .then(|| (spans[rank[next_span]].start_unix_nanos, next_span, 0, 0, 0));
         let line_first = match (lines.get(next_line), span_key) {
-            (Some(&(key, place)), Some(span_key)) => place < next_span && key < span_key,
+            (Some(&(key, place, _)), Some(span_key)) => place < next_span && key < span_key,
             (Some(_), None) => true,
             (None, _) => false,
         };
@@ -84,9 +97,9 @@ pub(crate) fn captured(
     let logs = lines
         .iter()
         .zip(line_seq)
-        .map(|(&((instant, place, n), _), seq)| {
+        .map(|(&((instant, ..), place, n), seq)| {
             let span = spans[rank[place]];
-            let event = &span.events[n - 1];
+            let event = &span.events[n];
             LogLine {
                 seq,
                 at: at(instant),
@@ -104,6 +117,60 @@ pub(crate) fn captured(
         logs,
         open: Vec::new(),
     }
+}
+
+/// A line's sort key: (instant, the place it follows, 1 if that is a closed child's subtree,
+/// its span's place, its place in the span).
+type LineKey = (u64, usize, u8, usize, usize);
+
+/// A synchronous child as its parent's lines see it: when it started and ended, and the last
+/// place of its subtree.
+struct ClosedChild {
+    start: u64,
+    end: u64,
+    last_place: usize,
+}
+
+/// For each place, its span's synchronous children (a local parent, no follows-from link to
+/// it), each with the last place among it and its descendants.
+fn closed_children(spans: &[&StoredSpan], rank: &[usize]) -> Vec<Vec<ClosedChild>> {
+    let mut place_of = vec![0; spans.len()];
+    for (place, &i) in rank.iter().enumerate() {
+        place_of[i] = place;
+    }
+    let index: HashMap<SpanId, usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.span_id, i))
+        .collect();
+    let parent_of = |i: usize| {
+        spans[i]
+            .parent
+            .and_then(|p| index.get(&p).copied())
+            .filter(|&p| p != i)
+    };
+    // Children come after their parents in `rank`, so walking it backwards sees every
+    // descendant before its ancestors (a cycle's members aside, which only a broken sender
+    // makes, and which only order lines less well).
+    let mut last_place = place_of.clone();
+    for &i in rank.iter().rev() {
+        if let Some(p) = parent_of(i) {
+            last_place[p] = last_place[p].max(last_place[i]);
+        }
+    }
+    let mut children: Vec<Vec<ClosedChild>> = (0..spans.len()).map(|_| Vec::new()).collect();
+    for (i, span) in spans.iter().enumerate() {
+        let Some(p) = parent_of(i) else { continue };
+        if span.links.contains(&spans[p].span_id) {
+            continue;
+        }
+        children[place_of[p]].push(ClosedChild {
+            start: span.start_unix_nanos,
+            end: span.end_unix_nanos,
+            last_place: last_place[i],
+        });
+    }
+    children
 }
 
 /// Indexes into `spans` in creation order: the earliest-starting span first, then by arrival,
@@ -225,6 +292,31 @@ mod tests {
             ],
             &[(1, 0), (2, 2), (3, 4), (4, 5)],
             &[("1.0", 1), ("2.0", 3), ("1.1", 6)],
+        );
+    }
+
+    #[test]
+    fn a_line_at_the_instant_a_child_ended_follows_the_childs_lines() {
+        // The parent writes at 10_000, when its child (1_000…10_000) ended with a line of its
+        // own: the parent wrote after the child closed.
+        let ending = |mut s: StoredSpan, end: u64| {
+            s.end_unix_nanos = end;
+            s
+        };
+        let parent = || ending(span(1, None, 0, &[0, 10_000]), 20_000);
+        check(
+            &[ending(span(2, Some(1), 1_000, &[10_000]), 10_000), parent()],
+            &[(1, 0), (2, 2)],
+            &[("1.0", 1), ("2.0", 3), ("1.1", 4)],
+        );
+        // A child that starts and ends at that instant leaves it open: span order decides.
+        check(
+            &[
+                ending(span(3, Some(1), 10_000, &[10_000]), 10_000),
+                parent(),
+            ],
+            &[(1, 0), (3, 3)],
+            &[("1.0", 1), ("1.1", 2), ("3.0", 4)],
         );
     }
 

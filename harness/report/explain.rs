@@ -77,6 +77,13 @@ pub fn explain(scenario: &crate::scenario::Scenario) -> String {
         }
         out.push('\n');
     }
+    if scenario
+        .mocks
+        .values()
+        .any(|spec| spec.kind == crate::mocks::MockKind::WebhookSubscriber)
+    {
+        let _ = writeln!(out, "\n{}", webhook_retry_policy());
+    }
     let _ = writeln!(out, "\nTimeline (virtual time):");
     for step in &scenario.timeline {
         let what = match &step.action {
@@ -111,8 +118,10 @@ pub fn explain(scenario: &crate::scenario::Scenario) -> String {
             Action::Cron(CronJob::Webhooks) => "run the webhooks cron".to_owned(),
             Action::Cron(CronJob::Reminders) => "run the email reminders cron".to_owned(),
             Action::Stripe(stripe) => format!(
-                "Stripe delivers {:?} for PaymentIntent #{} ({:?} signature)",
-                stripe.event, stripe.payment_intent, stripe.signature
+                "Stripe delivers {} for PaymentIntent #{} ({} signature)",
+                stripe.event.name(),
+                stripe.payment_intent,
+                format!("{:?}", stripe.signature).to_lowercase()
             ),
             Action::Restart => "restart the booking service on the same database".to_owned(),
         };
@@ -165,9 +174,28 @@ pub fn explain(scenario: &crate::scenario::Scenario) -> String {
     }
     let _ = writeln!(
         out,
-        "\nEvery replay also checks the built-in invariants: one trace per booking flow, flows stay apart\n(no span of one booking request in another's trace), at most {MAX_SPANS_PER_TRACE} spans per trace, parents\nexist, no open spans, children within parents, async work linked to its cause, mock requests\ncarry the sender's traceparent, log prefixes match their spans."
+        "\nEvery replay also checks the built-in invariants: one trace per booking flow, flows stay apart\n(no span of one booking request in another's trace), at most {MAX_SPANS_PER_TRACE} spans per trace, parents\nexist, no open spans, children within parents, async work linked to its cause, mock requests\ncarry the sender's traceparent, log prefixes match their spans, and a request answered 5xx leaves\nthe span that served it in error, with the reason."
     );
     out
+}
+
+/// The webhook retry policy (`contract::retry`), in words.
+fn webhook_retry_policy() -> String {
+    use crate::contract::{
+        webhook_backoff, WEBHOOK_BACKOFF_CAP, WEBHOOK_GONE, WEBHOOK_MAX_ATTEMPTS,
+    };
+    let waits: Vec<String> = (1..WEBHOOK_MAX_ATTEMPTS)
+        .map(|retry| Compact(webhook_backoff(retry)).to_string())
+        .collect();
+    format!(
+        "Webhook deliveries (the webhooks cron): up to {WEBHOOK_MAX_ATTEMPTS} attempts per job in its one\n\
+         webhook_execution span, retried {} apart (doubling, at most {}) on virtual time.\n\
+         A 2xx answer is delivered. {WEBHOOK_GONE} Gone ends the delivery at once, failed and not retried.\n\
+         Any other answer (another 4xx included), a timeout (10s) or a refused connection is a\n\
+         failed attempt, retried; after the last, the job is failed with its reason.",
+        waits.join(", "),
+        Compact(WEBHOOK_BACKOFF_CAP),
+    )
 }
 
 /// `request 1: 503 calendar_unavailable after 2s`, one line per behaviour, the last marked as

@@ -235,6 +235,22 @@ pub(crate) fn failed_job_lines(outcome: &ReplayOutcome) -> String {
     out
 }
 
+/// A trace's header line: its alias and, once, its real id (`trace_1 trace_id=4bf9…`), which
+/// `query trace-operations` takes as readily as the alias.
+fn trace_header(aliases: &Aliases, trace: crate::trace::TraceId) -> String {
+    format!("{} trace_id={trace}", aliases.trace(trace))
+}
+
+/// One [`trace_header`] line per trace, in order of first appearance: what the log view opens
+/// with when no tree precedes it.
+pub fn trace_headers(outcome: &ReplayOutcome) -> String {
+    let aliases = Aliases::of(&outcome.captured);
+    let mut out = String::new();
+    for trace in outcome.captured.trace_ids() {
+        let _ = writeln!(out, "{}", trace_header(&aliases, trace));
+    }
+    out
+}
 /// The span tree, one trace after another; spans in `flagged` are marked with `✗`.
 pub fn tree(outcome: &ReplayOutcome, flagged: &[SpanId]) -> String {
     let captured = &outcome.captured;
@@ -244,7 +260,7 @@ pub fn tree(outcome: &ReplayOutcome, flagged: &[SpanId]) -> String {
     let aliases = Aliases::of(captured);
     let mut out = String::new();
     for trace in captured.trace_ids() {
-        let _ = writeln!(out, "{}", aliases.trace(trace));
+        let _ = writeln!(out, "{}", trace_header(&aliases, trace));
         let roots: Vec<&SpanData> = captured
             .spans
             .iter()

@@ -4,7 +4,7 @@
 use super::pieces::{file, file_note, Judged, Piece, RenderOptions};
 use super::{
     bottleneck_lines, diagnostics, failed_job_lines, one_line, request_id_view, seed_log_view,
-    side_by_side, timing_view, tree, unjudged_lines,
+    side_by_side, timing_view, trace_headers, tree, unjudged_lines,
 };
 use crate::expect::Verdict;
 use crate::outcome::ReplayOutcome;
@@ -80,7 +80,10 @@ pub(crate) fn replay_text(
             out.push_str(&failed_job_lines(outcome));
         }
         View::Tree => out.push_str(&tree(outcome, &[])),
-        View::Logs => out.push_str(&seed_log_view(outcome)),
+        View::Logs => {
+            out.push_str(&trace_headers(outcome));
+            out.push_str(&seed_log_view(outcome));
+        }
         View::RequestIds if side_by_side_ids => out.push_str(&side_by_side(outcome)),
         View::RequestIds => out.push_str(&request_id_view(outcome)),
         View::Timings => out.push_str(&timing_view(outcome)),

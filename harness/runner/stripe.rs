@@ -56,6 +56,9 @@ impl PaymentIntents {
         let sent_at = VirtualTime::from_micros(u64::try_from(at.as_micros()).unwrap_or(u64::MAX));
         let event = match step.event {
             StripeEvent::PaymentIntentSucceeded => stripe::succeeded_event(intent, sent_at),
+            StripeEvent::PaymentIntentPaymentFailed => {
+                stripe::payment_failed_event(intent, sent_at)
+            }
         }
         .to_string();
         let sent_at = sent_at.unix_seconds();

@@ -30,6 +30,7 @@ pub(super) struct Observed {
     inbound_contexts: Vec<TraceContext>,
     webhook_jobs: Vec<(String, i64)>,
     reminders: Vec<(String, i64)>,
+    payments: Vec<(String, i64)>,
     failed_jobs: Vec<(String, i64, String)>,
     restarts: u32,
     personal_data: Vec<(String, PersonalKind)>,
@@ -64,6 +65,7 @@ impl Observed {
             inbound_contexts: self.inbound_contexts,
             webhook_jobs: self.webhook_jobs,
             reminders: self.reminders,
+            payments: self.payments,
             failed_jobs: self.failed_jobs,
             restarts: self.restarts,
             personal_data: self.personal_data,
@@ -254,15 +256,16 @@ pub(super) async fn drive(
             deliveries.push((mock.name.clone(), mock.delivery_counts()));
         }
     }
-    let (webhook_jobs, reminders, failed_jobs, exported) = match service {
+    let (webhook_jobs, reminders, payments, failed_jobs, exported) = match service {
         Running::InProcess(service) => {
             let facts = (
                 service.webhook_job_counts().unwrap_or_default(),
                 service.reminder_counts().unwrap_or_default(),
+                service.payment_counts().unwrap_or_default(),
                 service.failed_jobs().unwrap_or_default(),
             );
             service.stop().await;
-            (facts.0, facts.1, facts.2, None)
+            (facts.0, facts.1, facts.2, facts.3, None)
         }
         // A foreign service's database is its own: its job states are not read.
         Running::External(service) => {
@@ -274,7 +277,7 @@ pub(super) async fn drive(
                     None
                 }
             };
-            (Vec::new(), Vec::new(), Vec::new(), received)
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), received)
         }
     };
     if let Some(failure) = failure {
@@ -286,6 +289,7 @@ pub(super) async fn drive(
         inbound_contexts,
         webhook_jobs,
         reminders,
+        payments,
         failed_jobs,
         restarts,
         personal_data,

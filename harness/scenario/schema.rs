@@ -141,6 +141,20 @@ pub enum StripeEvent {
     /// `payment_intent.succeeded`: the payment went through.
     #[serde(rename = "payment_intent.succeeded")]
     PaymentIntentSucceeded,
+    /// `payment_intent.payment_failed`: the card was declined; the booking stays unpaid.
+    #[serde(rename = "payment_intent.payment_failed")]
+    PaymentIntentPaymentFailed,
+}
+
+impl StripeEvent {
+    /// The event's type, as Stripe and scenario files name it.
+    pub fn name(self) -> &'static str {
+        use crate::contract::stripe_events::*;
+        match self {
+            StripeEvent::PaymentIntentSucceeded => PAYMENT_INTENT_SUCCEEDED,
+            StripeEvent::PaymentIntentPaymentFailed => PAYMENT_INTENT_PAYMENT_FAILED,
+        }
+    }
 }
 
 /// How the runner, acting as Stripe, signs the event.

@@ -198,8 +198,11 @@ function bookingFlow(app) {
       try {
         return { status: 201, body: await bookingCreation(uid, request, eventType) };
       } catch (e) {
-        if (e instanceof Refusal) return { status: e.status, body: { message: e.message } };
-        throw e;
+        if (!(e instanceof Refusal)) throw e;
+        // A server span whose answer is 5xx is in error, with the reason (OpenTelemetry's HTTP
+        // conventions): the first error event's message becomes its status.
+        if (e.status >= 500 && !config.bugs.has('unmarked_server_errors')) log('error', TARGET, e.message);
+        return { status: e.status, body: { message: e.message } };
       }
     });
     return { ...answer, traceId };

@@ -34,7 +34,7 @@
  * @property {{calendar: number, stripe: number, email: number, webhook: number}} timeoutsUs
  */
 
-const KNOWN_BUGS = ['drop_traceparent', 'orphan_jobs', 'unlinked_jobs'];
+const KNOWN_BUGS = ['drop_traceparent', 'orphan_jobs', 'unlinked_jobs', 'unmarked_server_errors'];
 
 /**
  * @param {string} name

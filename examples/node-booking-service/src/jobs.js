@@ -11,6 +11,12 @@ const { inSpan, log, contextFrom, SpanKind, ROOT_CONTEXT, trace } = require('./t
 
 const TARGET = 'trace_harness::booking::jobs';
 const WEBHOOK_MAX_ATTEMPTS = 4;
+/**
+ * `410 Gone` ends a delivery at once: the subscriber no longer wants this webhook (Standard
+ * Webhooks). Every other failure, another 4xx included, is retried, as Stripe and Shopify retry
+ * every non-2xx answer. The reason, and its event's message after the attempt's prefix:
+ */
+const GONE_REASON = 'HTTP 410; giving up: 410 Gone is not retried';
 
 /**
  * `1 due job`, `2 due jobs`: what a cron run found to do, as its first line says.
@@ -88,7 +94,8 @@ function cronJobs(app) {
   }
 
   /**
-   * One job in its own `webhook_execution` span: up to four attempts, the same bytes each time.
+   * One job in its own `webhook_execution` span: up to four attempts, the same bytes each time,
+   * and none after a `410 Gone`.
    * @param {import('./store').DueWebhookJob} job
    * @returns {Promise<boolean>} whether the subscriber accepted it
    */
@@ -105,6 +112,7 @@ function cronJobs(app) {
       let failure;
       for (;;) {
         failure = null;
+        let gone = false;
         try {
           const reply = await http.post(
             job.subscriberUrl,
@@ -113,6 +121,7 @@ function cronJobs(app) {
             { 'x-cal-signature-256': signature },
             config.timeoutsUs.webhook,
           );
+          if (reply.status === 410) gone = true;
           if (reply.status < 200 || reply.status >= 300) failure = `HTTP ${reply.status}`;
         } catch (e) {
           failure = /** @type {Error} */ (e).message;
@@ -122,6 +131,11 @@ function cronJobs(app) {
           log('info', TARGET, `Webhook executed ${clock.spoken(delayUs)} later`, { attempt });
         } else if (failure === null) {
           log('info', TARGET, `Retry attempt ${retry} succeeded`, { attempt });
+        } else if (gone) {
+          failure = GONE_REASON;
+          const failed = retry === 0 ? 'Webhook execution failed' : `Retry attempt ${retry} failed`;
+          log('error', TARGET, `${failed}: ${GONE_REASON}`, { attempt });
+          break;
         } else if (attempt === WEBHOOK_MAX_ATTEMPTS) {
           log('error', TARGET, `Retry attempt ${retry} failed: ${failure}; giving up after ${attempt} attempts`, { attempt });
         } else if (retry === 0) {

@@ -3,7 +3,8 @@
 // the Stripe-Signature is verified over the raw body by the `stripe` package's
 // `webhooks.constructEvent`, at the request's virtual instant; then the booking's trace is
 // continued from the PaymentIntent's `metadata.traceparent` (or the context stored with the
-// payment) to confirm the booking (harness/booking/payment.rs).
+// payment) to confirm the booking, or, on `payment_intent.payment_failed`, to record why the
+// payment failed and leave the booking unpaid (harness/booking/payment.rs).
 
 const Stripe = require('stripe');
 const clock = require('./clock');
@@ -50,7 +51,10 @@ function stripeWebhook(app) {
       return { status: 400, body: { message: `Invalid JSON: ${error.message}` } };
     }
     const kind = typeof event?.type === 'string' ? event.type : '';
-    if (kind !== 'payment_intent.succeeded') return { status: 200, body: { ignored: kind, received: true } };
+    if (kind !== 'payment_intent.succeeded' && kind !== 'payment_intent.payment_failed') {
+      return { status: 200, body: { ignored: kind, received: true } };
+    }
+    const succeeded = kind === 'payment_intent.succeeded';
     const intent = event?.data?.object;
     const intentId = intent?.id;
     if (typeof intentId !== 'string') return { status: 400, body: { message: 'event has no data.object.id' } };
@@ -67,10 +71,19 @@ function stripeWebhook(app) {
         ? { kind: SpanKind.SERVER, parent: cause }
         : { kind: SpanKind.CONSUMER, parent: cause, followsFrom: trace.getSpanContext(cause) };
     options.attributes = { payment_intent: intentId, booking_id: payment.bookingId };
-    await inSpan('payment_success_processing', options, async () => {
+    await inSpan(succeeded ? 'payment_success_processing' : 'payment_failure_processing', options, async () => {
       if (payment.success) {
-        // Stripe delivers at least once: a repeat changes nothing.
+        // Stripe delivers at least once, and in no guaranteed order: a repeat, or a failed
+        // attempt reported after the payment went through, changes nothing.
         log('info', TARGET, 'Payment already processed');
+        return;
+      }
+      if (!succeeded) {
+        // The PaymentIntent is back at `requires_payment_method`: the customer may pay again,
+        // so the booking stays PENDING and unpaid, with the reason kept.
+        const reason = lastPaymentError(intent);
+        log('error', TARGET, `Payment failed after ${clock.spoken(clock.now() - payment.createdAtUs)}: ${reason}`);
+        store.failPayment(intentId, reason);
         return;
       }
       log('info', TARGET, `Payment success after ${clock.spoken(clock.now() - payment.createdAtUs)}`);
@@ -83,6 +96,18 @@ function stripeWebhook(app) {
   }
 
   return { handle };
+}
+
+/**
+ * Why a payment attempt failed, from the PaymentIntent's `last_payment_error` as Stripe words an
+ * API error: `<message> (<code>)`.
+ * @param {any} intent
+ * @returns {string}
+ */
+function lastPaymentError(intent) {
+  const error = intent?.last_payment_error;
+  if (typeof error?.message !== 'string') return 'no last_payment_error in the event';
+  return typeof error.code === 'string' ? `${error.message} (${error.code})` : error.message;
 }
 
 module.exports = { stripeWebhook };

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS payments (
     success         INTEGER NOT NULL DEFAULT 0,
     created_at_us   INTEGER NOT NULL,
     paid_at_us      INTEGER,
+    last_error      TEXT,
     trace_context   TEXT
 );
 CREATE TABLE IF NOT EXISTS webhook_jobs (
@@ -381,6 +382,18 @@ async function openStore(file, latencyUs) {
              WHERE id = (SELECT booking_id FROM payments WHERE external_id = ?)`,
           [externalId],
         );
+      });
+    },
+
+    /**
+     * Records why an attempt to pay failed; the booking stays PENDING and unpaid, and a later
+     * success still confirms it.
+     * @param {string} externalId
+     * @param {string} reason
+     */
+    failPayment(externalId, reason) {
+      transaction(() => {
+        db.run('UPDATE payments SET last_error = ? WHERE external_id = ? AND success = 0', [reason, externalId]);
       });
     },
 
