@@ -9,8 +9,9 @@ use std::time::Duration;
 use super::draft::{Action, Answer, Draft, EventType, Expect, Mock, Step};
 use super::read::{Incident, Line, Span, Trace};
 use crate::contract::{
-    BOOKING_CREATION, CALENDAR_EVENT_CREATION, HANDLE_SEATS, PAYMENT_PROCESSING,
-    PAYMENT_SUCCESS_PROCESSING, SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION, WEBHOOK_SCHEDULING,
+    BOOKING_CREATION, CALENDAR_EVENT_CREATION, HANDLE_SEATS, PAYMENT_FAILURE_PROCESSING,
+    PAYMENT_PROCESSING, PAYMENT_SUCCESS_PROCESSING, SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION,
+    WEBHOOK_SCHEDULING,
 };
 use crate::mocks::{google_error_body, MockKind};
 
@@ -207,31 +208,34 @@ pub(crate) fn draft(incident: &Incident) -> Draft {
             },
         });
 
-        for span in trace.of(PAYMENT_SUCCESS_PROCESSING) {
-            let intent = payments.max(1);
-            for line in &span.lines {
-                let delivered = line.message.starts_with("Payment success after ")
-                    || line.message == "Payment already processed";
-                if delivered {
-                    let at = line.at.or_else(|| {
-                        incident.timed.then_some(0).or_else(|| {
-                            spoken(&line.message).map(|d| {
-                                first.and_then(|l| l.at).unwrap_or(0)
-                                    + i64::try_from(d.as_micros()).unwrap_or(0)
-                            })
-                        })
-                    });
-                    steps.push(Guess {
-                        at,
-                        seen: line.line,
-                        action: Action::Stripe {
-                            event: "payment_intent.succeeded".to_owned(),
-                            payment_intent: intent,
-                            signature: None,
-                        },
-                    });
-                }
-            }
+        // Each Stripe event that reached the service is one span, its first line saying what
+        // it did (`Payment success after 28 minutes`, `Payment failed after 3 minutes: …`,
+        // `Payment already processed` for a repeat).
+        let intent = payments.max(1);
+        for span in &trace.spans {
+            let event = match span.op.as_str() {
+                PAYMENT_SUCCESS_PROCESSING => "payment_intent.succeeded",
+                PAYMENT_FAILURE_PROCESSING => "payment_intent.payment_failed",
+                _ => continue,
+            };
+            let Some(line) = span.lines.first() else {
+                continue;
+            };
+            let at = line.at.or_else(|| {
+                spoken(&line.message).map(|d| {
+                    first.and_then(|l| l.at).unwrap_or(0)
+                        + i64::try_from(d.as_micros()).unwrap_or(0)
+                })
+            });
+            steps.push(Guess {
+                at,
+                seen: line.line,
+                action: Action::Stripe {
+                    event: event.to_owned(),
+                    payment_intent: intent,
+                    signature: None,
+                },
+            });
         }
 
         for span in trace.of(WEBHOOK_EXECUTION) {

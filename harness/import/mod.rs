@@ -31,11 +31,11 @@ pub enum ImportError {
         /// The first [`MAX_REPORTED_BAD_LINES`] lines that could not be read, with why.
         bad: Vec<BadLine>,
     },
-    /// The trace asked for has no usable line in the log.
-    #[error("no line of trace `{trace}`; the log holds: {}", .known.join(", "))]
+    /// `--trace` names no trace of the log, or more than one.
+    #[error("{error}; the log holds: {}", .known.join(", "))]
     NoSuchTrace {
-        /// The trace id asked for.
-        trace: String,
+        /// Why the name does not pick one trace.
+        error: crate::query::TraceRefError,
         /// The trace ids the log does hold, in order of first appearance.
         known: Vec<String>,
     },
@@ -112,11 +112,9 @@ pub fn import(
     let known: Vec<String> = incident.traces.iter().map(|t| t.id.clone()).collect();
     let mut other_traces = Vec::new();
     if let Some(asked) = trace {
-        let Some(chosen) = pick(&known, asked) else {
-            return Err(ImportError::NoSuchTrace {
-                trace: asked.to_owned(),
-                known,
-            });
+        let chosen = match pick(&known, asked) {
+            Ok(chosen) => chosen,
+            Err(error) => return Err(ImportError::NoSuchTrace { error, known }),
         };
         other_traces = known.iter().filter(|t| **t != chosen).cloned().collect();
         incident.traces.retain(|t| t.id == chosen);
@@ -176,16 +174,19 @@ pub fn import(
     })
 }
 
-/// The trace `asked` names among `known`: the id itself, the one id it is a prefix of, or the
-/// N-th trace for `trace_N`, as the views alias them.
-fn pick(known: &[String], asked: &str) -> Option<String> {
+/// The trace `asked` names among `known`: the id itself (seed-format ids need not be hex), or
+/// what `query` accepts — a unique prefix of a hex id in any case, or `trace_N`, the N-th in
+/// order of first appearance, as the views alias them.
+fn pick(known: &[String], asked: &str) -> Result<String, crate::query::TraceRefError> {
     if known.iter().any(|t| t == asked) {
-        return Some(asked.to_owned());
+        return Ok(asked.to_owned());
     }
-    let prefixed: Vec<&String> = known.iter().filter(|t| t.starts_with(asked)).collect();
-    if let [one] = prefixed.as_slice() {
-        return Some((*one).clone());
-    }
-    let n: usize = asked.strip_prefix("trace_")?.parse().ok()?;
-    known.get(n.checked_sub(1)?).cloned()
+    let known: Vec<crate::query::KnownTrace> = known
+        .iter()
+        .map(|id| crate::query::KnownTrace {
+            id: id.clone(),
+            replay: None,
+        })
+        .collect();
+    crate::query::resolve_trace_id(asked, &known)
 }

@@ -361,7 +361,7 @@ fn text_level(message: &str) -> Level {
         || lower.starts_with("email batch not created")
     {
         Level::Warn
-    } else if lower.contains("error") || lower.contains("failed") {
+    } else if lower.contains("error") || lower.contains("failed") || lower.contains("could not") {
         Level::Error
     } else {
         Level::Info
