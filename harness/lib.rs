@@ -129,6 +129,8 @@ pub mod clock;
 #[doc(hidden)]
 pub mod contract;
 #[doc(hidden)]
+pub mod diff;
+#[doc(hidden)]
 pub mod expect;
 #[doc(hidden)]
 pub mod import;

@@ -130,6 +130,31 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TimeBaseArg::EarliestSpan)]
         time_base: TimeBaseArg,
     },
+    /// Compare two replays' traces: the spans added, removed or changed, and what each mock
+    /// request carried.
+    ///
+    /// A and B are each a scenario file or a directory of them (replayed now, in process), or a
+    /// saved export (`run --format json`, `--format ndjson` or `--format otlp-json`), so CI can
+    /// compare a run with a baseline it saved. Without B, B is A replayed another way:
+    /// `--service`, `--no-tracing` or `--bug` (each applies to B only). Spans are matched by
+    /// their place in the aliased tree (operation, parent, order among siblings of that
+    /// operation); a span found elsewhere is reported as moved. For each pair: parent or trace,
+    /// status, attributes, events (log lines), duration beyond --tolerance, follows-from links;
+    /// and each mock request's traceparent. What a side cannot show (NDJSON has no parents,
+    /// OTLP/JSON no mock requests) is listed as not compared.
+    #[command(after_help = "Examples:
+  trace-harness diff scenarios/calendar_failure.toml scenarios/calendar_failure.toml   # no differences
+  trace-harness diff scenarios/calendar_failure.toml --bug orphan_jobs
+  trace-harness diff scenarios/ --service examples/own-service/service.toml
+  trace-harness diff scenarios/slow_payment.toml --no-tracing
+  trace-harness run scenarios/ --format json > baseline.json   # later, after a change:
+  trace-harness diff baseline.json scenarios/ --tolerance 5%
+  trace-harness diff baseline.json scenarios/ --format json --out target/diff.json
+
+Pairs: one replay on each side is compared whatever their names; otherwise replays are paired by scenario name, and a scenario only one side has is a difference.
+
+Exit codes: 0 no differences, 1 differences (or a replay that could not run), 2 bad input.")]
+    Diff(DiffArgs),
     /// Turn an incident's logs or trace into a scenario whose replay reproduces it: its calls and
     /// their answers, retries, seats, payments, reminders, and, where the input has times, every
     /// step's timing (fitted by replaying).
@@ -148,6 +173,61 @@ enum Command {
         #[arg(long, value_enum, default_value_t = QueryOutput::Table, global = true)]
         output: QueryOutput,
     },
+}
+
+#[derive(clap::Args)]
+struct DiffArgs {
+    /// The baseline: a scenario file, a directory of them, or a saved export (JSON, NDJSON or
+    /// OTLP/JSON).
+    a: PathBuf,
+    /// The replays compared with A, given the same way; A again when omitted (then --service,
+    /// --no-tracing or --bug says how B differs).
+    b: Option<PathBuf>,
+    /// Replay B's scenarios against the service FILE declares (a `service.toml`) instead of the
+    /// in-process one.
+    #[arg(long, value_name = "FILE")]
+    service: Option<PathBuf>,
+    /// Replay B's scenarios with tracing opted out.
+    #[arg(long)]
+    no_tracing: bool,
+    /// Replay B's scenarios with this planted bug (drop_traceparent, orphan_jobs,
+    /// unlinked_jobs), as `[service] bugs` plants it; repeat for several.
+    #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
+    bugs: Vec<trace_harness::contract::PlantedBug>,
+    /// How much a span's duration may change unreported: a share of A's duration (`5%`) or a
+    /// duration (`10ms`). Replays run on virtual time, so the default is exact.
+    #[arg(long, value_name = "PERCENT|DURATION", default_value = "0s", value_parser = parse_tolerance)]
+    tolerance: trace_harness::diff::Tolerance,
+    /// What to print.
+    #[arg(long, value_enum, default_value_t = DiffFormatArg::Text)]
+    format: DiffFormatArg,
+    /// Write it to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Replays to run at once (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DiffFormatArg {
+    /// A block per differing span: `~` changed, `-` only in A, `+` only in B.
+    Text,
+    /// One JSON document: `equal`, and per pair of replays every difference with its `kind`.
+    Json,
+}
+
+fn parse_bug(text: &str) -> Result<trace_harness::contract::PlantedBug, String> {
+    use trace_harness::contract::PlantedBug;
+    PlantedBug::from_name(text).ok_or_else(|| {
+        let names: Vec<&str> = PlantedBug::ALL.iter().map(|b| b.name()).collect();
+        format!("expected one of {}; found `{text}`", names.join(", "))
+    })
+}
+
+fn parse_tolerance(text: &str) -> Result<trace_harness::diff::Tolerance, String> {
+    text.parse()
+        .map_err(|e: trace_harness::diff::ToleranceError| e.to_string())
 }
 
 #[derive(clap::Args)]
@@ -354,6 +434,20 @@ fn main() -> ExitCode {
             };
             cli::query(&query, output)
         }
+        Command::Diff(args) => cli::diff(&cli::DiffOptions {
+            a: args.a,
+            b: args.b,
+            service: args.service,
+            no_tracing: args.no_tracing,
+            bugs: args.bugs,
+            tolerance: args.tolerance,
+            format: match args.format {
+                DiffFormatArg::Text => cli::DiffFormat::Text,
+                DiffFormatArg::Json => cli::DiffFormat::Json,
+            },
+            out: args.out,
+            jobs: args.jobs,
+        }),
         Command::Import(args) => cli::import(&ImportOptions {
             logfile: args.logfile,
             trace: args.trace,

@@ -2,6 +2,7 @@
 //! takes plain options, prints what the command shows, and returns how it ended as an [`Exit`].
 
 mod commands;
+mod diff;
 mod progress;
 mod receive;
 mod run;
@@ -12,6 +13,7 @@ use std::path::Path;
 pub use commands::{
     explain, import, list, overhead, query, serve, serve_contract, ImportOptions, SeedQuery,
 };
+pub use diff::{diff, DiffFormat, DiffOptions};
 pub use receive::{receive, ReceiveFormat, ReceiveOptions};
 pub use run::{run, OtlpOptions, RunOptions, Shard};
 

@@ -31,5 +31,6 @@ mod server;
 pub use convert::SpanKind;
 pub use decode::{decode, encode_response, DecodeError, Encoding, Limits, JSON, PROTOBUF};
 pub use inbox::{Inbox, Ingested, Problems, SpanSummary, TimeBase};
+pub(crate) use intern::intern;
 pub use logs::{from_lines, FromLines};
 pub use server::{Receiver, DEFAULT_ADDR};

@@ -2,6 +2,7 @@
 //! view, and failure diagnostics here; one file per further format, all reached through
 //! [`render()`]. Computes no facts of its own.
 
+pub mod diff;
 pub mod epoch;
 mod explain;
 pub mod html;
