@@ -150,6 +150,7 @@ enum Command {
   trace-harness run scenarios/ --format json > baseline.json   # later, after a change:
   trace-harness diff baseline.json scenarios/ --tolerance 5%
   trace-harness diff baseline.json scenarios/ --format json --out target/diff.json
+  trace-harness diff scenarios/webhook_retries.toml --bug orphan_jobs --format html --out diff.html
 
 Pairs: one replay on each side is compared whatever their names; otherwise replays are paired by scenario name, and a scenario only one side has is a difference.
 
@@ -215,6 +216,8 @@ enum DiffFormatArg {
     Text,
     /// One JSON document: `equal`, and per pair of replays every difference with its `kind`.
     Json,
+    /// One self-contained HTML page: the two waterfalls side by side, differing spans marked.
+    Html,
 }
 
 fn parse_bug(text: &str) -> Result<trace_harness::contract::PlantedBug, String> {
@@ -444,6 +447,7 @@ fn main() -> ExitCode {
             format: match args.format {
                 DiffFormatArg::Text => cli::DiffFormat::Text,
                 DiffFormatArg::Json => cli::DiffFormat::Json,
+                DiffFormatArg::Html => cli::DiffFormat::Html,
             },
             out: args.out,
             jobs: args.jobs,

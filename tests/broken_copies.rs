@@ -103,6 +103,11 @@ fn shows(name: &str, bug: PlantedBug) -> Shows {
             "to mock `google` carried no valid traceparent",
             "to mock `stripe` carried no valid traceparent",
         ]),
+        ("stripe_retry", PlantedBug::DropTraceparent) => Shows::Caught(&[
+            "to mock `google` carried no valid traceparent",
+            "to mock `stripe` carried no valid traceparent",
+            "to mock `hooks_zapier` carried no valid traceparent",
+        ]),
         (other, bug) => panic!("no expectation for {other} with {bug:?}"),
     }
 }
@@ -114,6 +119,7 @@ const SEEDS: [&str; 6] = [
     "performance",
     "seated_attendees",
     "slow_payment",
+    "stripe_retry",
     "webhook_retries",
 ];
 
@@ -276,5 +282,24 @@ fn performance_broken() {
         name,
         Break::Edit("== 4.2s", "== 4s"),
         &["expected: duration == 4s", "actual:   duration 4.2s"],
+    );
+}
+
+#[test]
+fn stripe_retry_broken() {
+    let name = "stripe_retry";
+    check_every_planted_bug(name);
+    check(
+        name,
+        Break::Edit(
+            "follows_from = 'span[op=\"payment_processing\"]'",
+            "follows_from = 'span[op=\"webhook_scheduling\"]'",
+        ),
+        &["expected: follows from span[op=\"webhook_scheduling\"]"],
+    );
+    check(
+        name,
+        Break::Edit("count = 20", "count = 19"),
+        &["expected: 19 matching spans", "actual:   20 matching spans"],
     );
 }

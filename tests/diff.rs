@@ -24,12 +24,13 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Every seed scenario (each file in `scenarios/` that `broken_copies.rs` breaks).
-const SEEDS: [&str; 5] = [
+/// Every scenario file in `scenarios/` (each one `broken_copies.rs` breaks).
+const SEEDS: [&str; 6] = [
     "calendar_failure",
     "performance",
     "seated_attendees",
     "slow_payment",
+    "stripe_retry",
     "webhook_retries",
 ];
 
@@ -99,6 +100,18 @@ fn difference_made(name: &str, bug: PlantedBug) -> &'static [&'static str] {
         ("performance", PlantedBug::UnlinkedJobs) => &[
             "~ span_006 webhook_execution\n    link removed: ⇠ follows span_004 webhook_scheduling\n",
             "~ span_007 webhook_execution\n    link removed: ⇠ follows span_004 webhook_scheduling\n",
+        ],
+        ("stripe_retry", PlantedBug::UnlinkedJobs) => &[
+            "~ span_019 payment_success_processing\n    link removed: ⇠ follows span_003 payment_processing\n",
+            "~ span_016 webhook_execution\n    link removed: ⇠ follows span_009 webhook_scheduling\n8 differences in 8 spans",
+        ],
+        ("stripe_retry", PlantedBug::OrphanJobs) => &[
+            "~ span_016 webhook_execution\n    moved to a trace of its own: under span_009 webhook_scheduling in trace_2 → the root of trace_8\n",
+            "12 differences in 6 spans",
+        ],
+        ("stripe_retry", PlantedBug::DropTraceparent) => &[
+            "mock `stripe` POST /v1/payment_intents #2 carried the context of span_008 payment_processing → no traceparent",
+            "12 differences in 12 mock requests",
         ],
         (_, PlantedBug::UnlinkedJobs) => &["webhook_execution\n    link removed: ⇠ follows "],
         ("calendar_failure", PlantedBug::DropTraceparent) => &[
@@ -178,7 +191,7 @@ fn every_export_read_back_as_a_baseline_equals_the_replays() {
         let text = stdout(&output);
         assert_eq!(output.status.code(), Some(0), "{format}:\n{text}{}", stderr(&output));
         assert_eq!(text.matches("no differences\n").count(), SEEDS.len(), "{text}");
-        assert!(text.ends_with("0 of 5 replays differ\n"), "{text}");
+        assert!(text.ends_with("0 of 6 replays differ\n"), "{text}");
         match not_compared {
             Some(line) => assert_eq!(text.matches(line).count(), SEEDS.len(), "{text}"),
             None => assert!(!text.contains("not compared"), "{text}"),
@@ -361,7 +374,7 @@ fn bad_input_is_exit_2_with_what_was_expected() {
     );
     rejects(
         &["diff", baseline, &renamed],
-        "A holds no replay of `calendar_failur`, only of calendar_failure, performance, seated_attendees, slow_payment, webhook_retries; did you mean `calendar_failure`?",
+        "A holds no replay of `calendar_failur`, only of calendar_failure, performance, seated_attendees, slow_payment, stripe_retry, webhook_retries; did you mean `calendar_failure`?",
     );
 }
 

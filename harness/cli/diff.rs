@@ -23,6 +23,8 @@ pub enum DiffFormat {
     Text,
     /// One JSON document.
     Json,
+    /// One HTML page: the two waterfalls side by side, differences marked.
+    Html,
 }
 
 /// Everything `diff` is asked to do.
@@ -170,6 +172,7 @@ pub fn diff(options: &DiffOptions) -> Exit {
         DiffFormat::Json => {
             serde_json::to_string_pretty(&report::diff::json(&report)).unwrap_or_default() + "\n"
         }
+        DiffFormat::Html => report::diff::html(&report, report::epoch::DEFAULT_EPOCH),
     };
     let written = match &options.out {
         Some(path) => write_atomically(path, &text),

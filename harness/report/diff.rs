@@ -1,11 +1,12 @@
 //! `trace-harness diff`'s output: the differences between two replays as text (one block per
 //! span, `~` changed, `-` only in A, `+` only in B), as JSON for tools, or as an HTML page with
-//! the two waterfalls side by side and the differing spans marked.
+//! the two waterfalls side by side and the differing spans marked (`html`).
 
 use std::fmt::Write as _;
 
 use serde_json::json;
 
+use super::epoch::Epoch;
 use super::one_line;
 use crate::clock::Compact;
 use crate::diff::{
@@ -455,4 +456,72 @@ pub fn json(report: &DiffReport<'_>) -> serde_json::Value {
         "only_in_a": report.only_in_a,
         "only_in_b": report.only_in_b,
     })
+}
+
+/// The whole run as one self-contained page: per pair, the differences listed, then A's and
+/// B's waterfalls side by side, the spans a difference is about marked (only on that side:
+/// green; changed: amber).
+pub fn html(report: &DiffReport<'_>, epoch: Epoch) -> String {
+    use super::html::{chart, escape, page, Frame, Mark};
+    let half = Frame::HALF;
+    let marks = |d: &Diffed<'_>, side| -> Vec<(usize, Mark)> {
+        d.diff
+            .marked(side)
+            .into_iter()
+            .map(|(ix, alone)| (ix, if alone { Mark::Alone } else { Mark::Changed }))
+            .collect()
+    };
+    let mut body = String::new();
+    let status = if report.is_equal() {
+        "no differences".to_owned()
+    } else {
+        let differ = report
+            .compared
+            .iter()
+            .filter(|d| !d.diff.is_empty())
+            .count()
+            + report.only_in_a.len()
+            + report.only_in_b.len();
+        format!(
+            "{differ} of {} replays differ",
+            report.compared.len() + report.only_in_a.len() + report.only_in_b.len()
+        )
+    };
+    let _ = writeln!(
+        body,
+        r#"<header class="txt"><h1>trace-harness diff</h1><p>{} · <span class="key k-alone">only on this side</span> <span class="key k-changed">changed</span></p></header>"#,
+        escape(&status)
+    );
+    for (n, d) in report.compared.iter().enumerate() {
+        let _ = writeln!(
+            body,
+            r#"<section class="pair" id="pair-{n}"><h2>{}</h2><pre class="summary">{}</pre><div class="diff"><div>{}</div><div>{}</div></div></section>"#,
+            escape(d.scenario),
+            escape(&text_of(d)),
+            chart(
+                d.a.outcome,
+                epoch,
+                half,
+                &format!("a{n}"),
+                &marks(d, Side::A)
+            ),
+            chart(
+                d.b.outcome,
+                epoch,
+                half,
+                &format!("b{n}"),
+                &marks(d, Side::B)
+            ),
+        );
+    }
+    for (side, names) in [("A", &report.only_in_a), ("B", &report.only_in_b)] {
+        for name in names {
+            let _ = writeln!(
+                body,
+                r#"<section class="pair"><h2>{}</h2><p>only in {side}</p></section>"#,
+                escape(name)
+            );
+        }
+    }
+    page("trace-harness diff", &body)
 }
