@@ -644,11 +644,8 @@ mod otlp {
 mod html {
     use super::*;
     use std::collections::HashSet;
-    use std::process::Command;
     use trace_harness::report::html::waterfall;
     use trace_harness::trace::{Aliases, Captured, SpanData, SpanStatus};
-
-    const CHROMIUM: &str = "/usr/bin/chromium";
 
     /// Span aliases in tree order: roots, each followed by its subtree.
     fn tree_order(captured: &Captured) -> Vec<String> {
@@ -735,141 +732,6 @@ mod html {
             let text = line.traced().replace('"', "&quot;").replace('\'', "&#39;");
             assert!(page.contains(&text), "missing log line {text}");
         }
-    }
-
-    fn chromium(args: &[&str], page: &std::path::Path) -> std::process::Output {
-        let profile = tempfile::tempdir().unwrap();
-        let profile_arg = format!("--user-data-dir={}", profile.path().display());
-        let url = format!("file://{}", page.display());
-        // `timeout` bounds a browser that hangs; Debian's coreutils always has it.
-        Command::new("timeout")
-            .arg("90")
-            .arg(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                // Containers often have a tiny /dev/shm.
-                "--disable-dev-shm-usage",
-                "--window-size=1400,600",
-                &profile_arg,
-            ])
-            .args(args)
-            .arg(url)
-            .output()
-            .expect("timeout and chromium run")
-    }
-
-    /// Needs a browser, so `cargo test` lists it as ignored rather than passing it unseen;
-    /// .ci/browser-test installs Chromium and runs it with `--include-ignored`. Run, it fails
-    /// when Chromium is missing.
-    #[test]
-    #[ignore = "needs Chromium: run by .ci/browser-test (cargo test --test exports html:: -- --include-ignored)"]
-    fn the_waterfall_renders_in_headless_chromium() {
-        assert!(
-            std::path::Path::new(CHROMIUM).exists(),
-            "{CHROMIUM} is missing: the browser test cannot run (.ci/browser-test installs it)"
-        );
-        let outcome = common::run_green(&common::load("calendar_failure"));
-        let captured = &outcome.captured;
-        let dir = tempfile::tempdir().unwrap();
-        let page = dir.path().join("calendar_failure.html");
-        std::fs::write(&page, waterfall(&outcome, Epoch::default())).unwrap();
-
-        let output = chromium(&["--dump-dom"], &page);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let dom = String::from_utf8_lossy(&output.stdout);
-        let rendered = attribute_values(&dom, "data-rendered");
-        assert_eq!(rendered.len(), 1, "the page's script did not run:\n{dom}");
-        // `alias:top:left:width` per bar, in document order.
-        let bars: Vec<(String, i64, i64, i64)> = rendered[0]
-            .split(' ')
-            .map(|b| {
-                let p: Vec<&str> = b.split(':').collect();
-                (
-                    p[0].to_owned(),
-                    p[1].parse().unwrap(),
-                    p[2].parse().unwrap(),
-                    p[3].parse().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(bars.len(), captured.spans.len());
-        let order: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
-        assert_eq!(order, tree_order(captured));
-        assert!(
-            bars.windows(2).all(|w| w[1].1 > w[0].1),
-            "rows stack downwards: {bars:?}"
-        );
-        assert!(
-            bars.iter().all(|b| b.3 > 0),
-            "every bar is visible: {bars:?}"
-        );
-        // Horizontal position follows start time.
-        let aliases = Aliases::of(captured);
-        let start_of = |alias: &str| {
-            captured
-                .spans
-                .iter()
-                .find(|s| aliases.span(s.span_id).to_string() == alias)
-                .unwrap()
-                .start
-        };
-        let total_us = captured
-            .spans
-            .iter()
-            .map(|s| s.end)
-            .max()
-            .unwrap()
-            .as_micros() as u128;
-        for a in &bars {
-            for b in &bars {
-                let (sa, sb) = (start_of(&a.0), start_of(&b.0));
-                if sa < sb {
-                    assert!(
-                        a.2 <= b.2,
-                        "{} starts before {} but is drawn right of it",
-                        a.0,
-                        b.0
-                    );
-                }
-                // Further apart than a hundredth of the axis: visibly apart, too.
-                if sb.since(sa).as_micros() * 100 > total_us {
-                    assert!(a.2 + 3 < b.2, "{} and {} are drawn together", a.0, b.0);
-                }
-                if start_of(&a.0) == start_of(&b.0) {
-                    assert_eq!(a.2, b.2, "{} and {} start together", a.0, b.0);
-                }
-            }
-        }
-
-        let artifacts = std::env::var_os("TRACE_HARNESS_ARTIFACTS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("artifacts"));
-        std::fs::create_dir_all(&artifacts).unwrap();
-        let shot = artifacts.join("calendar_failure-waterfall.png");
-        let output = chromium(&[&format!("--screenshot={}", shot.display())], &page);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let png = std::fs::read(&shot).unwrap();
-        assert!(
-            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
-            "not a screenshot"
-        );
-        std::fs::copy(&page, artifacts.join("calendar_failure-waterfall.html")).unwrap();
-        eprintln!("screenshot: {}", shot.display());
     }
 }
 
