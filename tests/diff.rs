@@ -408,3 +408,58 @@ fn the_readme_example_is_what_diff_prints() {
     ]);
     assert_eq!(stdout(&output), shown);
 }
+
+#[test]
+fn html_output_puts_both_waterfalls_side_by_side_with_the_differences_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("diff.html");
+    let output = trace_harness(&[
+        "diff",
+        "scenarios/calendar_failure.toml",
+        "--bug",
+        "orphan_jobs",
+        "--format",
+        "html",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let page = std::fs::read_to_string(&out).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    for needle in [
+        r#"<section class="waterfall" id="a0""#,
+        r#"<section class="waterfall" id="b0""#,
+        "moved to a trace of its own",
+        // The moved job, marked on each side.
+        r#"<div class="row changed" data-row="3" data-span="span_004" data-op="webhook_execution""#,
+    ] {
+        assert!(page.contains(needle), "no `{needle}` in the page");
+    }
+    assert_eq!(page.matches(r#"class="row changed""#).count(), 2);
+}
+
+#[test]
+fn a_json_baseline_gives_back_messages_as_written() {
+    // The JSON export prints messages on one line (`report::one_line`); read back, they are
+    // the messages again, so a replay compares equal to its baseline whatever they hold.
+    let written = "line one\nline two \\ [trace:forged span:x op:y] \u{1b}[31m \u{2028} tab\t";
+    let shown = trace_harness::report::one_line(written);
+    assert_ne!(shown, written);
+    let document = serde_json::json!([{
+        "scenario": "escapes",
+        "spans": [{
+            "span": "span_001", "trace": "trace_1",
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7",
+            "parent": null, "op": "booking_creation", "start_us": 0, "end_us": 10,
+            "status": "ok", "status_message": null, "fields": {}, "follows_from": [],
+            "request_id": null,
+        }],
+        "logs": [{ "at_us": 0, "level": "INFO", "message": shown, "request_id": null, "span": "span_001" }],
+    }]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("escapes.json");
+    std::fs::write(&path, document.to_string()).unwrap();
+    let saved = trace_harness::diff::read_saved(&path).unwrap();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0].outcome.captured.logs[0].message, written);
+}
