@@ -2,7 +2,7 @@
 //! findings); on standard output, one array of them.
 
 use super::pieces::{file, file_note, Judged, Piece, RenderOptions};
-use super::seed_lines;
+use super::seed_line;
 use crate::expect::Verdict;
 use crate::outcome::ReplayOutcome;
 use crate::trace::{Aliases, SpanStatus};
@@ -72,10 +72,12 @@ pub(crate) fn json(outcome: &ReplayOutcome, verdict: &Verdict) -> serde_json::Va
             })
         })
         .collect();
+    // Every line, `debug` ones too (the view leaves them out, the exports carry them), each
+    // with its own text.
     let logs: Vec<_> = captured
         .logs
         .iter()
-        .zip(seed_lines(outcome))
+        .map(|line| (line, seed_line(&aliases, line)))
         .map(|(line, seed)| {
             json!({
                 "at_us": line.at.as_micros(),

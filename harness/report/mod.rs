@@ -29,7 +29,8 @@ use crate::contract::{operation_label, BOOKING_CREATION};
 use crate::expect::Verdict;
 use crate::outcome::ReplayOutcome;
 use crate::trace::{
-    Aliases, Captured, LinePrefix, ParentKind, RequestIdPrefix, SpanData, SpanId, SpanStatus,
+    Aliases, Captured, LinePrefix, LogLine, ParentKind, RequestIdPrefix, SpanData, SpanId,
+    SpanStatus,
 };
 
 /// One line of the seed-style log view, with its parts kept apart for tests and filters.
@@ -76,21 +77,31 @@ pub fn seed_lines(outcome: &ReplayOutcome) -> Vec<SeedLine> {
     captured
         .logs
         .iter()
-        // The seed's listings are the `info`-and-above story; the `debug` lines that mark where
-        // work ended or began are for the exports (CONTRACT.md §8.5).
-        .filter(|line| line.level <= tracing::Level::INFO)
-        .map(|line| SeedLine {
-            prefix: line.span.map(|s| {
-                (
-                    aliases.trace(s.trace_id).to_string(),
-                    aliases.span(s.span_id).to_string(),
-                    s.op,
-                )
-            }),
-            request_id: line.request_id.as_deref().map(str::to_owned),
-            message: one_line(&line.message),
-        })
+        .filter(|line| in_seed_view(line))
+        .map(|line| seed_line(&aliases, line))
         .collect()
+}
+
+/// Whether the seed-style log view shows `line`. The seed's listings are the `info`-and-above
+/// story; the `debug` lines that mark where work ended or began are for the exports
+/// (CONTRACT.md §8.5).
+pub fn in_seed_view(line: &LogLine) -> bool {
+    line.level <= tracing::Level::INFO
+}
+
+/// One line as the seed-style log view prints it, ids aliased by `aliases`.
+pub(crate) fn seed_line(aliases: &Aliases, line: &LogLine) -> SeedLine {
+    SeedLine {
+        prefix: line.span.map(|s| {
+            (
+                aliases.trace(s.trace_id).to_string(),
+                aliases.span(s.span_id).to_string(),
+                s.op,
+            )
+        }),
+        request_id: line.request_id.as_deref().map(str::to_owned),
+        message: one_line(&line.message),
+    }
 }
 
 /// Text from outside (attendee names, a third party's error message) made safe to print on
