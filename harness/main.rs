@@ -192,7 +192,8 @@ struct DiffArgs {
     #[arg(long)]
     no_tracing: bool,
     /// Replay B's scenarios with this planted bug (drop_traceparent, orphan_jobs,
-    /// unlinked_jobs), as `[service] bugs` plants it; repeat for several.
+    /// unlinked_jobs, unmarked_server_errors), as `[service] bugs` plants it; repeat for
+    /// several.
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     bugs: Vec<trace_harness::contract::PlantedBug>,
     /// How much a span's duration may change unreported: a share of A's duration (`5%`) or a

@@ -25,8 +25,9 @@ fn stderr(output: &Output) -> String {
 }
 
 /// Every scenario file in `scenarios/` (each one `broken_copies.rs` breaks).
-const SEEDS: [&str; 6] = [
+const SEEDS: [&str; 7] = [
     "calendar_failure",
+    "card_declined",
     "performance",
     "seated_attendees",
     "slow_payment",
@@ -76,6 +77,22 @@ fn planted_copy(dir: &Path, name: &str, bug: PlantedBug) -> PathBuf {
 /// What `diff` says a planted bug changes in a seed scenario's trace, as fragments of its text.
 fn difference_made(name: &str, bug: PlantedBug) -> &'static [&'static str] {
     match (name, bug) {
+        // Only card_declined has a request answered 5xx (README, "Planted bugs").
+        ("card_declined", PlantedBug::UnmarkedServerErrors) => &[
+            "~ span_004 booking_creation\n    status: error: Payment could not be initiated: Your card was declined. (card_declined) → ok\n",
+        ],
+        (_, PlantedBug::UnmarkedServerErrors) => &["no differences"],
+        ("card_declined", PlantedBug::OrphanJobs) => &[
+            "~ span_007 webhook_execution\n    moved to a trace of its own: under span_003 webhook_scheduling in trace_1 → the root of trace_3\n    link removed: ⇠ follows span_003 webhook_scheduling\n",
+        ],
+        ("card_declined", PlantedBug::UnlinkedJobs) => &[
+            "~ span_006 payment_failure_processing\n    link removed: ⇠ follows span_002 payment_processing\n",
+            "~ span_007 webhook_execution\n    link removed: ⇠ follows span_003 webhook_scheduling\n",
+        ],
+        ("card_declined", PlantedBug::DropTraceparent) => &[
+            "mock `stripe` POST /v1/payment_intents #2 carried the context of span_005 payment_processing → no traceparent",
+            "mock `subscriber` POST /webhook #1 carried the context of span_007 webhook_execution → no traceparent",
+        ],
         // slow_payment schedules no job, so nothing is orphaned (README, "Planted bugs").
         ("slow_payment", PlantedBug::OrphanJobs) => &["no differences"],
         ("seated_attendees", PlantedBug::OrphanJobs) => &[
@@ -191,7 +208,7 @@ fn every_export_read_back_as_a_baseline_equals_the_replays() {
         let text = stdout(&output);
         assert_eq!(output.status.code(), Some(0), "{format}:\n{text}{}", stderr(&output));
         assert_eq!(text.matches("no differences\n").count(), SEEDS.len(), "{text}");
-        assert!(text.ends_with("0 of 6 replays differ\n"), "{text}");
+        assert!(text.ends_with("0 of 7 replays differ\n"), "{text}");
         match not_compared {
             Some(line) => assert_eq!(text.matches(line).count(), SEEDS.len(), "{text}"),
             None => assert!(!text.contains("not compared"), "{text}"),
@@ -322,7 +339,7 @@ fn bad_input_is_exit_2_with_what_was_expected() {
     );
     rejects(
         &["diff", calendar, "--bug", "orphan_job"],
-        "expected one of drop_traceparent, orphan_jobs, unlinked_jobs; found `orphan_job`",
+        "expected one of drop_traceparent, orphan_jobs, unlinked_jobs, unmarked_server_errors; found `orphan_job`",
     );
     rejects(
         &["diff", calendar, calendar, "--tolerance", "5 percent"],
@@ -374,7 +391,7 @@ fn bad_input_is_exit_2_with_what_was_expected() {
     );
     rejects(
         &["diff", baseline, &renamed],
-        "A holds no replay of `calendar_failur`, only of calendar_failure, performance, seated_attendees, slow_payment, stripe_retry, webhook_retries; did you mean `calendar_failure`?",
+        "A holds no replay of `calendar_failur`, only of calendar_failure, card_declined, performance, seated_attendees, slow_payment, stripe_retry, webhook_retries; did you mean `calendar_failure`?",
     );
 }
 

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 
 use super::epoch::Epoch;
 use super::pieces::{exported, Judged, RenderOptions};
-use super::{one_line, seed_lines};
+use super::{in_seed_view, one_line, seed_line};
 use crate::clock::{Compact, VirtualTime};
 use crate::outcome::ReplayOutcome;
 use crate::trace::{Aliases, Captured, SpanData, SpanId, SpanStatus};
@@ -128,7 +128,7 @@ pub(crate) fn chart(
     let rows = rows(captured);
     let critical = critical_path(captured);
     let outside: Vec<usize> = (captured.logs.iter().enumerate())
-        .filter(|(_, l)| l.span.is_none())
+        .filter(|(_, l)| l.span.is_none() && in_seed_view(l))
         .map(|(i, _)| i)
         .collect();
     let axis = Axis::of(
@@ -141,7 +141,10 @@ pub(crate) fn chart(
     );
     let t0 = axis.segments.first().map_or(VirtualTime::ZERO, |s| s.from);
     let t1 = axis.segments.last().map_or(VirtualTime::ZERO, |s| s.to);
-    let lines = seed_lines(outcome);
+    // The lines the seed-style log view shows, each as it shows it (indexed as `captured.logs`).
+    let lines: Vec<Option<String>> = (captured.logs.iter())
+        .map(|l| in_seed_view(l).then(|| seed_line(&aliases, l).traced()))
+        .collect();
 
     let mut bars = String::new();
     let mut links = String::new();
@@ -248,13 +251,14 @@ pub(crate) fn chart(
     let (ticks, gap_labels, bands) = axis.html(height);
     let mut log = String::new();
     for (n, (line, raw)) in lines.iter().zip(&captured.logs).enumerate() {
+        let Some(line) = line else { continue };
         let class = level_class(raw.level);
         let _ = writeln!(
             log,
             r#"<div class="log {class}" id="{id}-line-{n}" data-line="{n}"><span class="at">{}</span> <span class="lvl">{}</span> {}</div>"#,
             raw.at,
             raw.level,
-            escape(&line.traced())
+            escape(line)
         );
     }
     let mut out = String::with_capacity(16 * 1024 + rows.len() * 512);
@@ -357,12 +361,12 @@ fn level_class(level: tracing::Level) -> &'static str {
     }
 }
 
-/// A marker per line of `lines` (indices into `captured.logs`) on one row, each at its time
+/// A marker per line of `lines` (indices into `captured.logs`) the log view shows, on one row, each at its time
 /// and at least a marker's width from the previous one; returns how many were drawn.
 fn markers(
     out: &mut String,
     captured: &Captured,
-    seed: &[super::SeedLine],
+    seed: &[Option<String>],
     lines: &[usize],
     axis: &Axis,
     frame: Frame,
@@ -374,12 +378,14 @@ fn markers(
         if drawn + count >= MAX_MARKERS {
             break;
         }
+        let Some(Some(text)) = seed.get(n) else {
+            continue;
+        };
         let line = &captured.logs[n];
         let pct = axis.percent(line.at);
         let at_px = pct / 100.0 * frame.lane_px;
         let shift_px = (last_px + MARKER_PX + 1.0 - at_px).max(0.0);
         last_px = at_px + shift_px;
-        let text = seed.get(n).map(super::SeedLine::traced).unwrap_or_default();
         let _ = write!(
             out,
             r#"<span class="ev {class}" style="left:clamp(0px,calc({pct:.4}% + {left_px:.1}px),calc(100% - {MARKER_PX}px))" tabindex="0" data-line="{n}" title="{title}"></span>"#,
