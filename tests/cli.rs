@@ -348,10 +348,25 @@ fn json_output_parses_and_describes_the_replay() {
     assert_eq!(replay["passed"], true);
     assert_eq!(replay["spans"].as_array().map(Vec::len), Some(4));
     assert_eq!(replay["spans"][3]["follows_from"][0], "span_003");
+    // Every line, `debug` ones too, each with its own level, time and text.
+    let logs = replay["logs"].as_array().unwrap();
+    let job = logs
+        .iter()
+        .find(|l| l["op"] == "webhook_execution")
+        .expect("the job's line");
     assert_eq!(
-        replay["logs"][4]["line"],
+        job["line"],
         "[trace:trace_1 span:span_004 op:webhook_execution] Webhook executed 5 minutes later"
     );
+    assert_eq!(
+        (&job["level"], &job["at_us"]),
+        (&"INFO".into(), &300_080_000.into())
+    );
+    assert!(logs.iter().any(|l| l["level"] == "DEBUG"));
+    assert!(logs.iter().all(|l| l["line"]
+        .as_str()
+        .unwrap()
+        .ends_with(l["message"].as_str().unwrap())));
     // `run --help` names exactly the keys a document has.
     let help = stdout(&trace_harness(&["run", "--help"]));
     let listed: std::collections::BTreeSet<String> = help
