@@ -320,8 +320,57 @@ fn failed_status() -> ExitStatus {
     ExitStatus::from_raw(1 << 8)
 }
 
-/// A free loopback port for a service to listen on.
+/// Ports handed to services: below Linux's ephemeral range (32768–60999 by default), where
+/// every `bind(…:0)` of the mocks and receivers takes its port. A port learnt from a bind to
+/// port 0 and released could be handed to the next such bind (a mock's, in a replay beside
+/// this one) before the service binds it; a port from here cannot.
+const SERVICE_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// The next port to try, shared by every replay of this process, so none is handed out twice.
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A free loopback port for a service to listen on: the next of [`SERVICE_PORTS`] that can be
+/// bound now, starting from a place set by the process id so that two harness processes (test
+/// binaries side by side) start far apart.
 pub(crate) fn free_port() -> std::io::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
+    use std::sync::atomic::Ordering;
+    let span = u32::from(SERVICE_PORTS.end - SERVICE_PORTS.start);
+    let _ = NEXT_PORT.compare_exchange(
+        0,
+        std::process::id().wrapping_mul(7_919) % span + 1,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = SERVICE_PORTS.start + n as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!(
+            "no free loopback port in {}..{}",
+            SERVICE_PORTS.start, SERVICE_PORTS.end
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_ports_are_outside_the_ephemeral_range_and_never_handed_out_twice() {
+        let ports: Vec<u16> = (0..50).map(|_| free_port().unwrap()).collect();
+        assert!(ports.iter().all(|p| SERVICE_PORTS.contains(p)), "{ports:?}");
+        let distinct: std::collections::HashSet<&u16> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        // Each was free when handed out, and still is: nothing in this process took it since.
+        assert!(std::net::TcpListener::bind(("127.0.0.1", ports[0])).is_ok());
+        // A bind to port 0 (how mocks and receivers listen) never lands in the range.
+        let ephemeral = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        assert!(!SERVICE_PORTS.contains(&ephemeral.local_addr().unwrap().port()));
+    }
 }
