@@ -1,6 +1,6 @@
 //! The HTML waterfall of every scenario, and a diff page, in a real browser (headless Chromium
-//! at 1400×900): no two text labels overlap, every span has a visible bar and every log line a
-//! visible marker on its bar (and a line in the log), every gap label states the gap's length
+//! at 1400×900): no two text labels overlap, every span has a visible bar and every log line
+//! the seed-style view shows a visible marker on its bar (and a line in the log), every gap label states the gap's length
 //! and every idle stretch of a minute or more is such a gap, and the page needs no sideways
 //! scrolling. A screenshot and the page of each are kept in `$TRACE_HARNESS_ARTIFACTS`.
 //!
@@ -23,6 +23,7 @@ use serde_json::Value;
 use trace_harness::clock::parse_duration;
 use trace_harness::report::epoch::Epoch;
 use trace_harness::report::html::waterfall;
+use trace_harness::report::in_seed_view;
 use trace_harness::trace::{Aliases, Captured};
 use trace_harness::ReplayOutcome;
 
@@ -218,7 +219,7 @@ fn items(captured: &Captured) -> Vec<(u64, u64)> {
         .map(|s| (s.start.as_micros(), s.end.as_micros()))
         .chain(
             (captured.logs.iter())
-                .filter(|l| l.span.is_none())
+                .filter(|l| l.span.is_none() && in_seed_view(l))
                 .map(|l| (l.at.as_micros(), l.at.as_micros())),
         )
         .collect()
@@ -246,10 +247,15 @@ fn check_chart(name: &str, chart: &Value, outcome: &ReplayOutcome) {
             "{name}: {alias}'s bar {bar:?} leaves its lane {lane:?}"
         );
     }
-    // Every log line: a line in the log, and a visible marker on its span's row (or on the row
-    // of lines outside every span), none covering another.
+    // Every log line the log view shows: a line in the log, and a visible marker on its span's
+    // row (or on the row of lines outside every span), none covering another.
     let logs = chart["logs"].as_array().unwrap();
+    let shown = captured.logs.iter().filter(|l| in_seed_view(l)).count();
+    assert_eq!(logs.len(), shown, "{name}: the log panel");
     for (n, line) in captured.logs.iter().enumerate() {
+        if !in_seed_view(line) {
+            continue;
+        }
         let shown = logs
             .iter()
             .find(|l| l["line"] == n)
