@@ -20,12 +20,16 @@ pub(crate) struct Caused<'a> {
     pub inbound: &'a [TraceContext],
     /// What the mocks received so far.
     pub mock_requests: &'a [ReceivedRequest],
+    /// Spans that were open when the service died at a crash point: never exported, so never
+    /// waited for.
+    pub lost: &'a [SpanId],
 }
 
 /// What has not arrived yet, one line each; empty when the rules hold.
 pub(crate) fn missing(arrived: &Captured, caused: &Caused<'_>) -> Vec<String> {
     let ids: HashSet<SpanId> = arrived.spans.iter().map(|s| s.span_id).collect();
     let inbound: HashSet<SpanId> = caused.inbound.iter().map(|c| c.span_id).collect();
+    let lost: HashSet<SpanId> = caused.lost.iter().copied().collect();
     let mut missing = Vec::new();
     for step in caused.steps {
         let (Some(trace), Some(request_id)) = (&step.trace_id, &step.request_id) else {
@@ -63,7 +67,8 @@ pub(crate) fn missing(arrived: &Captured, caused: &Caused<'_>) -> Vec<String> {
         else {
             continue;
         };
-        if !ids.contains(&context.span_id) && !inbound.contains(&context.span_id) {
+        let sender = context.span_id;
+        if !ids.contains(&sender) && !inbound.contains(&sender) && !lost.contains(&sender) {
             missing.push(format!(
                 "the span {} that sent {} {} to mock `{}` (trace {})",
                 context.span_id, request.method, request.path, request.mock, context.trace_id
@@ -91,6 +96,7 @@ mod tests {
             steps: &outcome.steps,
             inbound: &outcome.inbound_contexts,
             mock_requests: &outcome.requests,
+            lost: &[],
         }
     }
 
