@@ -95,9 +95,10 @@ pub struct Crash {
     /// The generation of the process that died (`TRACE_HARNESS_GENERATION`); the next one
     /// is one higher.
     pub process: u64,
-    /// The spans open when it died, which no exporter ever sent: each is named only by the
-    /// requests it had made (their `traceparent`), in order of its first. A re-run of the job
-    /// continues the same trace from the span that scheduled it.
+    /// The spans open when it died, which no exporter ever sent, as far as anything names
+    /// them: the senders of the requests mocks received (their `traceparent`), in order of
+    /// each one's first. A re-run of the job continues the same trace from the span that
+    /// scheduled it.
     pub lost: Vec<(TraceId, SpanId)>,
 }
 

@@ -17,6 +17,8 @@ use crate::contract::{self, Reclaim};
 use crate::trace::{SpanId, TraceContext, TraceFlags, TraceId, TraceState};
 
 mod records;
+#[cfg(test)]
+mod tests;
 pub(crate) use records::{
     Claim, DueReminder, DueWebhookJob, NewBooking, NewPayment, NewReminder, NewWebhookJob,
     StoredPayment,

@@ -237,7 +237,7 @@ pub(crate) fn failed_job_lines(outcome: &ReplayOutcome) -> String {
 
 /// What the crashes a replay's cron steps armed did, one line each, then one line per
 /// delivery a subscriber got again because of them:
-/// `crash at 5m: the service died at after_send in the cron call's job 1 (process 0; process 1 took over); lost with it: 1 open span of trace_1`
+/// `crash at 5m: the service died at after_send in the cron call's job 1 (process 0; process 1 took over); never exported: 1 span of trace_1 that had sent requests`
 /// `redelivered to subscriber in trace_1: first by a span lost in the crash at 5m, again by span_003`
 pub fn crash_lines(outcome: &ReplayOutcome) -> String {
     let aliases = Aliases::of(&outcome.captured);
@@ -260,11 +260,11 @@ pub fn crash_lines(outcome: &ReplayOutcome) -> String {
             }
         }
         match crash.lost.len() {
-            0 => out.push_str("; no span was open\n"),
+            0 => out.push('\n'),
             n => {
                 let _ = writeln!(
                     out,
-                    "; lost with it: {n} open span{} of {}",
+                    "; never exported: {n} span{} of {} that had sent requests",
                     if n == 1 { "" } else { "s" },
                     traces.join(", ")
                 );

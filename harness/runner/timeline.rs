@@ -20,7 +20,9 @@ use crate::outcome::{Crash, PersonalKind, ReplayOutcome, SpanSource, StepKind, S
 use crate::scenario::{Action, Scenario};
 use crate::trace::{self, Captured, SpanId, SpanRef, TraceContext};
 
-use super::external::{bind_fixed_mocks, Caused, ExternalService, Received, ServiceSpec};
+use super::external::{
+    bind_fixed_mocks, named_senders, Caused, ExternalService, Received, ServiceSpec,
+};
 use super::requests::{booking_request, cron_path, owned_header};
 use super::stripe::PaymentIntents;
 use super::world::World;
@@ -37,6 +39,8 @@ pub(super) struct Observed {
     failed_jobs: Vec<(String, i64, String)>,
     restarts: u32,
     crashes: Vec<Crash>,
+    /// In-process: the spans open at each crash, which a process dying there never exports.
+    unexported: Vec<SpanId>,
     personal_data: Vec<(String, PersonalKind)>,
     deliveries: Vec<(String, DeliveryCounts)>,
     /// What an external service sent; `None` in-process, where the replay's store holds the
@@ -54,9 +58,7 @@ impl Observed {
     ) -> ReplayOutcome {
         // In-process the store saw every span open; those open at a crash are the ones a
         // process that died there never exports, and are dropped with their lines.
-        let lost: Vec<SpanId> = (self.crashes.iter())
-            .flat_map(|c| c.lost.iter().map(|(_, span)| *span))
-            .collect();
+        let lost = &self.unexported;
         if self.exported.is_none() && !lost.is_empty() {
             captured.spans.retain(|s| !lost.contains(&s.span_id));
             (captured.logs).retain(|l| l.span.is_none_or(|s| !lost.contains(&s.span_id)));
@@ -222,6 +224,7 @@ pub(super) async fn drive(
     let mut inbound_contexts = Vec::new();
     let mut restarts = 0;
     let mut crashes: Vec<Crash> = Vec::new();
+    let mut unexported: Vec<SpanId> = Vec::new();
     let mut failure = None;
     let mut personal_data = Vec::new();
     for step in &scenario.timeline {
@@ -285,9 +288,7 @@ pub(super) async fn drive(
             // The hook speaks before the request could answer: the service is dying.
             Running::InProcess(running) if step.crash.is_some() => tokio::select! {
                 biased;
-                Some((_, open)) = running.crashed.recv() => Answer::Crashed(
-                    open.iter().map(|s| (s.trace_id, s.span_id)).collect(),
-                ),
+                Some((_, open)) = running.crashed.recv() => Answer::Crashed(open),
                 reply = exchange(request, step.at, action) => Answer::Replied(reply),
             },
             _ => Answer::Replied(exchange(request, step.at, action).await),
@@ -297,7 +298,7 @@ pub(super) async fn drive(
                 steps.push(outcome);
                 None
             }
-            Answer::Crashed(lost) => {
+            Answer::Crashed(open) => {
                 config.generation += 1;
                 service = match service {
                     Running::InProcess(running) => {
@@ -305,6 +306,11 @@ pub(super) async fn drive(
                     }
                     external => external,
                 };
+                // What the outcome can name of them, as it could of a foreign service's: the
+                // spans whose requests reached a mock.
+                let open: Vec<SpanId> = open.iter().map(|s| s.span_id).collect();
+                let lost = named_senders(&all_received(&mocks).await, |s| open.contains(&s));
+                unexported.extend(open);
                 Some(lost)
             }
             Answer::Replied(Err(source)) => {
@@ -426,6 +432,7 @@ pub(super) async fn drive(
         failed_jobs,
         restarts,
         crashes,
+        unexported,
         personal_data,
         deliveries,
         exported,
@@ -433,10 +440,10 @@ pub(super) async fn drive(
 }
 
 /// How a step's request ended: answered (or failed to be), or the service died at the crash
-/// point the step armed, taking these spans with it.
+/// point the step armed, with these spans open.
 enum Answer {
     Replied(Result<StepOutcome, reqwest::Error>),
-    Crashed(Vec<(crate::trace::TraceId, SpanId)>),
+    Crashed(Vec<SpanRef>),
 }
 
 /// Every request every mock has received so far, mock by mock.

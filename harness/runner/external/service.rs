@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::process::{free_port, ServiceProcess, EXIT_GRACE};
-use super::settle::{missing, Caused};
+use super::settle::{missing, named_senders, Caused};
 use super::spec::{expand, RunningService, ServiceClock, ServiceSpec, Telemetry, HARNESS_BIN_VAR};
 use crate::booking::ServiceConfig;
 use crate::contract::{env, OPERATIONS};
@@ -164,22 +164,9 @@ impl ExternalService {
             return Ok(None);
         }
         let arrived = self.arrived_spans();
-        let mut lost: Vec<(TraceId, SpanId)> = Vec::new();
-        for request in mock_requests {
-            let Some(sender) = request
-                .traceparent
-                .as_deref()
-                .and_then(|v| TraceContext::parse_traceparent(v).ok())
-            else {
-                continue;
-            };
-            let known = arrived.contains(&sender.span_id)
-                || lost_before.contains(&sender.span_id)
-                || lost.iter().any(|(_, s)| *s == sender.span_id);
-            if !known {
-                lost.push((sender.trace_id, sender.span_id));
-            }
-        }
+        let lost = named_senders(mock_requests, |span| {
+            !arrived.contains(&span) && !lost_before.contains(&span)
+        });
         self.restart(config).await?;
         Ok(Some(lost))
     }
