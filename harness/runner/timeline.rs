@@ -397,6 +397,11 @@ pub(super) async fn drive(
             deliveries.push((mock.name.clone(), mock.delivery_counts()));
         }
     }
+    // The mocks stop before the service, so that they, the servers, close the connections the
+    // service keeps to them: the closing side's socket waits a minute in TIME_WAIT, and a
+    // client's would hold one of the ephemeral ports every replay's listeners bind from (ten
+    // thousand replays in a minute would run out of them).
+    drop(mocks);
     let (webhook_jobs, reminders, failed_jobs, exported) = match service {
         Running::InProcess(InProcess { service, .. }) => {
             let facts = (
