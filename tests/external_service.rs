@@ -24,6 +24,11 @@ fn every_scenario_replays_externally_as_it_does_in_process() {
 }
 
 #[test]
+fn crashes_inside_jobs_kill_the_external_process_at_the_same_points_with_the_same_outcome() {
+    common::external::crashes_like_in_process(&own_service());
+}
+
+#[test]
 fn each_planted_bug_fails_externally_with_the_in_process_diagnostic() {
     common::external::bugs_caught_like_in_process(&own_service());
 }
