@@ -21,7 +21,6 @@ mod store;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use rand::{RngExt, SeedableRng};
@@ -136,17 +135,16 @@ impl BookingService {
     }
 
     /// Stops the server cleanly and drops every piece of in-memory state; the database stays.
-    /// Requests in flight finish, or are abandoned after [`IN_FLIGHT_GRACE`]; then every job
-    /// this process still holds is given back ([`store::Store::release_leases`]), for the next
-    /// cron call to take at once.
+    /// Requests in flight finish, or are abandoned after the configuration's
+    /// `in_flight_grace` (a cron call can run many jobs; each outbound call has a 30 s guard of
+    /// its own); then every job this process still holds is given back, for the next cron call
+    /// to take at once.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        if tokio::time::timeout(IN_FLIGHT_GRACE, &mut self.server)
-            .await
-            .is_err()
-        {
+        let grace = self.app.config.in_flight_grace;
+        if tokio::time::timeout(grace, &mut self.server).await.is_err() {
             self.app.abandon_requests();
             let _ = (&mut self.server).await;
         }
@@ -168,10 +166,6 @@ impl BookingService {
         let _ = (&mut self.server).await;
     }
 }
-
-/// How long a clean stop lets requests in flight finish before it abandons them (a cron call
-/// can run many jobs; each outbound call has a 30 s guard of its own).
-pub(crate) const IN_FLIGHT_GRACE: Duration = Duration::from_secs(10);
 
 /// The service's state and routes, without a listener.
 fn build(

@@ -11,7 +11,6 @@
 mod env;
 mod export;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -23,7 +22,7 @@ pub use env::{ContractEnv, EnvError, OtlpTarget, Telemetry};
 pub use export::Exported;
 use export::{Flusher, LiveExport, Sink};
 
-use crate::booking::{BookingService, CrashHook, ServiceError};
+use crate::booking::{conformance, BookingService, CrashHook, ServiceError};
 use crate::contract::ArmedCrash;
 use crate::report::otlp_http::{ExportError, OtlpExporter};
 use crate::trace::{CaptureSubscriber, IdGenerator, TraceStore};
@@ -144,7 +143,7 @@ async fn serve_until_signal(
 ) -> Result<(), ProcessError> {
     // Listened for before the port is, so a signal sent once it accepts connections is never
     // the default action's.
-    let stop = stop_signal().map_err(ProcessError::Signal)?;
+    let stop = conformance::stop_signal().map_err(ProcessError::Signal)?;
     let service = BookingService::start_crashable(contract.service, addr, Some(crash_hook))
         .await
         .map_err(|source| ProcessError::Service { addr, source })?;
@@ -153,24 +152,4 @@ async fn serve_until_signal(
     // In-flight requests finish; their spans close before the last export.
     service.stop().await;
     Ok(())
-}
-
-#[cfg(unix)]
-fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    })
-}
-
-#[cfg(not(unix))]
-fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
 }
