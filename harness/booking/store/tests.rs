@@ -137,3 +137,47 @@ fn a_clean_stop_gives_its_jobs_back_for_the_next_cron_to_take_at_once() {
         }
     );
 }
+
+#[test]
+fn a_stored_tracestate_that_does_not_parse_is_dropped_and_the_context_kept() {
+    let (_dir, store) = store_with_jobs(0);
+    let context =
+        TraceContext::parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .unwrap_or_else(|e| panic!("{e}"));
+    let booking_id: i64 = store
+        .conn()
+        .query_row("SELECT id FROM bookings", [], |row| row.get(0))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let job = NewWebhookJob {
+        trigger_event: "BOOKING_CREATED",
+        subscriber_url: "http://127.0.0.1:1/webhook".to_owned(),
+        payload: "{}".to_owned(),
+        scheduled_at: at(0),
+        context: Some(context.clone()),
+    };
+    // A row written by a service whose own tracestate check was looser: "failure to parse
+    // `tracestate` MUST NOT affect the parsing of `traceparent`".
+    let (bytes, _) = context_columns(Some(&context));
+    store
+        .conn()
+        .execute(
+            "INSERT INTO webhook_jobs (booking_id, trigger_event, subscriber_url, payload,
+                scheduled_at_us, created_at_us, trace_context, tracestate)
+             VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, 'Congo=t61rcWkgMzE')",
+            params![
+                booking_id,
+                job.trigger_event,
+                job.subscriber_url,
+                job.payload,
+                bytes.as_ref().map(|b| b.as_slice())
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let claimed = claim(&store, 5, 0).remove(0);
+    let read = claimed
+        .context
+        .unwrap_or_else(|| panic!("the context was dropped"));
+    assert_eq!(read.trace_id, context.trace_id);
+    assert_eq!(read.span_id, context.span_id);
+    assert_eq!(read.tracestate, None);
+}
