@@ -408,6 +408,11 @@ fn list_and_explain_describe_scenarios() {
         "{text}"
     );
     assert!(text.contains("events matching /"), "{text}");
+    let text = stdout(&trace_harness(&["explain", "scenarios/webhook_crash.toml"]));
+    assert!(
+        text.contains("       +5m  run the webhooks cron; the service dies at after_send in the call's job 1 and restarts on the same database\n"),
+        "{text}"
+    );
     let output = trace_harness(&["explain", "scenarios/nope.toml"]);
     assert_eq!(output.status.code(), Some(2));
 }

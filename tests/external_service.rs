@@ -467,7 +467,7 @@ fn a_service_already_running_is_replayed_at_its_url_with_the_environment_print_e
 }
 
 #[test]
-fn a_service_already_running_cannot_be_restarted_and_needs_an_address_per_mock() {
+fn a_service_already_running_cannot_be_restarted_or_crashed_and_needs_an_address_per_mock() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let port = listener
@@ -493,7 +493,21 @@ fn a_service_already_running_cannot_be_restarted_and_needs_an_address_per_mock()
     let output = run_against(&path, &[scenario.to_str().unwrap_or_default()]);
     // Its [mocks] give no address for calendar_failure's Google Calendar mock.
     let unplaced = run_against(&path, &["scenarios/calendar_failure.toml"]);
+    // A crash would kill it for good: refused before any step runs.
+    let crash = dir.path().join("crash.toml");
+    std::fs::write(
+        &crash,
+        "description = \"a crash\"\nseed = 1\n\n[[timeline]]\nat = \"0s\"\nbook = { event_type_id = 1 }\n\n[[timeline]]\nat = \"5m\"\ncron = \"webhooks\"\ncrash = \"after_send\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let crashed = run_against(&path, &[crash.to_str().unwrap_or_default()]);
     drop(listener);
+    let stderr = String::from_utf8_lossy(&crashed.stderr);
+    assert_eq!(crashed.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the crash at 5m needs a service the harness starts, to start it again; the one at http://127.0.0.1:{port} is already running")),
+        "{stderr}"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(

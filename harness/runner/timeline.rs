@@ -194,6 +194,14 @@ pub(super) async fn drive(
     external: Option<&ServiceSpec>,
     tracing: bool,
 ) -> Result<Observed, ReplayError> {
+    if let Some(running) = external.and_then(|spec| spec.running.as_ref()) {
+        if let Some(step) = scenario.timeline.iter().find(|s| s.crash.is_some()) {
+            return Err(ReplayError::CannotCrash {
+                at: crate::clock::Compact(step.at).to_string(),
+                url: running.url.clone(),
+            });
+        }
+    }
     // The database outlives restarts: it is dropped with this directory, after the replay.
     let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
     let world = World::of(scenario);
