@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::mocks::{DeliveryCounts, ReceivedRequest};
-use crate::trace::{Captured, TraceContext, TraceId};
+use crate::trace::{Captured, SpanId, TraceContext, TraceId};
 
 /// Everything one replay produced, built once when the replay has ended.
 #[derive(Clone, Debug)]
@@ -45,8 +45,12 @@ pub struct ReplayOutcome {
     pub payments: Vec<(String, i64)>,
     /// Jobs that ended failed, with their reasons: `(table, id, reason)`.
     pub failed_jobs: Vec<(String, i64, String)>,
-    /// How many times the service process was restarted on its database.
+    /// How many times the service process was restarted on its database (a crash's restart
+    /// not counted).
     pub restarts: u32,
+    /// The crashes cron steps armed that happened, in step order: each time the service died
+    /// inside a job, and a new process started on the same database.
+    pub crashes: Vec<Crash>,
     /// Every attendee name and address the runner sent in, for `report::privacy` to redact.
     pub personal_data: Vec<(String, PersonalKind)>,
     /// What each webhook subscriber did with its deliveries, by mock name.
@@ -73,10 +77,33 @@ impl ReplayOutcome {
             payments: Vec::new(),
             failed_jobs: Vec::new(),
             restarts: 0,
+            crashes: Vec::new(),
             personal_data: Vec::new(),
             deliveries: Vec::new(),
         }
     }
+}
+
+/// The service dying at a crash point a cron step armed (`crash = "after_send"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Crash {
+    /// The cron step's offset on the virtual timeline.
+    pub at: Duration,
+    /// The step's place among [`ReplayOutcome::steps`], whose exchange there has no answer
+    /// (status 0).
+    pub step: usize,
+    /// The crash point, as scenarios name it (`after_send`).
+    pub point: &'static str,
+    /// Which of the call's jobs it died in, from 1.
+    pub job: u32,
+    /// The generation of the process that died (`TRACE_HARNESS_GENERATION`); the next one
+    /// is one higher.
+    pub process: u64,
+    /// The spans open when it died, which no exporter ever sent, as far as anything names
+    /// them: the senders of the requests mocks received (their `traceparent`), in order of
+    /// each one's first. A re-run of the job continues the same trace from the span that
+    /// scheduled it.
+    pub lost: Vec<(TraceId, SpanId)>,
 }
 
 /// Where a replay's spans came from.

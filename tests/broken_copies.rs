@@ -89,7 +89,7 @@ fn shows(name: &str, bug: PlantedBug) -> Shows {
         ("slow_payment", PlantedBug::DropTraceparent) => {
             Shows::Caught(&["to mock `stripe` carried no valid traceparent"])
         }
-        ("webhook_retries", PlantedBug::DropTraceparent) => {
+        ("webhook_retries" | "webhook_crash", PlantedBug::DropTraceparent) => {
             Shows::Caught(&["to mock `subscriber` carried no valid traceparent"])
         }
         ("seated_attendees", PlantedBug::DropTraceparent) => {
@@ -113,13 +113,14 @@ fn shows(name: &str, bug: PlantedBug) -> Shows {
 }
 
 /// The scenarios broken here, one test each: every file in `scenarios/`.
-const SEEDS: [&str; 7] = [
+const SEEDS: [&str; 8] = [
     "calendar_failure",
     "card_declined",
     "performance",
     "seated_attendees",
     "slow_payment",
     "stripe_retry",
+    "webhook_crash",
     "webhook_retries",
 ];
 
@@ -301,5 +302,28 @@ fn stripe_retry_broken() {
         name,
         Break::Edit("count = 20", "count = 19"),
         &["expected: 19 matching spans", "actual:   20 matching spans"],
+    );
+}
+
+#[test]
+fn webhook_crash_broken() {
+    let name = "webhook_crash";
+    check_every_planted_bug(name);
+    // Without the crash there is nothing to re-run: one delivery, no lease to expire.
+    check(
+        name,
+        Break::Edit("crash = \"after_send\"\n", ""),
+        &[
+            "expected: 2 events",
+            "expected: a log line that contains Webhook executed 15 minutes later",
+            "expected: 2 requests",
+            "actual:   1 requests",
+        ],
+    );
+    // Inside the lease (until 10m) the job is still the dead process's: nobody runs it.
+    check(
+        name,
+        Break::Edit("at = \"15m\"", "at = \"9m\""),
+        &["expected: 1 matching spans", "actual:   0 matching spans"],
     );
 }

@@ -423,6 +423,11 @@ fn list_and_explain_describe_scenarios() {
         "{text}"
     );
     assert!(text.contains("events matching /"), "{text}");
+    let text = stdout(&trace_harness(&["explain", "scenarios/webhook_crash.toml"]));
+    assert!(
+        text.contains("       +5m  run the webhooks cron; the service dies at after_send in the call's job 1 and restarts on the same database\n"),
+        "{text}"
+    );
     let output = trace_harness(&["explain", "scenarios/nope.toml"]);
     assert_eq!(output.status.code(), Some(2));
 }
@@ -586,17 +591,16 @@ fn explain_lists_every_route_and_every_invariant() {
     }
 }
 
-/// How many replays `run scenarios/ --repeat 20` makes: 20 of each scenario file.
-fn twenty_of_each() -> usize {
+/// How many scenario files `scenarios/` holds: what `run scenarios/` replays.
+fn scenario_files() -> usize {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let files = std::fs::read_dir(dir)
+    std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{e}"))
         .filter(|e| {
             e.as_ref()
                 .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml"))
         })
-        .count();
-    20 * files
+        .count()
 }
 
 /// What a run leaves in a CI log: the summary, and nothing per replay.
@@ -611,7 +615,7 @@ fn in_ci_run_prints_the_summary_and_no_line_per_replay() {
         .lines()
         .filter(|line| !line.ends_with(" replays done"))
         .collect();
-    let summary = format!("{} passed, 0 failed", twenty_of_each());
+    let summary = format!("{} passed, 0 failed", 20 * scenario_files());
     assert_eq!(lines, [summary.as_str()], "{message}");
     assert_eq!(
         stdout(&output).lines().next().map(|l| l.starts_with('{')),
@@ -647,7 +651,7 @@ fn on_a_terminal_run_draws_a_progress_bar_instead_of_lines() {
         terminal.contains('█') || terminal.contains('░'),
         "no bar in {terminal:?}"
     );
-    let replays = twenty_of_each();
+    let replays = 20 * scenario_files();
     assert!(
         terminal.contains(&format!("/{replays} ")),
         "no count in {terminal:?}"
@@ -730,7 +734,7 @@ fn overhead_says_what_its_figures_are_and_refuses_a_scenario_it_cannot_repeat() 
     ]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(
-        stderr(&output).contains("scenario `slow_payment` has stripe or restart steps"),
+        stderr(&output).contains("scenario `slow_payment` has stripe, restart or crash steps"),
         "{}",
         stderr(&output)
     );

@@ -25,13 +25,14 @@ fn stderr(output: &Output) -> String {
 }
 
 /// Every scenario file in `scenarios/` (each one `broken_copies.rs` breaks).
-const SEEDS: [&str; 7] = [
+const SEEDS: [&str; 8] = [
     "calendar_failure",
     "card_declined",
     "performance",
     "seated_attendees",
     "slow_payment",
     "stripe_retry",
+    "webhook_crash",
     "webhook_retries",
 ];
 
@@ -92,6 +93,14 @@ fn difference_made(name: &str, bug: PlantedBug) -> &'static [&'static str] {
         ("card_declined", PlantedBug::DropTraceparent) => &[
             "mock `stripe` POST /v1/payment_intents #2 carried the context of span_005 payment_processing → no traceparent",
             "mock `subscriber` POST /webhook #1 carried the context of span_007 webhook_execution → no traceparent",
+        ],
+        // The delivery the crash lost is named by its raw ids: its span never arrived.
+        ("webhook_crash", PlantedBug::OrphanJobs) => &[
+            "~ span_003 webhook_execution\n    moved to a trace of its own: under span_002 webhook_scheduling in trace_1 → the root of trace_2\n    link removed: ⇠ follows span_002 webhook_scheduling\n",
+        ],
+        ("webhook_crash", PlantedBug::DropTraceparent) => &[
+            "(not captured) → no traceparent",
+            "mock `subscriber` POST /webhook #2 carried the context of span_003 webhook_execution → no traceparent",
         ],
         // slow_payment schedules no job, so nothing is orphaned (README, "Planted bugs").
         ("slow_payment", PlantedBug::OrphanJobs) => &["no differences"],
@@ -208,7 +217,10 @@ fn every_export_read_back_as_a_baseline_equals_the_replays() {
         let text = stdout(&output);
         assert_eq!(output.status.code(), Some(0), "{format}:\n{text}{}", stderr(&output));
         assert_eq!(text.matches("no differences\n").count(), SEEDS.len(), "{text}");
-        assert!(text.ends_with("0 of 7 replays differ\n"), "{text}");
+        assert!(
+            text.ends_with(&format!("0 of {} replays differ\n", SEEDS.len())),
+            "{text}"
+        );
         match not_compared {
             Some(line) => assert_eq!(text.matches(line).count(), SEEDS.len(), "{text}"),
             None => assert!(!text.contains("not compared"), "{text}"),
@@ -391,7 +403,7 @@ fn bad_input_is_exit_2_with_what_was_expected() {
     );
     rejects(
         &["diff", baseline, &renamed],
-        "A holds no replay of `calendar_failur`, only of calendar_failure, card_declined, performance, seated_attendees, slow_payment, stripe_retry, webhook_retries; did you mean `calendar_failure`?",
+        "A holds no replay of `calendar_failur`, only of calendar_failure, card_declined, performance, seated_attendees, slow_payment, stripe_retry, webhook_crash, webhook_retries; did you mean `calendar_failure`?",
     );
 }
 

@@ -24,6 +24,11 @@ fn every_scenario_replays_externally_as_it_does_in_process() {
 }
 
 #[test]
+fn crashes_inside_jobs_kill_the_external_process_at_the_same_points_with_the_same_outcome() {
+    common::external::crashes_like_in_process(&own_service());
+}
+
+#[test]
 fn each_planted_bug_fails_externally_with_the_in_process_diagnostic() {
     common::external::bugs_caught_like_in_process(&own_service());
 }
@@ -115,8 +120,8 @@ fn run_with_the_readme_service_file_passes_every_scenario() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
-    let passed = format!("{} passed, 0 failed", common::external::scenarios().len());
-    assert!(stdout.contains(&passed), "{stdout}");
+    let summary = format!("{} passed, 0 failed", common::external::scenarios().len());
+    assert!(stdout.contains(&summary), "{stdout}");
     assert!(
         stdout.contains("op:payment_success_processing] Payment success after 28 minutes"),
         "{stdout}"
@@ -462,7 +467,7 @@ fn a_service_already_running_is_replayed_at_its_url_with_the_environment_print_e
 }
 
 #[test]
-fn a_service_already_running_cannot_be_restarted_and_needs_an_address_per_mock() {
+fn a_service_already_running_cannot_be_restarted_or_crashed_and_needs_an_address_per_mock() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let port = listener
@@ -488,7 +493,21 @@ fn a_service_already_running_cannot_be_restarted_and_needs_an_address_per_mock()
     let output = run_against(&path, &[scenario.to_str().unwrap_or_default()]);
     // Its [mocks] give no address for calendar_failure's Google Calendar mock.
     let unplaced = run_against(&path, &["scenarios/calendar_failure.toml"]);
+    // A crash would kill it for good: refused before any step runs.
+    let crash = dir.path().join("crash.toml");
+    std::fs::write(
+        &crash,
+        "description = \"a crash\"\nseed = 1\n\n[[timeline]]\nat = \"0s\"\nbook = { event_type_id = 1 }\n\n[[timeline]]\nat = \"5m\"\ncron = \"webhooks\"\ncrash = \"after_send\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let crashed = run_against(&path, &[crash.to_str().unwrap_or_default()]);
     drop(listener);
+    let stderr = String::from_utf8_lossy(&crashed.stderr);
+    assert_eq!(crashed.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the crash at 5m needs a service the harness starts, to start it again; the one at http://127.0.0.1:{port} is already running")),
+        "{stderr}"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(

@@ -1,13 +1,16 @@
 //! Fault plans: arbitrary combinations of mock behaviours (errors, timeouts, declared
 //! latencies, refused connections, malformed bodies), Stripe callbacks signed validly, forged
-//! or stale, and service restarts at any step, over a few booking flows. For every plan the built-in invariants hold and every job is accounted
-//! for: after a final cron each one is `delivered` or `failed` with a reason, and nothing is
-//! delivered twice or lost.
+//! or stale, service restarts at any step, and crashes inside jobs (cron steps that kill the
+//! service after a claim, after a send or before a commit, of any of their first jobs), over a
+//! few booking flows. For every plan the built-in invariants hold and every job is accounted
+//! for: after a final cron each one is `delivered`/`sent` or `failed` with a reason, none is
+//! still `running`, and nothing is lost or delivered twice, unless a crash fell between its
+//! send and its commit (a delivery sent by a span the crash lost may come again).
 //!
 //! A plan is rendered as scenario TOML and loaded with `Scenario::parse`, so what runs is
 //! exactly what a scenario file says. A failing plan shrinks (fewer steps, fewer and plainer
-//! behaviours) and the minimal one is written to `target/proptest-failures/<name>.toml`, ready
-//! to be replayed with `trace-harness run` or copied into `scenarios/`.
+//! behaviours) and the minimal one is written to `target/proptest-failures/fault_plan.toml`,
+//! ready to be replayed with `trace-harness run` or copied into `scenarios/`.
 
 mod common;
 
@@ -23,6 +26,7 @@ use trace_harness::mocks::{MockKind, ReceivedRequest};
 use trace_harness::outcome::{ReplayOutcome, StepKind};
 use trace_harness::runner::{self, ReplayOptions};
 use trace_harness::scenario::Scenario;
+use trace_harness::trace::{SpanId, TraceContext};
 
 /// Every client timeout in the service; a declared latency above it is a timeout.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,17 +35,39 @@ const REMINDED_EVENT_TYPE: u64 = 7;
 /// The event type whose bookings pay through Stripe.
 const PAID_EVENT_TYPE: u64 = 9;
 
-/// Few cases, small replays: the whole property runs in a few seconds. A fixed seed keeps
-/// `cargo test` reproducible; `FAULT_PLAN_CASES=500 FAULT_PLAN_SEED=7` searches further.
-fn config() -> ProptestConfig {
+/// Plans `cargo test` runs, from a fixed seed so that it is reproducible;
+/// `FAULT_PLAN_CASES=10000 FAULT_PLAN_SEED=7` searches further (at most 100 000).
+const CASES: u64 = 1_000;
+
+/// The plans are split into this many shards, each a proptest run of its own seeded from the
+/// run's seed and its number, run side by side: the same plans whatever the machine's cores.
+const SHARDS: u64 = 4;
+
+/// Shard `shard`'s configuration: its share of the cases and its seed.
+fn config(shard: u64) -> ProptestConfig {
     let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let cases = env("FAULT_PLAN_CASES").map_or(CASES, |n| n.min(100_000));
+    let seed = env("FAULT_PLAN_SEED").unwrap_or(1);
+    // Shards 0.. take the remainder one each, so the shards add up to `cases`.
+    let share = cases / SHARDS + u64::from(shard < cases % SHARDS);
     ProptestConfig {
-        cases: env("FAULT_PLAN_CASES").map_or(20, |n| n.min(10_000) as u32),
-        rng_seed: RngSeed::Fixed(env("FAULT_PLAN_SEED").unwrap_or(1)),
+        cases: share as u32,
+        rng_seed: RngSeed::Fixed(if shard == 0 {
+            seed
+        } else {
+            splitmix(seed ^ shard)
+        }),
         max_shrink_iters: 200,
         failure_persistence: None,
         ..ProptestConfig::default()
     }
+}
+
+fn splitmix(x: u64) -> u64 {
+    let x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// One response of a mock, as a plan declares it.
@@ -97,6 +123,21 @@ enum Signature {
     Stale,
 }
 
+/// A crash armed on a cron step: the point, and which of the call's jobs (1-based).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct PlanCrash {
+    point: &'static str,
+    job: u32,
+}
+
+impl PlanCrash {
+    /// Whether a delivery the peer took in before the crash may be sent again: the crash fell
+    /// between the send and the commit of its outcome.
+    fn between_send_and_commit(point: &str) -> bool {
+        point == "after_send" || point == "before_commit"
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum PlanStep {
     Book {
@@ -107,8 +148,8 @@ enum PlanStep {
     BookPaid,
     /// Stripe's callback about the first PaymentIntent; only rendered after a paid booking.
     Pay(Signature),
-    CronWebhooks,
-    CronReminders,
+    CronWebhooks(Option<PlanCrash>),
+    CronReminders(Option<PlanCrash>),
     Restart,
 }
 
@@ -118,9 +159,12 @@ struct Plan {
     subscriber: Vec<Response>,
     email: Vec<Response>,
     steps: Vec<PlanStep>,
+    /// A webhooks and a reminders cron after the steps, each with its crash when it has one,
+    /// so that most plans die inside a job at least once with jobs still due.
+    closing: [Option<PlanCrash>; 2],
 }
 
-/// Steps are ten virtual minutes apart; the final crons run an hour after the last.
+/// Steps are ten virtual minutes apart; the final crons run three hours after the last.
 const STEP_GAP_MIN: u64 = 10;
 
 impl Plan {
@@ -181,21 +225,54 @@ impl Plan {
                     };
                     format!("book = {{ event_type_id = {id}, attendees = {attendees} }}")
                 }
-                PlanStep::CronWebhooks => "cron = \"webhooks\"".to_owned(),
-                PlanStep::CronReminders => "cron = \"reminders\"".to_owned(),
+                PlanStep::CronWebhooks(crash) => cron("webhooks", crash),
+                PlanStep::CronReminders(crash) => cron("reminders", crash),
                 PlanStep::Restart => "restart = true".to_owned(),
             };
             let _ = writeln!(text, "[[timeline]]\nat = \"{at_min}m\"\n{action}\n");
             at_min += STEP_GAP_MIN;
         }
-        // The final crons: after them no job may still be pending.
-        let end_min = at_min + 60;
+        for (job, crash) in ["webhooks", "reminders"].into_iter().zip(&self.closing) {
+            if crash.is_some() {
+                let _ = writeln!(
+                    text,
+                    "[[timeline]]\nat = \"{at_min}m\"\n{}\n",
+                    cron(job, crash)
+                );
+            }
+        }
+        // The final crons, after every lease a crash left has expired (a claim leases its n
+        // jobs for n × 5 minutes; a plan claims at most 18 reminders at once): after them no
+        // job may still be pending or running.
+        let end_min = at_min + 180;
         let _ = writeln!(
             text,
             "[[timeline]]\nat = \"{end_min}m\"\ncron = \"webhooks\"\n\n[[timeline]]\nat = \"{end_min}m\"\ncron = \"reminders\""
         );
         text
     }
+}
+
+/// A cron step's TOML, with its crash if it arms one.
+fn cron(job: &str, crash: &Option<PlanCrash>) -> String {
+    match crash {
+        None => format!("cron = \"{job}\""),
+        Some(PlanCrash { point, job: 1 }) => format!("cron = \"{job}\"\ncrash = \"{point}\""),
+        Some(PlanCrash { point, job: n }) => {
+            format!("cron = \"{job}\"\ncrash = {{ point = \"{point}\", job = {n} }}")
+        }
+    }
+}
+
+/// Two crons in three arm a crash, at any point of one of their first jobs (the first most
+/// often: a call often has only one).
+fn crash() -> impl Strategy<Value = Option<PlanCrash>> {
+    let point = proptest::sample::select(vec!["after_claim", "after_send", "before_commit"]);
+    let job = prop_oneof![3 => Just(1u32), 1 => Just(2), 1 => Just(3)];
+    prop_oneof![
+        1 => Just(None),
+        2 => (point, job).prop_map(|(point, job)| Some(PlanCrash { point, job })),
+    ]
 }
 
 fn response(kind: MockKind) -> impl Strategy<Value = Response> {
@@ -230,8 +307,8 @@ fn response(kind: MockKind) -> impl Strategy<Value = Response> {
 fn step() -> impl Strategy<Value = PlanStep> {
     prop_oneof![
         3 => (any::<bool>(), 1u32..=3).prop_map(|(reminded, attendees)| PlanStep::Book { reminded, attendees }),
-        1 => Just(PlanStep::CronWebhooks),
-        1 => Just(PlanStep::CronReminders),
+        2 => crash().prop_map(PlanStep::CronWebhooks),
+        2 => crash().prop_map(PlanStep::CronReminders),
         1 => Just(PlanStep::Restart),
         1 => Just(PlanStep::BookPaid),
         1 => prop_oneof![Just(Signature::Valid), Just(Signature::Forged), Just(Signature::Stale)]
@@ -245,12 +322,14 @@ fn plan() -> impl Strategy<Value = Plan> {
         proptest::collection::vec(response(MockKind::WebhookSubscriber), 1..6),
         proptest::collection::vec(response(MockKind::EmailProvider), 1..4),
         proptest::collection::vec(step(), 1..7),
+        [crash(), crash()],
     )
-        .prop_map(|(google, subscriber, email, steps)| Plan {
+        .prop_map(|(google, subscriber, email, steps, closing)| Plan {
             google,
             subscriber,
             email,
             steps,
+            closing,
         })
 }
 
@@ -278,6 +357,10 @@ fn requests<'a>(outcome: &'a ReplayOutcome, mock: &str, path: &str) -> Vec<&'a R
         .filter(|r| r.mock == mock && r.path == path)
         .collect()
 }
+
+/// One e-mail sent for a reminder: whether the provider took it, and the crash point that
+/// lost the span that sent it, if one did.
+type Send<'a> = (bool, Option<&'a str>);
 
 /// Everything a plan's replay must satisfy; the first broken rule, in words.
 fn check(plan: &Plan, outcome: &ReplayOutcome) -> Result<(), String> {
@@ -321,13 +404,32 @@ fn check(plan: &Plan, outcome: &ReplayOutcome) -> Result<(), String> {
         ));
     }
 
-    // Webhooks: one job per booking (one subscriber), none pending after the final cron.
+    // What each crash took with it: the spans open then, named by the requests they sent.
+    // A send from such a span reached its peer, but its outcome may never have been
+    // committed, so the job ran again: the one way a delivery may come twice.
+    let lost: BTreeMap<SpanId, &str> = (outcome.crashes.iter())
+        .flat_map(|c| c.lost.iter().map(move |(_, span)| (*span, c.point)))
+        .collect();
+    let sender = |request: &ReceivedRequest| {
+        request
+            .traceparent
+            .as_deref()
+            .and_then(|v| TraceContext::parse_traceparent(v).ok())
+            .map(|c| c.span_id)
+    };
+    let lost_point =
+        |request: &ReceivedRequest| sender(request).and_then(|s| lost.get(&s).copied());
+
+    // Webhooks: one job per booking (one subscriber), none pending or running after the final
+    // cron.
     let jobs = &outcome.webhook_jobs;
     let (delivered, failed) = (count(jobs, "delivered"), count(jobs, "failed"));
     if total(jobs) != accepted as i64 || delivered + failed != total(jobs) {
         return Err(format!("{accepted} bookings but webhook jobs {jobs:?}"));
     }
-    // Each payload accepted at most once, and the accepted ones are exactly the delivered jobs.
+    // Each payload accepted at most once by a run that lived to commit it, and those are
+    // exactly the delivered jobs; one accepted by a run that died did so between its send
+    // and its commit.
     let mut accepted_by_uid: BTreeMap<String, usize> = BTreeMap::new();
     for (n, request) in requests(outcome, "subscriber", "/webhook")
         .into_iter()
@@ -338,15 +440,25 @@ fn check(plan: &Plan, outcome: &ReplayOutcome) -> Result<(), String> {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        if served(&plan.subscriber, n).accepted() {
-            *accepted_by_uid.entry(uid).or_default() += 1;
+        if !served(&plan.subscriber, n).accepted() {
+            continue;
+        }
+        match lost_point(request) {
+            None => *accepted_by_uid.entry(uid).or_default() += 1,
+            Some(point) if PlanCrash::between_send_and_commit(point) => {}
+            Some(point) => {
+                return Err(format!(
+                "booking {uid}'s webhook was sent by a run that died at {point}, before any send"
+            ))
+            }
         }
     }
     if let Some((uid, n)) = accepted_by_uid.iter().find(|(_, n)| **n > 1) {
         return Err(format!("booking {uid}'s webhook was delivered {n} times"));
     }
     // On the subscriber's side: a delivery it took in (even one answered after the caller
-    // gave up, which the caller then retries) is processed once, its repeats acknowledged.
+    // gave up, which the caller then retries, or one whose sender died before committing) is
+    // processed once, its repeats acknowledged.
     let mut taken_in: BTreeMap<String, usize> = BTreeMap::new();
     for (n, request) in requests(outcome, "subscriber", "/webhook")
         .into_iter()
@@ -383,7 +495,7 @@ fn check(plan: &Plan, outcome: &ReplayOutcome) -> Result<(), String> {
         ));
     }
 
-    // Reminders: one per attendee of a reminded booking, each sent once, none left pending.
+    // Reminders: one per attendee of a reminded booking, none left pending or running.
     let expected_reminders: u32 = plan
         .steps
         .iter()
@@ -403,20 +515,67 @@ fn check(plan: &Plan, outcome: &ReplayOutcome) -> Result<(), String> {
         ));
     }
     let mails = requests(outcome, "email", "/v3/mail/send");
-    if mails.len() as i64 != total(reminders) {
+    // Per reminder (booking and recipient): its sends, and whether the provider took each.
+    let mut sends: BTreeMap<(String, String), Vec<Send<'_>>> = BTreeMap::new();
+    for (n, mail) in mails.iter().enumerate() {
+        let body: serde_json::Value = serde_json::from_str(&mail.body).unwrap_or_default();
+        let key = (
+            body["custom_args"]["bookingUid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            body["personalizations"][0]["to"][0].to_string(),
+        );
+        let taken = served(&plan.email, n).accepted();
+        sends
+            .entry(key)
+            .or_default()
+            .push((taken, lost_point(mail)));
+    }
+    let given_up = (outcome.failed_jobs.iter())
+        .filter(|(table, _, reason)| table == "reminders" && reason.starts_with("claimed "))
+        .count() as i64;
+    if let Some((reminder, _)) = sends
+        .iter()
+        .find(|(_, sends)| sends.iter().filter(|(_, lost)| lost.is_none()).count() > 1)
+    {
         return Err(format!(
-            "{} reminders but {} sends",
-            total(reminders),
-            mails.len()
+            "the reminder {reminder:?} was sent twice without a crash"
         ));
     }
-    let accepted_mails = (0..mails.len())
-        .filter(|n| served(&plan.email, *n).accepted())
-        .count();
-    if accepted_mails as i64 != sent {
-        return Err(format!(
-            "the provider accepted {accepted_mails} mails but {sent} reminders are sent"
-        ));
+    if outcome.crashes.is_empty() {
+        if mails.len() as i64 != total(reminders) {
+            return Err(format!(
+                "{} reminders but {} sends",
+                total(reminders),
+                mails.len()
+            ));
+        }
+        let accepted_mails = sends.values().flatten().filter(|(taken, _)| *taken).count();
+        if accepted_mails as i64 != sent {
+            return Err(format!(
+                "the provider accepted {accepted_mails} mails but {sent} reminders are sent"
+            ));
+        }
+    } else {
+        // A crash inside a booking's reminders loses its span, and with it which of its sends
+        // were committed before: bounds, then, not counts.
+        if (sends.len() as i64) < total(reminders) - given_up {
+            return Err(format!(
+                "{} reminders ({given_up} given up) but only {} were ever sent",
+                total(reminders),
+                sends.len()
+            ));
+        }
+        let taken_ever = sends.values().filter(|s| s.iter().any(|(t, _)| *t)).count() as i64;
+        let taken_live = (sends.values())
+            .filter(|s| s.iter().any(|(t, lost)| *t && lost.is_none()))
+            .count() as i64;
+        if sent > taken_ever || sent < taken_live {
+            return Err(format!(
+                "{sent} reminders are sent; the provider took {taken_live} from runs that lived and {taken_ever} in all"
+            ));
+        }
     }
 
     // Stripe: only a genuine callback confirms, once however often it comes; forged and stale
@@ -494,21 +653,64 @@ fn save_failure(text: &str) -> PathBuf {
     path
 }
 
-proptest! {
-    #![proptest_config(config())]
-
-    #[test]
-    fn every_fault_plan_keeps_the_invariants_and_accounts_for_every_job(plan in plan()) {
-        let text = plan.toml();
-        let scenario = Scenario::parse(Path::new("fault_plan.toml"), &text)
-            .map_err(|e| TestCaseError::fail(format!("a generated plan did not parse: {e}\n{text}")))?;
-        let outcome = runner::replay(&scenario, ReplayOptions::default())
-            .map_err(|e| TestCaseError::fail(format!("the replay failed: {e}")))?;
-        if let Err(reason) = check(&plan, &outcome) {
-            let path = save_failure(&text);
-            return Err(TestCaseError::fail(format!("{reason}\nscenario written to {}", path.display())));
+/// One plan replayed and checked; a failing one is written out (by the first shard that
+/// fails, so that its shrunk plan is the file's last word).
+fn one_plan(
+    plan: &Plan,
+    shard: u64,
+    first_failure: &std::sync::OnceLock<u64>,
+) -> Result<(), TestCaseError> {
+    let text = plan.toml();
+    let scenario = Scenario::parse(Path::new("fault_plan.toml"), &text)
+        .map_err(|e| TestCaseError::fail(format!("a generated plan did not parse: {e}\n{text}")))?;
+    let outcome = runner::replay(&scenario, ReplayOptions::default())
+        .map_err(|e| TestCaseError::fail(format!("the replay failed: {e}")))?;
+    if let Err(reason) = check(plan, &outcome) {
+        if *first_failure.get_or_init(|| shard) != shard {
+            return Err(TestCaseError::fail(reason));
         }
+        let path = save_failure(&text);
+        return Err(TestCaseError::fail(format!(
+            "{reason}\nscenario written to {}",
+            path.display()
+        )));
     }
+    Ok(())
+}
+
+#[test]
+fn every_fault_plan_keeps_the_invariants_and_accounts_for_every_job() {
+    let first_failure = std::sync::OnceLock::new();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(SHARDS))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut failures = Vec::new();
+                    loop {
+                        let shard = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if shard >= SHARDS {
+                            return failures;
+                        }
+                        let mut runner = proptest::test_runner::TestRunner::new(config(shard));
+                        if let Err(e) =
+                            runner.run(&plan(), |plan| one_plan(&plan, shard, &first_failure))
+                        {
+                            failures.push(format!("shard {shard} of {SHARDS}: {e}"));
+                        }
+                    }
+                })
+            })
+            .collect();
+        (workers.into_iter())
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| vec!["a shard panicked".to_owned()])
+            })
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 /// The first plan the property shrank to (before plans kept to seated event types for

@@ -111,6 +111,11 @@ count = 3
 }
 
 #[test]
+fn crashes_inside_jobs_kill_the_node_process_at_the_same_points_with_the_same_outcome() {
+    common::external::crashes_like_in_process(&node_service("service.toml"));
+}
+
+#[test]
 fn each_planted_bug_fails_against_node_with_the_in_process_diagnostic() {
     common::external::bugs_caught_like_in_process(&node_service("service.toml"));
 }

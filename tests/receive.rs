@@ -1049,3 +1049,27 @@ mod command {
         );
     }
 }
+
+/// A span's `trace_state` is a `tracestate` header's value (OTLP's `Span.trace_state`), read
+/// as one: "failure to parse `tracestate` MUST NOT affect the parsing of `traceparent`", so a
+/// span whose `trace_state` does not parse is kept, without it, and a valid one is kept whole.
+#[test]
+fn an_invalid_trace_state_is_dropped_and_its_span_kept() {
+    let inbox = Inbox::new();
+    let mut invalid = good(1);
+    invalid.trace_state = "congo=t61rcWkgMzE,Rojo=00f067aa0ba902b7".into();
+    let mut valid = good(2);
+    valid.trace_state = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7".into();
+    let ingested = inbox.ingest(request_of(vec![invalid, valid]));
+    assert_eq!((ingested.accepted, ingested.rejected), (2, 0));
+    let captured = inbox.snapshot(None, TimeBase::EarliestSpan);
+    let states: Vec<Option<&str>> = captured
+        .spans
+        .iter()
+        .map(|s| s.tracestate.as_deref())
+        .collect();
+    assert_eq!(
+        states,
+        [None, Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")]
+    );
+}

@@ -1,5 +1,6 @@
 //! `trace-harness serve` as a user runs it: each run draws its own request ids, it serves the
-//! W3C test endpoint, and Ctrl-C stops it with its temporary database removed.
+//! W3C test endpoint, and Ctrl-C (SIGINT) or SIGTERM stops it, exiting 0 with its temporary
+//! database removed.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -57,10 +58,10 @@ fn post(url: &str, path: &str) -> (u16, String) {
     (status, request_id)
 }
 
-/// Sends Ctrl-C's signal and waits for the child to end; its exit status.
-fn interrupt(mut child: Child) -> std::process::ExitStatus {
+/// Sends `signal` (`-INT` is Ctrl-C's) and waits for the child to end; its exit status.
+fn stop(mut child: Child, signal: &str) -> std::process::ExitStatus {
     let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
     assert!(killed.success());
@@ -71,12 +72,12 @@ fn interrupt(mut child: Child) -> std::process::ExitStatus {
     });
     ended
         .recv_timeout(GUARD)
-        .unwrap_or_else(|_| panic!("serve did not stop on SIGINT"))
+        .unwrap_or_else(|_| panic!("serve did not stop on {signal}"))
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// One run of `serve`: the request id of its first answer.
-fn one_run() -> String {
+/// One run of `serve`, stopped by `signal`: the request id of its first answer.
+fn one_run(signal: &str) -> String {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (child, url) = start(tmp.path());
     // Cal.com's cron routes want `CRON_API_KEY`, as the `apiKey` parameter or `authorization`.
@@ -98,22 +99,27 @@ fn one_run() -> String {
         .unwrap_or_else(|e| panic!("{e}"))
         .collect();
     assert_eq!(database_dir.len(), 1, "serve's database directory exists");
-    let status = interrupt(child);
-    assert!(status.success(), "{status:?}");
+    let status = stop(child, signal);
+    assert_eq!(status.code(), Some(0), "{signal}: {status:?}");
     let left: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap_or_else(|e| panic!("{e}"))
         .map(|e| e.map(|e| e.path()))
         .collect();
-    assert!(left.is_empty(), "serve left {left:?} behind");
+    assert!(left.is_empty(), "{signal}: serve left {left:?} behind");
     request_id
 }
 
 #[test]
 fn each_serve_run_draws_its_own_request_ids_and_removes_its_database_on_ctrl_c() {
-    let first = one_run();
-    let second = one_run();
+    let first = one_run("-INT");
+    let second = one_run("-INT");
     assert_ne!(
         first, second,
         "two runs of serve answered the same x-request-id"
     );
+}
+
+#[test]
+fn sigterm_stops_serve_with_exit_status_0_and_its_temporary_database_removed() {
+    one_run("-TERM");
 }

@@ -459,6 +459,7 @@ fn every_character_the_grammar_allows_is_accepted() {
 #[test]
 fn an_illegal_key_discards_the_tracestate() {
     for member in [
+        "=1",
         "foo =1",
         "FOO=1",
         "fOo=1",
@@ -504,6 +505,39 @@ fn key_lengths_are_bounded_exactly() {
     assert!(kept(format!("t@{}=1", "v".repeat(15))));
     assert!(kept(format!("{}@{}=1", "t".repeat(200), "v".repeat(55))));
     assert!(!kept(format!("{}@{}=1", "t".repeat(200), "v".repeat(56))));
+}
+
+/// `list-member = (key "=" value) / OWS`: a member that is not empty is a key, `=` and a
+/// value, so a bare word or a key without `=` is no member, and the header does not parse:
+/// "If the `tracestate` header cannot be parsed the vendor MAY discard the entire header."
+#[test]
+fn a_member_that_is_not_key_equals_value_discards_the_tracestate() {
+    discarded(&["foo"]);
+    discarded(&["foo=1,bar"]);
+    discarded(&["foo=1, bar ,baz=3"]);
+}
+
+/// "When receiving multiple `tracestate` header fields, they MUST be combined into a single
+/// header according to RFC7230": the combined header is what parses or not, so an invalid
+/// member in any one field discards all of them, valid fields included.
+#[test]
+fn an_invalid_member_in_one_field_discards_every_field() {
+    discarded(&["foo=1", "BAR=2"]);
+    discarded(&["foo=1", "bar=2,baz=a=b"]);
+    assert_eq!(
+        tracestate_after(&["foo=1", "bar=2"]).as_deref(),
+        Some("foo=1,bar=2")
+    );
+}
+
+/// "The value is an opaque string containing up to 256 printable ASCII characters (i.e., the
+/// range 0x20 to 0x7E) except comma (,) and equals (=)": a tab, or a byte beyond ASCII (sent as
+/// obs-text, which HTTP allows in a field value), is no value character.
+#[test]
+fn a_value_with_a_character_outside_printable_ascii_discards_the_tracestate() {
+    discarded(&["foo=a\tb"]);
+    discarded(&["foo=caf\u{e9}"]);
+    assert_eq!(tracestate_after(&["foo=a b"]).as_deref(), Some("foo=a b"));
 }
 
 /// "The value is an opaque string containing up to 256 printable ASCII characters … except

@@ -7,14 +7,14 @@
 //   trace-harness run scenarios/ --service examples/node-booking-service/service.toml
 
 const { loadConfig } = require('./src/config');
-const { setupTelemetry, shutdownTelemetry } = require('./src/telemetry');
+const { setupTelemetry, shutdownTelemetry, log } = require('./src/telemetry');
 const { openStore } = require('./src/store');
 const { serviceIds } = require('./src/ids');
 const { outbound } = require('./src/outbound');
 const { buildApp } = require('./src/app');
 
 async function main() {
-  /** @type {{app?: import('fastify').FastifyInstance, store?: {close(): void}}} */
+  /** @type {{app?: import('fastify').FastifyInstance, store?: {close(): void, releaseLeases(holder: number): number}, generation?: bigint}} */
   const running = {};
   let stopping = false;
   // Listened for first, so that a signal during start-up is never the default action's.
@@ -22,8 +22,11 @@ async function main() {
     if (stopping) return;
     stopping = true;
     try {
-      // In-flight requests finish first; their spans end before the last export.
+      // In-flight requests finish first; their spans end before the last export. Then every
+      // job this process still holds is given back for the next cron call to take at once.
       await running.app?.close();
+      const released = running.store?.releaseLeases(Number(running.generation ?? 0)) ?? 0;
+      if (released > 0) log('warn', 'trace_harness::booking', `Stopping with ${released} unfinished job(s): their leases are released`);
       await shutdownTelemetry();
       running.store?.close();
     } catch (e) {
@@ -39,6 +42,7 @@ async function main() {
   setupTelemetry(config);
   const store = await openStore(config.databasePath, config.storeLatencyUs);
   running.store = store;
+  running.generation = config.generation;
   const ids = serviceIds(config.seed, config.generation);
   const http = outbound({ propagate: !config.bugs.has('drop_traceparent') });
   const app = buildApp({ config, store, ids, http });

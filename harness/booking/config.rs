@@ -52,6 +52,9 @@ pub struct ServiceConfig {
     /// Whether the service mounts the W3C conformance route (`POST /test`), which POSTs to
     /// any URL it is given: only `trace-harness serve` turns it on, never a replay.
     pub conformance_endpoint: bool,
+    /// How long a clean stop (SIGTERM, a restart) lets requests in flight finish before it
+    /// abandons them, in real time; what they hold is then given back (`BookingService::stop`).
+    pub in_flight_grace: Duration,
 }
 
 impl ServiceConfig {
@@ -76,6 +79,7 @@ impl ServiceConfig {
             webhook_timeout: Duration::from_secs(10),
             bugs: PlantedBugs::default(),
             conformance_endpoint: false,
+            in_flight_grace: Duration::from_secs(10),
         }
     }
 

@@ -109,8 +109,9 @@ pub enum ServeError {
         /// Why the service did not start.
         source: ServiceError,
     },
-    /// Ctrl-C could not be listened for, so `serve` could not stop cleanly.
-    #[error("cannot listen for Ctrl-C: {0}")]
+    /// SIGINT (Ctrl-C) and SIGTERM could not be listened for, so `serve` could not stop
+    /// cleanly.
+    #[error("cannot listen for SIGINT and SIGTERM: {0}")]
     Signal(std::io::Error),
 }
 
@@ -122,27 +123,15 @@ pub fn serve_config(database: PathBuf, seed: u64) -> ServiceConfig {
     config
 }
 
-/// Runs the booking service on `addr` with tracing on (random ids) until Ctrl-C, then stops it
-/// and removes its temporary database. `configure` adjusts [`serve_config`] (seeded from the
-/// OS: `serve` is not a replay, and each run's request ids differ); `on_listening` receives
+/// Runs the booking service on `addr` with tracing on (random ids) until SIGINT (Ctrl-C) or
+/// SIGTERM, then stops it (requests in flight finish or are abandoned, unfinished jobs given
+/// back) and removes its temporary database. `configure` adjusts [`serve_config`] (seeded from
+/// the OS: `serve` is not a replay, and each run's request ids differ); `on_listening` receives
 /// the service's base URL once it accepts connections.
 pub fn serve(
     addr: SocketAddr,
     configure: impl FnOnce(ServiceConfig) -> ServiceConfig,
     on_listening: impl FnOnce(&str),
-) -> Result<(), ServeError> {
-    serve_until(addr, configure, on_listening, async {
-        tokio::signal::ctrl_c().await.map_err(ServeError::Signal)
-    })
-}
-
-/// [`serve`] until `stop` completes (Ctrl-C for `serve`); the temporary database is removed
-/// however it ends.
-fn serve_until(
-    addr: SocketAddr,
-    configure: impl FnOnce(ServiceConfig) -> ServiceConfig,
-    on_listening: impl FnOnce(&str),
-    stop: impl Future<Output = Result<(), ServeError>>,
 ) -> Result<(), ServeError> {
     let database = tempfile::tempdir().map_err(ServeError::TempDir)?;
     let config = configure(serve_config(
@@ -161,16 +150,43 @@ fn serve_until(
         .map_err(ServeError::Runtime)?;
     let served = tracing::dispatcher::with_default(&dispatch, || {
         runtime.block_on(async {
+            // Listened for before the port is, so a signal sent once it accepts connections
+            // is never the default action's (which would leave the database behind).
+            let stop = stop_signal().map_err(ServeError::Signal)?;
             let service = BookingService::start_on(config, addr)
                 .await
                 .map_err(|source| ServeError::Service { addr, source })?;
             on_listening(&service.url());
-            let stopped = stop.await;
+            stop.await;
             service.stop().await;
-            stopped
+            Ok(())
         })
     });
     // The store's connection is closed with the service; now its files can go.
+    drop(runtime);
     drop(database);
     served
+}
+
+/// Completes at the first SIGTERM or SIGINT: how a service the harness (or a user) runs is
+/// asked to stop. Call it inside the runtime, before the port accepts connections.
+#[cfg(unix)]
+pub(crate) fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
+}
+
+/// Completes at Ctrl-C, where there are no Unix signals.
+#[cfg(not(unix))]
+pub(crate) fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

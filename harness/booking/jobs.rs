@@ -1,6 +1,8 @@
 //! The cron-run jobs: webhook deliveries (signed, retried with bounded exponential backoff, but
-//! never after `410 Gone`) and attendee reminder emails. Each job resumes the trace of the span that scheduled it, read from
-//! its row, with a follows-from link to that span.
+//! never after `410 Gone`) and attendee reminder emails. Each job resumes the trace of the span
+//! that scheduled it, read from its row, with a follows-from link to that span. A claim leases
+//! its jobs; a job re-claimed after its holder died says so in its span, and one claimed too
+//! often ends failed (`contract::leases`).
 
 use std::sync::Arc;
 
@@ -10,16 +12,18 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
+use super::crash::{self, CronCrash};
 use super::http::{client_error, header, internal_error};
 use super::outbound::Reply;
-use super::store::{DueReminder, DueWebhookJob};
+use super::store::{Claim, DueReminder, DueWebhookJob};
 use super::{App, StoreError};
 use crate::clock::{self, Spoken};
 use crate::contract::headers::{AUTHORIZATION, CAL_SIGNATURE};
 use crate::contract::routes::CRON_API_KEY_PARAM;
 use crate::contract::{
-    cal_signature, peers, webhook_backoff, SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION,
-    WEBHOOK_GONE, WEBHOOK_GONE_REASON, WEBHOOK_MAX_ATTEMPTS,
+    abandoned_reason, cal_signature, peers, rerun_message, webhook_backoff, CrashPoint,
+    SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION, WEBHOOK_GONE, WEBHOOK_GONE_REASON,
+    WEBHOOK_MAX_ATTEMPTS,
 };
 use crate::trace;
 
@@ -56,14 +60,19 @@ pub(super) async fn run_webhook_cron(
     if !cron_authorised(&app, &headers, query.as_deref()) {
         return not_authenticated();
     }
-    let jobs = match app.store.claim_due_webhook_jobs(clock::now()) {
+    let crash = CronCrash::of(app.crash_hook.as_ref(), &headers);
+    let jobs = match app
+        .store
+        .claim_due_webhook_jobs(clock::now(), app.config.generation)
+    {
         Ok(jobs) => jobs,
         Err(e) => return internal_error(e),
     };
     debug!("Cron webhookTriggers: {}", due_count(jobs.len(), "job"));
     let mut delivered = 0;
-    for job in &jobs {
-        match app.execute_webhook(job).await {
+    for (n, job) in (1..).zip(&jobs) {
+        crash.job_starts(n).await;
+        match crash.run(n, app.execute_webhook(job)).await {
             Ok(true) => delivered += 1,
             Ok(false) => {}
             Err(e) => return internal_error(e),
@@ -83,7 +92,11 @@ pub(super) async fn run_reminder_cron(
     if !cron_authorised(&app, &headers, query.as_deref()) {
         return not_authenticated();
     }
-    let due = match app.store.claim_due_reminders(clock::now()) {
+    let crash = CronCrash::of(app.crash_hook.as_ref(), &headers);
+    let due = match app
+        .store
+        .claim_due_reminders(clock::now(), app.config.generation)
+    {
         Ok(due) => due,
         Err(e) => return internal_error(e),
     };
@@ -92,11 +105,13 @@ pub(super) async fn run_reminder_cron(
         due_count(due.len(), "reminder")
     );
     let mut sent = 0;
+    let mut first = 1;
     for booking in due.chunk_by(|a, b| a.booking_id == b.booking_id) {
-        match app.send_reminders(booking).await {
+        match app.send_reminders(booking, first, &crash).await {
             Ok(n) => sent += n,
             Err(e) => return internal_error(e),
         }
+        first += booking.len() as u32;
     }
     let body = serde_json::json!({ "due": due.len(), "sent": sent });
     Json(body).into_response()
@@ -147,6 +162,11 @@ impl App {
             trace::continue_from(&span, cause, self.config.bugs.job_relation());
         }
         async {
+            if let Err(reason) = resumed(&job.claim) {
+                error!("Giving up: {reason}");
+                self.finish_webhook(job, Err(&reason), 0).await?;
+                return Ok(false);
+            }
             let delay = clock::now().since(job.created_at);
             let signature = cal_signature(&self.config.webhook_secret, job.payload.as_bytes());
             let mut attempt = 1;
@@ -195,24 +215,48 @@ impl App {
                 clock::advance(webhook_backoff(attempt));
                 attempt += 1;
             };
-            self.store.finish_webhook_job(
-                job.id,
+            self.finish_webhook(
+                job,
                 outcome.as_ref().map(|_| ()).map_err(String::as_str),
                 attempt,
-                clock::now(),
-            )?;
+            )
+            .await?;
             Ok(outcome.is_ok())
         }
         .instrument(span)
         .await
     }
 
+    /// Records a webhook job's outcome, where a crash armed `before_commit` happens first.
+    async fn finish_webhook(
+        &self,
+        job: &DueWebhookJob,
+        outcome: Result<(), &str>,
+        attempts: u32,
+    ) -> Result<(), StoreError> {
+        crash::reached(CrashPoint::BeforeCommit).await;
+        let recorded =
+            self.store
+                .finish_webhook_job(job.id, &job.claim, outcome, attempts, clock::now())?;
+        if !recorded {
+            warn!("{LEASE_LOST}");
+        }
+        Ok(())
+    }
+
     /// Sends one booking's due reminders in one span that continues the booking's trace; each
     /// attendee's result is logged and stored on its own, so one bad address affects no other.
-    async fn send_reminders(&self, reminders: &[DueReminder]) -> Result<usize, StoreError> {
+    /// The reminders are the cron call's jobs `first_job`, `first_job + 1`, …, for `crash`.
+    async fn send_reminders(
+        &self,
+        reminders: &[DueReminder],
+        first_job: u32,
+        crash: &CronCrash,
+    ) -> Result<usize, StoreError> {
         let Some(first) = reminders.first() else {
             return Ok(0);
         };
+        crash.job_starts(first_job).await;
         let span = info_span!(
             parent: None,
             SCHEDULE_MANDATORY_REMINDER,
@@ -223,36 +267,71 @@ impl App {
             trace::continue_from(&span, cause, self.config.bugs.job_relation());
         }
         async {
+            // One claim took the booking's reminders together: one line says it is a re-run.
+            if let Some(again) = reminders.iter().find(|r| r.claim.previous.is_some()) {
+                announce_rerun(&again.claim);
+            }
             let mut sent = 0;
-            for reminder in reminders {
-                let seat = reminder.seat;
-                let outcome = self.send_email(reminder).await;
-                match &outcome {
-                    Ok(()) => {
-                        sent += 1;
-                        info!(attendee = seat, "Email sent to attendee {seat}: success");
-                    }
-                    Err(failure) => error!(
-                        attendee = seat,
-                        provider_message = failure.detail.as_str(),
-                        "Email sent to attendee {seat}: failed ({})",
-                        failure.reason
-                    ),
+            for (n, reminder) in (first_job..).zip(reminders) {
+                if n > first_job {
+                    crash.job_starts(n).await;
                 }
-                let stored = outcome
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|f| format!("{}: {}", f.reason, f.detail));
-                self.store.finish_reminder(
-                    reminder.id,
-                    stored.as_ref().map(|_| ()).map_err(String::as_str),
-                    clock::now(),
-                )?;
+                sent += usize::from(crash.run(n, self.send_reminder(reminder)).await?);
             }
             Ok(sent)
         }
         .instrument(span)
         .await
+    }
+
+    /// Sends one attendee's reminder and records its outcome; whether the provider took it.
+    async fn send_reminder(&self, reminder: &DueReminder) -> Result<bool, StoreError> {
+        let seat = reminder.seat;
+        if reminder.claim.exhausted() {
+            let reason = abandoned(&reminder.claim);
+            error!(
+                attendee = seat,
+                "Email to attendee {seat} not sent: {reason}"
+            );
+            self.finish_reminder(reminder, Err(&reason)).await?;
+            return Ok(false);
+        }
+        let outcome = self.send_email(reminder).await;
+        match &outcome {
+            Ok(()) => info!(attendee = seat, "Email sent to attendee {seat}: success"),
+            Err(failure) => error!(
+                attendee = seat,
+                provider_message = failure.detail.as_str(),
+                "Email sent to attendee {seat}: failed ({})",
+                failure.reason
+            ),
+        }
+        let stored = outcome
+            .as_ref()
+            .map(|_| ())
+            .map_err(|f| format!("{}: {}", f.reason, f.detail));
+        self.finish_reminder(
+            reminder,
+            stored.as_ref().map(|_| ()).map_err(String::as_str),
+        )
+        .await?;
+        Ok(outcome.is_ok())
+    }
+
+    /// Records a reminder's outcome, where a crash armed `before_commit` happens first.
+    async fn finish_reminder(
+        &self,
+        reminder: &DueReminder,
+        outcome: Result<(), &str>,
+    ) -> Result<(), StoreError> {
+        crash::reached(CrashPoint::BeforeCommit).await;
+        let recorded =
+            self.store
+                .finish_reminder(reminder.id, &reminder.claim, outcome, clock::now())?;
+        if !recorded {
+            warn!(attendee = reminder.seat, "{LEASE_LOST}");
+        }
+        Ok(())
     }
 
     async fn send_email(&self, reminder: &DueReminder) -> Result<(), EmailFailure> {
@@ -288,6 +367,37 @@ impl App {
             }),
         }
     }
+}
+
+/// What a job's span says when its outcome was not recorded: its lease ran out while it ran,
+/// and another claim holds the job now (which will run it again).
+const LEASE_LOST: &str = "Outcome not recorded: the job's lease expired and another claim holds it";
+
+/// The warning a re-claimed job's span opens with, if `claim` is a re-claim.
+fn announce_rerun(claim: &Claim) {
+    if let Some((how, holder)) = claim.previous {
+        warn!(
+            claim = claim.attempt,
+            previous_holder = holder,
+            "{}",
+            rerun_message(how, claim.attempt, holder)
+        );
+    }
+}
+
+/// Why a job claimed too often ends failed; `claim` is its last claim.
+fn abandoned(claim: &Claim) -> String {
+    abandoned_reason(claim.previous.map_or(0, |(_, holder)| holder))
+}
+
+/// A job's span opening: says so if it is a re-run; `Err` with the reason it ends failed
+/// instead if it has been claimed too often.
+fn resumed(claim: &Claim) -> Result<(), String> {
+    announce_rerun(claim);
+    if claim.exhausted() {
+        return Err(abandoned(claim));
+    }
+    Ok(())
 }
 
 /// Why an email was not accepted: a short reason for the log line and the provider's words.

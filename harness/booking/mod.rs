@@ -9,6 +9,7 @@
 mod bugs;
 mod config;
 pub mod conformance;
+mod crash;
 mod create;
 pub(crate) mod guard;
 mod http;
@@ -24,7 +25,8 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
+use tracing::warn;
 
 use crate::trace;
 use outbound::Outbound;
@@ -33,6 +35,7 @@ use store::Store;
 use crate::contract::PlantedBug;
 pub use bugs::PlantedBugs;
 pub use config::{ServiceConfig, ServiceError};
+pub(crate) use crash::CrashHook;
 pub(crate) use create::{AttendeeResponses, BookingRequest};
 pub use guard::MAX_HEADER_BYTES;
 pub(crate) use http::{REQUEST_ID_NAME, TRACEPARENT_NAME, TRACE_ID_NAME};
@@ -58,7 +61,18 @@ impl BookingService {
         config: ServiceConfig,
         addr: SocketAddr,
     ) -> Result<Self, ServiceError> {
-        let (app, router) = build(config)?;
+        Self::start_crashable(config, addr, None).await
+    }
+
+    /// [`start_on`](Self::start_on), honouring the crash points cron calls arm
+    /// (`x-virtual-crash`) when given a `hook` to die by: a replay's runner, or `serve
+    /// --contract`. Without one the header is ignored.
+    pub(crate) async fn start_crashable(
+        config: ServiceConfig,
+        addr: SocketAddr,
+        hook: Option<CrashHook>,
+    ) -> Result<Self, ServiceError> {
+        let (app, router) = build(config, hook)?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -125,8 +139,32 @@ impl BookingService {
         self.app.store.paid_booking_count()
     }
 
-    /// Stops the server and drops every piece of in-memory state; the database stays.
+    /// Stops the server cleanly and drops every piece of in-memory state; the database stays.
+    /// Requests in flight finish, or are abandoned after the configuration's
+    /// `in_flight_grace` (a cron call can run many jobs; each outbound call has a 30 s guard of
+    /// its own); then every job this process still holds is given back, for the next cron call
+    /// to take at once.
     pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let grace = self.app.config.in_flight_grace;
+        if tokio::time::timeout(grace, &mut self.server).await.is_err() {
+            self.app.abandon_requests();
+            let _ = (&mut self.server).await;
+        }
+        match self.app.store.release_leases(self.app.config.generation) {
+            Ok(0) => {}
+            Ok(n) => warn!("Stopping with {n} unfinished job(s): their leases are released"),
+            Err(e) => warn!("Stopping: the leases of unfinished jobs could not be released: {e}"),
+        }
+    }
+
+    /// Stops the service as its process would die at a crash point: every request in flight
+    /// is dropped where it waits (its open spans never close normally), nothing more is
+    /// committed and no lease is given back; the database stays as the crash left it.
+    pub(crate) async fn crash(mut self) {
+        self.app.abandon_requests();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -135,12 +173,17 @@ impl BookingService {
 }
 
 /// The service's state and routes, without a listener.
-fn build(config: ServiceConfig) -> Result<(Arc<App>, Router), ServiceError> {
+fn build(
+    config: ServiceConfig,
+    crash_hook: Option<CrashHook>,
+) -> Result<(Arc<App>, Router), ServiceError> {
     let app = Arc::new(App {
         store: Store::open(&config.database, config.store_latency)?,
         ids: ServiceIds::new(config.seed, config.generation),
         outbound: Outbound::new(!config.bugs.has(PlantedBug::DropTraceparent))?,
         config,
+        crash_hook,
+        abandoned: watch::Sender::new(false),
     });
     Ok((app.clone(), routes::router(app)))
 }
@@ -148,7 +191,7 @@ fn build(config: ServiceConfig) -> Result<(Arc<App>, Router), ServiceError> {
 /// The service as a plain `Router`, for driving it in-process (`tower::ServiceExt::oneshot`)
 /// where a test or benchmark wants the handlers to run in its own task.
 pub fn router(config: ServiceConfig) -> Result<Router, ServiceError> {
-    build(config).map(|(_, router)| router)
+    build(config, None).map(|(_, router)| router)
 }
 
 /// What every handler shares: the configuration, the store, the id streams, the HTTP client.
@@ -157,6 +200,18 @@ struct App {
     store: Store,
     ids: ServiceIds,
     outbound: Outbound,
+    /// How to die at an armed crash point; `None`: crash points are ignored.
+    crash_hook: Option<CrashHook>,
+    /// Set once the service abandons its requests in flight (a crash, or a stop that waited
+    /// long enough): every request's middleware drops its handler then.
+    abandoned: watch::Sender<bool>,
+}
+
+impl App {
+    /// Drops every request in flight where it waits, and every one that arrives from now on.
+    fn abandon_requests(&self) {
+        self.abandoned.send_replace(true);
+    }
 }
 
 /// Request ids and booking uids, each from its own seeded stream so that neither depends on

@@ -8,6 +8,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
 use crate::clock::{self};
 use crate::contract::headers::{VIRTUAL_FAULT, VIRTUAL_LATENCY_US, VIRTUAL_NOW_US};
+use crate::contract::CrashPoint;
 use crate::trace::{self, TRACESTATE};
 
 use super::http::TRACEPARENT_NAME;
@@ -66,8 +67,23 @@ impl Outbound {
     }
 
     /// POSTs `body` (already encoded, with its content type) and advances the flow's clock by
-    /// the peer's declared latency, or by `timeout` if the peer is slower than that.
+    /// the peer's declared latency, or by `timeout` if the peer is slower than that. A crash
+    /// armed `after_send` on the job making the call happens once the call has settled,
+    /// whatever its outcome (`crash::reached`).
     pub(crate) async fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: String,
+        headers: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Reply, CallError> {
+        let reply = self.send(url, content_type, body, headers, timeout).await;
+        super::crash::reached(CrashPoint::AfterSend).await;
+        reply
+    }
+
+    async fn send(
         &self,
         url: &str,
         content_type: &str,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 
@@ -50,10 +50,17 @@ async fn request_context(State(app): State<Arc<App>>, mut req: Request, next: Ne
     req.extensions_mut().insert(Inbound(inbound));
     let clock = FlowClock::starting_at(start);
     let handler = guard::answer_panics(next.run(req));
-    let mut response = clock
+    let handler = clock
         .clone()
-        .scope(trace::with_request_id(request_id.clone(), handler))
-        .await;
+        .scope(trace::with_request_id(request_id.clone(), handler));
+    // A service that dies (a crash point) or stops without waiting any longer drops its
+    // handlers where they wait; what they would have done next never happens.
+    let mut abandoned = app.abandoned.subscribe();
+    let mut response = tokio::select! {
+        biased;
+        response = handler => response,
+        _ = abandoned.wait_for(|gone| *gone) => abandoned_response(),
+    };
     let headers = response.headers_mut();
     set_header(headers, &REQUEST_ID_NAME, &request_id);
     set_header(
@@ -62,4 +69,14 @@ async fn request_context(State(app): State<Arc<App>>, mut req: Request, next: Ne
         &clock.now().since(start).as_micros().to_string(),
     );
     response
+}
+
+/// What a request the service abandoned is answered, if anyone is still listening: `503`.
+fn abandoned_response() -> Response {
+    let body = serde_json::json!({ "message": "The service stopped before it answered" });
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(body),
+    )
+        .into_response()
 }

@@ -13,11 +13,15 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use crate::clock::{self, VirtualTime};
+use crate::contract::{self, Reclaim};
 use crate::trace::{SpanId, TraceContext, TraceFlags, TraceId, TraceState};
 
 mod records;
+#[cfg(test)]
+mod tests;
 pub(crate) use records::{
-    DueReminder, DueWebhookJob, NewBooking, NewPayment, NewReminder, NewWebhookJob, StoredPayment,
+    Claim, DueReminder, DueWebhookJob, NewBooking, NewPayment, NewReminder, NewWebhookJob,
+    StoredPayment,
 };
 
 const SCHEMA: &str = "
@@ -69,7 +73,10 @@ CREATE TABLE IF NOT EXISTS webhook_jobs (
     status          TEXT NOT NULL DEFAULT 'pending',
     attempts        INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT,
-    finished_at_us  INTEGER
+    finished_at_us  INTEGER,
+    claims          INTEGER NOT NULL DEFAULT 0,
+    lease_holder    INTEGER,
+    lease_until_us  INTEGER
 );
 CREATE TABLE IF NOT EXISTS reminders (
     id              INTEGER PRIMARY KEY,
@@ -84,12 +91,18 @@ CREATE TABLE IF NOT EXISTS reminders (
     tracestate      TEXT,
     status          TEXT NOT NULL DEFAULT 'pending',
     last_error      TEXT,
-    finished_at_us  INTEGER
+    finished_at_us  INTEGER,
+    claims          INTEGER NOT NULL DEFAULT 0,
+    lease_holder    INTEGER,
+    lease_until_us  INTEGER
 );
 -- The cron's question, answered without scanning every job ever scheduled: a long-running
 -- service (or a load run) would otherwise slow down with each booking it has taken.
 CREATE INDEX IF NOT EXISTS webhook_jobs_due ON webhook_jobs (status, scheduled_at_us);
 CREATE INDEX IF NOT EXISTS reminders_due ON reminders (status, scheduled_at_us);
+-- And the other half of its question: which running jobs' leases have expired.
+CREATE INDEX IF NOT EXISTS webhook_jobs_leased ON webhook_jobs (status, lease_until_us);
+CREATE INDEX IF NOT EXISTS reminders_leased ON reminders (status, lease_until_us);
 ";
 
 /// A failure of the SQLite store.
@@ -253,19 +266,24 @@ impl Store {
         })
     }
 
-    /// Claims the pending webhook jobs due at `now`, oldest first: each is marked `running` in
-    /// the same transaction, so no later cron run (in this process or a restarted one) picks it
-    /// up again.
+    /// Claims the webhook jobs due at `now`, oldest first: the pending ones whose time has
+    /// come and the running ones whose lease has expired (their holder died mid-job). Each is
+    /// marked `running` and leased to `holder` in the same transaction
+    /// ([`contract::lease_until_us`]), so no other cron call, in this process or a restarted
+    /// one, takes it while the lease lasts.
     pub(crate) fn claim_due_webhook_jobs(
         &self,
         now: VirtualTime,
+        holder: u64,
     ) -> Result<Vec<DueWebhookJob>, StoreError> {
         self.transaction(|tx| {
             let jobs = {
                 let mut stmt = tx.prepare(
                     "SELECT id, trigger_event, subscriber_url, payload, created_at_us,
-                            trace_context, tracestate
-                     FROM webhook_jobs WHERE status = 'pending' AND scheduled_at_us <= ?1
+                            trace_context, tracestate, status, claims, lease_holder
+                     FROM webhook_jobs
+                     WHERE (status = 'pending' AND scheduled_at_us <= ?1)
+                        OR (status = 'running' AND lease_until_us <= ?1)
                      ORDER BY id",
                 )?;
                 let rows = stmt.query_map([micros(now)], |row| {
@@ -276,55 +294,66 @@ impl Store {
                         payload: row.get(3)?,
                         created_at: VirtualTime::from_micros(row.get::<_, i64>(4)? as u64),
                         context: context_from(row, 5)?,
+                        claim: claim_from(row, 7)?,
                     })
                 })?;
                 rows.collect::<Result<Vec<_>, _>>()?
             };
+            let until = lease_until(now, jobs.len());
             for job in &jobs {
                 tx.execute(
-                    "UPDATE webhook_jobs SET status = 'running' WHERE id = ?1",
-                    [job.id],
+                    "UPDATE webhook_jobs SET status = 'running', claims = ?2, lease_holder = ?3,
+                        lease_until_us = ?4 WHERE id = ?1",
+                    params![job.id, job.claim.attempt, holder as i64, until],
                 )?;
             }
             Ok(jobs)
         })
     }
 
-    /// Records a webhook job's outcome after `attempts` attempts, in one transaction.
+    /// Records a webhook job's outcome after `attempts` attempts, in one transaction, if the
+    /// job is still held under `claim`; whether it was (a holder whose lease expired while it
+    /// ran finds the job re-claimed, and its outcome is not recorded).
     pub(crate) fn finish_webhook_job(
         &self,
         id: i64,
+        claim: &Claim,
         outcome: Result<(), &str>,
         attempts: u32,
         at: VirtualTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (status, error) = match outcome {
             Ok(()) => ("delivered", None),
             Err(reason) => ("failed", Some(reason)),
         };
         self.transaction(|tx| {
-            tx.execute(
+            let changed = tx.execute(
                 "UPDATE webhook_jobs SET status = ?2, last_error = ?3, attempts = ?4,
-                    finished_at_us = ?5 WHERE id = ?1",
-                params![id, status, error, attempts, micros(at)],
+                    finished_at_us = ?5
+                 WHERE id = ?1 AND status = 'running' AND claims = ?6",
+                params![id, status, error, attempts, micros(at), claim.attempt],
             )?;
-            Ok(())
+            Ok(changed == 1)
         })
     }
 
-    /// Claims the pending reminders due at `now`, by booking and seat, as
-    /// [`Store::claim_due_webhook_jobs`] does.
+    /// Claims the reminders due at `now`, by booking and seat, as
+    /// [`Store::claim_due_webhook_jobs`] does: pending ones due and running ones whose lease
+    /// has expired, leased to `holder`.
     pub(crate) fn claim_due_reminders(
         &self,
         now: VirtualTime,
+        holder: u64,
     ) -> Result<Vec<DueReminder>, StoreError> {
         self.transaction(|tx| {
             let due = {
                 let mut stmt = tx.prepare(
                     "SELECT r.id, r.booking_id, b.uid, b.title, r.seat, r.name, r.email,
-                            r.batch_id, r.trace_context, r.tracestate
+                            r.batch_id, r.trace_context, r.tracestate,
+                            r.status, r.claims, r.lease_holder
                      FROM reminders r JOIN bookings b ON b.id = r.booking_id
-                     WHERE r.status = 'pending' AND r.scheduled_at_us <= ?1
+                     WHERE (r.status = 'pending' AND r.scheduled_at_us <= ?1)
+                        OR (r.status = 'running' AND r.lease_until_us <= ?1)
                      ORDER BY r.booking_id, r.seat, r.id",
                 )?;
                 let rows = stmt.query_map([micros(now)], |row| {
@@ -338,37 +367,63 @@ impl Store {
                         email: row.get(6)?,
                         batch_id: row.get(7)?,
                         context: context_from(row, 8)?,
+                        claim: claim_from(row, 10)?,
                     })
                 })?;
                 rows.collect::<Result<Vec<_>, _>>()?
             };
+            let until = lease_until(now, due.len());
             for r in &due {
                 tx.execute(
-                    "UPDATE reminders SET status = 'running' WHERE id = ?1",
-                    [r.id],
+                    "UPDATE reminders SET status = 'running', claims = ?2, lease_holder = ?3,
+                        lease_until_us = ?4 WHERE id = ?1",
+                    params![r.id, r.claim.attempt, holder as i64, until],
                 )?;
             }
             Ok(due)
         })
     }
 
-    /// Records a reminder's outcome, in one transaction.
+    /// Records a reminder's outcome, in one transaction, if it is still held under `claim`;
+    /// whether it was, as for [`Store::finish_webhook_job`].
     pub(crate) fn finish_reminder(
         &self,
         id: i64,
+        claim: &Claim,
         outcome: Result<(), &str>,
         at: VirtualTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (status, error) = match outcome {
             Ok(()) => ("sent", None),
             Err(reason) => ("failed", Some(reason)),
         };
         self.transaction(|tx| {
-            tx.execute(
-                "UPDATE reminders SET status = ?2, last_error = ?3, finished_at_us = ?4 WHERE id = ?1",
-                params![id, status, error, micros(at)],
+            let changed = tx.execute(
+                "UPDATE reminders SET status = ?2, last_error = ?3, finished_at_us = ?4
+                 WHERE id = ?1 AND status = 'running' AND claims = ?5",
+                params![id, status, error, micros(at), claim.attempt],
             )?;
-            Ok(())
+            Ok(changed == 1)
+        })
+    }
+
+    /// Gives back every job `holder` still holds, for the next cron call to take at once
+    /// rather than after the lease: what a process that stops cleanly with work unfinished
+    /// does (a crash gives nothing back, and its leases run out instead). Each job keeps its
+    /// claim count, so the re-run says it is one. How many were given back.
+    pub(crate) fn release_leases(&self, holder: u64) -> Result<usize, StoreError> {
+        self.transaction(|tx| {
+            let mut released = 0;
+            for table in ["webhook_jobs", "reminders"] {
+                released += tx.execute(
+                    &format!(
+                        "UPDATE {table} SET status = 'pending', lease_until_us = NULL
+                         WHERE status = 'running' AND lease_holder = ?1"
+                    ),
+                    [holder as i64],
+                )?;
+            }
+            Ok(released)
         })
     }
 
@@ -503,6 +558,31 @@ impl Store {
 
 fn micros(t: VirtualTime) -> i64 {
     i64::try_from(t.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// The lease of a claim of `claimed` jobs at `now`, as its column holds it.
+fn lease_until(now: VirtualTime, claimed: usize) -> i64 {
+    i64::try_from(contract::lease_until_us(now.as_micros(), claimed)).unwrap_or(i64::MAX)
+}
+
+/// The claim a cron call makes of a row, from its `(status, claims, lease_holder)` columns
+/// starting at `first`, read before the claim: a row held before is a re-claim, expired if it
+/// was still `running` and released if its holder gave it back.
+fn claim_from(row: &Row<'_>, first: usize) -> Result<Claim, rusqlite::Error> {
+    let status: String = row.get(first)?;
+    let claims: u32 = row.get(first + 1)?;
+    let holder: Option<i64> = row.get(first + 2)?;
+    let previous = holder.filter(|_| claims > 0).map(|holder| {
+        let how = match status.as_str() {
+            "running" => Reclaim::Expired,
+            _ => Reclaim::Released,
+        };
+        (how, holder.max(0) as u64)
+    });
+    Ok(Claim {
+        attempt: claims.saturating_add(1),
+        previous,
+    })
 }
 
 /// Width of a row's `trace_context`: the trace id (16 bytes), the parent span id (8) and the

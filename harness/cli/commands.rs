@@ -66,7 +66,7 @@ pub fn overhead(path: &Path, options: &OverheadOptions) -> Exit {
     }
 }
 
-/// `serve`: the booking service on `addr` until Ctrl-C.
+/// `serve`: the booking service on `addr` until Ctrl-C or SIGTERM.
 pub fn serve(addr: SocketAddr, google_calendar_url: Option<String>) -> Exit {
     let config = |mut config: ServiceConfig| {
         config.google_calendar_url = google_calendar_url.unwrap_or_default();
@@ -74,7 +74,7 @@ pub fn serve(addr: SocketAddr, google_calendar_url: Option<String>) -> Exit {
     };
     let result = conformance::serve(addr, config, |url| {
         println!(
-            "booking service listening on {url} (W3C test endpoint: {url}/test); Ctrl-C stops it"
+            "booking service listening on {url} (W3C test endpoint: {url}/test); Ctrl-C or SIGTERM stops it"
         );
         let _ = std::io::stdout().flush();
     });

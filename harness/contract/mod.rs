@@ -10,12 +10,17 @@
 
 mod bugs;
 mod event_type;
+mod leases;
 mod operations;
 mod retry;
 mod signing;
 
 pub use bugs::PlantedBug;
 pub use event_type::{EventType, DEFAULT_CURRENCY};
+pub use leases::{
+    abandoned_reason, lease_until_us, rerun_message, ArmedCrash, CrashPoint, Reclaim, JOB_LEASE,
+    MAX_JOB_CLAIMS,
+};
 pub use operations::*;
 pub use retry::{
     webhook_backoff, WEBHOOK_BACKOFF_BASE, WEBHOOK_BACKOFF_CAP, WEBHOOK_GONE, WEBHOOK_GONE_REASON,
@@ -91,6 +96,11 @@ pub mod headers {
     /// Response header: a fault the responder declares instead of acting it out on the socket
     /// (`connection-refused`); a loopback server cannot refuse one request of a sequence.
     pub const VIRTUAL_FAULT: &str = "x-virtual-fault";
+    /// Request header, test-only like the virtual clock's: a crash armed on a cron call
+    /// (`after_send`, or `after_send; job=2` for the call's second job;
+    /// [`ArmedCrash`](super::ArmedCrash)). A service that honours it dies at that point of that
+    /// job; one that does not answers as if it were absent.
+    pub const CRASH: &str = "x-virtual-crash";
 }
 
 /// The secret the service signs webhook deliveries with unless configured otherwise; the

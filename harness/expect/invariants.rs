@@ -8,7 +8,7 @@ use crate::contract::{
     SCHEDULE_MANDATORY_REMINDER, WEBHOOK_EXECUTION,
 };
 use crate::outcome::{ReplayOutcome, SpanSource, StepKind};
-use crate::trace::{ParentKind, SpanData, SpanStatus, TraceContext, TraceId};
+use crate::trace::{ParentKind, SpanData, SpanId, SpanStatus, TraceContext, TraceId};
 
 /// Every violated invariant, in a stable order. With tracing off the only invariant is that
 /// nothing was traced or propagated; from log lines, only those lines can show (the rest are
@@ -25,6 +25,7 @@ pub fn check_invariants(outcome: &ReplayOutcome) -> Vec<Violation> {
         one_booking_per_trace(outcome, &flows, &mut found);
         traces_within_budget(outcome, &mut found);
         mock_requests_carry_context(outcome, &flows, &mut found);
+        redelivered_only_after_crashes(outcome, &mut found);
         return found;
     }
     flows_stay_apart(outcome, &mut found);
@@ -34,6 +35,7 @@ pub fn check_invariants(outcome: &ReplayOutcome) -> Vec<Violation> {
     children_within_parents(outcome, &mut found);
     async_work_follows_its_cause(outcome, &mut found);
     mock_requests_carry_context(outcome, &flows, &mut found);
+    redelivered_only_after_crashes(outcome, &mut found);
     log_prefixes_match_spans(outcome, &mut found);
     server_errors_in_error(outcome, &mut found);
     found
@@ -398,6 +400,10 @@ fn mock_requests_carry_context(
                 ),
                 &[span],
             ),
+            // A span open when the service died at a crash point is never exported; the
+            // requests it made are still the flow's.
+            None if lost_in_crash(outcome, context.span_id) && flows.contains(&context.trace_id) => {
+            }
             // From log lines, a span that wrote none is unseen: its trace is all there is.
             None if outcome.source == SpanSource::LogLines && flows.contains(&context.trace_id) => {
             }
@@ -458,6 +464,50 @@ fn server_errors_in_error(outcome: &ReplayOutcome, found: &mut Vec<Violation>) {
                 ),
                 &[span],
             );
+        }
+    }
+}
+
+/// Whether a crash lost `span`: its process died before it could end and be exported.
+fn lost_in_crash(outcome: &ReplayOutcome, span: SpanId) -> bool {
+    super::lost_at(outcome, span).is_some()
+}
+
+/// A subscriber gets the same delivery from a second span only because the first one's
+/// process died between sending it and committing its outcome, and the job ran again after
+/// its lease: every sender but the last was lost in a crash, and all are in one trace.
+fn redelivered_only_after_crashes(outcome: &ReplayOutcome, found: &mut Vec<Violation>) {
+    for redelivery in super::redeliveries(outcome) {
+        let (first_trace, _) = redelivery.senders[0];
+        let last = redelivery.senders.len() - 1;
+        for (i, (trace, span)) in redelivery.senders.iter().enumerate() {
+            let sent = |span: &SpanId| match outcome.captured.span(*span) {
+                Some(s) => format!("`{}` {span}", s.op),
+                None => format!("span {span}"),
+            };
+            if *trace != first_trace {
+                found.push(Violation {
+                    invariant: "redelivery-after-crash",
+                    message: format!(
+                        "mock `{}` got one delivery in trace {first_trace} and again from {} in trace {trace}: a re-run must continue the job's trace",
+                        redelivery.mock,
+                        sent(span)
+                    ),
+                    spans: vec![*span],
+                });
+            } else if i < last && !lost_in_crash(outcome, *span) {
+                let again = redelivery.senders[i + 1].1;
+                found.push(Violation {
+                    invariant: "redelivery-after-crash",
+                    message: format!(
+                        "mock `{}` got the same delivery from {} and again from {}, with no crash between its send and its commit: a job ran twice",
+                        redelivery.mock,
+                        sent(span),
+                        sent(&again)
+                    ),
+                    spans: [*span, again].into(),
+                });
+            }
         }
     }
 }

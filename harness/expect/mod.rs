@@ -4,10 +4,12 @@
 mod bottleneck;
 mod invariants;
 mod isolation;
+mod redelivery;
 
 pub use bottleneck::{bottlenecks, Bottleneck};
 pub use invariants::{check_invariants, MAX_SPANS_PER_TRACE};
 pub use isolation::{check_isolation, webhook_deliveries, MAX_LISTED_FINDINGS};
+pub use redelivery::{lost_at, redeliveries, Redelivery};
 
 use crate::clock::Compact;
 use crate::outcome::{ReplayOutcome, SpanSource};
@@ -184,10 +186,16 @@ pub(crate) fn check_assertion(outcome: &ReplayOutcome, assertion: &Assertion) ->
             exchange, status, ..
         } => {
             let answered = outcome.steps.get(*exchange).map(|s| s.status);
-            return match answered {
-                Some(code) if code == *status => None,
-                Some(code) => fail(format!("HTTP {status}"), format!("HTTP {code}"), &[]),
-                None => fail(format!("HTTP {status}"), "no answer".to_owned(), &[]),
+            let crash = outcome.crashes.iter().find(|c| c.step == *exchange);
+            return match (answered, crash) {
+                (_, Some(crash)) => fail(
+                    format!("HTTP {status}"),
+                    format!("no answer: the service died at `{}`", crash.point),
+                    &[],
+                ),
+                (Some(code), None) if code == *status => None,
+                (Some(code), None) => fail(format!("HTTP {status}"), format!("HTTP {code}"), &[]),
+                (None, None) => fail(format!("HTTP {status}"), "no answer".to_owned(), &[]),
             };
         }
         Target::Spans(selector) => selector,

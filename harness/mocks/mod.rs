@@ -277,17 +277,24 @@ impl MockService {
         record: bool,
         listener: Option<std::net::TcpListener>,
     ) -> Self {
-        let builder = MockServer::builder();
-        let builder = match listener {
-            Some(listener) => builder.listener(listener),
-            None => builder,
+        let server = match (listener, record) {
+            // From wiremock's pool, reset and reused across replays in this process: a new
+            // server binds a port and probes it with a connection that lingers a minute in
+            // TIME_WAIT on an ephemeral port, and ten thousand replays in a minute (the fault
+            // plans) would run the listeners out of ports.
+            (None, true) => MockServer::start().await,
+            (Some(listener), record) => {
+                recording(MockServer::builder().listener(listener), record)
+                    .start()
+                    .await
+            }
+            (None, false) => {
+                MockServer::builder()
+                    .disable_request_recording()
+                    .start()
+                    .await
+            }
         };
-        let builder = if record {
-            builder
-        } else {
-            builder.disable_request_recording()
-        };
-        let server = builder.start().await;
         let check = match (kind, secret) {
             (MockKind::WebhookSubscriber, Some(secret)) => Some(Arc::new(SubscriberCheck {
                 secret,
@@ -365,6 +372,14 @@ impl MockService {
                 body: String::from_utf8_lossy(&r.body).into_owned(),
             })
             .collect()
+    }
+}
+
+/// `builder`, recording the requests it receives only if `record`.
+fn recording(builder: wiremock::MockServerBuilder, record: bool) -> wiremock::MockServerBuilder {
+    match record {
+        true => builder,
+        false => builder.disable_request_recording(),
     }
 }
 
@@ -480,6 +495,15 @@ impl SubscriberCheck {
 
 impl Respond for Sequence {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        // The mock closes each connection once it has answered, so the closing side, whose
+        // socket then waits a minute in TIME_WAIT, is the mock's long-lived listening port
+        // rather than a new ephemeral port of the caller's for every connection it kept.
+        self.answer(request).insert_header("connection", "close")
+    }
+}
+
+impl Sequence {
+    fn answer(&self, request: &Request) -> ResponseTemplate {
         // A refused delivery is answered before any behaviour is used: it changes nothing.
         let delivery = self.check.as_ref().map(|check| check.verify(request));
         if delivery == Some(Delivery::BadSignature) {

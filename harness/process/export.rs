@@ -29,6 +29,9 @@ pub(crate) const MAX_EXPORT_SPANS: usize = 512;
 enum Ring {
     /// Something closed: drain.
     Closed,
+    /// Drain and post now, then say so: the process is about to exit without closing what is
+    /// still open (a crash point).
+    Flush(SyncSender<()>),
     /// Every span has closed: drain one last time and stop.
     Last,
 }
@@ -109,12 +112,36 @@ impl LiveExport {
         Ok((LiveExport { last: ring, thread }, doorbell))
     }
 
+    /// A handle that makes the thread export what has closed, and waits until it has.
+    pub(crate) fn flusher(&self) -> Flusher {
+        Flusher {
+            ring: self.last.clone(),
+        }
+    }
+
     /// Exports what is left and stops the thread. Call it once every span has closed (the
     /// service's runtime is gone); a panic on the thread comes back as its message.
     pub(crate) fn finish(self) -> Result<Exported, String> {
         // Blocks only while a pending ring is taken; fails only if the thread is gone.
         let _ = self.last.send(Ring::Last);
         self.thread.join().map_err(|panic| panic_message(&*panic))
+    }
+}
+
+/// Makes the export thread export everything closed so far, from any thread.
+#[derive(Clone)]
+pub(crate) struct Flusher {
+    ring: SyncSender<Ring>,
+}
+
+impl Flusher {
+    /// Returns once everything closed before the call has been posted (or its post failed);
+    /// at once if the thread is gone.
+    pub(crate) fn flush(&self) {
+        let (done, flushed) = mpsc::sync_channel(1);
+        if self.ring.send(Ring::Flush(done)).is_ok() {
+            let _ = flushed.recv();
+        }
     }
 }
 
@@ -128,7 +155,11 @@ fn drain_until_last(
 ) -> Exported {
     let mut exported = Exported::default();
     loop {
-        let last = !matches!(rung.recv(), Ok(Ring::Closed));
+        let (last, flushed) = match rung.recv() {
+            Ok(Ring::Closed) => (false, None),
+            Ok(Ring::Flush(done)) => (false, Some(done)),
+            Ok(Ring::Last) | Err(_) => (true, None),
+        };
         let drained = store.drain();
         if let Some(sink) = sink.filter(|_| !drained.spans.is_empty()) {
             let mut spans = service_spans(&drained, DEFAULT_EPOCH);
@@ -145,6 +176,9 @@ fn drain_until_last(
                     }
                 }
             }
+        }
+        if let Some(done) = flushed {
+            let _ = done.send(());
         }
         if last {
             return exported;

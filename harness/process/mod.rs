@@ -11,8 +11,8 @@
 mod env;
 mod export;
 
-use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
@@ -20,9 +20,10 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 pub use env::{ContractEnv, EnvError, OtlpTarget, Telemetry};
 pub use export::Exported;
-use export::{LiveExport, Sink};
+use export::{Flusher, LiveExport, Sink};
 
-use crate::booking::{BookingService, ServiceError};
+use crate::booking::{conformance, BookingService, CrashHook, ServiceError};
+use crate::contract::ArmedCrash;
 use crate::report::otlp_http::{ExportError, OtlpExporter};
 use crate::trace::{CaptureSubscriber, IdGenerator, TraceStore};
 
@@ -95,6 +96,7 @@ where
     };
     let (export, doorbell) = LiveExport::start(store, sink, !tracing_on, on_export_error)
         .map_err(ProcessError::Runtime)?;
+    let crash_hook = die_at_crash_points(export.flusher());
     let dispatch = tracing::Dispatch::new(capture.with(doorbell));
     let served = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -103,7 +105,7 @@ where
         .and_then(|runtime| {
             let addr = SocketAddr::from(([127, 0, 0, 1], contract.port));
             let served = tracing::dispatcher::with_default(&dispatch, || {
-                runtime.block_on(serve_until_signal(contract, addr, on_listening))
+                runtime.block_on(serve_until_signal(contract, addr, crash_hook, on_listening))
             });
             // Tasks the runtime still holds close their spans as it goes: finish after.
             drop(runtime);
@@ -113,15 +115,36 @@ where
     served.and(exported)
 }
 
+/// The exit status of a process that died at a crash point a cron call armed.
+pub const CRASH_EXIT_STATUS: i32 = 70;
+
+/// How the process dies at a crash point (`x-virtual-crash`): what has closed is exported (so
+/// what a replay judges does not depend on how far the exporter had got), what is still open
+/// is not, and the process exits at once with [`CRASH_EXIT_STATUS`], answering nothing,
+/// committing nothing more and giving no lease back.
+fn die_at_crash_points(export: Flusher) -> CrashHook {
+    Arc::new(move |armed: ArmedCrash| {
+        export.flush();
+        eprintln!(
+            "crashed at `{}` of the cron call's job {}, as its {} header asked",
+            armed.point.name(),
+            armed.job,
+            crate::contract::headers::CRASH
+        );
+        std::process::exit(CRASH_EXIT_STATUS);
+    })
+}
+
 async fn serve_until_signal(
     contract: ContractEnv,
     addr: SocketAddr,
+    crash_hook: CrashHook,
     on_listening: impl FnOnce(&str),
 ) -> Result<(), ProcessError> {
     // Listened for before the port is, so a signal sent once it accepts connections is never
     // the default action's.
-    let stop = stop_signal().map_err(ProcessError::Signal)?;
-    let service = BookingService::start_on(contract.service, addr)
+    let stop = conformance::stop_signal().map_err(ProcessError::Signal)?;
+    let service = BookingService::start_crashable(contract.service, addr, Some(crash_hook))
         .await
         .map_err(|source| ProcessError::Service { addr, source })?;
     on_listening(&service.url());
@@ -129,24 +152,4 @@ async fn serve_until_signal(
     // In-flight requests finish; their spans close before the last export.
     service.stop().await;
     Ok(())
-}
-
-#[cfg(unix)]
-fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    })
-}
-
-#[cfg(not(unix))]
-fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
 }

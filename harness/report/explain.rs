@@ -125,6 +125,14 @@ pub fn explain(scenario: &crate::scenario::Scenario) -> String {
             ),
             Action::Restart => "restart the booking service on the same database".to_owned(),
         };
+        let what = match step.crash {
+            Some(crash) => format!(
+                "{what}; the service dies at {} in the call's job {} and restarts on the same database",
+                crash.point.name(),
+                crash.job
+            ),
+            None => what,
+        };
         let _ = writeln!(out, "  {:>8}  {what}", format!("+{}", Compact(step.at)));
     }
     let _ = writeln!(out, "\nAsserts:");
@@ -174,7 +182,7 @@ pub fn explain(scenario: &crate::scenario::Scenario) -> String {
     }
     let _ = writeln!(
         out,
-        "\nEvery replay also checks the built-in invariants: one trace per booking flow, flows stay apart\n(no span of one booking request in another's trace), at most {MAX_SPANS_PER_TRACE} spans per trace, parents\nexist, no open spans, children within parents, async work linked to its cause, mock requests\ncarry the sender's traceparent, log prefixes match their spans, and a request answered 5xx leaves\nthe span that served it in error, with the reason."
+        "\nEvery replay also checks the built-in invariants: one trace per booking flow, flows stay apart\n(no span of one booking request in another's trace), at most {MAX_SPANS_PER_TRACE} spans per trace, parents\nexist, no open spans, children within parents, async work linked to its cause, mock requests\ncarry the sender's traceparent, a delivery comes again only after a crash and in its trace,\nlog prefixes match their spans, and a request answered 5xx leaves the span that served it in\nerror, with the reason."
     );
     out
 }

@@ -263,8 +263,73 @@ pub fn trace_headers(outcome: &ReplayOutcome) -> String {
     }
     out
 }
-/// The span tree, one trace after another; spans in `flagged` are marked with `✗`.
+
+/// What the crashes a replay's cron steps armed did, one line each, then one line per
+/// delivery a subscriber got again because of them:
+/// `crash at 5m: the service died at after_send in the cron call's job 1 (process 0; process 1 took over); never exported: 1 span of trace_1 that had sent requests`
+/// `redelivered to subscriber in trace_1: first by a span lost in the crash at 5m, again by span_003`
+pub fn crash_lines(outcome: &ReplayOutcome) -> String {
+    let aliases = Aliases::of(&outcome.captured);
+    let mut out = String::new();
+    for crash in &outcome.crashes {
+        let _ = write!(
+            out,
+            "crash at {}: the service died at {} in the cron call's job {} (process {}; process {} took over)",
+            Compact(crash.at),
+            crash.point,
+            crash.job,
+            crash.process,
+            crash.process + 1
+        );
+        let mut traces: Vec<String> = Vec::new();
+        for (trace, _) in &crash.lost {
+            let alias = aliases.trace(*trace).to_string();
+            if !traces.contains(&alias) {
+                traces.push(alias);
+            }
+        }
+        match crash.lost.len() {
+            0 => out.push('\n'),
+            n => {
+                let _ = writeln!(
+                    out,
+                    "; never exported: {n} span{} of {} that had sent requests",
+                    if n == 1 { "" } else { "s" },
+                    traces.join(", ")
+                );
+            }
+        }
+    }
+    for redelivery in crate::expect::redeliveries(outcome) {
+        let (trace, _) = redelivery.senders[0];
+        let senders: Vec<String> = (redelivery.senders.iter())
+            .map(|(_, span)| match crate::expect::lost_at(outcome, *span) {
+                Some((at, _)) => format!("a span lost in the crash at {}", Compact(at)),
+                None => aliases.span(*span).to_string(),
+            })
+            .collect();
+        let (first, again) = senders.split_at(1);
+        let _ = writeln!(
+            out,
+            "redelivered to {} in {}: first by {}, again by {}",
+            one_line(&redelivery.mock),
+            aliases.trace(trace),
+            first.join(""),
+            again.join(", then by ")
+        );
+    }
+    out
+}
+
+/// The span tree, one trace after another; spans in `flagged` are marked with `✗`. A replay
+/// whose service died at a crash point ends with [`crash_lines`].
 pub fn tree(outcome: &ReplayOutcome, flagged: &[SpanId]) -> String {
+    let mut out = spans_tree(outcome, flagged);
+    out.push_str(&crash_lines(outcome));
+    out
+}
+
+fn spans_tree(outcome: &ReplayOutcome, flagged: &[SpanId]) -> String {
     let captured = &outcome.captured;
     if captured.spans.is_empty() {
         return "(no spans: tracing is off)\n".to_owned();

@@ -88,7 +88,7 @@ pub enum LoadError {
     TooManyFlows(usize),
     /// The timeline has steps a load run cannot repeat.
     #[error(
-        "scenario `{0}` has stripe or restart steps; load runs repeat book and cron steps only"
+        "scenario `{0}` has stripe, restart or crash steps; load runs repeat book and plain cron steps only"
     )]
     Unsupported(String),
     /// A step's request got no answer, or a cron call failed.
@@ -401,6 +401,10 @@ async fn run_batch(
                 }
             }
             Action::Stripe(_) | Action::Restart => {
+                return Err(LoadError::Unsupported(scenario.name.clone()))
+            }
+            // A crash kills the one process every flow shares.
+            Action::Cron(_) if step.crash.is_some() => {
                 return Err(LoadError::Unsupported(scenario.name.clone()))
             }
             Action::Cron(job) => {

@@ -107,6 +107,15 @@ pub enum ReplayError {
         /// Its URL.
         url: String,
     },
+    /// A cron step with `crash = …` against a service the harness did not start: it would die
+    /// and never come back. Refused before any step runs.
+    #[error("the crash at {at} needs a service the harness starts, to start it again; the one at {url} is already running (use `command = […]`)")]
+    CannotCrash {
+        /// The crash step's offset, in scenario notation.
+        at: String,
+        /// Its URL.
+        url: String,
+    },
     /// A mock could not listen on the fixed address a running service was told.
     #[error("mock `{mock}` cannot listen on {addr}: {source}")]
     MockListen {
@@ -163,6 +172,7 @@ impl ReplayError {
                 | ReplayError::Receiver { .. }
                 | ReplayError::NotRunning { .. }
                 | ReplayError::CannotRestart { .. }
+                | ReplayError::CannotCrash { .. }
                 | ReplayError::MockListen { .. }
                 | ReplayError::Process(
                     external::ProcessError::Spawn { .. }

@@ -1,22 +1,28 @@
 //! Driving one replay's timeline: booking requests, cron calls, Stripe deliveries and restarts,
 //! each at its virtual offset, and what the world shows once the timeline has run.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use tokio::sync::mpsc;
 
-use crate::booking::{BookingService, ServiceConfig};
+use crate::booking::{BookingService, CrashHook, ServiceConfig};
 use crate::contract::headers::{
-    AUTHORIZATION, REQUEST_ID, STRIPE_SIGNATURE, TRACE_ID, VIRTUAL_LATENCY_US, VIRTUAL_NOW_US,
+    AUTHORIZATION, CRASH, REQUEST_ID, STRIPE_SIGNATURE, TRACE_ID, VIRTUAL_LATENCY_US,
+    VIRTUAL_NOW_US,
 };
-use crate::contract::routes;
+use crate::contract::{routes, ArmedCrash};
 use crate::mocks::{DeliveryCounts, MockKind, ReceivedRequest};
-use crate::outcome::{PersonalKind, ReplayOutcome, SpanSource, StepKind, StepOutcome};
+use crate::outcome::{Crash, PersonalKind, ReplayOutcome, SpanSource, StepKind, StepOutcome};
 use crate::scenario::{Action, Scenario};
-use crate::trace::{self, Captured, TraceContext};
+use crate::trace::{self, Captured, SpanId, SpanRef, TraceContext};
 
-use super::external::{bind_fixed_mocks, Caused, ExternalService, Received, ServiceSpec};
+use super::external::{
+    bind_fixed_mocks, named_senders, Caused, ExternalService, Received, ServiceSpec,
+};
 use super::requests::{booking_request, cron_path, owned_header};
 use super::stripe::PaymentIntents;
 use super::world::World;
@@ -33,6 +39,9 @@ pub(super) struct Observed {
     payments: Vec<(String, i64)>,
     failed_jobs: Vec<(String, i64, String)>,
     restarts: u32,
+    crashes: Vec<Crash>,
+    /// In-process: the spans open at each crash, which a process dying there never exports.
+    unexported: Vec<SpanId>,
     personal_data: Vec<(String, PersonalKind)>,
     deliveries: Vec<(String, DeliveryCounts)>,
     /// What an external service sent; `None` in-process, where the replay's store holds the
@@ -46,8 +55,16 @@ impl Observed {
         self,
         scenario: &Scenario,
         options: ReplayOptions,
-        captured: Captured,
+        mut captured: Captured,
     ) -> ReplayOutcome {
+        // In-process the store saw every span open; those open at a crash are the ones a
+        // process that died there never exports, and are dropped with their lines.
+        let lost = &self.unexported;
+        if self.exported.is_none() && !lost.is_empty() {
+            captured.spans.retain(|s| !lost.contains(&s.span_id));
+            (captured.logs).retain(|l| l.span.is_none_or(|s| !lost.contains(&s.span_id)));
+            captured.open.retain(|s| !lost.contains(&s.span_id));
+        }
         let received = self.exported.unwrap_or(Received {
             captured,
             source: SpanSource::Spans,
@@ -68,6 +85,7 @@ impl Observed {
             payments: self.payments,
             failed_jobs: self.failed_jobs,
             restarts: self.restarts,
+            crashes: self.crashes,
             personal_data: self.personal_data,
             deliveries: self.deliveries,
         }
@@ -76,9 +94,64 @@ impl Observed {
 
 /// The service a timeline drives: the harness's own, in-process, or one it did not write.
 enum Running {
-    InProcess(BookingService),
+    InProcess(InProcess),
     /// Boxed: it is several times the size of the in-process handle.
     External(Box<ExternalService>),
+}
+
+/// The in-process service and how it tells the runner it reached an armed crash point: its
+/// hook sends what was open then, and its task waits until the runner stops the service.
+struct InProcess {
+    service: BookingService,
+    hook: CrashHook,
+    crashed: mpsc::UnboundedReceiver<(ArmedCrash, Vec<SpanRef>)>,
+}
+
+impl InProcess {
+    async fn start(config: &ServiceConfig) -> Result<InProcess, ReplayError> {
+        let (notify, crashed) = mpsc::unbounded_channel();
+        // Read in the dying task itself, before anything else can run: the spans it had open.
+        let hook: CrashHook = Arc::new(move |armed| {
+            let _ = notify.send((armed, trace::open_spans()));
+        });
+        let service = Self::launch(config, &hook).await?;
+        Ok(InProcess {
+            service,
+            hook,
+            crashed,
+        })
+    }
+
+    async fn launch(
+        config: &ServiceConfig,
+        hook: &CrashHook,
+    ) -> Result<BookingService, ReplayError> {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        Ok(BookingService::start_crashable(config.clone(), loopback, Some(hook.clone())).await?)
+    }
+
+    /// Stops the process (cleanly, or as it dies at a crash point) and starts a new one on
+    /// the same database, for `config.generation`.
+    async fn relaunch(self, config: &ServiceConfig, crashed: bool) -> Result<Self, ReplayError> {
+        let InProcess {
+            service,
+            hook,
+            crashed: notices,
+        } = self;
+        match crashed {
+            true => service.crash().await,
+            false => service.stop().await,
+        }
+        // A restarted process draws span ids afresh for its generation, as one the harness
+        // starts separately does.
+        trace::start_id_generation(config.generation);
+        let service = Self::launch(config, &hook).await?;
+        Ok(InProcess {
+            service,
+            hook,
+            crashed: notices,
+        })
+    }
 }
 
 impl Running {
@@ -88,7 +161,7 @@ impl Running {
         tracing: bool,
     ) -> Result<Running, ReplayError> {
         Ok(match external {
-            None => Running::InProcess(BookingService::start(config.clone()).await?),
+            None => Running::InProcess(InProcess::start(config).await?),
             Some(spec) => Running::External(Box::new(
                 ExternalService::start(spec, config, tracing).await?,
             )),
@@ -97,7 +170,7 @@ impl Running {
 
     fn url(&self) -> String {
         match self {
-            Running::InProcess(service) => service.url(),
+            Running::InProcess(running) => running.service.url(),
             Running::External(service) => service.url().to_owned(),
         }
     }
@@ -105,14 +178,8 @@ impl Running {
     /// A new process on the same database: every piece of in-memory state is gone.
     async fn restart(self, config: &ServiceConfig) -> Result<Running, ReplayError> {
         match self {
-            Running::InProcess(service) => {
-                service.stop().await;
-                // A restarted process draws span ids afresh for its generation, as one the
-                // harness starts separately does.
-                trace::start_id_generation(config.generation);
-                Ok(Running::InProcess(
-                    BookingService::start(config.clone()).await?,
-                ))
+            Running::InProcess(running) => {
+                Ok(Running::InProcess(running.relaunch(config, false).await?))
             }
             Running::External(mut service) => {
                 service.restart(config).await?;
@@ -129,6 +196,14 @@ pub(super) async fn drive(
     external: Option<&ServiceSpec>,
     tracing: bool,
 ) -> Result<Observed, ReplayError> {
+    if let Some(running) = external.and_then(|spec| spec.running.as_ref()) {
+        if let Some(step) = scenario.timeline.iter().find(|s| s.crash.is_some()) {
+            return Err(ReplayError::CannotCrash {
+                at: crate::clock::Compact(step.at).to_string(),
+                url: running.url.clone(),
+            });
+        }
+    }
     // The database outlives restarts: it is dropped with this directory, after the replay.
     let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
     let world = World::of(scenario);
@@ -158,6 +233,8 @@ pub(super) async fn drive(
     let mut steps = Vec::new();
     let mut inbound_contexts = Vec::new();
     let mut restarts = 0;
+    let mut crashes: Vec<Crash> = Vec::new();
+    let mut unexported: Vec<SpanId> = Vec::new();
     let mut failure = None;
     let mut personal_data = Vec::new();
     for step in &scenario.timeline {
@@ -188,7 +265,7 @@ pub(super) async fn drive(
             }
             Action::Restart => {
                 restarts += 1;
-                config.generation = u64::from(restarts);
+                config.generation += 1;
                 service = service.restart(&config).await?;
                 continue;
             }
@@ -214,30 +291,104 @@ pub(super) async fn drive(
             inbound_contexts.push(context);
             request = request.header(trace::TRACEPARENT, value);
         }
-        match exchange(request, step.at, action).await {
-            Ok(outcome) => steps.push(outcome),
-            Err(source) => {
-                let died = match &mut service {
-                    Running::External(external) => external.check_alive_after_failure().await.err(),
-                    Running::InProcess(_) => None,
-                };
-                failure = Some(died.unwrap_or(ReplayError::Step {
-                    action,
-                    at: at(),
-                    source,
-                }));
-                break;
+        if let Some(armed) = step.crash {
+            request = request.header(CRASH, armed.header_value());
+        }
+        let answer = match &mut service {
+            // The hook speaks before the request could answer: the service is dying.
+            Running::InProcess(running) if step.crash.is_some() => tokio::select! {
+                biased;
+                Some((_, open)) = running.crashed.recv() => Answer::Crashed(open),
+                reply = exchange(request, step.at, action) => Answer::Replied(reply),
+            },
+            _ => Answer::Replied(exchange(request, step.at, action).await),
+        };
+        let lost = match answer {
+            Answer::Replied(Ok(outcome)) => {
+                steps.push(outcome);
+                None
             }
+            Answer::Crashed(open) => {
+                config.generation += 1;
+                service = match service {
+                    Running::InProcess(running) => {
+                        Running::InProcess(running.relaunch(&config, true).await?)
+                    }
+                    external => external,
+                };
+                // What the outcome can name of them, as it could of a foreign service's: the
+                // spans whose requests reached a mock.
+                let open: Vec<SpanId> = open.iter().map(|s| s.span_id).collect();
+                let lost = named_senders(&all_received(&mocks).await, |s| open.contains(&s));
+                unexported.extend(open);
+                Some(lost)
+            }
+            Answer::Replied(Err(source)) => {
+                let died = match (&mut service, step.crash) {
+                    // An external service dies at the crash point by exiting: then it is
+                    // restarted as the in-process one is.
+                    (Running::External(external), Some(_)) => {
+                        let mock_requests = all_received(&mocks).await;
+                        let lost_before = lost_spans(&crashes);
+                        config.generation += 1;
+                        match external
+                            .crashed(&config, &mock_requests, &lost_before)
+                            .await
+                        {
+                            Ok(Some(lost)) => Ok(lost),
+                            Ok(None) => {
+                                config.generation -= 1;
+                                Err(None)
+                            }
+                            Err(e) => Err(Some(e)),
+                        }
+                    }
+                    (Running::External(external), None) => {
+                        Err(external.check_alive_after_failure().await.err())
+                    }
+                    (Running::InProcess(_), _) => Err(None),
+                };
+                match died {
+                    Ok(lost) => Some(lost),
+                    Err(died) => {
+                        failure = Some(died.unwrap_or(ReplayError::Step {
+                            action,
+                            at: at(),
+                            source,
+                        }));
+                        break;
+                    }
+                }
+            }
+        };
+        if let (Some(lost), Some(armed)) = (lost, step.crash) {
+            // The exchange is still a step (`step = N` counts it), with no answer.
+            steps.push(StepOutcome {
+                at: step.at,
+                action,
+                status: 0,
+                request_id: None,
+                trace_id: None,
+                latency: Duration::ZERO,
+                body: String::new(),
+            });
+            crashes.push(Crash {
+                at: step.at,
+                step: steps.len() - 1,
+                point: armed.point.name(),
+                job: armed.job,
+                process: config.generation - 1,
+                lost,
+            });
         }
         if let Running::External(external) = &mut service {
-            let mut mock_requests = Vec::new();
-            for mock in &mocks {
-                mock_requests.extend(mock.received().await);
-            }
+            let mock_requests = all_received(&mocks).await;
+            let lost = lost_spans(&crashes);
             let caused = Caused {
                 steps: &steps,
                 inbound: &inbound_contexts,
                 mock_requests: &mock_requests,
+                lost: &lost,
             };
             if let Err(e) = external.settle(&caused, &at()).await {
                 failure = Some(e);
@@ -256,8 +407,13 @@ pub(super) async fn drive(
             deliveries.push((mock.name.clone(), mock.delivery_counts()));
         }
     }
+    // The mocks stop before the service, so that they, the servers, close the connections the
+    // service keeps to them: the closing side's socket waits a minute in TIME_WAIT, and a
+    // client's would hold one of the ephemeral ports every replay's listeners bind from (ten
+    // thousand replays in a minute would run out of them).
+    drop(mocks);
     let (webhook_jobs, reminders, payments, failed_jobs, exported) = match service {
-        Running::InProcess(service) => {
+        Running::InProcess(InProcess { service, .. }) => {
             let facts = (
                 service.webhook_job_counts().unwrap_or_default(),
                 service.reminder_counts().unwrap_or_default(),
@@ -292,10 +448,35 @@ pub(super) async fn drive(
         payments,
         failed_jobs,
         restarts,
+        crashes,
+        unexported,
         personal_data,
         deliveries,
         exported,
     })
+}
+
+/// How a step's request ended: answered (or failed to be), or the service died at the crash
+/// point the step armed, with these spans open.
+enum Answer {
+    Replied(Result<StepOutcome, reqwest::Error>),
+    Crashed(Vec<SpanRef>),
+}
+
+/// Every request every mock has received so far, mock by mock.
+async fn all_received(mocks: &[crate::mocks::MockService]) -> Vec<ReceivedRequest> {
+    let mut requests = Vec::new();
+    for mock in mocks {
+        requests.extend(mock.received().await);
+    }
+    requests
+}
+
+/// The spans every crash so far took with it.
+fn lost_spans(crashes: &[Crash]) -> Vec<SpanId> {
+    (crashes.iter())
+        .flat_map(|c| c.lost.iter().map(|(_, span)| *span))
+        .collect()
 }
 
 /// Sends one step's request and reads the whole answer.

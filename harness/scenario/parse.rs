@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::error::locate;
 use super::raw::RawScenario;
-use super::validate::{validate_assertion, validate_behaviour, validate_book};
+use super::validate::{crash_of, validate_assertion, validate_behaviour, validate_book};
 use super::{
     Action, Scenario, ScenarioError, Step, MAX_ASSERTIONS, MAX_BEHAVIOURS, MAX_MOCKS, MAX_SEATS,
     MAX_STEPS,
@@ -119,9 +119,20 @@ impl Scenario {
                         .into(),
                 )),
             };
+            let crash = match &raw_step.crash {
+                None => None,
+                Some(value) if !matches!(action, Action::Cron(_)) => {
+                    return Err(at(
+                        value.span(),
+                        "`crash` arms a crash inside a cron call's job: only a `cron = …` step takes it (a `restart = true` step stops the service between steps)".into(),
+                    ))
+                }
+                Some(value) => Some(crash_of(value.get_ref()).map_err(|m| at(value.span(), m))?),
+            };
             timeline.push(Step {
                 at: raw_step.at,
                 action,
+                crash,
             });
         }
         // Steps run in time order; equal times keep file order.

@@ -41,6 +41,10 @@ pub(super) struct RawStep {
     pub(super) stripe: Option<StripeStep>,
     #[serde(default)]
     pub(super) restart: Option<bool>,
+    /// `crash = "after_send"` or `crash = { point = "after_send", job = 2 }`, on a cron step;
+    /// read by hand (`validate::crash_of`) for errors in the scenario's words.
+    #[serde(default)]
+    pub(super) crash: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]

@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::Assertion;
 use crate::clock;
-use crate::contract::EventType;
+use crate::contract::{ArmedCrash, EventType};
 use crate::mocks::{MockBehaviour, MockKind};
 
 /// A validated scenario, ready to replay.
@@ -101,6 +101,9 @@ pub struct Step {
     pub at: Duration,
     /// What happens then.
     pub action: Action,
+    /// On a cron step: the service dies at this point of one of the call's jobs, and a new
+    /// process starts on the same database, as at a restart (`crash = "after_send"`).
+    pub crash: Option<ArmedCrash>,
 }
 
 /// What a timeline step does.

@@ -129,3 +129,67 @@ fn references_to_undefined_mocks_are_rejected() {
     ));
     assert!(e.starts_with("s.toml:7:8: no mock named `nobody`"), "{e}");
 }
+
+#[test]
+fn a_cron_step_arms_a_crash_by_point_or_by_point_and_job() {
+    use crate::contract::{ArmedCrash, CrashPoint};
+    let text = format!(
+        "{MINIMAL}[[timeline]]\nat = \"5m\"\ncron = \"webhooks\"\ncrash = \"after_send\"\n\
+         [[timeline]]\nat = \"6m\"\ncron = \"reminders\"\ncrash = {{ point = \"before_commit\", job = 3 }}\n\
+         [[timeline]]\nat = \"7m\"\ncron = \"webhooks\"\n"
+    );
+    let s = Scenario::parse(Path::new("s.toml"), &text).unwrap();
+    let crashes: Vec<Option<ArmedCrash>> = s.timeline.iter().map(|step| step.crash).collect();
+    assert_eq!(
+        crashes,
+        [
+            None,
+            Some(ArmedCrash {
+                point: CrashPoint::AfterSend,
+                job: 1
+            }),
+            Some(ArmedCrash {
+                point: CrashPoint::BeforeCommit,
+                job: 3
+            }),
+            None,
+        ]
+    );
+}
+
+#[test]
+fn a_crash_anywhere_but_on_a_cron_step_or_misspelt_is_located_with_what_was_meant() {
+    let e = error(&MINIMAL.replace(
+        "book = { event_type_id = 1 }",
+        "book = { event_type_id = 1 }\ncrash = \"after_send\"",
+    ));
+    assert!(
+        e.starts_with("s.toml:6:9: `crash` arms a crash inside a cron call's job: only a `cron = …` step takes it"),
+        "{e}"
+    );
+    let cron = |crash: &str| {
+        error(&format!(
+            "{MINIMAL}[[timeline]]\nat = \"5m\"\ncron = \"webhooks\"\ncrash = {crash}\n"
+        ))
+    };
+    let e = cron("\"after-send\"");
+    assert!(
+        e.starts_with("s.toml:9:9: unknown crash point `after-send` (did you mean `after_send`?); expected one of after_claim, after_send, before_commit"),
+        "{e}"
+    );
+    let e = cron("{ point = \"after_claim\", job = 0 }");
+    assert!(
+        e.starts_with("s.toml:9:9: `job = 0`: the crash's job is a number 1–1000"),
+        "{e}"
+    );
+    let e = cron("{ at = \"after_claim\" }");
+    assert!(
+        e.starts_with("s.toml:9:9: unknown key `at` in `crash`"),
+        "{e}"
+    );
+    let e = cron("3");
+    assert!(
+        e.starts_with("s.toml:9:9: `crash` is a crash point (`crash = \"after_send\"`)"),
+        "{e}"
+    );
+}

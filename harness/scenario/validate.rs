@@ -10,7 +10,7 @@ use super::error::string_content_start;
 use super::raw::{RawAssertion, RawStatus};
 use super::{Action, BookStep, MockSpec, ScenarioError, Step, MAX_SEATS};
 use super::{Assertion, CompareOp, DurationTest, EventCount, Selector, Target, ValueTest};
-use crate::contract::{all_fields, fields_of, OPERATIONS};
+use crate::contract::{all_fields, fields_of, ArmedCrash, CrashPoint, OPERATIONS};
 use crate::mocks::{MockBehaviour, MockKind};
 use crate::trace::ID_FIELDS;
 
@@ -32,6 +32,54 @@ pub(super) fn validate_book(book: &BookStep) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The most jobs into a cron call a crash may be armed at.
+pub(super) const MAX_CRASH_JOB: u32 = 1_000;
+
+/// A cron step's `crash`: a point's name (the call's first job), or `{ point, job }`.
+pub(super) fn crash_of(value: &toml::Value) -> Result<ArmedCrash, String> {
+    let names: Vec<&str> = CrashPoint::ALL.iter().map(|p| p.name()).collect();
+    let point = |name: &str| {
+        CrashPoint::from_name(name).ok_or_else(|| {
+            let suggestion = nearest(name, &names)
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            format!(
+                "unknown crash point `{name}`{suggestion}; expected one of {}",
+                names.join(", ")
+            )
+        })
+    };
+    let shape = "`crash` is a crash point (`crash = \"after_send\"`) or `{ point = \"after_send\", job = 2 }`";
+    match value {
+        toml::Value::String(name) => Ok(ArmedCrash {
+            point: point(name)?,
+            job: 1,
+        }),
+        toml::Value::Table(table) => {
+            if let Some(key) = table.keys().find(|k| *k != "point" && *k != "job") {
+                return Err(format!("unknown key `{key}` in `crash`; {shape}"));
+            }
+            let point = match table.get("point") {
+                Some(toml::Value::String(name)) => point(name)?,
+                _ => return Err(format!("`crash` needs `point`; {shape}")),
+            };
+            let job = match table.get("job") {
+                None => 1,
+                Some(toml::Value::Integer(n)) if (1..=i64::from(MAX_CRASH_JOB)).contains(n) => {
+                    *n as u32
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "`job = {other}`: the crash's job is a number 1–{MAX_CRASH_JOB}, the call's n-th job in the order it runs them"
+                    ))
+                }
+            };
+            Ok(ArmedCrash { point, job })
+        }
+        _ => Err(shape.to_owned()),
+    }
 }
 
 pub(super) fn validate_behaviour(

@@ -432,6 +432,18 @@ pub fn start_id_generation(generation: u64) {
     });
 }
 
+/// The spans open now in the current capture subscriber's store, in creation order: what the
+/// harness's service would lose if its process died at this moment (the runner's in-process
+/// crash). Empty under another subscriber.
+pub fn open_spans() -> Vec<SpanRef> {
+    tracing::dispatcher::get_default(|dispatch| {
+        dispatch
+            .downcast_ref::<CaptureSubscriber>()
+            .map(|capture| capture.store.open_spans())
+            .unwrap_or_default()
+    })
+}
+
 fn context_from_data(data: &SpanData) -> TraceContext {
     TraceContext {
         trace_id: data.trace_id,

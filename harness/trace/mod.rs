@@ -17,8 +17,8 @@ mod store;
 pub mod tracestate;
 
 pub use capture::{
-    context_of, continue_from, current_context, current_request_id, start_id_generation,
-    with_request_id, CaptureSubscriber, Relation,
+    context_of, continue_from, current_context, current_request_id, open_spans,
+    start_id_generation, with_request_id, CaptureSubscriber, Relation,
 };
 pub use context::{
     TraceContext, TraceFlags, Traceparent, TraceparentError, MAX_TRACEPARENT_CHARS, TRACEPARENT,

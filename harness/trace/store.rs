@@ -433,6 +433,12 @@ impl TraceStore {
         });
     }
 
+    /// The spans open now, in creation order: what a process dying at this moment would
+    /// never export.
+    pub fn open_spans(&self) -> Vec<SpanRef> {
+        self.lock().open_spans()
+    }
+
     /// Everything captured so far, in creation order.
     pub fn snapshot(&self) -> Captured {
         self.lock().captured(|_| true)
@@ -468,16 +474,21 @@ impl Inner {
             })
             .collect();
         logs.sort_by_key(|l| l.seq);
+        Captured {
+            spans,
+            logs,
+            open: self.open_spans(),
+        }
+    }
+
+    /// The spans still open, in creation order.
+    fn open_spans(&self) -> Vec<SpanRef> {
         let mut open: Vec<(Seq, SpanRef)> = (self.spans.iter())
             .filter(|stored| stored.open_slot != StoredSpan::CLOSED)
             .map(|stored| (stored.data.seq, stored.data.span_ref()))
             .collect();
         open.sort_by_key(|(seq, _)| *seq);
-        Captured {
-            spans,
-            logs,
-            open: open.into_iter().map(|(_, s)| s).collect(),
-        }
+        open.into_iter().map(|(_, s)| s).collect()
     }
 
     /// Empties every arena but for the open spans and the lines `keep_line` picks, which move

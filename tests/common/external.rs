@@ -70,30 +70,131 @@ pub fn replays_like_in_process(service: &ServiceSpec) {
 /// `scenario` replayed against `service` shows the in-process replay's span tree, seed log
 /// view, timings and verdict, and passes with nothing left unchecked.
 pub fn replays_one_like_in_process(service: &ServiceSpec, scenario: &Scenario) {
-    {
-        let scenario = scenario.clone();
-        let inside = replay(&scenario, ReplayOptions::default())
-            .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
-        let outside = replay_against(&scenario, ReplayOptions::default(), Some(service))
-            .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
-        assert!(
-            !outside.captured.spans.is_empty(),
-            "{}: no spans arrived",
-            scenario.name
-        );
-        // A line written outside any span (a refused Stripe event's) belongs to no trace, so
-        // no span carries it over OTLP: the one difference, stated in the README.
-        let mut traced = inside.clone();
-        traced.captured.logs.retain(|line| line.span.is_some());
-        assert_eq!(
-            views(&outside, &scenario),
-            views(&traced, &scenario),
-            "{}",
-            scenario.name
-        );
-        let verdict = judge(&outside, &scenario.expect);
-        assert!(verdict.passed(), "{}", scenario.name);
-        assert!(verdict.unchecked.is_empty(), "{}", scenario.name);
+    let inside = replay(scenario, ReplayOptions::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
+    let outside = replay_against(scenario, ReplayOptions::default(), Some(service))
+        .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
+    assert!(
+        !outside.captured.spans.is_empty(),
+        "{}: no spans arrived",
+        scenario.name
+    );
+    // A line written outside any span (a refused Stripe event's) belongs to no trace, so
+    // no span carries it over OTLP: the one difference, stated in the README.
+    let mut traced = inside.clone();
+    traced.captured.logs.retain(|line| line.span.is_some());
+    assert_eq!(
+        views(&outside, scenario),
+        views(&traced, scenario),
+        "{}",
+        scenario.name
+    );
+    assert_eq!(outside.crashes, inside.crashes, "{}", scenario.name);
+    let verdict = judge(&outside, &scenario.expect);
+    assert!(verdict.passed(), "{}", scenario.name);
+    assert!(verdict.unchecked.is_empty(), "{}", scenario.name);
+}
+
+/// Crashes beyond `scenarios/webhook_crash.toml`'s, each point and where in a call: a
+/// reminder's send inside a booking's span, the second job of a call, a job given up after
+/// its third claim. An external service dies at them by exiting, and is restarted.
+pub fn crash_scenarios() -> Vec<Scenario> {
+    let reminders = r#"
+description = "three attendees' reminders; the second one's send dies"
+seed = 14
+
+[[event_types]]
+id = 456
+seats = 3
+reminders = true
+
+[mocks.email]
+kind = "email_provider"
+
+[[timeline]]
+at = "0s"
+book = { event_type_id = 456, attendees = 3 }
+
+[[timeline]]
+at = "1m"
+cron = "reminders"
+crash = { point = "after_send", job = 2 }
+
+[[timeline]]
+at = "30m"
+cron = "reminders"
+"#;
+    let second_job = r#"
+description = "two bookings, one cron call; the second job dies before its commit"
+seed = 13
+
+[mocks.subscriber]
+kind = "webhook_subscriber"
+respond = [{ status = 503 }, { status = 200, latency = "40ms" }]
+
+[[timeline]]
+at = "0s"
+book = { event_type_id = 1 }
+
+[[timeline]]
+at = "1s"
+book = { event_type_id = 1 }
+
+[[timeline]]
+at = "5m"
+cron = "webhooks"
+crash = { point = "before_commit", job = 2 }
+
+[[timeline]]
+at = "20m"
+cron = "webhooks"
+"#;
+    let given_up = r#"
+description = "every run of the one job dies until it is given up"
+seed = 12
+
+[mocks.subscriber]
+kind = "webhook_subscriber"
+
+[[timeline]]
+at = "0s"
+book = { event_type_id = 1 }
+
+[[timeline]]
+at = "5m"
+cron = "webhooks"
+crash = "after_send"
+
+[[timeline]]
+at = "15m"
+cron = "webhooks"
+crash = "after_claim"
+
+[[timeline]]
+at = "25m"
+cron = "webhooks"
+crash = "before_commit"
+
+[[timeline]]
+at = "35m"
+cron = "webhooks"
+"#;
+    [
+        ("crash_in_reminders.toml", reminders),
+        ("crash_at_second_job.toml", second_job),
+        ("crash_until_given_up.toml", given_up),
+    ]
+    .into_iter()
+    .map(|(name, text)| Scenario::parse(Path::new(name), text).unwrap_or_else(|e| panic!("{e}")))
+    .collect()
+}
+
+/// Each of [`crash_scenarios`] replayed against `service` shows the in-process replay's span
+/// tree (with what each crash lost and which deliveries came again), seed log view, timings
+/// and verdict: the same leases, re-runs and give-ups, its process killed at the same points.
+pub fn crashes_like_in_process(service: &ServiceSpec) {
+    for scenario in crash_scenarios() {
+        replays_one_like_in_process(service, &scenario);
     }
 }
 

@@ -10,6 +10,7 @@ const clock = require('./clock');
 const { log } = require('./telemetry');
 const { bookingFlow, Refusal } = require('./bookings');
 const { cronJobs } = require('./jobs');
+const { armedCrash } = require('./crash');
 const { stripeWebhook } = require('./payment');
 
 /** The largest request body any route reads; a larger one is answered 413. */
@@ -111,11 +112,19 @@ function buildApp(parts) {
   const notAuthenticated = { status: 401, body: { message: 'Not authenticated' } };
   app.post(
     '/api/cron/webhookTriggers',
-    onFlow(async (request) => (crons.authorised(request.headers, request.url) ? crons.runWebhookCron() : notAuthenticated)),
+    onFlow(async (request) =>
+      crons.authorised(request.headers, request.url)
+        ? crons.runWebhookCron(armedCrash(request.headers['x-virtual-crash']))
+        : notAuthenticated,
+    ),
   );
   app.post(
     '/api/cron/workflows/scheduleEmailReminders',
-    onFlow(async (request) => (crons.authorised(request.headers, request.url) ? crons.runReminderCron() : notAuthenticated)),
+    onFlow(async (request) =>
+      crons.authorised(request.headers, request.url)
+        ? crons.runReminderCron(armedCrash(request.headers['x-virtual-crash']))
+        : notAuthenticated,
+    ),
   );
   app.post(
     '/api/integrations/stripepayment/webhook',

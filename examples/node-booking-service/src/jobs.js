@@ -4,9 +4,16 @@
 // attendee reminder e-mails, one `schedule_mandatory_reminder` span per booking. Each job
 // continues the trace of the span that scheduled it, read from its row: that span is its remote
 // parent and the target of a follows-from link (harness/booking/jobs.rs).
+//
+// A claim leases its jobs to this process (CONTRACT.md §6.5); a job re-claimed after its lease
+// expired says so first in its span, and one claimed too often ends failed. A cron call's
+// `x-virtual-crash` header arms a crash point: at it, this process exports what has ended and
+// exits at once (src/crash.js).
 
 const crypto = require('node:crypto');
 const clock = require('./clock');
+const { crashAt, die } = require('./crash');
+const { MAX_JOB_CLAIMS } = require('./store');
 const { inSpan, log, contextFrom, SpanKind, ROOT_CONTEXT, trace } = require('./telemetry');
 
 const TARGET = 'trace_harness::booking::jobs';
@@ -17,6 +24,31 @@ const WEBHOOK_MAX_ATTEMPTS = 4;
  * every non-2xx answer. The reason, and its event's message after the attempt's prefix:
  */
 const GONE_REASON = 'HTTP 410; giving up: 410 Gone is not retried';
+/** What a job's span says when its outcome was not recorded: another claim holds it now. */
+const LEASE_LOST = "Outcome not recorded: the job's lease expired and another claim holds it";
+
+/**
+ * The warning a re-claimed job's span opens with, if `claim` is a re-claim.
+ * @param {import('./store').Claim} claim
+ */
+function announceRerun(claim) {
+  if (!claim.previous) return;
+  const { how, holder } = claim.previous;
+  log('warn', TARGET, `Re-run after ${how} lease (attempt ${claim.attempt}, previous holder process ${holder})`, {
+    claim: claim.attempt,
+    previous_holder: holder,
+  });
+}
+
+/**
+ * Why a job claimed too often ends failed, or null if it may run.
+ * @param {import('./store').Claim} claim
+ * @returns {string | null}
+ */
+function abandoned(claim) {
+  if (claim.attempt <= MAX_JOB_CLAIMS) return null;
+  return `claimed ${MAX_JOB_CLAIMS} times without finishing (last holder process ${claim.previous?.holder ?? 0})`;
+}
 
 /**
  * `1 due job`, `2 due jobs`: what a cron run found to do, as its first line says.
@@ -81,29 +113,54 @@ function cronJobs(app) {
 
   /**
    * `POST /api/cron/webhookTriggers`: delivers every due webhook job, one after another.
+   * @param {import('./crash').ArmedCrash | null} crash  the crash the call's header arms
    * @returns {Promise<{status: number, body: unknown}>}
    */
-  async function runWebhookCron() {
-    const jobs = store.claimDueWebhookJobs(clock.now());
+  async function runWebhookCron(crash) {
+    const jobs = store.claimDueWebhookJobs(clock.now(), Number(config.generation));
     log('debug', TARGET, `Cron webhookTriggers: ${dueCount(jobs.length, 'job')}`);
     let delivered = 0;
-    for (const job of jobs) {
-      if (await executeWebhook(job)) delivered += 1;
+    for (const [i, job] of jobs.entries()) {
+      const here = crashAt(crash, i + 1);
+      if (here === 'after_claim') await die(crash);
+      if (await executeWebhook(job, here, crash)) delivered += 1;
     }
     return { status: 200, body: { delivered, executed: jobs.length } };
+  }
+
+  /**
+   * Records a webhook job's outcome; a crash armed `before_commit` on it happens first.
+   * @param {import('./store').DueWebhookJob} job
+   * @param {string | null} failure
+   * @param {number} attempts
+   * @param {string | null} here  the crash point armed on this job
+   * @param {import('./crash').ArmedCrash | null} crash
+   */
+  async function finishWebhook(job, failure, attempts, here, crash) {
+    if (here === 'before_commit') await die(crash);
+    if (!store.finishWebhookJob(job.id, job.claim, failure, attempts, clock.now())) log('warn', TARGET, LEASE_LOST);
   }
 
   /**
    * One job in its own `webhook_execution` span: up to four attempts, the same bytes each time,
    * and none after a `410 Gone`.
    * @param {import('./store').DueWebhookJob} job
+   * @param {string | null} here  the crash point armed on this job
+   * @param {import('./crash').ArmedCrash | null} crash
    * @returns {Promise<boolean>} whether the subscriber accepted it
    */
-  async function executeWebhook(job) {
+  async function executeWebhook(job, here, crash) {
     const { _traceContext: carrier, ...delivery } = JSON.parse(job.payload);
     const options = continuing(carrier);
     options.attributes = { job_id: job.id, trigger_event: job.triggerEvent };
     return inSpan('webhook_execution', options, async () => {
+      announceRerun(job.claim);
+      const reason = abandoned(job.claim);
+      if (reason !== null) {
+        log('error', TARGET, `Giving up: ${reason}`);
+        await finishWebhook(job, reason, 0, here, crash);
+        return false;
+      }
       const delayUs = clock.now() - job.createdAtUs;
       const body = JSON.stringify(delivery);
       const signature = calSignature(config.webhookSecret, body);
@@ -126,6 +183,8 @@ function cronJobs(app) {
         } catch (e) {
           failure = /** @type {Error} */ (e).message;
         }
+        // After the subscriber's answer to the job's first send, before anything else.
+        if (here === 'after_send') await die(crash);
         const retry = attempt - 1;
         if (failure === null && retry === 0) {
           log('info', TARGET, `Webhook executed ${clock.spoken(delayUs)} later`, { attempt });
@@ -147,7 +206,7 @@ function cronJobs(app) {
         clock.advance(backoffUs(attempt));
         attempt += 1;
       }
-      store.finishWebhookJob(job.id, failure, attempt, clock.now());
+      await finishWebhook(job, failure, attempt, here, crash);
       return failure === null;
     });
   }
@@ -155,37 +214,69 @@ function cronJobs(app) {
   /**
    * `POST /api/cron/workflows/scheduleEmailReminders`: sends every due reminder, one span per
    * booking, attendee by attendee in seat order.
+   * @param {import('./crash').ArmedCrash | null} crash  the crash the call's header arms
    * @returns {Promise<{status: number, body: unknown}>}
    */
-  async function runReminderCron() {
+  async function runReminderCron(crash) {
     /** @type {import('./store').DueReminder[]} */
-    const due = store.claimDueReminders(clock.now());
+    const due = store.claimDueReminders(clock.now(), Number(config.generation));
     log('debug', TARGET, `Cron scheduleEmailReminders: ${dueCount(due.length, 'reminder')}`);
     let sent = 0;
     for (let i = 0; i < due.length; ) {
       let j = i;
       while (j < due.length && due[j].bookingId === due[i].bookingId) j += 1;
-      sent += await sendReminders(due.slice(i, j));
+      sent += await sendReminders(due.slice(i, j), i + 1, crash);
       i = j;
     }
     return { status: 200, body: { due: due.length, sent } };
   }
 
   /**
+   * Records a reminder's outcome; a crash armed `before_commit` on it happens first.
+   * @param {import('./store').DueReminder} reminder
+   * @param {string | null} failure
+   * @param {string | null} here
+   * @param {import('./crash').ArmedCrash | null} crash
+   */
+  async function finishReminder(reminder, failure, here, crash) {
+    if (here === 'before_commit') await die(crash);
+    if (!store.finishReminder(reminder.id, reminder.claim, failure, clock.now())) {
+      log('warn', TARGET, LEASE_LOST, { attendee: reminder.seat });
+    }
+  }
+
+  /**
    * One booking's due reminders in one span that continues the booking's trace; each
-   * attendee's result is logged and stored on its own.
+   * attendee's result is logged and stored on its own. They are the cron call's jobs
+   * `firstJob`, `firstJob + 1`, …, for `crash`.
    * @param {import('./store').DueReminder[]} reminders
+   * @param {number} firstJob
+   * @param {import('./crash').ArmedCrash | null} crash
    * @returns {Promise<number>} how many the provider accepted
    */
-  async function sendReminders(reminders) {
+  async function sendReminders(reminders, firstJob, crash) {
     const first = reminders[0];
+    if (crashAt(crash, firstJob) === 'after_claim') await die(crash);
     const options = continuing(first.context);
     options.attributes = { booking_uid: first.bookingUid, reminders: reminders.length };
     return inSpan('schedule_mandatory_reminder', options, async () => {
+      // One claim took the booking's reminders together: one line says it is a re-run.
+      const again = reminders.find((r) => r.claim.previous !== null);
+      if (again) announceRerun(again.claim);
       let sent = 0;
-      for (const reminder of reminders) {
+      for (const [i, reminder] of reminders.entries()) {
+        const here = crashAt(crash, firstJob + i);
+        if (i > 0 && here === 'after_claim') await die(crash);
         const seat = reminder.seat;
+        const reason = abandoned(reminder.claim);
+        if (reason !== null) {
+          log('error', TARGET, `Email to attendee ${seat} not sent: ${reason}`, { attendee: seat });
+          await finishReminder(reminder, reason, here, crash);
+          continue;
+        }
         const failure = await sendEmail(reminder);
+        // After the provider's answer, before anything else.
+        if (here === 'after_send') await die(crash);
         if (failure === null) {
           sent += 1;
           log('info', TARGET, `Email sent to attendee ${seat}: success`, { attendee: seat });
@@ -195,7 +286,7 @@ function cronJobs(app) {
             provider_message: failure.detail,
           });
         }
-        store.finishReminder(reminder.id, failure && `${failure.reason}: ${failure.detail}`, clock.now());
+        await finishReminder(reminder, failure && `${failure.reason}: ${failure.detail}`, here, crash);
       }
       return sent;
     });

@@ -61,7 +61,10 @@ CREATE TABLE IF NOT EXISTS webhook_jobs (
     status          TEXT NOT NULL DEFAULT 'pending',
     attempts        INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT,
-    finished_at_us  INTEGER
+    finished_at_us  INTEGER,
+    claims          INTEGER NOT NULL DEFAULT 0,
+    lease_holder    INTEGER,
+    lease_until_us  INTEGER
 );
 CREATE TABLE IF NOT EXISTS reminders (
     id              INTEGER PRIMARY KEY,
@@ -75,11 +78,39 @@ CREATE TABLE IF NOT EXISTS reminders (
     trace_context   TEXT,
     status          TEXT NOT NULL DEFAULT 'pending',
     last_error      TEXT,
-    finished_at_us  INTEGER
+    finished_at_us  INTEGER,
+    claims          INTEGER NOT NULL DEFAULT 0,
+    lease_holder    INTEGER,
+    lease_until_us  INTEGER
 );
 CREATE INDEX IF NOT EXISTS webhook_jobs_due ON webhook_jobs (status, scheduled_at_us);
 CREATE INDEX IF NOT EXISTS reminders_due ON reminders (status, scheduled_at_us);
+CREATE INDEX IF NOT EXISTS webhook_jobs_leased ON webhook_jobs (status, lease_until_us);
+CREATE INDEX IF NOT EXISTS reminders_leased ON reminders (status, lease_until_us);
 `;
+
+/** How long one job of a claim is leased for (CONTRACT.md §6.5): 5 virtual minutes. */
+const JOB_LEASE_US = 300e6;
+/** The most times one job is claimed; one claimed again after that ends failed. */
+const MAX_JOB_CLAIMS = 3;
+
+/**
+ * The claim a cron call makes of a row, from the row as it was before: a row held before is
+ * a re-claim, `expired` if it was still running and `released` if its holder gave it back.
+ * @param {Record<string, any>} row  with `status`, `claims`, `lease_holder`
+ * @returns {Claim}
+ */
+function claimOf(row) {
+  const claims = Number(row.claims);
+  const previous =
+    claims > 0 && row.lease_holder !== null
+      ? {
+          how: /** @type {'expired' | 'released'} */ (row.status === 'running' ? 'expired' : 'released'),
+          holder: Number(row.lease_holder),
+        }
+      : null;
+  return { attempt: claims + 1, previous };
+}
 
 /**
  * @typedef {{name: string, email: string}} Attendee
@@ -97,12 +128,16 @@ CREATE INDEX IF NOT EXISTS reminders_due ON reminders (status, scheduled_at_us);
  * @property {number} createdAtUs
  * @property {{externalId: string, amount: number, currency: string, createdAtUs: number,
  *   context: Carrier | undefined} | undefined} payment
+ * @typedef {object} Claim  one claim of a job by a cron call
+ * @property {number} attempt  1 for its first claim, 2 for its first re-claim, …
+ * @property {{how: 'expired' | 'released', holder: number} | null} previous  for a re-claim
  * @typedef {object} DueWebhookJob
  * @property {number} id
  * @property {string} triggerEvent
  * @property {string} subscriberUrl
  * @property {string} payload  as stored, `_traceContext` included
  * @property {number} createdAtUs
+ * @property {Claim} claim
  * @typedef {object} DueReminder
  * @property {number} id
  * @property {number} bookingId
@@ -113,6 +148,7 @@ CREATE INDEX IF NOT EXISTS reminders_due ON reminders (status, scheduled_at_us);
  * @property {string} email
  * @property {string | null} batchId
  * @property {Carrier | undefined} context
+ * @property {Claim} claim
  * @typedef {object} StoredPayment
  * @property {number} bookingId
  * @property {boolean} success
@@ -264,62 +300,80 @@ async function openStore(file, latencyUs) {
     },
 
     /**
-     * Claims the pending webhook jobs due at `nowUs`, oldest first, marking each `running` in
-     * the same transaction so that no later cron call (here or after a restart) runs it again.
+     * Claims the webhook jobs due at `nowUs`, oldest first: the pending ones whose time has come
+     * and the running ones whose lease has expired (their holder died mid-job). Each is marked
+     * `running` and leased to `holder` in the same transaction, for 5 minutes per job claimed,
+     * so that no other cron call (here or after a restart) takes it while the lease lasts.
      * @param {number} nowUs
+     * @param {number} holder  this process's generation
      * @returns {DueWebhookJob[]}
      */
-    claimDueWebhookJobs(nowUs) {
+    claimDueWebhookJobs(nowUs, holder) {
       return transaction(() => {
         const rows = all(
-          `SELECT id, trigger_event, subscriber_url, payload, created_at_us FROM webhook_jobs
-             WHERE status = 'pending' AND scheduled_at_us <= ? ORDER BY id`,
-          [nowUs],
+          `SELECT id, trigger_event, subscriber_url, payload, created_at_us, status, claims, lease_holder
+             FROM webhook_jobs
+             WHERE (status = 'pending' AND scheduled_at_us <= ?) OR (status = 'running' AND lease_until_us <= ?)
+             ORDER BY id`,
+          [nowUs, nowUs],
         );
-        for (const row of rows) db.run("UPDATE webhook_jobs SET status = 'running' WHERE id = ?", [row.id]);
-        return rows.map((row) => ({
+        const until = nowUs + JOB_LEASE_US * rows.length;
+        const jobs = rows.map((row) => ({
           id: Number(row.id),
           triggerEvent: String(row.trigger_event),
           subscriberUrl: String(row.subscriber_url),
           payload: String(row.payload),
           createdAtUs: Number(row.created_at_us),
+          claim: claimOf(row),
         }));
+        for (const job of jobs) {
+          db.run(
+            "UPDATE webhook_jobs SET status = 'running', claims = ?, lease_holder = ?, lease_until_us = ? WHERE id = ?",
+            [job.claim.attempt, holder, until, job.id],
+          );
+        }
+        return jobs;
       });
     },
 
     /**
-     * Records a webhook job's outcome.
+     * Records a webhook job's outcome if the job is still held under `claim`; whether it was.
      * @param {number} id
+     * @param {Claim} claim
      * @param {string | null} error  null: delivered
      * @param {number} attempts
      * @param {number} atUs
+     * @returns {boolean}
      */
-    finishWebhookJob(id, error, attempts, atUs) {
-      transaction(() => {
+    finishWebhookJob(id, claim, error, attempts, atUs) {
+      return transaction(() => {
         db.run(
-          'UPDATE webhook_jobs SET status = ?, last_error = ?, attempts = ?, finished_at_us = ? WHERE id = ?',
-          [error === null ? 'delivered' : 'failed', error, attempts, atUs, id],
+          `UPDATE webhook_jobs SET status = ?, last_error = ?, attempts = ?, finished_at_us = ?
+             WHERE id = ? AND status = 'running' AND claims = ?`,
+          [error === null ? 'delivered' : 'failed', error, attempts, atUs, id, claim.attempt],
         );
+        return db.getRowsModified() === 1;
       });
     },
 
     /**
-     * Claims the pending reminders due at `nowUs`, by booking and seat.
+     * Claims the reminders due at `nowUs`, by booking and seat, as `claimDueWebhookJobs` does.
      * @param {number} nowUs
+     * @param {number} holder
      * @returns {DueReminder[]}
      */
-    claimDueReminders(nowUs) {
+    claimDueReminders(nowUs, holder) {
       return transaction(() => {
         const rows = all(
           `SELECT r.id, r.booking_id, b.uid, b.title, r.seat, r.name, r.email, r.batch_id,
-                  r.trace_context
+                  r.trace_context, r.status, r.claims, r.lease_holder
              FROM reminders r JOIN bookings b ON b.id = r.booking_id
-             WHERE r.status = 'pending' AND r.scheduled_at_us <= ?
+             WHERE (r.status = 'pending' AND r.scheduled_at_us <= ?) OR (r.status = 'running' AND r.lease_until_us <= ?)
              ORDER BY r.booking_id, r.seat, r.id`,
-          [nowUs],
+          [nowUs, nowUs],
         );
-        for (const row of rows) db.run("UPDATE reminders SET status = 'running' WHERE id = ?", [row.id]);
-        return rows.map((row) => ({
+        const until = nowUs + JOB_LEASE_US * rows.length;
+        const due = rows.map((row) => ({
           id: Number(row.id),
           bookingId: Number(row.booking_id),
           bookingUid: String(row.uid),
@@ -329,24 +383,54 @@ async function openStore(file, latencyUs) {
           email: String(row.email),
           batchId: row.batch_id === null ? null : String(row.batch_id),
           context: carrierOf(row.trace_context),
+          claim: claimOf(row),
         }));
+        for (const r of due) {
+          db.run(
+            "UPDATE reminders SET status = 'running', claims = ?, lease_holder = ?, lease_until_us = ? WHERE id = ?",
+            [r.claim.attempt, holder, until, r.id],
+          );
+        }
+        return due;
       });
     },
 
     /**
-     * Records a reminder's outcome.
+     * Records a reminder's outcome if it is still held under `claim`; whether it was.
      * @param {number} id
+     * @param {Claim} claim
      * @param {string | null} error  null: sent
      * @param {number} atUs
+     * @returns {boolean}
      */
-    finishReminder(id, error, atUs) {
-      transaction(() => {
-        db.run('UPDATE reminders SET status = ?, last_error = ?, finished_at_us = ? WHERE id = ?', [
-          error === null ? 'sent' : 'failed',
-          error,
-          atUs,
-          id,
-        ]);
+    finishReminder(id, claim, error, atUs) {
+      return transaction(() => {
+        db.run(
+          `UPDATE reminders SET status = ?, last_error = ?, finished_at_us = ?
+             WHERE id = ? AND status = 'running' AND claims = ?`,
+          [error === null ? 'sent' : 'failed', error, atUs, id, claim.attempt],
+        );
+        return db.getRowsModified() === 1;
+      });
+    },
+
+    /**
+     * Gives back every job `holder` still holds, for the next cron call to take at once (a
+     * clean stop with work unfinished; a crash gives nothing back). How many.
+     * @param {number} holder
+     * @returns {number}
+     */
+    releaseLeases(holder) {
+      return transaction(() => {
+        let released = 0;
+        for (const table of ['webhook_jobs', 'reminders']) {
+          db.run(
+            `UPDATE ${table} SET status = 'pending', lease_until_us = NULL WHERE status = 'running' AND lease_holder = ?`,
+            [holder],
+          );
+          released += db.getRowsModified();
+        }
+        return released;
       });
     },
 
@@ -405,4 +489,4 @@ async function openStore(file, latencyUs) {
   };
 }
 
-module.exports = { openStore };
+module.exports = { openStore, MAX_JOB_CLAIMS };

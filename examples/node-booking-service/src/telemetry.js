@@ -64,6 +64,12 @@ function setupTelemetry(config) {
   tracer = trace.getTracer('node-booking-service', '0.1.0');
 }
 
+/** Exports every span that has ended, and returns once they are sent (a crash point). */
+async function flushTelemetry() {
+  if (!provider) return;
+  await provider.forceFlush();
+}
+
 /** Exports every span that has ended and stops the exporter (SIGTERM). */
 async function shutdownTelemetry() {
   if (!provider) return;
@@ -181,6 +187,7 @@ function log(level, target, message, fields = {}) {
 
 module.exports = {
   setupTelemetry,
+  flushTelemetry,
   shutdownTelemetry,
   tracing,
   inSpan,

@@ -2,6 +2,7 @@
 //! is made of on its way in, and what the crons and the Stripe route read back.
 
 use crate::clock::VirtualTime;
+use crate::contract::{Reclaim, MAX_JOB_CLAIMS};
 use crate::trace::TraceContext;
 
 /// A booking to store, with everything its single transaction writes.
@@ -91,6 +92,8 @@ pub(crate) struct DueWebhookJob {
     pub created_at: VirtualTime,
     /// The scheduling span's context, if it was stored.
     pub context: Option<TraceContext>,
+    /// This claim of it.
+    pub claim: Claim,
 }
 
 /// A reminder the cron picked up.
@@ -114,6 +117,26 @@ pub(crate) struct DueReminder {
     pub batch_id: Option<String>,
     /// The scheduling span's context, if it was stored.
     pub context: Option<TraceContext>,
+    /// This claim of it.
+    pub claim: Claim,
+}
+
+/// One claim of a job by a cron call: which claim it is and, for a re-claim, how the job came
+/// back and from which process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Claim {
+    /// 1 for the job's first claim, 2 for its first re-claim, …
+    pub attempt: u32,
+    /// For a re-claim: how the previous holder lost it, and that holder's process generation.
+    pub previous: Option<(Reclaim, u64)>,
+}
+
+impl Claim {
+    /// Whether the job has been claimed too often to run again: its lease expired after its
+    /// last allowed claim, and this call ends it failed instead.
+    pub(crate) fn exhausted(&self) -> bool {
+        self.attempt > MAX_JOB_CLAIMS
+    }
 }
 
 /// A payment looked up by its PaymentIntent id.

@@ -15,4 +15,4 @@ pub use spec::{
 };
 
 pub(crate) use service::{bind_fixed_mocks, running_env, ExternalService, Received};
-pub(crate) use settle::Caused;
+pub(crate) use settle::{named_senders, Caused};

@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::process::{free_port, ServiceProcess, EXIT_GRACE};
-use super::settle::{missing, Caused};
+use super::settle::{missing, named_senders, Caused};
 use super::spec::{expand, RunningService, ServiceClock, ServiceSpec, Telemetry, HARNESS_BIN_VAR};
 use crate::booking::ServiceConfig;
 use crate::contract::{env, OPERATIONS};
-use crate::mocks::MockKind;
+use crate::mocks::{MockKind, ReceivedRequest};
 use crate::outcome::{ForeignTrace, SpanSource, StepOutcome};
 use crate::receive::{from_lines, Inbox, Receiver, TimeBase};
 use crate::runner::ReplayError;
-use crate::trace::{Captured, TraceContext, TraceId};
+use crate::trace::{Captured, SpanId, TraceContext, TraceId};
 
 /// A service under test for one replay.
 pub(crate) struct ExternalService {
@@ -145,6 +145,43 @@ impl ExternalService {
             Some(process) => Ok(process.check_alive(grace).await?),
             None => Ok(()),
         }
+    }
+
+    /// After a step armed with a crash got no answer: `None` if the process still runs (the
+    /// step failed some other way); else it died at the crash point, and this is the spans it
+    /// took with it — named by a request in `mock_requests`, arrived nowhere, and not among
+    /// `lost_before` — once a new process runs on the same database, as after a restart.
+    pub(crate) async fn crashed(
+        &mut self,
+        config: &ServiceConfig,
+        mock_requests: &[ReceivedRequest],
+        lost_before: &[SpanId],
+    ) -> Result<Option<Vec<(TraceId, SpanId)>>, ReplayError> {
+        let Some(process) = &mut self.process else {
+            return Ok(None);
+        };
+        if process.check_alive(EXIT_GRACE).await.is_ok() {
+            return Ok(None);
+        }
+        let arrived = self.arrived_spans();
+        let lost = named_senders(mock_requests, |span| {
+            !arrived.contains(&span) && !lost_before.contains(&span)
+        });
+        self.restart(config).await?;
+        Ok(Some(lost))
+    }
+
+    /// Every span that has arrived: over OTLP, or as a log-only service's lines.
+    fn arrived_spans(&self) -> HashSet<SpanId> {
+        let captured = match self.spec.telemetry {
+            Telemetry::Otlp(_) => self.captured(),
+            Telemetry::Logs => {
+                let current = self.process.as_ref().map(ServiceProcess::stdout_lines);
+                let lines = self.earlier_stdout.iter().chain(current.iter().flatten());
+                from_lines(lines.map(String::as_str)).captured
+            }
+        };
+        captured.spans.iter().map(|s| s.span_id).collect()
     }
 
     /// [`check_alive`](Self::check_alive) after a request that got no answer.

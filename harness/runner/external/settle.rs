@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use crate::mocks::ReceivedRequest;
 use crate::outcome::StepOutcome;
-use crate::trace::{Captured, ParentKind, SpanId, TraceContext};
+use crate::trace::{Captured, ParentKind, SpanId, TraceContext, TraceId};
 
 /// What the harness caused so far in a replay: what the rules check arrivals against.
 pub(crate) struct Caused<'a> {
@@ -20,12 +20,16 @@ pub(crate) struct Caused<'a> {
     pub inbound: &'a [TraceContext],
     /// What the mocks received so far.
     pub mock_requests: &'a [ReceivedRequest],
+    /// Spans that were open when the service died at a crash point: never exported, so never
+    /// waited for.
+    pub lost: &'a [SpanId],
 }
 
 /// What has not arrived yet, one line each; empty when the rules hold.
 pub(crate) fn missing(arrived: &Captured, caused: &Caused<'_>) -> Vec<String> {
     let ids: HashSet<SpanId> = arrived.spans.iter().map(|s| s.span_id).collect();
     let inbound: HashSet<SpanId> = caused.inbound.iter().map(|c| c.span_id).collect();
+    let lost: HashSet<SpanId> = caused.lost.iter().copied().collect();
     let mut missing = Vec::new();
     for step in caused.steps {
         let (Some(trace), Some(request_id)) = (&step.trace_id, &step.request_id) else {
@@ -63,7 +67,8 @@ pub(crate) fn missing(arrived: &Captured, caused: &Caused<'_>) -> Vec<String> {
         else {
             continue;
         };
-        if !ids.contains(&context.span_id) && !inbound.contains(&context.span_id) {
+        let sender = context.span_id;
+        if !ids.contains(&sender) && !inbound.contains(&sender) && !lost.contains(&sender) {
             missing.push(format!(
                 "the span {} that sent {} {} to mock `{}` (trace {})",
                 context.span_id, request.method, request.path, request.mock, context.trace_id
@@ -71,6 +76,26 @@ pub(crate) fn missing(arrived: &Captured, caused: &Caused<'_>) -> Vec<String> {
         }
     }
     missing
+}
+
+/// The senders of `requests` (by their `traceparent`) that `lost` says a crash took, each once,
+/// in order of its first request: the spans a crash lost that the replay can name.
+pub(crate) fn named_senders(
+    requests: &[ReceivedRequest],
+    lost: impl Fn(SpanId) -> bool,
+) -> Vec<(TraceId, SpanId)> {
+    let mut named: Vec<(TraceId, SpanId)> = Vec::new();
+    for request in requests {
+        let Some(sender) =
+            (request.traceparent.as_deref()).and_then(|v| TraceContext::parse_traceparent(v).ok())
+        else {
+            continue;
+        };
+        if lost(sender.span_id) && !named.iter().any(|(_, s)| *s == sender.span_id) {
+            named.push((sender.trace_id, sender.span_id));
+        }
+    }
+    named
 }
 
 #[cfg(test)]
@@ -91,6 +116,7 @@ mod tests {
             steps: &outcome.steps,
             inbound: &outcome.inbound_contexts,
             mock_requests: &outcome.requests,
+            lost: &[],
         }
     }
 
@@ -156,5 +182,28 @@ mod tests {
             ))),
             "{missing:#?}"
         );
+    }
+
+    #[test]
+    fn a_span_lost_at_a_crash_is_not_waited_for_and_is_named_by_its_requests() {
+        let outcome = replayed("webhook_crash");
+        let lost = &outcome.crashes[0].lost;
+        assert_eq!(lost.len(), 1);
+        let (trace, span) = lost[0];
+        let unknown = |s: SpanId| outcome.captured.span(s).is_none();
+        assert_eq!(named_senders(&outcome.requests, unknown), [(trace, span)]);
+        let waited = missing(&outcome.captured, &caused(&outcome));
+        assert_eq!(
+            waited,
+            [format!(
+                "the span {span} that sent POST /webhook to mock `subscriber` (trace {trace})"
+            )]
+        );
+        let spans: Vec<SpanId> = lost.iter().map(|(_, s)| *s).collect();
+        let settled = Caused {
+            lost: &spans,
+            ..caused(&outcome)
+        };
+        assert!(missing(&outcome.captured, &settled).is_empty());
     }
 }
