@@ -832,7 +832,10 @@ mod import {
                 let (scenario, imported) = reimport(&text, &name);
                 if crashes {
                     assert!(
-                        !imported.unmapped.is_empty(),
+                        imported
+                            .unmapped
+                            .iter()
+                            .any(|u| u.contains("a process died holding the job")),
                         "{name} ({form}): a crash imported as if it were reproduced\n{}",
                         imported.scenario
                     );

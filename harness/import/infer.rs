@@ -238,6 +238,17 @@ pub(crate) fn draft(incident: &Incident) -> Draft {
             });
         }
 
+        for span in trace
+            .of(WEBHOOK_EXECUTION)
+            .chain(trace.of(SCHEDULE_MANDATORY_REMINDER))
+        {
+            if let Some(rerun) = span.line_starting("Re-run after ") {
+                d.unmapped.push(format!(
+                    "{} span {} says `{}`: a process died holding the job, but a log does not show where in it (its span was never exported); add `crash = \"after_claim\" | \"after_send\" | \"before_commit\"` to the cron step that claimed it",
+                    span.op, span.id, rerun.message
+                ));
+            }
+        }
         for span in trace.of(WEBHOOK_EXECUTION) {
             for (i, line) in span.lines.iter().enumerate() {
                 if let Some((answer, retry)) = delivery_answer(line) {
