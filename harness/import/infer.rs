@@ -250,10 +250,11 @@ pub(crate) fn draft(incident: &Incident) -> Draft {
             }
         }
         for span in trace.of(WEBHOOK_EXECUTION) {
-            for (i, line) in span.lines.iter().enumerate() {
+            for line in &span.lines {
                 if let Some((answer, retry)) = delivery_answer(line) {
+                    // Untimed, attempts keep the input's order.
                     deliveries.push(Call {
-                        order: (line.at.unwrap_or(0), t, deliveries.len() * 1000 + i),
+                        order: (line.at.unwrap_or(0), t, deliveries.len()),
                         answer,
                         retry,
                     });
