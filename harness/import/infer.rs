@@ -356,11 +356,13 @@ pub(crate) fn draft(incident: &Incident) -> Draft {
         per_subscriber[job % subscribers].push(call);
         job += 1;
     }
+    // The service sends to subscribers in name order: numbers padded so that it is theirs.
+    let width = subscribers.to_string().len();
     for (i, calls) in per_subscriber.into_iter().enumerate() {
         let name = if subscribers == 1 {
             "subscriber".to_owned()
         } else {
-            format!("subscriber_{}", i + 1)
+            format!("subscriber_{:0width$}", i + 1)
         };
         mock(&name, MockKind::WebhookSubscriber, calls, Vec::new());
     }
