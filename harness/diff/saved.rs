@@ -546,19 +546,8 @@ fn ndjson(path: &Path, text: &str) -> Result<Vec<Saved>, SavedError> {
                             Some(ix) => ix,
                             None => {
                                 captured.spans.push(SpanData {
-                                    seq,
-                                    trace_id,
-                                    span_id,
-                                    parent: None,
-                                    links: ThinVec::new(),
-                                    op,
-                                    fields: Fields::new(),
-                                    status: SpanStatus::Ok,
-                                    start: when,
-                                    end: when,
-                                    flags: TraceFlags::SAMPLED,
-                                    tracestate: None,
                                     request_id: record.request_id.as_deref().map(Arc::from),
+                                    ..SpanData::seen_in_logs(seq, trace_id, span_id, op, when)
                                 });
                                 seq += 1;
                                 captured.spans.len() - 1

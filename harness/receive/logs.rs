@@ -9,8 +9,7 @@ use std::collections::HashMap;
 use super::intern::intern;
 use crate::clock::VirtualTime;
 use crate::trace::{
-    Captured, Fields, LogLine, SeedLine, SeedLineError, Seq, SpanData, SpanId, SpanStatus, ThinVec,
-    TraceFlags, TraceId,
+    Captured, Fields, LogLine, SeedLine, SeedLineError, Seq, SpanData, SpanId, TraceId,
 };
 
 /// How many malformed lines are described one by one.
@@ -71,21 +70,13 @@ pub fn from_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> FromLines {
         };
         let spans = &mut out.captured.spans;
         let at = *index.entry(span_id).or_insert_with(|| {
-            spans.push(SpanData {
+            spans.push(SpanData::seen_in_logs(
                 seq,
                 trace_id,
                 span_id,
-                parent: None,
-                links: ThinVec::new(),
                 op,
-                fields: Fields::new(),
-                status: SpanStatus::Ok,
-                start: VirtualTime::ZERO,
-                end: VirtualTime::ZERO,
-                flags: TraceFlags::SAMPLED,
-                tracestate: None,
-                request_id: None,
-            });
+                VirtualTime::ZERO,
+            ));
             seq += 1;
             spans.len() - 1
         });

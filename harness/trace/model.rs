@@ -188,6 +188,32 @@ pub struct SpanData {
 }
 
 impl SpanData {
+    /// A span that only log lines show: its ids and operation, opened and closed at `at`, no
+    /// parent, link, field, status or request yet (the reader fills in what its lines say).
+    pub fn seen_in_logs(
+        seq: Seq,
+        trace_id: TraceId,
+        span_id: SpanId,
+        op: &'static str,
+        at: VirtualTime,
+    ) -> SpanData {
+        SpanData {
+            seq,
+            trace_id,
+            span_id,
+            parent: None,
+            links: ThinVec::new(),
+            op,
+            fields: Fields::new(),
+            status: SpanStatus::Ok,
+            start: at,
+            end: at,
+            flags: TraceFlags::SAMPLED,
+            tracestate: None,
+            request_id: None,
+        }
+    }
+
     /// The value of the field `name`, if recorded.
     pub fn field(&self, name: &str) -> Option<&FieldValue> {
         self.fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
