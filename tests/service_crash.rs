@@ -312,32 +312,7 @@ cron = "webhooks"
 
 #[test]
 fn a_crash_inside_one_bookings_reminders_resends_only_what_was_not_committed() {
-    let text = r#"
-description = "three attendees' reminders, the second one's send dies"
-seed = 14
-
-[[event_types]]
-id = 456
-seats = 3
-reminders = true
-
-[mocks.email]
-kind = "email_provider"
-
-[[timeline]]
-at = "0s"
-book = { event_type_id = 456, attendees = 3 }
-
-[[timeline]]
-at = "1m"
-cron = "reminders"
-crash = { point = "after_send", job = 2 }
-
-[[timeline]]
-at = "30m"
-cron = "reminders"
-"#;
-    let outcome = replay(text);
+    let outcome = replay(common::external::CRASH_IN_REMINDERS);
     // The booking's own reminder scheduling span, then the re-run's; the first cron span,
     // which had sent attendee 1's e-mail and attendee 2's, died open.
     let sends = lines_of(&outcome, "schedule_mandatory_reminder");

@@ -94,7 +94,11 @@ pub fn waterfall(outcome: &ReplayOutcome, epoch: Epoch) -> String {
     page(&title, &body)
 }
 
-/// A whole page around `body`: its style, the details script.
+/// A whole page around `body`: its style, the details script. Its Content-Security-Policy
+/// allows nothing to load (`default-src 'none'`): the page is one self-contained file.
+/// `'unsafe-inline'` is a CSP keyword, not Rust's `unsafe`: every bar's place is a computed
+/// `style` attribute, which neither a hash nor a nonce can allow (they cover elements, not
+/// attributes), and the browser test appends its measuring script inline.
 pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         r#"<!DOCTYPE html>

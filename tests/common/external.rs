@@ -95,11 +95,8 @@ pub fn replays_one_like_in_process(service: &ServiceSpec, scenario: &Scenario) {
     assert!(verdict.unchecked.is_empty(), "{}", scenario.name);
 }
 
-/// Crashes beyond `scenarios/webhook_crash.toml`'s, each point and where in a call: a
-/// reminder's send inside a booking's span, the second job of a call, a job given up after
-/// its third claim. An external service dies at them by exiting, and is restarted.
-pub fn crash_scenarios() -> Vec<Scenario> {
-    let reminders = r#"
+/// Three attendees' reminders, the second one's send dies (also `tests/service_crash.rs`).
+pub const CRASH_IN_REMINDERS: &str = r#"
 description = "three attendees' reminders; the second one's send dies"
 seed = 14
 
@@ -124,6 +121,11 @@ crash = { point = "after_send", job = 2 }
 at = "30m"
 cron = "reminders"
 "#;
+
+/// Crashes beyond `scenarios/webhook_crash.toml`'s, each point and where in a call: a
+/// reminder's send inside a booking's span, the second job of a call, a job given up after
+/// its third claim. An external service dies at them by exiting, and is restarted.
+pub fn crash_scenarios() -> Vec<Scenario> {
     let second_job = r#"
 description = "two bookings, one cron call; the second job dies before its commit"
 seed = 13
@@ -180,7 +182,7 @@ at = "35m"
 cron = "webhooks"
 "#;
     [
-        ("crash_in_reminders.toml", reminders),
+        ("crash_in_reminders.toml", CRASH_IN_REMINDERS),
         ("crash_at_second_job.toml", second_job),
         ("crash_until_given_up.toml", given_up),
     ]
