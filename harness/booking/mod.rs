@@ -39,7 +39,7 @@ pub(crate) use crash::CrashHook;
 pub(crate) use create::{AttendeeResponses, BookingRequest};
 pub use guard::MAX_HEADER_BYTES;
 pub(crate) use http::{REQUEST_ID_NAME, TRACEPARENT_NAME, TRACE_ID_NAME};
-pub(crate) use store::{StatusCounts, StoreError};
+pub(crate) use store::{MemoryDatabase, StatusCounts, StoreError};
 
 /// A running booking service on `127.0.0.1:<ephemeral port>`.
 pub struct BookingService {

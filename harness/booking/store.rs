@@ -5,7 +5,8 @@
 //! `tracestate` text, not as `traceparent` text to format on every insert and parse on every
 //! claim.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -112,6 +113,42 @@ pub struct StoreError(#[from] rusqlite::Error);
 
 /// `(status, count)` rows of one job table.
 pub(crate) type StatusCounts = Vec<(String, i64)>;
+
+/// A database that lives in this process's memory for as long as the handle does, for a replay
+/// of the in-process service: SQLite's `memdb` VFS under a name (a URI filename, which
+/// [`Store::open`] takes as any path) that every connection in the process opening it shares.
+///
+/// Why a replay may keep its database in memory: a `restart` step, and a crash, end the
+/// service's process state (its connection, server and ids), never the OS process, and this
+/// handle, held by the runner, keeps the database across them exactly as a file would be kept;
+/// the next service opens the same name and reads every commit. Nothing reads the database
+/// after its replay. What memory saves is the file itself: creating, writing, locking
+/// (`fcntl`) and unlinking it cost a replay more time than its queries (`benches/NOTES.md`).
+/// A service the harness did not write gets a file instead: it runs in a process of its own.
+pub(crate) struct MemoryDatabase {
+    path: PathBuf,
+    /// The connection that keeps the database alive between the service's.
+    _keeper: Connection,
+}
+
+impl MemoryDatabase {
+    /// A new, empty database, named apart from every other in this process.
+    pub(crate) fn new() -> Result<Self, StoreError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = PathBuf::from(format!("file:/trace-harness-replay-{n}?vfs=memdb"));
+        let keeper = Connection::open(&path)?;
+        Ok(MemoryDatabase {
+            path,
+            _keeper: keeper,
+        })
+    }
+
+    /// The name a service's configuration opens it by.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
 
 /// The SQLite store: one connection, one transaction per write.
 pub(crate) struct Store {

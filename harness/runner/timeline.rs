@@ -2,6 +2,7 @@
 //! each at its virtual offset, and what the world shows once the timeline has run.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::mpsc;
 
-use crate::booking::{BookingService, CrashHook, ServiceConfig};
+use crate::booking::{BookingService, CrashHook, MemoryDatabase, ServiceConfig, ServiceError};
 use crate::contract::headers::{
     AUTHORIZATION, CRASH, REQUEST_ID, STRIPE_SIGNATURE, TRACE_ID, VIRTUAL_LATENCY_US,
     VIRTUAL_NOW_US,
@@ -204,8 +205,8 @@ pub(super) async fn drive(
             });
         }
     }
-    // The database outlives restarts: it is dropped with this directory, after the replay.
-    let database = tempfile::tempdir().map_err(ReplayError::TempDir)?;
+    // The database outlives restarts: it is dropped after the replay.
+    let database = Database::new(external.is_some())?;
     let world = World::of(scenario);
     // A service already running was told fixed addresses for its mocks: they listen there.
     let listeners = match external.and_then(|spec| Some((spec, spec.running.as_ref()?))) {
@@ -214,9 +215,7 @@ pub(super) async fn drive(
         }
         None => Vec::new(),
     };
-    let (mocks, mut config) = world
-        .start_on(database.path().join("booking.sqlite3"), true, listeners)
-        .await;
+    let (mocks, mut config) = world.start_on(database.path(), true, listeners).await;
     let mut service = Running::start(&config, external, tracing).await?;
     // A foreign service that hangs must not hang the replay: its answers get the deadline.
     let client = match external {
@@ -454,6 +453,29 @@ pub(super) async fn drive(
         deliveries,
         exported,
     })
+}
+
+/// A replay's database: in memory for the in-process service, a file in a temporary directory
+/// for one the harness did not write (a process of its own opens it).
+enum Database {
+    Memory(MemoryDatabase),
+    File(tempfile::TempDir),
+}
+
+impl Database {
+    fn new(external: bool) -> Result<Database, ReplayError> {
+        Ok(match external {
+            false => Database::Memory(MemoryDatabase::new().map_err(ServiceError::from)?),
+            true => Database::File(tempfile::tempdir().map_err(ReplayError::TempDir)?),
+        })
+    }
+
+    fn path(&self) -> PathBuf {
+        match self {
+            Database::Memory(memory) => memory.path().to_owned(),
+            Database::File(dir) => dir.path().join("booking.sqlite3"),
+        }
+    }
 }
 
 /// How a step's request ended: answered (or failed to be), or the service died at the crash
