@@ -11,6 +11,7 @@ mod config;
 pub mod conformance;
 mod crash;
 mod create;
+mod front;
 pub(crate) mod guard;
 mod http;
 mod jobs;
@@ -29,6 +30,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::warn;
 
 use crate::trace;
+pub(crate) use outbound::peer_client;
 use outbound::Outbound;
 use store::Store;
 
@@ -37,17 +39,30 @@ pub use bugs::PlantedBugs;
 pub use config::{ServiceConfig, ServiceError};
 pub(crate) use crash::CrashHook;
 pub(crate) use create::{AttendeeResponses, BookingRequest};
+pub(crate) use front::Front;
 pub use guard::MAX_HEADER_BYTES;
 pub(crate) use http::{REQUEST_ID_NAME, TRACEPARENT_NAME, TRACE_ID_NAME};
 pub(crate) use store::{MemoryDatabase, StatusCounts, StoreError};
 
-/// A running booking service on `127.0.0.1:<ephemeral port>`.
+/// A running booking service on `127.0.0.1:<ephemeral port>`, or behind a [`Front`].
 pub struct BookingService {
     addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<()>,
+    server: Server,
     app: Arc<App>,
     router: Router,
+}
+
+/// Where a service listens.
+enum Server {
+    /// On a port of its own: stopping signals its server and waits until every connection to
+    /// it has closed.
+    Own {
+        shutdown: Option<oneshot::Sender<()>>,
+        task: tokio::task::JoinHandle<()>,
+    },
+    /// Behind a front, which outlives it: stopping leaves the front, then waits until its own
+    /// requests in flight are done; the connections stay, for the next service.
+    Behind(front::Behind),
 }
 
 impl BookingService {
@@ -72,12 +87,12 @@ impl BookingService {
         addr: SocketAddr,
         hook: Option<CrashHook>,
     ) -> Result<Self, ServiceError> {
-        let (app, router) = build(config, hook)?;
+        let (app, router) = build(config, hook, None)?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (shutdown, stopped) = oneshot::channel::<()>();
         let served = router.clone();
-        let server = tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let _ = axum::serve(listener, served)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
@@ -86,8 +101,30 @@ impl BookingService {
         });
         Ok(BookingService {
             addr,
-            shutdown: Some(shutdown),
-            server,
+            server: Server::Own {
+                shutdown: Some(shutdown),
+                task,
+            },
+            app,
+            router,
+        })
+    }
+
+    /// Starts the service behind `front`, where the service before it ran (it must have
+    /// stopped), calling its peers with `peers` (a client from [`peer_client`], whose open
+    /// connections the services behind one front share), and dying by `hook` as
+    /// [`start_crashable`](Self::start_crashable) does.
+    pub(crate) fn start_behind(
+        config: ServiceConfig,
+        front: &Front,
+        peers: reqwest::Client,
+        hook: Option<CrashHook>,
+    ) -> Result<Self, ServiceError> {
+        let (app, router) = build(config, hook, Some(peers))?;
+        *front.behind().lock() = Some(router.clone());
+        Ok(BookingService {
+            addr: front.addr(),
+            server: Server::Behind(front.behind().clone()),
             app,
             router,
         })
@@ -145,13 +182,13 @@ impl BookingService {
     /// its own); then every job this process still holds is given back, for the next cron call
     /// to take at once.
     pub async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
         let grace = self.app.config.in_flight_grace;
-        if tokio::time::timeout(grace, &mut self.server).await.is_err() {
+        if tokio::time::timeout(grace, self.server.drain(&self.app))
+            .await
+            .is_err()
+        {
             self.app.abandon_requests();
-            let _ = (&mut self.server).await;
+            self.server.drain(&self.app).await;
         }
         match self.app.store.release_leases(self.app.config.generation) {
             Ok(0) => {}
@@ -165,10 +202,25 @@ impl BookingService {
     /// committed and no lease is given back; the database stays as the crash left it.
     pub(crate) async fn crash(mut self) {
         self.app.abandon_requests();
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
+        self.server.drain(&self.app).await;
+    }
+}
+
+impl Server {
+    /// Takes no more requests, and returns once those in flight are done.
+    async fn drain(&mut self, app: &App) {
+        match self {
+            Server::Own { shutdown, task } => {
+                if let Some(shutdown) = shutdown.take() {
+                    let _ = shutdown.send(());
+                }
+                let _ = task.await;
+            }
+            Server::Behind(behind) => {
+                behind.lock().take();
+                let _ = app.busy.subscribe().wait_for(|n| *n == 0).await;
+            }
         }
-        let _ = (&mut self.server).await;
     }
 }
 
@@ -176,14 +228,21 @@ impl BookingService {
 fn build(
     config: ServiceConfig,
     crash_hook: Option<CrashHook>,
+    peers: Option<reqwest::Client>,
 ) -> Result<(Arc<App>, Router), ServiceError> {
+    let propagate = !config.bugs.has(PlantedBug::DropTraceparent);
+    let peers = match peers {
+        Some(client) => client,
+        None => peer_client()?,
+    };
     let app = Arc::new(App {
         store: Store::open(&config.database, config.store_latency)?,
         ids: ServiceIds::new(config.seed, config.generation),
-        outbound: Outbound::new(!config.bugs.has(PlantedBug::DropTraceparent))?,
+        outbound: Outbound::new(peers, propagate),
         config,
         crash_hook,
         abandoned: watch::Sender::new(false),
+        busy: watch::Sender::new(0),
     });
     Ok((app.clone(), routes::router(app)))
 }
@@ -191,7 +250,7 @@ fn build(
 /// The service as a plain `Router`, for driving it in-process (`tower::ServiceExt::oneshot`)
 /// where a test or benchmark wants the handlers to run in its own task.
 pub fn router(config: ServiceConfig) -> Result<Router, ServiceError> {
-    build(config, None).map(|(_, router)| router)
+    build(config, None, None).map(|(_, router)| router)
 }
 
 /// What every handler shares: the configuration, the store, the id streams, the HTTP client.
@@ -205,6 +264,9 @@ struct App {
     /// Set once the service abandons its requests in flight (a crash, or a stop that waited
     /// long enough): every request's middleware drops its handler then.
     abandoned: watch::Sender<bool>,
+    /// Requests in flight, counted by their middleware: what a service behind a front waits
+    /// for when it stops.
+    busy: watch::Sender<usize>,
 }
 
 impl App {

@@ -59,11 +59,10 @@ pub(crate) struct Outbound {
 }
 
 impl Outbound {
-    /// A client that propagates the current context if `propagate`. Fails if the client
-    /// cannot be built: a default client instead would have no timeout and would retry.
-    pub(crate) fn new(propagate: bool) -> Result<Self, ServiceError> {
-        let http = client(reqwest::Client::builder())?;
-        Ok(Outbound { http, propagate })
+    /// Calls through `http` (a [`peer_client`]), propagating the current context if
+    /// `propagate`.
+    pub(crate) fn new(http: reqwest::Client, propagate: bool) -> Self {
+        Outbound { http, propagate }
     }
 
     /// POSTs `body` (already encoded, with its content type) and advances the flow's clock by
@@ -177,6 +176,12 @@ impl Outbound {
         let body = String::from_utf8_lossy(&body).into_owned();
         Ok(Reply { status, body })
     }
+}
+
+/// The HTTP client a service calls its peers with. Fails if it cannot be built: a default
+/// client instead would have no timeout and would retry.
+pub(crate) fn peer_client() -> Result<reqwest::Client, ServiceError> {
+    client(reqwest::Client::builder())
 }
 
 /// `builder` with the service's settings, built; its error if it cannot be built.

@@ -36,6 +36,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
 /// Every request: a request id (logged as before tracing existed), a flow clock starting at the
 /// request's virtual arrival time, and the inbound trace context for the handler to continue.
 async fn request_context(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    let _busy = Busy::counting(&app);
     let request_id: Arc<str> = app.ids.request_id().into();
     let headers = req.headers();
     if let Some(mut refused) = guard::oversized_head(headers) {
@@ -79,4 +80,21 @@ fn abandoned_response() -> Response {
         axum::Json(body),
     )
         .into_response()
+}
+
+/// One request in flight, counted in [`App::busy`] from its middleware's start to its end,
+/// however it ends (answered, abandoned, or dropped by a closed connection).
+struct Busy<'a>(&'a App);
+
+impl<'a> Busy<'a> {
+    fn counting(app: &'a App) -> Self {
+        app.busy.send_modify(|n| *n += 1);
+        Busy(app)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.send_modify(|n| *n -= 1);
+    }
 }

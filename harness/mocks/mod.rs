@@ -495,15 +495,6 @@ impl SubscriberCheck {
 
 impl Respond for Sequence {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        // The mock closes each connection once it has answered, so the closing side, whose
-        // socket then waits a minute in TIME_WAIT, is the mock's long-lived listening port
-        // rather than a new ephemeral port of the caller's for every connection it kept.
-        self.answer(request).insert_header("connection", "close")
-    }
-}
-
-impl Sequence {
-    fn answer(&self, request: &Request) -> ResponseTemplate {
         // A refused delivery is answered before any behaviour is used: it changes nothing.
         let delivery = self.check.as_ref().map(|check| check.verify(request));
         if delivery == Some(Delivery::BadSignature) {

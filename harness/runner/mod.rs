@@ -6,6 +6,7 @@
 //! replays never share state.
 
 pub mod external;
+mod host;
 pub mod load;
 mod requests;
 mod stripe;
@@ -200,24 +201,31 @@ pub(crate) struct Sandbox {
 impl Sandbox {
     /// A sandbox whose ids are drawn from `seed`, with every span disabled unless `tracing`.
     pub(crate) fn new(seed: u64, tracing: bool) -> Result<Self, ReplayError> {
-        let store = TraceStore::new();
-        let capture = if tracing {
-            CaptureSubscriber::new(store.clone(), IdGenerator::seeded(seed))
-        } else {
-            CaptureSubscriber::without_tracing(store.clone())
-        };
-        let subscriber = capture
-            .with_targets(Targets::new().with_target("trace_harness", tracing::Level::TRACE));
+        let (store, dispatch) = capture(seed, tracing);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(ReplayError::Runtime)?;
         Ok(Sandbox {
             store,
-            dispatch: tracing::Dispatch::new(subscriber),
+            dispatch,
             runtime,
         })
     }
+}
+
+/// A new store and the dispatcher that captures into it, ids drawn from `seed`, every span
+/// disabled unless `tracing`.
+fn capture(seed: u64, tracing: bool) -> (std::sync::Arc<TraceStore>, tracing::Dispatch) {
+    let store = TraceStore::new();
+    let capture = if tracing {
+        CaptureSubscriber::new(store.clone(), IdGenerator::seeded(seed))
+    } else {
+        CaptureSubscriber::without_tracing(store.clone())
+    };
+    let subscriber =
+        capture.with_targets(Targets::new().with_target("trace_harness", tracing::Level::TRACE));
+    (store, tracing::Dispatch::new(subscriber))
 }
 
 /// Replays `scenario` on the calling thread, against the in-process service.
@@ -232,15 +240,29 @@ pub fn replay_against(
     options: ReplayOptions,
     external: Option<&ServiceSpec>,
 ) -> Result<ReplayOutcome, ReplayError> {
+    if external.is_none() {
+        // In-process: on this thread's runtime, behind its front (`host.rs`). Every task of
+        // the replay has ended when `drive` returns (its service stopped and drained, its
+        // mocks dropped), so the store holds every span there is.
+        let (store, dispatch) = capture(scenario.seed, options.tracing);
+        return host::Host::with(|host| {
+            let observed = tracing::dispatcher::with_default(&dispatch, || {
+                host.runtime
+                    .block_on(timeline::drive(scenario, None, options.tracing, Some(host)))
+            })?;
+            Ok(observed.with_spans(scenario, options, store.snapshot()))
+        })?;
+    }
     let Sandbox {
         store,
         dispatch,
         runtime,
     } = Sandbox::new(scenario.seed, options.tracing)?;
     let observed = tracing::dispatcher::with_default(&dispatch, || {
-        runtime.block_on(timeline::drive(scenario, external, options.tracing))
+        runtime.block_on(timeline::drive(scenario, external, options.tracing, None))
     })?;
-    // Tasks the runtime still holds close their spans as it goes: snapshot after.
+    // Tasks the runtime still holds (an external service's output readers) close their spans
+    // as it goes: snapshot after.
     drop(runtime);
     Ok(observed.with_spans(scenario, options, store.snapshot()))
 }

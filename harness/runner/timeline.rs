@@ -24,6 +24,7 @@ use crate::trace::{self, Captured, SpanId, SpanRef, TraceContext};
 use super::external::{
     bind_fixed_mocks, named_senders, Caused, ExternalService, Received, ServiceSpec,
 };
+use super::host::Host;
 use super::requests::{booking_request, cron_path, owned_header};
 use super::stripe::PaymentIntents;
 use super::world::World;
@@ -94,41 +95,54 @@ impl Observed {
 }
 
 /// The service a timeline drives: the harness's own, in-process, or one it did not write.
-enum Running {
-    InProcess(InProcess),
+enum Running<'h> {
+    InProcess(InProcess<'h>),
     /// Boxed: it is several times the size of the in-process handle.
     External(Box<ExternalService>),
 }
 
 /// The in-process service and how it tells the runner it reached an armed crash point: its
 /// hook sends what was open then, and its task waits until the runner stops the service.
-struct InProcess {
+struct InProcess<'h> {
     service: BookingService,
     hook: CrashHook,
     crashed: mpsc::UnboundedReceiver<(ArmedCrash, Vec<SpanRef>)>,
+    /// The thread's front and peer client each process starts with; without one, each
+    /// process listens on a port of its own.
+    host: Option<&'h Host>,
 }
 
-impl InProcess {
-    async fn start(config: &ServiceConfig) -> Result<InProcess, ReplayError> {
+impl<'h> InProcess<'h> {
+    async fn start(config: &ServiceConfig, host: Option<&'h Host>) -> Result<Self, ReplayError> {
         let (notify, crashed) = mpsc::unbounded_channel();
         // Read in the dying task itself, before anything else can run: the spans it had open.
         let hook: CrashHook = Arc::new(move |armed| {
             let _ = notify.send((armed, trace::open_spans()));
         });
-        let service = Self::launch(config, &hook).await?;
+        let service = Self::launch(config, &hook, host).await?;
         Ok(InProcess {
             service,
             hook,
             crashed,
+            host,
         })
     }
 
     async fn launch(
         config: &ServiceConfig,
         hook: &CrashHook,
+        host: Option<&Host>,
     ) -> Result<BookingService, ReplayError> {
-        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        Ok(BookingService::start_crashable(config.clone(), loopback, Some(hook.clone())).await?)
+        let hook = Some(hook.clone());
+        Ok(match host {
+            Some(host) => {
+                BookingService::start_behind(config.clone(), &host.front, host.peers.clone(), hook)?
+            }
+            None => {
+                let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+                BookingService::start_crashable(config.clone(), loopback, hook).await?
+            }
+        })
     }
 
     /// Stops the process (cleanly, or as it dies at a crash point) and starts a new one on
@@ -138,6 +152,7 @@ impl InProcess {
             service,
             hook,
             crashed: notices,
+            host,
         } = self;
         match crashed {
             true => service.crash().await,
@@ -146,23 +161,25 @@ impl InProcess {
         // A restarted process draws span ids afresh for its generation, as one the harness
         // starts separately does.
         trace::start_id_generation(config.generation);
-        let service = Self::launch(config, &hook).await?;
+        let service = Self::launch(config, &hook, host).await?;
         Ok(InProcess {
             service,
             hook,
             crashed: notices,
+            host,
         })
     }
 }
 
-impl Running {
+impl<'h> Running<'h> {
     async fn start(
         config: &ServiceConfig,
         external: Option<&ServiceSpec>,
         tracing: bool,
-    ) -> Result<Running, ReplayError> {
+        host: Option<&'h Host>,
+    ) -> Result<Running<'h>, ReplayError> {
         Ok(match external {
-            None => Running::InProcess(InProcess::start(config).await?),
+            None => Running::InProcess(InProcess::start(config, host).await?),
             Some(spec) => Running::External(Box::new(
                 ExternalService::start(spec, config, tracing).await?,
             )),
@@ -177,7 +194,7 @@ impl Running {
     }
 
     /// A new process on the same database: every piece of in-memory state is gone.
-    async fn restart(self, config: &ServiceConfig) -> Result<Running, ReplayError> {
+    async fn restart(self, config: &ServiceConfig) -> Result<Running<'h>, ReplayError> {
         match self {
             Running::InProcess(running) => {
                 Ok(Running::InProcess(running.relaunch(config, false).await?))
@@ -191,11 +208,12 @@ impl Running {
 }
 
 /// Starts the world, runs the timeline against it (the in-process service, or `external`),
-/// and stops it.
+/// and stops it. The in-process service starts behind `host`'s front when given one.
 pub(super) async fn drive(
     scenario: &Scenario,
     external: Option<&ServiceSpec>,
     tracing: bool,
+    host: Option<&Host>,
 ) -> Result<Observed, ReplayError> {
     if let Some(running) = external.and_then(|spec| spec.running.as_ref()) {
         if let Some(step) = scenario.timeline.iter().find(|s| s.crash.is_some()) {
@@ -216,11 +234,12 @@ pub(super) async fn drive(
         None => Vec::new(),
     };
     let (mocks, mut config) = world.start_on(database.path(), true, listeners).await;
-    let mut service = Running::start(&config, external, tracing).await?;
+    let mut service = Running::start(&config, external, tracing, host).await?;
     // A foreign service that hangs must not hang the replay: its answers get the deadline.
-    let client = match external {
-        Some(spec) => reqwest::Client::builder().timeout(spec.deadline).build(),
-        None => Ok(reqwest::Client::new()),
+    let client = match (external, host) {
+        (Some(spec), _) => reqwest::Client::builder().timeout(spec.deadline).build(),
+        (None, Some(host)) => Ok(host.caller.clone()),
+        (None, None) => Ok(reqwest::Client::new()),
     }
     .map_err(|e| ReplayError::Client(e.to_string()))?;
     let mut attendees = ChaCha8Rng::seed_from_u64(trace::splitmix64(scenario.seed ^ 0x4154_5445));
