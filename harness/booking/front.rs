@@ -75,3 +75,94 @@ fn nobody_behind() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+    use crate::booking::{peer_client, BookingService, MemoryDatabase, ServiceConfig};
+    use crate::contract::{headers, routes};
+
+    /// Sends a cron call without its key on `stream`, kept alive, and reads the whole answer:
+    /// its status and its request id.
+    async fn call(stream: &mut TcpStream) -> (u16, Option<String>) {
+        let request = format!(
+            "POST {} HTTP/1.1\r\nhost: front\r\ncontent-length: 0\r\n\r\n",
+            routes::WEBHOOK_CRON
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream
+                .read(&mut buf)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(n > 0, "the front closed the connection");
+            answer.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&answer).into_owned();
+            let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                continue;
+            };
+            let header = |name: &str| {
+                head.lines().find_map(|line| {
+                    let (n, v) = line.split_once(':')?;
+                    n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                })
+            };
+            let length: usize = header("content-length").map_or(0, |v| v.parse().unwrap_or(0));
+            if body.len() < length {
+                continue;
+            }
+            let status = head.split(' ').nth(1).and_then(|s| s.parse().ok());
+            return (status.unwrap_or(0), header(headers::REQUEST_ID));
+        }
+    }
+
+    #[test]
+    fn a_connection_outlives_the_services_behind_its_front() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        runtime.block_on(async {
+            let front = Front::bind().await.unwrap_or_else(|e| panic!("{e}"));
+            let database = MemoryDatabase::new().unwrap_or_else(|e| panic!("{e}"));
+            let peers = peer_client().unwrap_or_else(|e| panic!("{e}"));
+            let mut config = ServiceConfig::new(database.path().to_owned(), 7);
+            let start = |config: &ServiceConfig| {
+                BookingService::start_behind(config.clone(), &front, peers.clone(), None)
+                    .unwrap_or_else(|e| panic!("{e}"))
+            };
+            let mut stream = TcpStream::connect(front.addr())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+
+            let first = start(&config);
+            assert_eq!(first.url(), format!("http://{}", front.addr()));
+            let (status, first_id) = call(&mut stream).await;
+            assert_eq!(
+                status, 401,
+                "the service answers a cron call without its key"
+            );
+            assert!(first_id.is_some());
+            first.stop().await;
+
+            // Between two services: the front answers, and keeps the connection.
+            assert_eq!(call(&mut stream).await, (503, None));
+
+            // A restart: a new process, drawing other request ids, on the same connection.
+            config.generation = 1;
+            let second = start(&config);
+            let (status, second_id) = call(&mut stream).await;
+            assert_eq!(status, 401);
+            assert!(second_id.is_some() && second_id != first_id);
+            second.stop().await;
+        });
+    }
+}

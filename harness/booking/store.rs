@@ -5,13 +5,15 @@
 //! `tracestate` text, not as `traceparent` text to format on every insert and parse on every
 //! claim.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use rusqlite::backup::Backup;
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Params, Row, Transaction};
 
 use crate::clock::{self, VirtualTime};
 use crate::contract::{self, Reclaim};
@@ -106,6 +108,17 @@ CREATE INDEX IF NOT EXISTS webhook_jobs_leased ON webhook_jobs (status, lease_un
 CREATE INDEX IF NOT EXISTS reminders_leased ON reminders (status, lease_until_us);
 ";
 
+/// The version of [`SCHEMA`], kept in the database as its `user_version`; a database with
+/// another (0: none yet) is given the schema when a store opens it.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Gives `conn`'s database the schema, in WAL mode.
+fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.execute_batch(SCHEMA)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+}
+
 /// A failure of the SQLite store.
 #[derive(Debug, thiserror::Error)]
 #[error("booking store: {0}")]
@@ -113,6 +126,13 @@ pub struct StoreError(#[from] rusqlite::Error);
 
 /// `(status, count)` rows of one job table.
 pub(crate) type StatusCounts = Vec<(String, i64)>;
+
+/// `sql` run once with `params`, its statement prepared once per connection: a replay runs
+/// each of its statements several times (a claim per cron call, an update per job), and
+/// parsing them again each time was the largest part of the service's CPU time.
+fn run(conn: &Connection, sql: &str, params: impl Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
 
 /// A database that lives in this process's memory for as long as the handle does, for a replay
 /// of the in-process service: SQLite's `memdb` VFS under a name (a URI filename, which
@@ -132,12 +152,32 @@ pub(crate) struct MemoryDatabase {
 }
 
 impl MemoryDatabase {
-    /// A new, empty database, named apart from every other in this process.
+    /// A new database with the schema and no rows, named apart from every other in this
+    /// process. Its pages are copied from a database this thread gave the schema once:
+    /// running the schema for every replay was a tenth of the replay's CPU time.
     pub(crate) fn new() -> Result<Self, StoreError> {
+        thread_local! {
+            static TEMPLATE: RefCell<Option<Connection>> = const { RefCell::new(None) };
+        }
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let path = PathBuf::from(format!("file:/trace-harness-replay-{n}?vfs=memdb"));
-        let keeper = Connection::open(&path)?;
+        let mut keeper = Connection::open(&path)?;
+        TEMPLATE.with(|template| -> Result<(), StoreError> {
+            let mut template = template.borrow_mut();
+            if template.is_none() {
+                let made = Connection::open_in_memory()?;
+                create_schema(&made)?;
+                *template = Some(made);
+            }
+            let template = template.as_ref().expect("made above");
+            Backup::new(template, &mut keeper)?.run_to_completion(
+                i32::MAX,
+                Duration::ZERO,
+                None,
+            )?;
+            Ok(())
+        })?;
         Ok(MemoryDatabase {
             path,
             _keeper: keeper,
@@ -175,9 +215,13 @@ impl Store {
         // Set before WAL: switching a new file to WAL is a rollback-journal transaction, which
         // under the default would sync the journal, the directory and the database.
         conn.pragma_update(None, "synchronous", "OFF")?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // A database made from the schema already (a restart, or a replay's in-memory copy of
+        // it) is not given it again: running the schema parses every statement of it.
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if version != SCHEMA_VERSION {
+            create_schema(&conn)?;
+        }
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
             transaction_latency,
@@ -209,7 +253,8 @@ impl Store {
     ) -> Result<i64, StoreError> {
         self.transaction(|tx| {
             let booker = booking.attendees.first().cloned().unwrap_or_default();
-            tx.execute(
+            run(
+                tx,
                 "INSERT INTO bookings (uid, event_type_id, title, start_time, attendee_name,
                     attendee_email, status, calendar_event, request_id, created_at_us)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -228,14 +273,16 @@ impl Store {
             )?;
             let booking_id = tx.last_insert_rowid();
             for (seat, (name, email)) in booking.attendees.iter().enumerate() {
-                tx.execute(
+                run(
+                    tx,
                     "INSERT INTO attendees (booking_id, seat, name, email) VALUES (?1, ?2, ?3, ?4)",
                     params![booking_id, seat as i64 + 1, name, email],
                 )?;
             }
             if let Some(payment) = &booking.payment {
                 let context = context_columns(payment.context.as_ref());
-                tx.execute(
+                run(
+                    tx,
                     "INSERT INTO payments (booking_id, external_id, amount, currency,
                         created_at_us, trace_context, tracestate)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -252,7 +299,8 @@ impl Store {
             }
             for job in jobs(booking_id) {
                 let context = context_columns(job.context.as_ref());
-                tx.execute(
+                run(
+                    tx,
                     "INSERT INTO webhook_jobs (booking_id, trigger_event, subscriber_url, payload,
                         scheduled_at_us, created_at_us, trace_context, tracestate)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -282,7 +330,8 @@ impl Store {
         self.transaction(|tx| {
             for r in reminders {
                 let context = context_columns(r.context.as_ref());
-                tx.execute(
+                run(
+                    tx,
                     "INSERT INTO reminders (booking_id, seat, name, email, batch_id,
                         scheduled_at_us, created_at_us, trace_context, tracestate)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -315,7 +364,7 @@ impl Store {
     ) -> Result<Vec<DueWebhookJob>, StoreError> {
         self.transaction(|tx| {
             let jobs = {
-                let mut stmt = tx.prepare(
+                let mut stmt = tx.prepare_cached(
                     "SELECT id, trigger_event, subscriber_url, payload, created_at_us,
                             trace_context, tracestate, status, claims, lease_holder
                      FROM webhook_jobs
@@ -338,7 +387,8 @@ impl Store {
             };
             let until = lease_until(now, jobs.len());
             for job in &jobs {
-                tx.execute(
+                run(
+                    tx,
                     "UPDATE webhook_jobs SET status = 'running', claims = ?2, lease_holder = ?3,
                         lease_until_us = ?4 WHERE id = ?1",
                     params![job.id, job.claim.attempt, holder as i64, until],
@@ -364,7 +414,8 @@ impl Store {
             Err(reason) => ("failed", Some(reason)),
         };
         self.transaction(|tx| {
-            let changed = tx.execute(
+            let changed = run(
+                tx,
                 "UPDATE webhook_jobs SET status = ?2, last_error = ?3, attempts = ?4,
                     finished_at_us = ?5
                  WHERE id = ?1 AND status = 'running' AND claims = ?6",
@@ -384,7 +435,7 @@ impl Store {
     ) -> Result<Vec<DueReminder>, StoreError> {
         self.transaction(|tx| {
             let due = {
-                let mut stmt = tx.prepare(
+                let mut stmt = tx.prepare_cached(
                     "SELECT r.id, r.booking_id, b.uid, b.title, r.seat, r.name, r.email,
                             r.batch_id, r.trace_context, r.tracestate,
                             r.status, r.claims, r.lease_holder
@@ -411,7 +462,8 @@ impl Store {
             };
             let until = lease_until(now, due.len());
             for r in &due {
-                tx.execute(
+                run(
+                    tx,
                     "UPDATE reminders SET status = 'running', claims = ?2, lease_holder = ?3,
                         lease_until_us = ?4 WHERE id = ?1",
                     params![r.id, r.claim.attempt, holder as i64, until],
@@ -435,7 +487,8 @@ impl Store {
             Err(reason) => ("failed", Some(reason)),
         };
         self.transaction(|tx| {
-            let changed = tx.execute(
+            let changed = run(
+                tx,
                 "UPDATE reminders SET status = ?2, last_error = ?3, finished_at_us = ?4
                  WHERE id = ?1 AND status = 'running' AND claims = ?5",
                 params![id, status, error, micros(at), claim.attempt],
@@ -452,7 +505,8 @@ impl Store {
         self.transaction(|tx| {
             let mut released = 0;
             for table in ["webhook_jobs", "reminders"] {
-                released += tx.execute(
+                released += run(
+                    tx,
                     &format!(
                         "UPDATE {table} SET status = 'pending', lease_until_us = NULL
                          WHERE status = 'running' AND lease_holder = ?1"
@@ -468,19 +522,18 @@ impl Store {
     pub(crate) fn payment(&self, external_id: &str) -> Result<Option<StoredPayment>, StoreError> {
         Ok(self
             .conn()
-            .query_row(
+            .prepare_cached(
                 "SELECT booking_id, success, created_at_us, trace_context, tracestate
                  FROM payments WHERE external_id = ?1",
-                [external_id],
-                |row| {
-                    Ok(StoredPayment {
-                        booking_id: row.get(0)?,
-                        success: row.get::<_, i64>(1)? != 0,
-                        created_at: VirtualTime::from_micros(row.get::<_, i64>(2)? as u64),
-                        context: context_from(row, 3)?,
-                    })
-                },
-            )
+            )?
+            .query_row([external_id], |row| {
+                Ok(StoredPayment {
+                    booking_id: row.get(0)?,
+                    success: row.get::<_, i64>(1)? != 0,
+                    created_at: VirtualTime::from_micros(row.get::<_, i64>(2)? as u64),
+                    context: context_from(row, 3)?,
+                })
+            })
             .optional()?)
     }
 
@@ -491,11 +544,13 @@ impl Store {
         at: VirtualTime,
     ) -> Result<(), StoreError> {
         self.transaction(|tx| {
-            tx.execute(
+            run(
+                tx,
                 "UPDATE payments SET success = 1, paid_at_us = ?2 WHERE external_id = ?1",
                 params![external_id, micros(at)],
             )?;
-            tx.execute(
+            run(
+                tx,
                 "UPDATE bookings SET status = 'ACCEPTED', paid = 1
                  WHERE id = (SELECT booking_id FROM payments WHERE external_id = ?1)",
                 [external_id],
@@ -508,7 +563,8 @@ impl Store {
     /// success still confirms it.
     pub(crate) fn fail_payment(&self, external_id: &str, reason: &str) -> Result<(), StoreError> {
         self.transaction(|tx| {
-            tx.execute(
+            run(
+                tx,
                 "UPDATE payments SET last_error = ?2 WHERE external_id = ?1 AND success = 0",
                 params![external_id, reason],
             )?;
@@ -520,7 +576,7 @@ impl Store {
     /// since) or `pending`.
     pub(crate) fn payment_counts(&self) -> Result<StatusCounts, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT CASE WHEN success = 1 THEN 'paid'
                          WHEN last_error IS NOT NULL THEN 'failed'
                          ELSE 'pending' END AS status, COUNT(*)
@@ -571,7 +627,7 @@ impl Store {
     /// Failed jobs with their reasons: `(table, id, reason)`.
     pub(crate) fn failed_jobs(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT 'webhook_jobs', id, COALESCE(last_error, '') FROM webhook_jobs
                 WHERE status = 'failed'
              UNION ALL

@@ -181,3 +181,52 @@ fn a_stored_tracestate_that_does_not_parse_is_dropped_and_the_context_kept() {
     assert_eq!(read.span_id, context.span_id);
     assert_eq!(read.tracestate, None);
 }
+
+/// Rows per table, only the tables that hold any.
+fn rows(store: &Store) -> Vec<(&'static str, i64)> {
+    let mut counts = store.row_counts().unwrap_or_else(|e| panic!("{e}"));
+    counts.retain(|(_, n)| *n > 0);
+    counts
+}
+
+#[test]
+fn an_in_memory_database_outlives_its_stores_and_is_nobody_elses() {
+    let booking = |uid: &str| NewBooking {
+        uid: uid.to_owned(),
+        event_type_id: 1,
+        title: "t".to_owned(),
+        start_time: "2026-03-02T10:00:00Z".to_owned(),
+        attendees: vec![("Ada".to_owned(), "ada@example.com".to_owned())],
+        status: "ACCEPTED",
+        calendar_event: None,
+        payment: None,
+        request_id: "r".to_owned(),
+        created_at: at(0),
+    };
+    let open = |db: &MemoryDatabase| {
+        Store::open(db.path(), Duration::ZERO).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let first = MemoryDatabase::new().unwrap_or_else(|e| panic!("{e}"));
+    let other = MemoryDatabase::new().unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(first.path(), other.path());
+    let store = open(&first);
+    assert_eq!(
+        rows(&store),
+        [],
+        "a new database holds the schema and no rows"
+    );
+    store
+        .insert_booking(&booking("uid1"), |_| Vec::new())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A restart: the store (the service's connection) goes, the database stays.
+    drop(store);
+    let restarted = open(&first);
+    assert_eq!(rows(&restarted), [("bookings", 1), ("attendees", 1)]);
+    // Another replay's database shares nothing with it.
+    assert_eq!(rows(&open(&other)), []);
+    // Gone with its handle: a database of the same name would start empty.
+    let name = first.path().to_owned();
+    drop((restarted, first));
+    let reopened = Store::open(&name, Duration::ZERO).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rows(&reopened), []);
+}
