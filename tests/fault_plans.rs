@@ -678,9 +678,50 @@ fn one_plan(
     Ok(())
 }
 
+/// Plans replayed so far, out of how many, on a terminal: a long search
+/// (`FAULT_PLAN_CASES=10000`) shows it is moving. Written to the process's standard error
+/// directly, past the test harness's capture, and only when that is a terminal: CI logs get
+/// nothing. A line per hundredth of the run, so that it reads no clock.
+struct Progress {
+    total: u64,
+    done: std::sync::atomic::AtomicU64,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        use std::io::IsTerminal;
+        Progress {
+            total,
+            done: Default::default(),
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// One more plan replayed; a failing plan's shrinking replays it again past the total,
+    /// and those are not shown.
+    fn plan_done(&self) {
+        use std::io::Write;
+        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let step = (self.total / 100).max(1);
+        if self.terminal && done <= self.total && (done % step == 0 || done == self.total) {
+            let mut stderr = std::io::stderr().lock();
+            let _ = write!(stderr, "\r[{done}/{}] fault plans replayed", self.total);
+            if done == self.total {
+                let _ = writeln!(stderr);
+            }
+        }
+    }
+}
+
 #[test]
 fn every_fault_plan_keeps_the_invariants_and_accounts_for_every_job() {
     let first_failure = std::sync::OnceLock::new();
+    let progress = Progress::new(
+        (0..SHARDS)
+            .map(|shard| u64::from(config(shard).cases))
+            .sum(),
+    );
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
     let next = std::sync::atomic::AtomicU64::new(0);
     let failures: Vec<String> = std::thread::scope(|scope| {
@@ -694,9 +735,11 @@ fn every_fault_plan_keeps_the_invariants_and_accounts_for_every_job() {
                             return failures;
                         }
                         let mut runner = proptest::test_runner::TestRunner::new(config(shard));
-                        if let Err(e) =
-                            runner.run(&plan(), |plan| one_plan(&plan, shard, &first_failure))
-                        {
+                        if let Err(e) = runner.run(&plan(), |plan| {
+                            let checked = one_plan(&plan, shard, &first_failure);
+                            progress.plan_done();
+                            checked
+                        }) {
                             failures.push(format!("shard {shard} of {SHARDS}: {e}"));
                         }
                     }
