@@ -371,7 +371,8 @@ struct RunArgs {
     #[arg(long)]
     vary_latency: bool,
     /// Send each replay's spans over OTLP/HTTP to this collector (base URL such as
-    /// http://localhost:4318, or the full .../v1/traces URL).
+    /// http://localhost:4318, or the full .../v1/traces URL). Each replay is exported as its
+    /// output is printed, so the `exported …` lines on standard error come between replays.
     #[arg(long, value_name = "URL")]
     otlp_endpoint: Option<String>,
     /// The OTLP/HTTP encoding.

@@ -892,3 +892,58 @@ fn a_trace_that_names_nothing_is_bad_input_not_an_empty_answer() {
     );
     rejected("span_001", &["is not a trace id"]);
 }
+
+/// Replays end in any order on many threads; what a run prints does not show it. A long
+/// run's output is streamed through a window of a few replays per job, so a run on one thread
+/// and on eight cut it at different places: the bytes must not differ, the JSON array must be
+/// the one pretty-printed document, and JUnit must list every case in order.
+#[test]
+fn one_job_or_eight_print_the_same_bytes_in_every_format() {
+    let dir = broken_and_good();
+    let text = std::fs::read_to_string("scenarios/calendar_failure.toml").unwrap();
+    let failing = text.replacen("status = \"error\"", "status = \"ok\"", 1);
+    std::fs::write(dir.path().join("wrong.toml"), failing).unwrap();
+    let path = dir.path().to_str().unwrap();
+    let repeated = |format: &str, jobs: &str| {
+        let args = [
+            "run", path, "--repeat", "7", "--format", format, "--jobs", jobs,
+        ];
+        let output = trace_harness(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        (stdout(&output), stderr(&output))
+    };
+    for format in ["json", "junit", "ndjson", "otlp-json", "all", "logs"] {
+        let (one, eight) = (repeated(format, "1"), repeated(format, "8"));
+        assert!(one == eight, "{format}: --jobs 1 and --jobs 8 differ");
+        let all = format!("{}{}", one.0, one.1);
+        assert!(all.contains("7 passed, 14 failed\n"), "{format}: {all}");
+        let names = ["broken", "good", "wrong"]
+            .iter()
+            .flat_map(|name| (1..=7).map(move |i| format!("{name}-{i}")));
+        match format {
+            "json" => {
+                let documents: serde_json::Value = serde_json::from_str(&one.0).unwrap();
+                let pretty = serde_json::to_string_pretty(&documents).unwrap() + "\n";
+                assert!(one.0 == pretty, "not one pretty-printed array");
+                let scenarios: Vec<_> = (documents.as_array().unwrap().iter())
+                    .map(|d| d["scenario"].as_str().unwrap_or_default().to_owned())
+                    .collect();
+                assert_eq!(scenarios, names.collect::<Vec<_>>());
+            }
+            "junit" => {
+                let xml = roxmltree::Document::parse(&one.0).unwrap();
+                let cases: Vec<_> = (xml.descendants())
+                    .filter(|n| n.has_tag_name("testcase"))
+                    .map(|n| n.attribute("name").unwrap_or_default().to_owned())
+                    .collect();
+                assert_eq!(cases, names.collect::<Vec<_>>());
+            }
+            _ => {}
+        }
+    }
+}

@@ -60,6 +60,15 @@ impl Progress {
         }
     }
 
+    /// Runs `print` with the bar, if any, out of the way, so output printed while replays run
+    /// is not drawn over.
+    pub(super) fn suspend<R>(&self, print: impl FnOnce() -> R) -> R {
+        match &self.bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+
     /// Clears the bar.
     pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {

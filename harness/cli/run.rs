@@ -1,8 +1,10 @@
-//! `run`: selects and repeats scenarios, replays them, judges and redacts the outcomes, renders
-//! them in the chosen format, exports them over OTLP, and prints the summary.
+//! `run`: selects and repeats scenarios, replays them, and, one replay at a time in order,
+//! judges and redacts the outcome, renders it in the chosen format and exports it over OTLP;
+//! then ends the output and prints the summary.
 
 use std::fmt::Write as _;
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use crate::expect;
 use crate::report::epoch::Epoch;
 use crate::report::otlp_http::{OtlpExporter, OtlpProtocol};
 use crate::report::text::View;
-use crate::report::{self, Format, Judged, Piece, RenderOptions, Replayed};
+use crate::report::{self, Format, Judged, Piece, RenderOptions, Replayed, StreamRenderer};
 use crate::runner::{self, ReplayOptions, ServiceSpec};
 use crate::scenario::{self, Scenario};
 
@@ -88,13 +90,17 @@ impl FromStr for Shard {
 }
 
 /// `run`: replays, reports and exports; the summary line last.
+///
+/// The replays stream: each is made from its index when a worker takes it, and judged,
+/// rendered, printed and exported on this thread as its turn comes in order, then dropped, so
+/// memory stays flat however many replays the run holds (see [`runner::run_streamed`]).
 pub fn run(options: &RunOptions) -> Exit {
-    let (scenarios, anchors) = match selected(options) {
+    let replays = match selected(options) {
         Ok(selected) => selected,
         Err(errors) => return bad_input(errors),
     };
     // A mistyped filter or an empty directory must not turn a CI run green.
-    if scenarios.is_empty() {
+    if replays.is_empty() {
         let why = match (&options.filter, options.shard) {
             (Some(filter), _) => format!("no scenario's name contains `{filter}`"),
             (None, Some(_)) => "this shard holds no scenario".to_owned(),
@@ -107,7 +113,7 @@ pub fn run(options: &RunOptions) -> Exit {
         return Exit::BadInput;
     }
     // Arguments that cannot work together are said before anything is replayed.
-    if options.format == Format::Html && options.out.is_none() && scenarios.len() > 1 {
+    if options.format == Format::Html && options.out.is_none() && replays.len() > 1 {
         eprintln!("error: {}", report::RenderError::HtmlNeedsOut);
         return Exit::BadInput;
     }
@@ -129,75 +135,235 @@ pub fn run(options: &RunOptions) -> Exit {
         }
     };
     if options.print_env {
-        return print_env(&scenarios, service.as_ref());
+        return print_env(&replays, service.as_ref());
     }
+    // So is an endpoint that cannot be used: exports go out as the replays end.
+    let exporter = match options
+        .otlp
+        .as_ref()
+        .map(|otlp| OtlpExporter::new(&otlp.endpoint, otlp.protocol, otlp.gzip))
+        .transpose()
+    {
+        Ok(exporter) => exporter,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
     let jobs = options
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let progress = Progress::new(scenarios.len());
+    let progress = Progress::new(replays.len());
     let replay_options = ReplayOptions {
         tracing: !options.no_tracing,
     };
-    let results = runner::replay_all_against(
-        &scenarios,
+    let mut emitter = Emitter::new(options, &replays, exporter, &progress);
+    let _ = runner::replay_streamed_against(
+        replays.len(),
+        |i| replays.scenario(i),
         replay_options,
         service.as_ref(),
         jobs,
         |s, _| progress.done(s),
+        |i, scenario, result| emitter.replayed(i, &scenario, result),
     );
     progress.finish();
-    // A service that cannot start is the input's fault: say so once and stop.
-    if let Some(e) = results
-        .iter()
-        .filter_map(|r| r.as_ref().err())
-        .find(|e| e.is_bad_input())
-    {
-        eprintln!("error: {e}");
-        return Exit::BadInput;
-    }
-
-    let judged: Vec<Judged<'_>> = scenarios
-        .iter()
-        .zip(results)
-        .zip(anchors)
-        .map(|((scenario, result), anchor)| Judged {
-            scenario,
-            anchor,
-            result: result
-                .map(|outcome| judge(outcome, scenario, options.show_personal_data))
-                .map_err(|e| e.to_string()),
-        })
-        .collect();
-    let passed = judged
-        .iter()
-        .filter(|j| j.result.as_ref().is_ok_and(|r| r.verdict.passed()))
-        .count();
-    let failed = judged.len() - passed;
-
-    if let Err(e) = emit(options, &judged) {
-        eprintln!("error: {e}");
-        return Exit::BadInput;
-    }
-    let exported = match &options.otlp {
-        Some(otlp) => match export(otlp, &judged) {
-            Ok(all_sent) => all_sent,
-            Err(code) => return code,
-        },
-        None => true,
+    let tally = match emitter.finish() {
+        Ok(tally) => tally,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
     };
-    let summary = format!("{passed} passed, {failed} failed");
+    let summary = format!("{} passed, {} failed", tally.passed, tally.failed);
     if options.format.is_document() && options.out.is_none() {
         // Standard output holds the document; keep it parseable.
         eprintln!("{summary}");
     } else {
         println!("{summary}");
     }
-    if !exported {
+    if !tally.all_sent {
         Exit::ExportFailed
-    } else if failed > 0 {
+    } else if tally.failed > 0 {
         Exit::Failed
     } else {
         Exit::Success
+    }
+}
+
+/// The scenarios a run replays, each repeated as asked: replay `i` is made from its index, so
+/// a long run never holds every copy.
+struct Replays {
+    /// Loaded, filtered and sharded.
+    scenarios: Vec<Scenario>,
+    /// Repetitions of each scenario, or `None` when each replays once as written.
+    repeat: Option<usize>,
+    vary_latency: bool,
+    epoch: Epoch,
+    repeat_every: Duration,
+}
+
+impl Replays {
+    /// Replays in the run: every repetition of every scenario.
+    fn len(&self) -> usize {
+        self.scenarios.len() * self.repeat.unwrap_or(1)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replay `i`: the scenarios in order, each scenario's repetitions together.
+    fn scenario(&self, i: usize) -> Scenario {
+        match self.repeat {
+            None => self.scenarios[i].clone(),
+            Some(count) => crate::vary::repetition(
+                &self.scenarios[i / count],
+                i % count,
+                count,
+                self.vary_latency,
+            ),
+        }
+    }
+
+    /// Replay `i`'s anchor: a repetition starts `repeat_every` after the previous one of its
+    /// scenario.
+    fn anchor(&self, i: usize) -> Epoch {
+        match self.repeat {
+            None => self.epoch,
+            Some(count) => {
+                let nth = (i % count) as u32;
+                self.epoch.later_by(self.repeat_every.saturating_mul(nth))
+            }
+        }
+    }
+}
+
+/// What the run counted once every replay was emitted.
+struct Tally {
+    passed: usize,
+    failed: usize,
+    /// Every export was accepted (or none was asked for).
+    all_sent: bool,
+}
+
+/// Judges, renders, prints and exports each replay as its turn comes, keeping nothing of it
+/// but the counts and what a whole-run document still needs.
+struct Emitter<'a> {
+    options: &'a RunOptions,
+    replays: &'a Replays,
+    renderer: StreamRenderer,
+    exporter: Option<OtlpExporter>,
+    progress: &'a Progress,
+    tally: Tally,
+    /// Why the run stopped before its end: said once, as bad input.
+    stopped: Option<String>,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(
+        options: &'a RunOptions,
+        replays: &'a Replays,
+        exporter: Option<OtlpExporter>,
+        progress: &'a Progress,
+    ) -> Self {
+        let render_options = RenderOptions {
+            side_by_side: options.side_by_side,
+            to_files: options.out.is_some(),
+        };
+        Emitter {
+            options,
+            replays,
+            renderer: StreamRenderer::new(options.format, render_options),
+            exporter,
+            progress,
+            tally: Tally {
+                passed: 0,
+                failed: 0,
+                all_sent: true,
+            },
+            stopped: None,
+        }
+    }
+
+    /// Replay `i`, in its turn.
+    fn replayed(
+        &mut self,
+        i: usize,
+        scenario: &Scenario,
+        result: Result<runner::ReplayOutcome, runner::ReplayError>,
+    ) -> ControlFlow<()> {
+        // A service that cannot start is the input's fault: say so once and stop. The replays
+        // before it in order have been printed (and exported) already; a whole-run document
+        // (a JSON array, JUnit) is left unfinished, and the exit code says the run is unusable.
+        if let Err(e) = &result {
+            if e.is_bad_input() {
+                self.stopped = Some(e.to_string());
+                return ControlFlow::Break(());
+            }
+        }
+        let replay = Judged {
+            scenario,
+            anchor: self.replays.anchor(i),
+            result: result
+                .map(|outcome| judge(outcome, scenario, self.options.show_personal_data))
+                .map_err(|e| e.to_string()),
+        };
+        if replay.result.as_ref().is_ok_and(|r| r.verdict.passed()) {
+            self.tally.passed += 1;
+        } else {
+            self.tally.failed += 1;
+        }
+        let pieces = self.renderer.push(&replay).map_err(std::io::Error::other);
+        if let Err(e) =
+            pieces.and_then(|pieces| Emitter::write_pieces(self.options, self.progress, pieces))
+        {
+            self.stopped = Some(e.to_string());
+            return ControlFlow::Break(());
+        }
+        if let Some(exporter) = &self.exporter {
+            self.tally.all_sent &= export(exporter, &replay);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The end of the output once every replay is in, and the counts; `Err` when the run
+    /// stopped early, saying why.
+    fn finish(self) -> Result<Tally, String> {
+        if let Some(why) = self.stopped {
+            return Err(why);
+        }
+        let (pieces, tally) = (self.renderer.finish(), self.tally);
+        let write = Emitter::write_pieces(self.options, self.progress, pieces);
+        write.map(|()| tally).map_err(|e| e.to_string())
+    }
+
+    /// Prints or writes `pieces` in order, with the progress bar out of the way.
+    fn write_pieces(
+        options: &RunOptions,
+        progress: &Progress,
+        pieces: Vec<Piece>,
+    ) -> std::io::Result<()> {
+        if pieces.is_empty() {
+            return Ok(());
+        }
+        progress.suspend(|| {
+            let mut stdout = std::io::stdout().lock();
+            for piece in pieces {
+                match piece {
+                    Piece::Stdout(text) => stdout.write_all(text.as_bytes())?,
+                    Piece::Stderr(text) => {
+                        stdout.flush()?;
+                        eprint!("{text}");
+                    }
+                    Piece::File { name, text } => {
+                        let dir = options.out.as_deref().unwrap_or(std::path::Path::new("."));
+                        write_atomically(&dir.join(name), &text)?;
+                    }
+                }
+            }
+            stdout.flush()
+        })
     }
 }
 
@@ -212,14 +378,14 @@ fn shown_paths(paths: &[PathBuf]) -> String {
 
 /// `--print-env`: per scenario, the `export` lines that start a service already running as
 /// its replay needs it.
-fn print_env(scenarios: &[Scenario], service: Option<&ServiceSpec>) -> Exit {
+fn print_env(replays: &Replays, service: Option<&ServiceSpec>) -> Exit {
     let mut out = String::new();
-    for scenario in scenarios {
+    for scenario in (0..replays.len()).map(|i| replays.scenario(i)) {
         // A new database per run; the name says for which scenario.
         let database =
             std::env::temp_dir().join(format!("trace-harness-{}.sqlite3", scenario.name));
         let Some(vars) =
-            service.and_then(|spec| runner::running_service_env(scenario, spec, database))
+            service.and_then(|spec| runner::running_service_env(&scenario, spec, database))
         else {
             eprintln!(
                 "error: --print-env needs a service file with `url = …`: a service the harness starts gets its environment anew at every replay"
@@ -241,11 +407,8 @@ fn print_env(scenarios: &[Scenario], service: Option<&ServiceSpec>) -> Exit {
     Exit::Success
 }
 
-/// The scenarios to replay (filtered, sharded, repeated) and each one's anchor: a repetition
-/// starts `repeat_every` after the previous one of its scenario.
-fn selected(
-    options: &RunOptions,
-) -> Result<(Vec<Scenario>, Vec<Epoch>), Vec<scenario::ScenarioError>> {
+/// The scenarios to replay: loaded, filtered, sharded, and repeated as asked.
+fn selected(options: &RunOptions) -> Result<Replays, Vec<scenario::ScenarioError>> {
     let mut scenarios = scenario::load_all(&options.paths)?;
     if let Some(filter) = &options.filter {
         scenarios.retain(|s| s.name.contains(filter.as_str()));
@@ -259,25 +422,14 @@ fn selected(
             .map(|(_, s)| s)
             .collect();
     }
-    if options.repeat <= 1 && !options.vary_latency {
-        let anchors = vec![options.epoch; scenarios.len()];
-        return Ok((scenarios, anchors));
-    }
-    let count = options.repeat as usize;
-    let vary = options.vary_latency;
-    let scenarios: Vec<Scenario> = scenarios
-        .iter()
-        .flat_map(|s| (0..count).map(move |i| crate::vary::repetition(s, i, count, vary)))
-        .collect();
-    let anchors = (0..scenarios.len())
-        .map(|i| {
-            let nth = (i % count) as u32;
-            options
-                .epoch
-                .later_by(options.repeat_every.saturating_mul(nth))
-        })
-        .collect();
-    Ok((scenarios, anchors))
+    let repeat = (options.repeat > 1 || options.vary_latency).then_some(options.repeat as usize);
+    Ok(Replays {
+        scenarios,
+        repeat,
+        vary_latency: options.vary_latency,
+        epoch: options.epoch,
+        repeat_every: options.repeat_every,
+    })
 }
 
 /// Judged on the real values; shown, by default, without personal data.
@@ -291,62 +443,29 @@ fn judge(outcome: runner::ReplayOutcome, scenario: &Scenario, show_personal: boo
     }
 }
 
-/// Prints or writes every replay's output in the chosen format.
-fn emit(options: &RunOptions, judged: &[Judged<'_>]) -> std::io::Result<()> {
-    let render_options = RenderOptions {
-        side_by_side: options.side_by_side,
-        to_files: options.out.is_some(),
+/// Sends one replay's spans to the collector, saying on standard error what became of them;
+/// `false` when they were not all sent.
+fn export(exporter: &OtlpExporter, replay: &Judged<'_>) -> bool {
+    let name = &replay.scenario.name;
+    let Ok(replayed) = &replay.result else {
+        eprintln!("error: {name} not exported: the replay itself failed");
+        return false;
     };
-    let pieces =
-        report::render(options.format, judged, render_options).map_err(std::io::Error::other)?;
-    let mut stdout = std::io::stdout().lock();
-    for piece in pieces {
-        match piece {
-            Piece::Stdout(text) => stdout.write_all(text.as_bytes())?,
-            Piece::Stderr(text) => {
-                stdout.flush()?;
-                eprint!("{text}");
+    let request = report::otlp::export_request(&replayed.outcome, replay.anchor);
+    match exporter.send(&request) {
+        Ok(sent) => {
+            eprintln!(
+                "exported {} span(s) of {name} to {} ({} bytes, {} attempt(s))",
+                sent.spans, sent.url, sent.bytes, sent.attempts
+            );
+            if let Some(warning) = sent.warning {
+                eprintln!("warning: the collector said: {warning}");
             }
-            Piece::File { name, text } => {
-                let dir = options.out.as_deref().unwrap_or(std::path::Path::new("."));
-                write_atomically(&dir.join(name), &text)?;
-            }
+            true
+        }
+        Err(e) => {
+            eprintln!("error: {name} not exported: {e}");
+            false
         }
     }
-    stdout.flush()
-}
-
-/// Sends every replay's spans to the collector; `Ok(false)` when some export failed (each
-/// failure is reported), `Err` when the endpoint itself is unusable.
-fn export(otlp: &OtlpOptions, judged: &[Judged<'_>]) -> Result<bool, Exit> {
-    let exporter = OtlpExporter::new(&otlp.endpoint, otlp.protocol, otlp.gzip).map_err(|e| {
-        eprintln!("error: {e}");
-        Exit::BadInput
-    })?;
-    let mut all_sent = true;
-    for replay in judged {
-        let name = &replay.scenario.name;
-        let Ok(replayed) = &replay.result else {
-            eprintln!("error: {name} not exported: the replay itself failed");
-            all_sent = false;
-            continue;
-        };
-        let request = report::otlp::export_request(&replayed.outcome, replay.anchor);
-        match exporter.send(&request) {
-            Ok(sent) => {
-                eprintln!(
-                    "exported {} span(s) of {name} to {} ({} bytes, {} attempt(s))",
-                    sent.spans, sent.url, sent.bytes, sent.attempts
-                );
-                if let Some(warning) = sent.warning {
-                    eprintln!("warning: the collector said: {warning}");
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {name} not exported: {e}");
-                all_sent = false;
-            }
-        }
-    }
-    Ok(all_sent)
 }

@@ -13,19 +13,15 @@ pub(super) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece
     let mut documents = Vec::new();
     let mut pieces = Vec::new();
     for replay in judged {
-        let document = match &replay.result {
-            Ok(r) => json(&r.outcome, &r.verdict),
-            Err(e) => broken(&replay.scenario.name, e),
-        };
         if options.to_files {
             let text = match &replay.result {
-                Ok(_) => serde_json::to_string_pretty(&document).unwrap_or_default(),
-                Err(_) => document.to_string(),
+                Ok(_) => serde_json::to_string_pretty(&document(replay)).unwrap_or_default(),
+                Err(_) => document(replay).to_string(),
             };
             pieces.push(file(replay.scenario, "json", text + "\n"));
             pieces.extend(file_note(replay));
         } else {
-            documents.push(document);
+            documents.push(document(replay));
         }
     }
     if !options.to_files {
@@ -33,6 +29,49 @@ pub(super) fn render(judged: &[Judged<'_>], options: RenderOptions) -> Vec<Piece
         pieces.push(Piece::Stdout(text + "\n"));
     }
     pieces
+}
+
+/// The array [`render`] prints on standard output, written one element at a time: the same
+/// bytes `serde_json::to_string_pretty` gives for the whole array, without holding it.
+#[derive(Debug, Default)]
+pub(super) struct JsonArray {
+    /// Whether an element was written, so the next one follows a comma and the end is `]`
+    /// on a line of its own rather than the empty array's `[]`.
+    started: bool,
+}
+
+impl JsonArray {
+    /// The text that adds `replay`'s document to the array: the opening bracket before the
+    /// first one, a comma before the others.
+    pub(super) fn element(&mut self, replay: &Judged<'_>) -> String {
+        // Pretty-printed as an array's only element, the document is indented as it would be
+        // among others; what surrounds it is `[\n` and `\n]`.
+        let alone = serde_json::to_string_pretty(&[document(replay)]).unwrap_or_default();
+        let indented = alone
+            .strip_prefix("[\n")
+            .and_then(|rest| rest.strip_suffix("\n]"))
+            .unwrap_or_default();
+        let before = if self.started { ",\n" } else { "[\n" };
+        self.started = true;
+        format!("{before}{indented}")
+    }
+
+    /// The text that closes the array, and the run's output with it.
+    pub(super) fn end(self) -> &'static str {
+        if self.started {
+            "\n]\n"
+        } else {
+            "[]\n"
+        }
+    }
+}
+
+/// A replay's document, or the one saying why it could not run.
+fn document(replay: &Judged<'_>) -> serde_json::Value {
+    match &replay.result {
+        Ok(r) => json(&r.outcome, &r.verdict),
+        Err(e) => broken(&replay.scenario.name, e),
+    }
 }
 
 /// The document of a replay that could not run.

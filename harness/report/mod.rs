@@ -1,6 +1,6 @@
 //! Every output format of a replay: the span tree, the seed-style log view, the request-ID log
 //! view, and failure diagnostics here; one file per further format, all reached through
-//! [`render()`]. Computes no facts of its own.
+//! [`render()`] (or, a replay at a time, [`StreamRenderer`]). Computes no facts of its own.
 
 pub mod diff;
 pub mod epoch;
@@ -14,6 +14,7 @@ pub mod otlp_http;
 mod pieces;
 pub(crate) mod privacy;
 pub mod render;
+mod stream;
 pub mod text;
 
 pub use explain::explain;
@@ -21,6 +22,7 @@ pub(crate) use json::json;
 pub(crate) use junit::junit;
 pub use pieces::{Judged, Piece, RenderOptions, Replayed};
 pub use render::{render, Format, RenderError};
+pub use stream::StreamRenderer;
 
 use std::fmt::Write as _;
 

@@ -8,24 +8,23 @@
 pub mod external;
 mod host;
 pub mod load;
+mod ordered;
 mod requests;
 mod stripe;
 mod timeline;
 mod world;
 
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::ops::ControlFlow;
 
 use tracing_subscriber::filter::Targets;
 
-use crate::booking::guard::panic_message;
 use crate::booking::ServiceError;
 /// The outcome types moved to [`crate::outcome`]; these paths keep working meanwhile.
 pub use crate::outcome::{ReplayOutcome, StepKind, StepOutcome};
 use crate::scenario::Scenario;
 use crate::trace::{self, CaptureSubscriber, IdGenerator, TraceStore};
 pub use external::ServiceSpec;
+pub use ordered::{run_isolated, run_streamed, WINDOW_PER_JOB};
 
 /// How to replay.
 #[derive(Clone, Copy, Debug)]
@@ -310,48 +309,40 @@ pub fn replay_all_against(
     jobs: usize,
     on_done: impl Fn(&Scenario, &Result<ReplayOutcome, ReplayError>) + Sync,
 ) -> Vec<Result<ReplayOutcome, ReplayError>> {
-    let jobs = match external.and_then(|spec| spec.running.as_ref()) {
-        Some(_) => 1,
-        None => jobs,
-    };
     run_isolated(
         scenarios,
-        jobs,
+        jobs_against(external, jobs),
         |s| replay_against(s, options, external),
         on_done,
     )
 }
 
-/// Runs `work` on every item on up to `jobs` threads, results in input order. A panic in one
-/// item's work becomes [`ReplayError::Panicked`] for that item; the others run to the end.
-pub fn run_isolated<T: Sync, R: Send>(
-    items: &[T],
+/// [`replay_all_against`] without holding the run: scenario `i` of `0..count` is made by
+/// `make(i)` on a worker when its turn comes, and handed with its result to `consume` in index
+/// order, as [`run_streamed`] does. Returns [`ControlFlow::Break`] when `consume` stopped early.
+pub fn replay_streamed_against(
+    count: usize,
+    make: impl Fn(usize) -> Scenario + Sync,
+    options: ReplayOptions,
+    external: Option<&ServiceSpec>,
     jobs: usize,
-    work: impl Fn(&T) -> Result<R, ReplayError> + Sync,
-    on_done: impl Fn(&T, &Result<R, ReplayError>) + Sync,
-) -> Vec<Result<R, ReplayError>> {
-    let next = AtomicUsize::new(0);
-    let (done, results) = mpsc::channel();
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, items.len().max(1)) {
-            let done = done.clone();
-            let (next, on_done, work) = (&next, &on_done, &work);
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(i) else {
-                    break;
-                };
-                let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(item)))
-                    .unwrap_or_else(|panic| Err(ReplayError::Panicked(panic_message(&*panic))));
-                on_done(item, &result);
-                if done.send((i, result)).is_err() {
-                    break;
-                }
-            });
-        }
-    });
-    drop(done);
-    let mut results: Vec<_> = results.into_iter().collect();
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, result)| result).collect()
+    on_done: impl Fn(&Scenario, &Result<ReplayOutcome, ReplayError>) + Sync,
+    consume: impl FnMut(usize, Scenario, Result<ReplayOutcome, ReplayError>) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    run_streamed(
+        count,
+        jobs_against(external, jobs),
+        make,
+        |s| replay_against(s, options, external),
+        on_done,
+        consume,
+    )
+}
+
+/// Replays at once against `external`: one for a service already running, `jobs` otherwise.
+fn jobs_against(external: Option<&ServiceSpec>, jobs: usize) -> usize {
+    match external.and_then(|spec| spec.running.as_ref()) {
+        Some(_) => 1,
+        None => jobs,
+    }
 }
