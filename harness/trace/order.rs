@@ -96,11 +96,11 @@ mod tests {
     fn shards_drawing_at_once_stay_within_slack_of_each_other() {
         let mark = SeqMark::default();
         let (mut a, mut b) = (ShardClock::default(), ShardClock::default());
-        let (mut last_a, mut last_b) = (0, 0);
+        let mut last_b = 0;
         let mut stores = 0;
         for _ in 0..1_000 {
             let before = mark.0.load(Ordering::Relaxed);
-            last_a = a.draw(&mark, None);
+            let last_a = a.draw(&mark, None);
             last_b = b.draw(&mark, None);
             stores += usize::from(mark.0.load(Ordering::Relaxed) != before);
             assert!(last_a.abs_diff(last_b) <= SLACK, "{last_a} and {last_b}");

@@ -11,11 +11,11 @@ use tracing::Metadata;
 
 use super::chunked::{At, Chunked, Stretch};
 use super::context::TraceFlags;
-use super::order::{SeqMark, ShardClock};
 use super::ids::{IdBlock, IdGenerator, SpanId};
 use super::model::{
     Captured, FieldValue, Fields, LogLine, ParentKind, Seq, SpanData, SpanRef, SpanStatus,
 };
+use super::order::{SeqMark, ShardClock};
 use crate::clock::VirtualTime;
 
 /// Fields on their way into the store: a reused per-thread buffer while a span's or an event's
@@ -655,8 +655,7 @@ impl Inner {
                 .filter(|stored| take_line(stored))
                 .map(|stored| LogLine {
                     // Always whole `&str`s side by side, so always valid UTF-8.
-                    message: String::from_utf8_lossy(self.text.slice(stored.message))
-                        .into_owned(),
+                    message: String::from_utf8_lossy(self.text.slice(stored.message)).into_owned(),
                     fields: fields_of(stored.fields, &stored.line.fields),
                     ..stored.line.clone()
                 }),
