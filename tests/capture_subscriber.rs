@@ -155,6 +155,60 @@ fn a_span_opened_on_one_thread_can_close_on_another_and_parent_a_span_there() {
 }
 
 #[test]
+fn a_span_opened_on_one_thread_is_recorded_failed_and_closed_from_another() {
+    let captured = capture(|| {
+        let opened = info_span!("opened_here", uid = tracing::field::Empty, n = 1);
+        info!(parent: &opened, "before the move");
+        let dispatch = tracing::dispatcher::get_default(Dispatch::clone);
+        let (to_there, from_here) = std::sync::mpsc::channel::<Span>();
+        let there = std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                let span = from_here.recv().expect("the span arrives");
+                span.record("uid", "booking-9");
+                span.record("n", 2);
+                span.in_scope(|| {
+                    error!("failed over there");
+                    info_span!("child_there").in_scope(|| info!("in the child"));
+                });
+                // The last handle is dropped here: the span closes on this thread.
+            });
+        });
+        to_there.send(opened).expect("the other thread waits");
+        there.join().expect("the other thread finishes");
+        info!("after the join");
+    });
+    assert!(captured.open.is_empty(), "all closed: {:?}", captured.open);
+    let opened = span(&captured, "opened_here");
+    let child = span(&captured, "child_there");
+    assert_eq!(
+        opened.fields.to_vec(),
+        vec![
+            ("n", FieldValue::I64(2)),
+            ("uid", FieldValue::Str("booking-9".into())),
+        ]
+    );
+    assert_eq!(opened.status, SpanStatus::Error("failed over there".into()));
+    assert_eq!(child.parent_id(), Some(opened.span_id));
+    assert_eq!(child.trace_id, opened.trace_id);
+    assert!(opened.seq < child.seq);
+    // Lines come back in the order they were written, whichever thread wrote them, each in
+    // its span.
+    let lines: Vec<(&str, Option<&str>)> = (captured.logs.iter())
+        .map(|l| (l.message.as_str(), l.span.map(|s| s.op)))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("before the move", Some("opened_here")),
+            ("failed over there", Some("opened_here")),
+            ("in the child", Some("child_there")),
+            ("after the join", None),
+        ]
+    );
+    assert!(captured.logs.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+#[test]
 fn subscribers_nested_on_one_thread_keep_their_own_current_span() {
     let inner_store = TraceStore::new();
     let inner = Dispatch::new(CaptureSubscriber::new(

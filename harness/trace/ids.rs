@@ -91,8 +91,11 @@ pub enum IdGenerator {
     Seeded {
         /// What the ids are drawn from.
         seed: u64,
-        /// How many values were drawn so far.
+        /// How many values were drawn so far (handed out in blocks, see [`IdBlock`]).
         counter: AtomicU64,
+        /// Which run of draws the counter is in: unique in the process, and renewed when the
+        /// counter is moved, so that a block reserved before is not drawn from after.
+        epoch: AtomicU64,
     },
     /// Ids from the thread's random generator: for serving, not replays.
     Random,
@@ -101,10 +104,7 @@ pub enum IdGenerator {
 impl IdGenerator {
     /// A seeded generator that has drawn nothing yet.
     pub fn seeded(seed: u64) -> Self {
-        IdGenerator::Seeded {
-            seed,
-            counter: AtomicU64::new(0),
-        }
+        IdGenerator::seeded_generation(seed, 0)
     }
 
     /// A seeded generator for the process that is `generation` on its database (0 first, +1 per
@@ -116,17 +116,19 @@ impl IdGenerator {
         IdGenerator::Seeded {
             seed,
             counter: AtomicU64::new(generation.wrapping_mul(GENERATION_STRIDE)),
+            epoch: AtomicU64::new(new_epoch()),
         }
     }
 
     /// Continues a seeded generator as [`IdGenerator::seeded_generation`] starts: what a
     /// service restarted in-process draws from. A random generator is unchanged.
     pub(crate) fn start_generation(&self, generation: u64) {
-        if let IdGenerator::Seeded { counter, .. } = self {
+        if let IdGenerator::Seeded { counter, epoch, .. } = self {
             counter.store(
                 generation.wrapping_mul(GENERATION_STRIDE),
                 Ordering::Relaxed,
             );
+            epoch.store(new_epoch(), Ordering::Relaxed);
         }
     }
 
@@ -134,7 +136,7 @@ impl IdGenerator {
     fn next_u64(&self) -> u64 {
         loop {
             let value = match self {
-                IdGenerator::Seeded { seed, counter } => {
+                IdGenerator::Seeded { seed, counter, .. } => {
                     let n = counter.fetch_add(1, Ordering::Relaxed);
                     seeded_value(*seed, n)
                 }
@@ -156,7 +158,7 @@ impl IdGenerator {
         let (high, low) = match self {
             // Both halves from one counter step of two: the same ids as two `next_u64` calls,
             // for one atomic instead of two.
-            IdGenerator::Seeded { seed, counter } => {
+            IdGenerator::Seeded { seed, counter, .. } => {
                 let n = counter.fetch_add(2, Ordering::Relaxed);
                 let mix = |n| seeded_value(*seed, n);
                 let (high, low) = (mix(n), mix(n.wrapping_add(1)));
@@ -175,38 +177,66 @@ impl IdGenerator {
     }
 }
 
+/// How many draws a block reserves.
+const BLOCK: u64 = 64;
+
+/// Draws reserved from a seeded generator's counter, for one shard of a store: a thread mints
+/// from its own block and meets the other threads on the shared counter once per [`BLOCK`]
+/// draws, not on every id. One thread's blocks follow one another on the counter, so it draws
+/// exactly what one shared counter would give it.
+#[derive(Debug, Default)]
+pub(crate) struct IdBlock {
+    /// The generator's epoch when the block was reserved; 0 for none (epochs start at 1).
+    epoch: u64,
+    next: u64,
+    end: u64,
+}
+
+/// A fresh [`IdGenerator::Seeded`] epoch.
+fn new_epoch() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 impl IdGenerator {
     /// A new span's id, and a trace id first if it starts a trace: the same ids, in the same
-    /// order, as [`IdGenerator::trace_id`] then [`IdGenerator::span_id`]. For a caller that
-    /// never mints from this generator on two threads at once (the capture store mints under
-    /// its lock): the counter is read and written plainly, without the atomic
-    /// read-modify-write that costs more than the rest of minting.
+    /// order, as [`IdGenerator::trace_id`] then [`IdGenerator::span_id`] (but for a zero draw,
+    /// once in 2^64, which is skipped alone), drawn from `block` while it lasts.
     #[inline]
-    pub(crate) fn mint_serially(&self, trace: bool) -> (Option<TraceId>, SpanId) {
-        let IdGenerator::Seeded { seed, counter } = self else {
+    pub(crate) fn mint(&self, block: &mut IdBlock, trace: bool) -> (Option<TraceId>, SpanId) {
+        let IdGenerator::Seeded {
+            seed,
+            counter,
+            epoch,
+        } = self
+        else {
             return (trace.then(|| self.trace_id()), self.span_id());
         };
-        let n = counter.load(Ordering::Relaxed);
-        let mix = |n| seeded_value(*seed, n);
-        let (trace_halves, span) = match trace {
-            true => (
-                Some((mix(n), mix(n.wrapping_add(1)))),
-                mix(n.wrapping_add(2)),
-            ),
-            false => (None, mix(n)),
+        let epoch = epoch.load(Ordering::Relaxed);
+        let mut draw = || loop {
+            if block.epoch != epoch || block.next == block.end {
+                let start = counter.fetch_add(BLOCK, Ordering::Relaxed);
+                *block = IdBlock {
+                    epoch,
+                    next: start,
+                    end: start.wrapping_add(BLOCK),
+                };
+            }
+            let n = block.next;
+            block.next = n.wrapping_add(1);
+            match seeded_value(*seed, n) {
+                0 => continue,
+                value => return value,
+            }
         };
-        if span == 0 || trace_halves.is_some_and(|(high, low)| high == 0 || low == 0) {
-            // Once in 2^64 draws: take the general path, which skips zeros.
-            return (trace.then(|| self.trace_id()), self.span_id());
-        }
-        counter.store(n.wrapping_add(if trace { 3 } else { 1 }), Ordering::Relaxed);
-        let trace_id = trace_halves.map(|(high, low)| {
+        let trace_id = trace.then(|| {
+            let (high, low) = (draw(), draw());
             let mut bytes = [0u8; 16];
             bytes[..8].copy_from_slice(&high.to_be_bytes());
             bytes[8..].copy_from_slice(&low.to_be_bytes());
             TraceId(bytes)
         });
-        (trace_id, SpanId(span.to_be_bytes()))
+        (trace_id, SpanId(draw().to_be_bytes()))
     }
 }
 
@@ -243,11 +273,18 @@ mod tests {
     }
 
     #[test]
-    fn serial_minting_gives_the_ids_of_the_atomic_calls_in_order() {
-        let (atomic, serial) = (IdGenerator::seeded(3), IdGenerator::seeded(3));
-        for trace in [true, false, false, true, false] {
-            let expected = (trace.then(|| atomic.trace_id()), atomic.span_id());
-            assert_eq!(serial.mint_serially(trace), expected);
+    fn minting_gives_the_ids_of_trace_id_then_span_id_in_order() {
+        let (apart, together) = (IdGenerator::seeded(3), IdGenerator::seeded(3));
+        let mut block = IdBlock::default();
+        // Past a block's end, and across a move to another generation.
+        for round in 0..100 {
+            if round == 70 {
+                apart.start_generation(1);
+                together.start_generation(1);
+            }
+            let trace = round % 3 == 0;
+            let expected = (trace.then(|| apart.trace_id()), apart.span_id());
+            assert_eq!(together.mint(&mut block, trace), expected, "round {round}");
         }
     }
 

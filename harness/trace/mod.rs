@@ -2,8 +2,8 @@
 //! `TraceStore`, and the seed's log prefix. Knows nothing about bookings or HTTP servers.
 //!
 //! Each module imports only modules listed before it, so none imports one that imports it
-//! back: `hex`, `ids`, `tracestate`, `context`, `model`, `chunked`, `store`, `stack`, `prefix`,
-//! `capture`.
+//! back: `hex`, `ids`, `tracestate`, `context`, `model`, `order`, `chunked`, `store`, `stack`,
+//! `prefix`, `capture`.
 
 mod capture;
 mod chunked;
@@ -11,6 +11,7 @@ mod context;
 mod hex;
 mod ids;
 mod model;
+mod order;
 mod prefix;
 mod stack;
 mod store;

@@ -1,8 +1,8 @@
 //! `TraceStore`: every captured span and log line of one replay, in the order they happened,
-//! and the live spans' slots between open and close.
+//! and the live spans' slots between open and close, kept in one shard per capturing thread.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -11,10 +11,11 @@ use tracing::Metadata;
 
 use super::chunked::{At, Chunked, Stretch};
 use super::context::TraceFlags;
-use super::ids::{IdGenerator, SpanId};
+use super::ids::{IdBlock, IdGenerator, SpanId};
 use super::model::{
     Captured, FieldValue, Fields, LogLine, ParentKind, Seq, SpanData, SpanRef, SpanStatus,
 };
+use super::order::{SeqMark, ShardClock};
 use crate::clock::VirtualTime;
 
 /// Fields on their way into the store: a reused per-thread buffer while a span's or an event's
@@ -31,17 +32,77 @@ fn is_unset(name: &str) -> bool {
 
 /// What a [`CaptureSubscriber`](crate::trace::CaptureSubscriber) writes into. Cheap to share; snapshot
 /// it after the replay.
+///
+/// Each thread writes its own shard, under a lock the other threads take only to reach a span
+/// that thread opened (to record, close or log in it, or to open a child): threads capturing
+/// side by side do not meet on every span. A snapshot merges the shards by creation number.
+///
+/// **Invariant:** no code holds two shard locks at once, except [`TraceStore::all`], which
+/// takes them in shard order.
 #[derive(Debug, Default)]
 pub struct TraceStore {
-    /// `parking_lot`'s lock, not std's: uncontended they cost the same, but std's slows capture
-    /// down when two threads share one store (`benches/NOTES.md`, two threads).
-    inner: Mutex<Inner>,
+    /// Made when a thread first writes to it.
+    shards: [OnceLock<Box<Shard>>; SHARDS],
+    /// Keeps the shards' creation numbers close: see [`ShardClock`].
+    mark: SeqMark,
+}
+
+/// How many shards a store has. Each live thread that captures has a number ([`ThreadNumber`])
+/// and thread `n` writes shard `n % SHARDS`: up to this many threads capture without sharing a
+/// lock, and more share one (still correct, only contended).
+const SHARDS: usize = 32;
+
+/// One thread's part of a store. On a cache line of its own, so two threads writing next to
+/// each other do not bounce a line between their cores.
+///
+/// `parking_lot`'s lock, not std's: uncontended they cost the same, but std's slowed capture
+/// down when two threads shared one lock (`benches/NOTES.md`, two threads).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(Mutex<Inner>);
+
+/// The shard this thread writes.
+#[inline]
+fn this_thread_shard() -> usize {
+    thread_local! {
+        static NUMBER: ThreadNumber = ThreadNumber::take();
+    }
+    // A thread that is exiting writes shard 0: correct, if shared.
+    NUMBER.try_with(|n| n.0 % SHARDS).unwrap_or(0)
+}
+
+/// A number for each live thread that captures, the smallest free one, handed back when the
+/// thread exits: a pool whose threads come and go (a bench's per-sample threads, tokio's
+/// blocking pool) reuses the same few shards and their memory rather than cycling through all.
+struct ThreadNumber(usize);
+
+/// Numbers handed back by exited threads, and the next never used.
+static FREE_NUMBERS: Mutex<(BTreeSet<usize>, usize)> = Mutex::new((BTreeSet::new(), 0));
+
+impl ThreadNumber {
+    fn take() -> Self {
+        let mut free = FREE_NUMBERS.lock();
+        let number = free.0.pop_first().unwrap_or_else(|| {
+            free.1 += 1;
+            free.1 - 1
+        });
+        ThreadNumber(number)
+    }
+}
+
+impl Drop for ThreadNumber {
+    fn drop(&mut self) {
+        FREE_NUMBERS.lock().0.insert(self.0);
+    }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// The next creation number, shared by spans and log lines so that both sort together.
-    next_seq: Seq,
+    /// The creation numbers of this shard's spans and log lines, one numbering for both so that
+    /// they sort together.
+    clock: ShardClock,
+    /// The ids this shard mints next.
+    ids: IdBlock,
     spans: Chunked<StoredSpan>,
     logs: Chunked<StoredLine>,
     /// Every span's and line's fields, side by side, for the same reason as `text`. A span
@@ -112,29 +173,67 @@ impl StoredSpan {
 }
 
 /// A live span's id, as the subscriber hands it to `tracing`: slot index + 1 in the low 32
-/// bits (never zero), the slot's generation in the high 32.
+/// bits (never zero), the slot's shard in the next 8, the slot's generation (its low 24 bits)
+/// in the high 24.
 pub(crate) type LiveId = u64;
 
-fn live_id(index: u32, generation: u32) -> LiveId {
-    (u64::from(generation) << 32) | (u64::from(index) + 1)
+fn live_id(shard: usize, index: u32, generation: u32) -> LiveId {
+    (u64::from(generation & GENERATION_MASK) << 40)
+        | ((shard as u64) << 32)
+        | (u64::from(index) + 1)
+}
+
+/// The bits of a slot's generation a [`LiveId`] carries.
+const GENERATION_MASK: u32 = 0xFF_FFFF;
+
+/// The shard a live span's slot is in.
+#[inline]
+fn shard_of(id: LiveId) -> usize {
+    ((id >> 32) & 0xFF) as usize
 }
 
 impl Inner {
     #[inline]
-    fn next_seq(&mut self) -> Seq {
-        let seq = self.next_seq;
-        self.next_seq = seq.wrapping_add(1);
-        seq
-    }
-
-    #[inline]
     fn live_in(slots: &mut [Slot], id: LiveId) -> Option<&mut Live> {
         let index = ((id & 0xFFFF_FFFF) as usize).checked_sub(1)?;
         let slot = slots.get_mut(index)?;
-        if u64::from(slot.generation) != id >> 32 {
+        if u64::from(slot.generation & GENERATION_MASK) != id >> 40 {
             return None;
         }
         slot.live.as_mut()
+    }
+
+    /// What a child of the live span `id` inherits, taking a handle to the parent for it.
+    #[inline]
+    fn adopt(&mut self, id: LiveId) -> Option<Inherited> {
+        let parent = Self::live_in(&mut self.slots, id)?;
+        parent.refs += 1;
+        let at = parent.at;
+        let p = &self.spans.get_mut(at)?.data;
+        Some(Inherited {
+            parent: id,
+            seq: p.seq,
+            trace_id: p.trace_id,
+            span_id: p.span_id,
+            flags: p.flags,
+            tracestate: p.tracestate.clone(),
+        })
+    }
+
+    /// Marks the live span `id` failed if `line` is its first error, and says which span the
+    /// line belongs to.
+    #[inline]
+    fn log_in(
+        &mut self,
+        id: LiveId,
+        level: tracing::Level,
+        message: &str,
+    ) -> Option<(SpanRef, Seq)> {
+        let data = &mut self.span_mut(id)?.data;
+        if level == tracing::Level::ERROR && data.status == SpanStatus::Ok {
+            data.status = SpanStatus::Error(message.into());
+        }
+        Some((data.span_ref(), data.seq))
     }
 
     /// A live span's record.
@@ -154,6 +253,16 @@ impl Inner {
         self.live -= 1;
         slot.live.take()
     }
+}
+
+/// What a child span takes from its parent.
+struct Inherited {
+    parent: LiveId,
+    seq: Seq,
+    trace_id: super::ids::TraceId,
+    span_id: SpanId,
+    flags: TraceFlags,
+    tracestate: Option<super::tracestate::TraceState>,
 }
 
 /// What a new log line starts with; the store fills in its creation number and span.
@@ -184,8 +293,24 @@ impl TraceStore {
         Arc::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock()
+    /// Shard `index`, locked; made if no thread wrote to it yet.
+    #[inline]
+    fn shard(&self, index: usize) -> MutexGuard<'_, Inner> {
+        self.shards[index].get_or_init(Box::default).0.lock()
+    }
+
+    /// The shard a live span's slot is in, locked; `None` for an id no shard issued.
+    #[inline]
+    fn shard_holding(&self, id: LiveId) -> Option<MutexGuard<'_, Inner>> {
+        Some(self.shards.get(shard_of(id))?.get()?.0.lock())
+    }
+
+    /// Every shard made so far, locked in shard order: the one place more than one shard lock
+    /// is held, so that what is read across shards is read at one moment.
+    fn all(&self) -> Vec<MutexGuard<'_, Inner>> {
+        (self.shards.iter())
+            .filter_map(|shard| Some(shard.get()?.0.lock()))
+            .collect()
     }
 
     /// Opens a span as a child of `parent` (a live span's id), or as the root of a new trace
@@ -199,19 +324,25 @@ impl TraceStore {
         span: NewSpan,
         fields: &mut FieldBuf,
     ) -> LiveId {
-        let mut inner = self.lock();
-        let inherited = parent.and_then(|id| {
-            let parent = Inner::live_in(&mut inner.slots, id)?;
-            parent.refs += 1;
-            let at = parent.at;
-            let p = &inner.spans.get_mut(at)?.data;
-            Some((id, p.trace_id, p.span_id, p.flags, p.tracestate.clone()))
-        });
-        let (new_trace, span_id) = ids.mint_serially(inherited.is_none());
+        let own = this_thread_shard();
+        // A parent in another thread's shard is read under that shard's lock, released before
+        // this thread's is taken; one in this thread's shard under the one lock.
+        let foreign = parent.filter(|&id| shard_of(id) != own);
+        let adopted = foreign.and_then(|id| self.shard_holding(id)?.adopt(id));
+        let mut inner = self.shard(own);
+        let inherited = match parent {
+            Some(id) if foreign.is_none() => inner.adopt(id),
+            _ => adopted,
+        };
+        let (new_trace, span_id) = ids.mint(&mut inner.ids, inherited.is_none());
+        let seq = (inner.clock).draw(&self.mark, inherited.as_ref().map(|p| p.seq));
         let (trace_id, parent, flags, tracestate) = match (inherited, new_trace) {
-            (Some((id, trace, parent, flags, state)), _) => {
-                (trace, Some((id, parent)), flags, state)
-            }
+            (Some(p), _) => (
+                p.trace_id,
+                Some((p.parent, p.span_id)),
+                p.flags,
+                p.tracestate,
+            ),
             (None, new_trace) => {
                 let trace = new_trace.expect("a trace id is minted for a span without a parent");
                 (trace, None, TraceFlags::NEW_TRACE, None)
@@ -236,7 +367,6 @@ impl TraceStore {
                 index
             }
         };
-        let seq = inner.next_seq();
         let at = inner.spans.push(StoredSpan {
             data: SpanData {
                 seq,
@@ -264,28 +394,34 @@ impl TraceStore {
             refs: 1,
             parent: parent.map(|(id, _)| id),
         });
-        live_id(index, slot.generation)
+        live_id(own, index, slot.generation)
     }
 
     /// Runs `f` on a live span's record.
     pub(crate) fn with_live<R>(&self, id: LiveId, f: impl FnOnce(&mut SpanData) -> R) -> Option<R> {
-        self.lock().span_mut(id).map(|span| f(&mut span.data))
+        (self.shard_holding(id)?)
+            .span_mut(id)
+            .map(|span| f(&mut span.data))
     }
 
     /// A live span's callsite metadata.
     pub(crate) fn metadata(&self, id: LiveId) -> Option<&'static Metadata<'static>> {
-        Inner::live_in(&mut self.lock().slots, id).map(|live| live.metadata)
+        Inner::live_in(&mut self.shard_holding(id)?.slots, id).map(|live| live.metadata)
     }
 
     /// Which span a line written in the live span `id` belongs to.
     pub(crate) fn span_ref(&self, id: LiveId) -> Option<SpanRef> {
-        self.lock().span_mut(id).map(|span| span.data.span_ref())
+        (self.shard_holding(id)?)
+            .span_mut(id)
+            .map(|span| span.data.span_ref())
     }
 
     /// Records values of a live span's declared fields: each replaces the field's earlier
     /// value or fills its reserved slot.
     pub(crate) fn record(&self, id: LiveId, values: &mut FieldBuf) {
-        let mut inner = self.lock();
+        let Some(mut inner) = self.shard_holding(id) else {
+            return;
+        };
         let Some(at) = Inner::live_in(&mut inner.slots, id).map(|live| live.at) else {
             return;
         };
@@ -311,19 +447,19 @@ impl TraceStore {
 
     /// Records that `id` follows from `cause`: both live spans.
     pub(crate) fn link(&self, id: LiveId, cause: LiveId) {
-        let mut inner = self.lock();
-        let Some(cause) = inner.span_mut(cause).map(|span| span.data.span_id) else {
+        let Some(cause) = self.span_ref(cause).map(|span| span.span_id) else {
             return;
         };
-        if let Some(span) = inner.span_mut(id) {
-            span.data.links.push(cause);
-        }
+        self.with_live(id, |span| span.links.push(cause));
     }
 
     /// One more handle to a live span.
     #[inline]
     pub(crate) fn retain(&self, id: LiveId) {
-        if let Some(live) = Inner::live_in(&mut self.lock().slots, id) {
+        let Some(mut inner) = self.shard_holding(id) else {
+            return;
+        };
+        if let Some(live) = Inner::live_in(&mut inner.slots, id) {
             live.refs += 1;
         }
     }
@@ -333,10 +469,21 @@ impl TraceStore {
     /// close in turn. Returns whether the span itself closed.
     #[inline]
     pub(crate) fn release(&self, released: LiveId, end: Option<VirtualTime>) -> bool {
-        let mut inner = self.lock();
+        let Some(mut inner) = self.shard_holding(released) else {
+            return false;
+        };
+        let mut held = shard_of(released);
         let mut next = Some(released);
         let mut closed = false;
         while let Some(id) = next.take() {
+            // A parent in another shard is released under that shard's lock alone.
+            if shard_of(id) != held {
+                drop(inner);
+                let Some(other) = self.shard_holding(id) else {
+                    break;
+                };
+                (inner, held) = (other, shard_of(id));
+            }
             let Some(live) = Inner::live_in(&mut inner.slots, id) else {
                 break;
             };
@@ -362,38 +509,45 @@ impl TraceStore {
     /// `Vec::clear` does; open spans stay open. For long runs (benchmarks, soak tests) that
     /// snapshot and drop as they go.
     pub fn clear(&self) {
-        self.lock().forget_closed(|_| false);
+        for mut inner in self.all() {
+            inner.forget_closed(|_| false);
+        }
     }
 
     /// Takes every span closed since the last drain or clear, with the lines written in them
     /// and the lines written outside any span, in creation order, and forgets them as
     /// [`TraceStore::clear`] does. Open spans stay, and so do the lines written in them: a span
-    /// is taken once, whole, with every line it holds, by the first drain after it closes. One
-    /// lock for both halves, so nothing that closes meanwhile is forgotten untaken. What a live
-    /// exporter sends as spans close; afterwards the store holds only open spans and their lines.
+    /// is taken once, whole, with every line it holds, by the first drain after it closes. Every
+    /// shard locked for both halves, so nothing that closes meanwhile is forgotten untaken. What
+    /// a live exporter sends as spans close; afterwards the store holds only open spans and
+    /// their lines.
     pub fn drain(&self) -> Captured {
-        let mut inner = self.lock();
-        let open: HashSet<SpanId> = (inner.spans.iter())
+        let mut shards = self.all();
+        let open: HashSet<SpanId> = (shards.iter())
+            .flat_map(|inner| inner.spans.iter())
             .filter(|stored| stored.open_slot != StoredSpan::CLOSED)
             .map(|stored| stored.data.span_id)
             .collect();
         // Lines match their span by id alone, as OTLP's events do: a span that continued a
-        // remote trace after a line was written keeps the line.
+        // remote trace after a line was written keeps the line. The span may be another
+        // thread's.
         let in_open_span =
             |line: &StoredLine| line.line.span.is_some_and(|s| open.contains(&s.span_id));
-        let taken = inner.captured(|line| !in_open_span(line));
-        inner.forget_closed(in_open_span);
+        let taken = merged(&shards, |line| !in_open_span(line));
+        for inner in &mut shards {
+            inner.forget_closed(in_open_span);
+        }
         taken
     }
 
     /// How many spans have closed since the last clear or drain.
     pub fn span_count(&self) -> usize {
-        self.lock().closed
+        self.all().iter().map(|inner| inner.closed).sum()
     }
 
     /// How many log lines have been captured so far.
     pub fn log_count(&self) -> usize {
-        self.lock().logs.len()
+        self.all().iter().map(|inner| inner.logs.len()).sum()
     }
 
     /// Takes a log line written in the live span `span`, if any, giving it its creation number
@@ -406,15 +560,17 @@ impl TraceStore {
         message: &str,
         fields: &mut FieldBuf,
     ) {
-        let mut inner = self.lock();
-        let span = span.and_then(|id| inner.span_mut(id)).map(|span| {
-            let data = &mut span.data;
-            if line.level == tracing::Level::ERROR && data.status == SpanStatus::Ok {
-                data.status = SpanStatus::Error(message.into());
-            }
-            data.span_ref()
-        });
-        let seq = inner.next_seq();
+        let own = this_thread_shard();
+        // As in `open`: a span in another shard is marked under that shard's lock alone.
+        let foreign = span.filter(|&id| shard_of(id) != own);
+        let marked = foreign.and_then(|id| self.shard_holding(id)?.log_in(id, line.level, message));
+        let mut inner = self.shard(own);
+        let span = match span {
+            Some(id) if foreign.is_none() => inner.log_in(id, line.level, message),
+            _ => marked,
+        };
+        let seq = (inner.clock).draw(&self.mark, span.map(|(_, seq)| seq));
+        let span = span.map(|(span, _)| span);
         let message = inner.text.push_slice(message.as_bytes());
         let fields = (inner.fields).push_n(fields.len(), |chunk| chunk.append(fields));
         inner.logs.push(StoredLine {
@@ -436,19 +592,49 @@ impl TraceStore {
     /// The spans open now, in creation order: what a process dying at this moment would
     /// never export.
     pub fn open_spans(&self) -> Vec<SpanRef> {
-        self.lock().open_spans()
+        let mut open: Vec<(Seq, SpanRef)> = (self.all().iter())
+            .flat_map(|inner| inner.open_spans())
+            .collect();
+        open.sort_by_key(|(seq, _)| *seq);
+        open.into_iter().map(|(_, s)| s).collect()
     }
 
     /// Everything captured so far, in creation order.
     pub fn snapshot(&self) -> Captured {
-        self.lock().captured(|_| true)
+        merged(&self.all(), |_| true)
+    }
+}
+
+/// The closed spans and the lines `take_line` picks from every shard, and the spans still open,
+/// each in creation order. Each shard's items are in creation order already, so sorting their
+/// concatenation merges sorted runs (std's sort finds them), whatever the number of shards;
+/// the sort is stable, so equal numbers from two shards sort by shard.
+fn merged(shards: &[MutexGuard<'_, Inner>], take_line: impl Fn(&StoredLine) -> bool) -> Captured {
+    let mut spans = Vec::new();
+    let mut logs = Vec::new();
+    let mut open = Vec::new();
+    for inner in shards {
+        inner.captured(&take_line, &mut spans, &mut logs);
+        open.extend(inner.open_spans());
+    }
+    spans.sort_by_key(|s: &SpanData| s.seq);
+    logs.sort_by_key(|l: &LogLine| l.seq);
+    open.sort_by_key(|(seq, _)| *seq);
+    Captured {
+        spans,
+        logs,
+        open: open.into_iter().map(|(_, s)| s).collect(),
     }
 }
 
 impl Inner {
-    /// The closed spans and the lines `take_line` picks, in creation order, with the spans
-    /// still open.
-    fn captured(&self, take_line: impl Fn(&StoredLine) -> bool) -> Captured {
+    /// Appends this shard's closed spans and the lines `take_line` picks, in creation order.
+    fn captured(
+        &self,
+        take_line: impl Fn(&StoredLine) -> bool,
+        spans: &mut Vec<SpanData>,
+        logs: &mut Vec<LogLine>,
+    ) {
         let fields_of = |stretch: Stretch, overflow: &Fields| -> Fields {
             let reserved = self.fields.slice(stretch).iter();
             (reserved.filter(|(name, _)| !is_unset(name)))
@@ -456,39 +642,31 @@ impl Inner {
                 .cloned()
                 .collect()
         };
-        let mut spans: Vec<SpanData> = (self.spans.iter())
-            .filter(|stored| stored.open_slot == StoredSpan::CLOSED)
-            .map(|stored| SpanData {
-                fields: fields_of(stored.fields, &stored.data.fields),
-                ..stored.data.clone()
-            })
-            .collect();
-        spans.sort_by_key(|s| s.seq);
-        let mut logs: Vec<LogLine> = (self.logs.iter())
-            .filter(|stored| take_line(stored))
-            .map(|stored| LogLine {
-                // Always whole `&str`s side by side, so always valid UTF-8.
-                message: String::from_utf8_lossy(self.text.slice(stored.message)).into_owned(),
-                fields: fields_of(stored.fields, &stored.line.fields),
-                ..stored.line.clone()
-            })
-            .collect();
-        logs.sort_by_key(|l| l.seq);
-        Captured {
-            spans,
-            logs,
-            open: self.open_spans(),
-        }
+        spans.extend(
+            (self.spans.iter())
+                .filter(|stored| stored.open_slot == StoredSpan::CLOSED)
+                .map(|stored| SpanData {
+                    fields: fields_of(stored.fields, &stored.data.fields),
+                    ..stored.data.clone()
+                }),
+        );
+        logs.extend(
+            (self.logs.iter())
+                .filter(|stored| take_line(stored))
+                .map(|stored| LogLine {
+                    // Always whole `&str`s side by side, so always valid UTF-8.
+                    message: String::from_utf8_lossy(self.text.slice(stored.message)).into_owned(),
+                    fields: fields_of(stored.fields, &stored.line.fields),
+                    ..stored.line.clone()
+                }),
+        );
     }
 
-    /// The spans still open, in creation order.
-    fn open_spans(&self) -> Vec<SpanRef> {
-        let mut open: Vec<(Seq, SpanRef)> = (self.spans.iter())
+    /// This shard's spans still open, with their creation numbers.
+    fn open_spans(&self) -> impl Iterator<Item = (Seq, SpanRef)> + '_ {
+        (self.spans.iter())
             .filter(|stored| stored.open_slot != StoredSpan::CLOSED)
             .map(|stored| (stored.data.seq, stored.data.span_ref()))
-            .collect();
-        open.sort_by_key(|(seq, _)| *seq);
-        open.into_iter().map(|(_, s)| s).collect()
     }
 
     /// Empties every arena but for the open spans and the lines `keep_line` picks, which move
@@ -793,7 +971,7 @@ mod tests {
             );
             store.release(id, None);
             assert_eq!(store.drain().spans.len(), 1);
-            let inner = store.lock();
+            let inner = store.shard(this_thread_shard());
             assert!(
                 inner.spans.len() == 1 && inner.logs.len() == 1,
                 "round {round}: only the open span and its line stay"
