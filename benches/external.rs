@@ -1,5 +1,5 @@
-//! What a replay against an external service costs next to the in-process replay: the five
-//! seed scenarios replayed in-process and against `trace-harness serve --contract` started per
+//! What a replay against an external service costs next to the in-process replay: every
+//! scenario of `scenarios/` replayed in-process and against `trace-harness serve --contract` started per
 //! replay from `examples/own-service/service.toml` (spans over OTLP/HTTP, completeness by
 //! rules); five replays that do no work, both ways, for the fixed cost of an external replay;
 //! and, separately, what starting that process until it is ready and stopping it costs.
@@ -32,10 +32,10 @@ fn own_service() -> ServiceSpec {
     ServiceSpec::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn five_scenarios(c: &mut Criterion) {
+fn every_scenario(c: &mut Criterion) {
     let scenarios = scenarios();
     let service = own_service();
-    let mut group = c.benchmark_group("five_scenarios");
+    let mut group = c.benchmark_group("every_scenario");
     group.sample_size(20);
     group.bench_function("in_process", |b| {
         b.iter(|| {
@@ -131,5 +131,5 @@ fn process_start(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, five_scenarios, idle_replays, process_start);
+criterion_group!(benches, every_scenario, idle_replays, process_start);
 criterion_main!(benches);

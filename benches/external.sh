@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # External replays against in-process ones, measured as interleaved rounds of the CLI, so a
 # machine whose speed drifts (a shared 2-core VM, a disk that stalls) moves both sides alike:
-# per round, the five scenarios repeated N times in-process and externally, then as many
+# per round, every scenario of scenarios/ repeated N times in-process and externally, then as many
 # replays of a one-step scenario that does no work (a cron call with nothing due) both ways.
 # The idle pair's difference is the fixed cost of an external replay (process start and stop,
 # its database, its receiver); the target compares what is left with in-process.

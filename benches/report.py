@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import re
+import statistics
 import platform
 import subprocess
 import sys
@@ -123,6 +124,7 @@ def main():
       "cargo bench --bench replay         -- --warm-up-time 1 --measurement-time 3\n"
       "cargo bench --bench memory\n"
       "cargo run --release -q -- overhead --flows 4000 --http\n"
+      "bash benches/throughput.sh > target/criterion/throughput.txt\n"
       "python3 benches/report.py\n```\n")
     w("CI compiles every bench and runs each once in test mode (`cargo bench --no-run`, then "
       "`cargo bench -- --test`); it never asserts timings.\n")
@@ -384,24 +386,24 @@ def main():
     targets.append(("receiver ingest ≥ 200 000 spans/s (protobuf)",
                     "—" if proto_rate is None else f"{proto_rate:,.0f} spans/s",
                     None if proto_rate is None else proto_rate >= 200_000))
-    w("The five scenarios replayed in-process and against `trace-harness serve --contract` "
+    n_scen = sum(1 for k in EST if k.startswith("replay/scenario/")) or 5
+    w(f"The {n_scen} scenarios of `scenarios/` replayed in-process and against `trace-harness serve --contract` "
       "started per replay from `examples/own-service/service.toml` (spans over OTLP/HTTP, "
       "completeness by rules, no quiet period); five replays of a one-step scenario that does "
       "no work (a cron call with nothing due), both ways, whose difference is the fixed cost of "
       "an external replay; and one process started as a replay starts it (a new database, an "
       "OTLP endpoint) until it is ready, then stopped (`benches/external.rs`):\n")
-    inside = ns("five_scenarios/in_process")
-    outside = ns("five_scenarios/external")
+    inside = ns("every_scenario/in_process")
+    outside = ns("every_scenario/external")
     idle_in = ns("five_idle_replays/in_process")
     idle_out = ns("five_idle_replays/external")
     start = ns("process/start_until_ready_and_stop")
-    n_scen = sum(1 for k in EST if k.startswith("replay/scenario/")) or 5
     without_start = None if outside is None or start is None else outside - n_scen * start
     fixed = None if idle_out is None or idle_in is None else idle_out - idle_in
     without_fixed = None if outside is None or fixed is None else outside - fixed
     w(table(["case", "time"], [
-        ["in-process, five scenarios", fmt_time(inside)],
-        ["external, five scenarios", fmt_time(outside)],
+        [f"in-process, {n_scen} scenarios", fmt_time(inside)],
+        [f"external, {n_scen} scenarios", fmt_time(outside)],
         ["in-process, five idle replays", fmt_time(idle_in)],
         ["external, five idle replays", fmt_time(idle_out)],
         ["one process start until ready + stop", fmt_time(start)],
@@ -418,8 +420,8 @@ def main():
     median = re.search(r"^median: ([0-9.]+)x; with the fixed cost: ([0-9.]+)x", rounds, re.M)
     fixed = re.search(r"^fixed cost of an external replay .*median: ([0-9.]+) ms", rounds, re.M)
     if rounds:
-        w("`bash benches/external.sh` (release CLI, `--jobs 1`, five interleaved rounds of the five "
-          "scenarios ×20 and 100 idle replays, both ways; per replay):\n")
+        w(f"`bash benches/external.sh` (release CLI, `--jobs 1`, five interleaved rounds of the {n_scen} "
+          f"scenarios ×20 and as many idle replays, both ways; per replay):\n")
         w("```\n" + rounds.strip() + "\n```\n")
     if median:
         measured = (f"{float(median.group(1)):.2f}× without the fixed cost of an external replay "
@@ -430,8 +432,10 @@ def main():
     else:
         measured = f"{fmt_ratio(judged)} minus the measured process starts; {fmt_ratio(ratio(outside, inside))} with them"
         ok = None if judged is None else judged <= 2.0
-    targets.append(("external replay of the five scenarios ≤ 2× in-process, process start excluded",
+    targets.append((f"external replay of the {n_scen} scenarios ≤ 2× in-process, process start excluded",
                     measured, ok))
+
+    throughput_section(w, targets)
 
     # Targets.
     w("## Targets\n")
@@ -444,6 +448,81 @@ def main():
     with open(out_path, "w") as f:
         f.write("\n".join(md) + "\n")
     print(f"wrote {out_path} from {len(EST)} criterion benchmarks")
+
+
+def throughput_section(w, targets):
+    """Section 7 from `bash benches/throughput.sh`'s lines (`label wall user sys rss_kb replays
+    time_wait`), when it was run."""
+    path = os.path.join(CRITERION, "throughput.txt")
+    if not os.path.exists(path):
+        return
+    runs, facts = {}, {}
+    for line in open(path):
+        parts = line.split()
+        if len(parts) == 2:
+            facts[parts[0]] = int(parts[1])
+        elif len(parts) == 7:
+            label, wall, user, sys_, rss, replays, tw = parts
+            runs.setdefault(label, []).append(
+                (float(wall), float(user), float(sys_), int(rss), int(replays), int(tw)))
+    cores = facts.get("cores", os.cpu_count() or 1)
+    med = statistics.median
+
+    def busy(label):
+        rows = runs.get(label, [])
+        if not rows:
+            return None
+        # Each run's wall time against its CPU time spread over the cores; the median run.
+        return med([r[0] / ((r[1] + r[2]) / cores) for r in rows])
+
+    w("## 7. Throughput\n")
+    w("Replays as a CI run does them (`bash benches/throughput.sh`: release CLI, `--format ndjson` "
+      "to /dev/null, `CI=true`; `/usr/bin/time`). *Busy* is wall time ÷ (CPU time ÷ "
+      f"{cores} cores): 1.00 keeps every core busy the whole run.\n")
+    rows = []
+    for label in ["run_default"] + [f"run_jobs_{j}" for j in (1, 2, 3, 4, 8)]:
+        if label not in runs:
+            continue
+        r = runs[label]
+        rows.append([
+            "default" if label == "run_default" else f"`--jobs {label.rsplit('_', 1)[1]}`",
+            str(r[0][4]),
+            f"{med([x[0] for x in r]):.2f} s",
+            f"{med([x[1] + x[2] for x in r]):.2f} s",
+            f"{busy(label):.2f}",
+        ])
+    w(f"`run scenarios/ --repeat 100` ({facts.get('scenarios', '?')} scenarios), median of "
+      f"{len(runs.get('run_default', []))} rounds:\n")
+    w(table(["jobs", "replays", "wall", "CPU (user + sys)", "busy"], rows))
+    w("")
+    default_busy = busy("run_default")
+    targets.append(("replays at default settings keep the cores busy: wall ≤ 1.3 × (CPU ÷ cores)",
+                    "—" if default_busy is None else f"{default_busy:.2f}",
+                    None if default_busy is None else default_busy <= 1.3))
+    plans = runs.get("fault_plans", [])
+    if plans:
+        w("`FAULT_PLAN_CASES=10000 FAULT_PLAN_SEED=11` on `tests/fault_plans.rs` (release):\n")
+        w(table(["run", "wall", "user", "sys", "sys ÷ user"], [
+            [str(i + 1), f"{p[0]:.1f} s", f"{p[1]:.1f} s", f"{p[2]:.1f} s", f"{p[2] / p[1]:.2f}"]
+            for i, p in enumerate(plans)]))
+        w("")
+        wall = med([p[0] for p in plans])
+        targets.append(("10 000 fault plans ≤ 20 s, kernel time not the larger share",
+                        f"{wall:.1f} s (median of {len(plans)}); sys ÷ user "
+                        f"{med([p[2] / p[1] for p in plans]):.2f}",
+                        wall <= 20 and all(p[2] < p[1] for p in plans)))
+    short, long = runs.get("run_long_short"), runs.get("run_long")
+    if short and long:
+        s, l = short[0], long[0]
+        w("Ten times the replays, one run each (`--jobs` default):\n")
+        w(table(["replays", "wall", "peak RSS", "sockets in TIME_WAIT after"], [
+            [str(x[4]), f"{x[0]:.1f} s", f"{x[3] / 1024:.1f} MB", str(x[5])] for x in (s, l)]))
+        w("")
+        grow = l[0] / s[0]
+        targets.append((f"{l[4]} replays ≤ 11× the time of {s[4]}; peak RSS ≤ 64 MB; "
+                        "TIME_WAIT bounded (≤ 1 000 sockets left)",
+                        f"{grow:.1f}×; {l[3] / 1024:.1f} MB; {l[5]} sockets",
+                        grow <= 11 and l[3] <= 64 * 1024 and l[5] <= 1000))
 
 
 if __name__ == "__main__":

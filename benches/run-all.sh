@@ -44,4 +44,6 @@ if command -v valgrind >/dev/null; then
     bash benches/instructions.sh > target/criterion/instructions.txt
     bash benches/instructions.sh --flow > target/criterion/instructions-flow.txt
 fi
+# Replays as throughput: busy cores, --jobs, 10 000 fault plans, a long run's time and memory.
+bash benches/throughput.sh > target/criterion/throughput.txt
 python3 benches/report.py

@@ -206,7 +206,7 @@ struct DiffArgs {
     /// Write it to FILE instead of standard output.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Replays to run at once (default: the number of cores).
+    /// Replays to run at once (default: two per core).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
 }
@@ -333,7 +333,7 @@ struct RunArgs {
     /// standard output.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Replays to run at once (default: the number of cores).
+    /// Replays to run at once (default: two per core).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
     /// Run only shard K of N: scenarios sorted by name, every Nth from the Kth (1-based).

@@ -722,7 +722,9 @@ fn every_fault_plan_keeps_the_invariants_and_accounts_for_every_job() {
             .map(|shard| u64::from(config(shard).cases))
             .sum(),
     );
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    // As many plans at once as `run` replays at once; the shards, not the threads, decide
+    // which plans run.
+    let threads = runner::default_jobs() as u64;
     let next = std::sync::atomic::AtomicU64::new(0);
     let failures: Vec<String> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads.min(SHARDS))

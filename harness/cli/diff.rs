@@ -241,7 +241,7 @@ fn replayed(
     jobs: Option<usize>,
     letter: &str,
 ) -> Result<Vec<Entry>, Exit> {
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = jobs.unwrap_or_else(crate::runner::default_jobs);
     let results = runner::replay_all_against(
         scenarios,
         ReplayOptions {

@@ -32,7 +32,7 @@ pub struct RunOptions {
     pub side_by_side: bool,
     /// Write each scenario's output under this directory instead of standard output.
     pub out: Option<PathBuf>,
-    /// Replays to run at once; the number of cores when `None`.
+    /// Replays to run at once; [`runner::default_jobs`] when `None`.
     pub jobs: Option<usize>,
     /// Only this shard of the scenarios sorted by name.
     pub shard: Option<Shard>,
@@ -150,9 +150,7 @@ pub fn run(options: &RunOptions) -> Exit {
             return Exit::BadInput;
         }
     };
-    let jobs = options
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = options.jobs.unwrap_or_else(runner::default_jobs);
     let progress = Progress::new(replays.len());
     let replay_options = ReplayOptions {
         tracing: !options.no_tracing,

@@ -227,6 +227,14 @@ fn capture(seed: u64, tracing: bool) -> (std::sync::Arc<TraceStore>, tracing::Di
     (store, tracing::Dispatch::new(subscriber))
 }
 
+/// How many replays run at once when a run is not told: two per core. A replay of the
+/// in-process service is idle while its mocks answer (each wiremock server runs on a thread of
+/// its own); a second replay per core computes meanwhile. Measured against one per core and
+/// more in `benches/throughput.sh` (BENCHMARKS.md §7, benches/NOTES.md item 19).
+pub fn default_jobs() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Replays `scenario` on the calling thread, against the in-process service.
 pub fn replay(scenario: &Scenario, options: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     replay_against(scenario, options, None)
