@@ -34,9 +34,13 @@ pub(super) struct ShardClock {
     next: Seq,
     /// What this shard last stored into the mark.
     published: Seq,
-    /// Where (in this shard's numbers) it last saw, and the time before, a mark another shard
-    /// had stored; `None` before it saw one.
-    sightings: [Option<Seq>; 2],
+    /// Where (in this shard's numbers) it last saw a mark another shard had stored; `None`
+    /// before it saw one.
+    sighting: Option<Seq>,
+    /// That last sighting, if it came within [`BUSY`] numbers of the one before: the shard is
+    /// busy until its numbers run [`BUSY`] past it. Worked out when a sighting happens, so
+    /// that a draw with nothing new in the mark only compares.
+    busy_since: Option<Seq>,
 }
 
 impl ShardClock {
@@ -49,13 +53,12 @@ impl ShardClock {
             seq = seq.max(after.wrapping_add(1));
         }
         self.next = seq.wrapping_add(1);
-        if seen != self.published {
-            self.sightings = [Some(seq), self.sightings[0]];
-        }
         let near = |a: Option<Seq>, b: Seq| a.is_some_and(|a| b.wrapping_sub(a) < BUSY);
-        let [last, before] = self.sightings;
-        let busy = near(last, seq) && last.is_some_and(|last| near(before, last));
-        if !busy {
+        if seen != self.published {
+            self.busy_since = near(self.sighting, seq).then_some(seq);
+            self.sighting = Some(seq);
+        }
+        if !near(self.busy_since, seq) {
             mark.0.store(self.next, Ordering::Relaxed);
             self.published = self.next;
         } else if self.next.wrapping_sub(self.published) >= SLACK {

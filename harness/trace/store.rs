@@ -222,7 +222,10 @@ impl Inner {
 
     /// Marks the live span `id` failed if `line` is its first error, and says which span the
     /// line belongs to.
-    #[inline]
+    ///
+    /// Always inlined: it runs for nearly every event, and out of line (as LLVM left it) the
+    /// call and its returned `Option` cost about as much as the lookup itself.
+    #[inline(always)]
     fn log_in(
         &mut self,
         id: LiveId,
@@ -231,7 +234,7 @@ impl Inner {
     ) -> Option<(SpanRef, Seq)> {
         let data = &mut self.span_mut(id)?.data;
         if level == tracing::Level::ERROR && data.status == SpanStatus::Ok {
-            data.status = SpanStatus::Error(message.into());
+            fail(data, message);
         }
         Some((data.span_ref(), data.seq))
     }
@@ -253,6 +256,13 @@ impl Inner {
         self.live -= 1;
         slot.live.take()
     }
+}
+
+/// Marks a span failed with its first error's message: rare, so kept out of [`Inner::log_in`].
+#[cold]
+#[inline(never)]
+fn fail(data: &mut SpanData, message: &str) {
+    data.status = SpanStatus::Error(message.into());
 }
 
 /// What a child span takes from its parent.
@@ -328,7 +338,7 @@ impl TraceStore {
         // A parent in another thread's shard is read under that shard's lock, released before
         // this thread's is taken; one in this thread's shard under the one lock.
         let foreign = parent.filter(|&id| shard_of(id) != own);
-        let adopted = foreign.and_then(|id| self.shard_holding(id)?.adopt(id));
+        let adopted = foreign.and_then(|id| self.adopt_from_other_shard(id));
         let mut inner = self.shard(own);
         let inherited = match parent {
             Some(id) if foreign.is_none() => inner.adopt(id),
@@ -395,6 +405,14 @@ impl TraceStore {
             parent: parent.map(|(id, _)| id),
         });
         live_id(own, index, slot.generation)
+    }
+
+    /// [`Inner::adopt`] for a parent in another thread's shard, under that shard's lock alone;
+    /// out of line, so that the common case, a parent of this thread's, is inlined.
+    #[cold]
+    #[inline(never)]
+    fn adopt_from_other_shard(&self, id: LiveId) -> Option<Inherited> {
+        self.shard_holding(id)?.adopt(id)
     }
 
     /// Runs `f` on a live span's record.
@@ -561,9 +579,10 @@ impl TraceStore {
         fields: &mut FieldBuf,
     ) {
         let own = this_thread_shard();
-        // As in `open`: a span in another shard is marked under that shard's lock alone.
+        // As in `open`: a span in another shard is marked under that shard's lock alone, out
+        // of line so that the common case, a span of this thread's, is marked inline.
         let foreign = span.filter(|&id| shard_of(id) != own);
-        let marked = foreign.and_then(|id| self.shard_holding(id)?.log_in(id, line.level, message));
+        let marked = foreign.and_then(|id| self.log_in_other_shard(id, line.level, message));
         let mut inner = self.shard(own);
         let span = match span {
             Some(id) if foreign.is_none() => inner.log_in(id, line.level, message),
@@ -587,6 +606,18 @@ impl TraceStore {
             message,
             fields,
         });
+    }
+
+    /// [`Inner::log_in`] for a span in another thread's shard, under that shard's lock alone.
+    #[cold]
+    #[inline(never)]
+    fn log_in_other_shard(
+        &self,
+        id: LiveId,
+        level: tracing::Level,
+        message: &str,
+    ) -> Option<(SpanRef, Seq)> {
+        self.shard_holding(id)?.log_in(id, level, message)
     }
 
     /// The spans open now, in creation order: what a process dying at this moment would
