@@ -10,13 +10,10 @@ fn at(minutes: u64) -> VirtualTime {
     VirtualTime::from_micros(minutes * 60_000_000)
 }
 
-/// A store with one booking holding `jobs` webhook jobs and one reminder, all due at once.
-fn store_with_jobs(jobs: usize) -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open(&dir.path().join("booking.sqlite3"), Duration::ZERO)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let booking = NewBooking {
-        uid: "uid1".to_owned(),
+/// A booking for one attendee, made at minute 0.
+fn booking(uid: &str) -> NewBooking {
+    NewBooking {
+        uid: uid.to_owned(),
         event_type_id: 1,
         title: "t".to_owned(),
         start_time: "2026-03-02T10:00:00Z".to_owned(),
@@ -26,7 +23,15 @@ fn store_with_jobs(jobs: usize) -> (tempfile::TempDir, Store) {
         payment: None,
         request_id: "r".to_owned(),
         created_at: at(0),
-    };
+    }
+}
+
+/// A store with one booking holding `jobs` webhook jobs and one reminder, all due at once.
+fn store_with_jobs(jobs: usize) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(&dir.path().join("booking.sqlite3"), Duration::ZERO)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let booking = booking("uid1");
     let job = |n: usize| NewWebhookJob {
         trigger_event: "BOOKING_CREATED",
         subscriber_url: format!("http://127.0.0.1:1/webhook/{n}"),
@@ -191,18 +196,6 @@ fn rows(store: &Store) -> Vec<(&'static str, i64)> {
 
 #[test]
 fn an_in_memory_database_outlives_its_stores_and_is_nobody_elses() {
-    let booking = |uid: &str| NewBooking {
-        uid: uid.to_owned(),
-        event_type_id: 1,
-        title: "t".to_owned(),
-        start_time: "2026-03-02T10:00:00Z".to_owned(),
-        attendees: vec![("Ada".to_owned(), "ada@example.com".to_owned())],
-        status: "ACCEPTED",
-        calendar_event: None,
-        payment: None,
-        request_id: "r".to_owned(),
-        created_at: at(0),
-    };
     let open = |db: &MemoryDatabase| {
         Store::open(db.path(), Duration::ZERO).unwrap_or_else(|e| panic!("{e}"))
     };
