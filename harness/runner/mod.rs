@@ -247,26 +247,33 @@ pub fn replay_against(
     options: ReplayOptions,
     external: Option<&ServiceSpec>,
 ) -> Result<ReplayOutcome, ReplayError> {
-    if external.is_none() {
+    let Some(spec) = external else {
         // In-process: on this thread's runtime, behind its front (`host.rs`). Every task of
         // the replay has ended when `drive` returns (its service stopped and drained, its
         // mocks dropped), so the store holds every span there is.
         let (store, dispatch) = capture(scenario.seed, options.tracing);
         return host::Host::with(|host| {
             let observed = tracing::dispatcher::with_default(&dispatch, || {
-                host.runtime
-                    .block_on(timeline::drive(scenario, None, options.tracing, Some(host)))
+                host.runtime.block_on(timeline::drive(
+                    scenario,
+                    timeline::Target::InProcess(host),
+                    options.tracing,
+                ))
             })?;
             Ok(observed.with_spans(scenario, options, store.snapshot()))
         })?;
-    }
+    };
     let Sandbox {
         store,
         dispatch,
         runtime,
     } = Sandbox::new(scenario.seed, options.tracing)?;
     let observed = tracing::dispatcher::with_default(&dispatch, || {
-        runtime.block_on(timeline::drive(scenario, external, options.tracing, None))
+        runtime.block_on(timeline::drive(
+            scenario,
+            timeline::Target::External(spec),
+            options.tracing,
+        ))
     })?;
     // Tasks the runtime still holds (an external service's output readers) close their spans
     // as it goes: snapshot after.

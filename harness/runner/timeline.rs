@@ -1,7 +1,6 @@
 //! Driving one replay's timeline: booking requests, cron calls, Stripe deliveries and restarts,
 //! each at its virtual offset, and what the world shows once the timeline has run.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,19 +106,18 @@ struct InProcess<'h> {
     service: BookingService,
     hook: CrashHook,
     crashed: mpsc::UnboundedReceiver<(ArmedCrash, Vec<SpanRef>)>,
-    /// The thread's front and peer client each process starts with; without one, each
-    /// process listens on a port of its own.
-    host: Option<&'h Host>,
+    /// The thread's front and peer client each process starts with.
+    host: &'h Host,
 }
 
 impl<'h> InProcess<'h> {
-    async fn start(config: &ServiceConfig, host: Option<&'h Host>) -> Result<Self, ReplayError> {
+    async fn start(config: &ServiceConfig, host: &'h Host) -> Result<Self, ReplayError> {
         let (notify, crashed) = mpsc::unbounded_channel();
         // Read in the dying task itself, before anything else can run: the spans it had open.
         let hook: CrashHook = Arc::new(move |armed| {
             let _ = notify.send((armed, trace::open_spans()));
         });
-        let service = Self::launch(config, &hook, host).await?;
+        let service = Self::launch(config, &hook, host)?;
         Ok(InProcess {
             service,
             hook,
@@ -128,21 +126,17 @@ impl<'h> InProcess<'h> {
         })
     }
 
-    async fn launch(
+    fn launch(
         config: &ServiceConfig,
         hook: &CrashHook,
-        host: Option<&Host>,
+        host: &Host,
     ) -> Result<BookingService, ReplayError> {
-        let hook = Some(hook.clone());
-        Ok(match host {
-            Some(host) => {
-                BookingService::start_behind(config.clone(), &host.front, host.peers.clone(), hook)?
-            }
-            None => {
-                let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-                BookingService::start_crashable(config.clone(), loopback, hook).await?
-            }
-        })
+        Ok(BookingService::start_behind(
+            config.clone(),
+            &host.front,
+            host.peers.clone(),
+            Some(hook.clone()),
+        )?)
     }
 
     /// Stops the process (cleanly, or as it dies at a crash point) and starts a new one on
@@ -161,7 +155,7 @@ impl<'h> InProcess<'h> {
         // A restarted process draws span ids afresh for its generation, as one the harness
         // starts separately does.
         trace::start_id_generation(config.generation);
-        let service = Self::launch(config, &hook, host).await?;
+        let service = Self::launch(config, &hook, host)?;
         Ok(InProcess {
             service,
             hook,
@@ -174,13 +168,12 @@ impl<'h> InProcess<'h> {
 impl<'h> Running<'h> {
     async fn start(
         config: &ServiceConfig,
-        external: Option<&ServiceSpec>,
+        target: Target<'h>,
         tracing: bool,
-        host: Option<&'h Host>,
     ) -> Result<Running<'h>, ReplayError> {
-        Ok(match external {
-            None => Running::InProcess(InProcess::start(config, host).await?),
-            Some(spec) => Running::External(Box::new(
+        Ok(match target {
+            Target::InProcess(host) => Running::InProcess(InProcess::start(config, host).await?),
+            Target::External(spec) => Running::External(Box::new(
                 ExternalService::start(spec, config, tracing).await?,
             )),
         })
@@ -207,14 +200,24 @@ impl<'h> Running<'h> {
     }
 }
 
-/// Starts the world, runs the timeline against it (the in-process service, or `external`),
-/// and stops it. The in-process service starts behind `host`'s front when given one.
+/// What a replay runs against: the in-process service, started behind the thread's front, or
+/// one the harness did not write.
+#[derive(Clone, Copy)]
+pub(super) enum Target<'a> {
+    InProcess(&'a Host),
+    External(&'a ServiceSpec),
+}
+
+/// Starts the world, runs the timeline against `target`, and stops it.
 pub(super) async fn drive(
     scenario: &Scenario,
-    external: Option<&ServiceSpec>,
+    target: Target<'_>,
     tracing: bool,
-    host: Option<&Host>,
 ) -> Result<Observed, ReplayError> {
+    let external = match target {
+        Target::External(spec) => Some(spec),
+        Target::InProcess(_) => None,
+    };
     if let Some(running) = external.and_then(|spec| spec.running.as_ref()) {
         if let Some(step) = scenario.timeline.iter().find(|s| s.crash.is_some()) {
             return Err(ReplayError::CannotCrash {
@@ -234,14 +237,15 @@ pub(super) async fn drive(
         None => Vec::new(),
     };
     let (mocks, mut config) = world.start_on(database.path(), true, listeners).await;
-    let mut service = Running::start(&config, external, tracing, host).await?;
+    let mut service = Running::start(&config, target, tracing).await?;
     // A foreign service that hangs must not hang the replay: its answers get the deadline.
-    let client = match (external, host) {
-        (Some(spec), _) => reqwest::Client::builder().timeout(spec.deadline).build(),
-        (None, Some(host)) => Ok(host.caller.clone()),
-        (None, None) => Ok(reqwest::Client::new()),
-    }
-    .map_err(|e| ReplayError::Client(e.to_string()))?;
+    let client = match target {
+        Target::External(spec) => reqwest::Client::builder()
+            .timeout(spec.deadline)
+            .build()
+            .map_err(|e| ReplayError::Client(e.to_string()))?,
+        Target::InProcess(host) => host.caller.clone(),
+    };
     let mut attendees = ChaCha8Rng::seed_from_u64(trace::splitmix64(scenario.seed ^ 0x4154_5445));
     let delivers_stripe_events = scenario
         .timeline
