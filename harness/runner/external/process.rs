@@ -183,6 +183,10 @@ impl ServiceProcess {
         quiet: Duration,
         deadline: tokio::time::Instant,
     ) -> bool {
+        // As for spans: no quiet period is no wait, not one for the timer's next tick.
+        if quiet.is_zero() {
+            return true;
+        }
         let mut lines = self.lines.clone();
         loop {
             lines.borrow_and_update();

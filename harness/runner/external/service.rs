@@ -224,6 +224,11 @@ impl ExternalService {
             self.check_telemetry()?;
             let missing = missing(&self.captured(), caused);
             if missing.is_empty() {
+                // No quiet period: settled now. A zero timeout would still wait for the timer
+                // wheel's next millisecond tick, a millisecond a step (benches/NOTES.md).
+                if self.spec.quiet.is_zero() {
+                    return Ok(());
+                }
                 let quiet =
                     tokio::time::timeout(self.spec.quiet, self.inbox.changed_since(version));
                 match quiet.await {
