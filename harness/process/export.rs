@@ -1,17 +1,24 @@
-//! Live export: a thread of its own that, each time a span closes, drains the capture store and
-//! posts what closed to an OTLP/HTTP endpoint, in creation order and in bounded requests; with
+//! Live export: a thread of its own that, each time a local root span closes (one with no
+//! parent in this process: a request's, or a cron job's), drains the capture store and posts
+//! what closed to an OTLP/HTTP endpoint, in creation order and in bounded requests; with
 //! nothing to export it drains and drops, so the store holds only what is still open.
 //!
 //! The thread is woken by [`Doorbell`], a layer on the capture subscriber: no polling, no
 //! timer. A ring while the thread is busy (posting, or draining) is kept as one pending ring,
 //! whose drain takes everything that closed meanwhile. The service's runtime never waits for
 //! an export: posting, retries and their waits happen on this thread.
+//!
+//! Why roots, not every span: the spans of one request close children first, and a ring per
+//! close posted the first child alone and the rest a moment later, two requests where one
+//! does (`benches/NOTES.md`). A span that closes after its root (nothing in this service does)
+//! goes with the next root's export, a flush at a crash point, or the last one at exit.
 
+use std::collections::HashSet;
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use tracing::span::Id;
+use tracing::span::{Attributes, Id};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
@@ -36,12 +43,14 @@ enum Ring {
     Last,
 }
 
-/// Rings the export thread when a span closes, and, with tracing off (no span ever closes),
-/// when a log line is written, so that lines are drained too. Layered on the capture
+/// Rings the export thread when a local root span closes, and, with tracing off (no span ever
+/// closes), when a log line is written, so that lines are drained too. Layered on the capture
 /// subscriber, it runs after the span or line is in the store.
 pub(crate) struct Doorbell {
     ring: SyncSender<Ring>,
     on_events: bool,
+    /// The open spans that have no parent in this process.
+    roots: Mutex<HashSet<u64>>,
 }
 
 impl Doorbell {
@@ -50,11 +59,25 @@ impl Doorbell {
         // gone, and `LiveExport::finish` reports why.
         let _ = self.ring.try_send(Ring::Closed);
     }
+
+    fn roots(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.roots.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl<S: Subscriber> Layer<S> for Doorbell {
-    fn on_close(&self, _: Id, _: Context<'_, S>) {
-        self.ring();
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let local_root =
+            attrs.is_root() || (attrs.is_contextual() && ctx.current_span().id().is_none());
+        if local_root {
+            self.roots().insert(id.into_u64());
+        }
+    }
+
+    fn on_close(&self, id: Id, _: Context<'_, S>) {
+        if self.roots().remove(&id.into_u64()) {
+            self.ring();
+        }
     }
 
     fn on_event(&self, _: &Event<'_>, _: Context<'_, S>) {
@@ -108,6 +131,7 @@ impl LiveExport {
         let doorbell = Doorbell {
             ring: ring.clone(),
             on_events,
+            roots: Mutex::new(HashSet::new()),
         };
         Ok((LiveExport { last: ring, thread }, doorbell))
     }
@@ -183,5 +207,62 @@ fn drain_until_last(
         if last {
             return exported;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::TryRecvError;
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+    use crate::trace::{CaptureSubscriber, IdGenerator};
+
+    /// A doorbell on a capture subscriber, and the channel it rings.
+    fn rung_doorbell() -> (tracing::Dispatch, Receiver<Ring>) {
+        let (ring, rung) = mpsc::sync_channel(8);
+        let doorbell = Doorbell {
+            ring,
+            on_events: false,
+            roots: Mutex::new(HashSet::new()),
+        };
+        let capture = CaptureSubscriber::new(TraceStore::new(), IdGenerator::seeded(1));
+        (tracing::Dispatch::new(capture.with(doorbell)), rung)
+    }
+
+    fn rings(rung: &Receiver<Ring>) -> usize {
+        let mut n = 0;
+        loop {
+            match rung.try_recv() {
+                Ok(Ring::Closed) => n += 1,
+                Ok(_) => panic!("only closes ring here"),
+                Err(TryRecvError::Empty) => return n,
+                Err(TryRecvError::Disconnected) => panic!("the doorbell is gone"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_rings_once_when_its_root_closes_not_for_each_child() {
+        let (dispatch, rung) = rung_doorbell();
+        tracing::dispatcher::with_default(&dispatch, || {
+            let root = tracing::info_span!("booking_creation");
+            root.in_scope(|| {
+                tracing::info_span!("calendar_call").in_scope(|| {});
+                tracing::info_span!("payment_call").in_scope(|| {});
+                // An explicit parent is a local parent too.
+                drop(tracing::info_span!(parent: &root, "email_call"));
+            });
+            assert_eq!(rings(&rung), 0, "children closed, the root is open");
+            drop(root);
+            assert_eq!(rings(&rung), 1, "the root closed");
+            // A span made a root explicitly, inside another, rings when it closes.
+            let outer = tracing::info_span!("cron_call");
+            outer.in_scope(|| drop(tracing::info_span!(parent: None, "webhook_execution")));
+            assert_eq!(rings(&rung), 1, "the explicit root closed");
+            drop(outer);
+            assert_eq!(rings(&rung), 1, "the outer root closed");
+        });
     }
 }
