@@ -1,8 +1,8 @@
 //! What a replay against an external service costs next to the in-process replay: every
 //! scenario of `scenarios/` replayed in-process and against `trace-harness serve --contract` started per
 //! replay from `examples/own-service/service.toml` (spans over OTLP/HTTP, completeness by
-//! rules); five replays that do no work, both ways, for the fixed cost of an external replay;
-//! and, separately, what starting that process until it is ready and stopping it costs.
+//! rules); as many replays that do no work, both ways, for the fixed cost of an external
+//! replay; and, separately, what starting that process until it is ready and stopping it costs.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -66,25 +66,26 @@ at = "0s"
 cron = "webhooks"
 "#;
 
-/// Five idle replays (as many as there are scenarios), in-process and external.
+/// As many idle replays as there are scenarios, in-process and external.
 fn idle_replays(c: &mut Criterion) {
+    let n = scenarios().len();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("idle.toml");
     std::fs::write(&path, IDLE).unwrap_or_else(|e| panic!("{e}"));
     let idle = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let service = own_service();
-    let mut group = c.benchmark_group("five_idle_replays");
+    let mut group = c.benchmark_group("idle_replays");
     group.sample_size(20);
     group.bench_function("in_process", |b| {
         b.iter(|| {
-            for _ in 0..5 {
+            for _ in 0..n {
                 replay(&idle, ReplayOptions::default()).unwrap_or_else(|e| panic!("{e}"));
             }
         })
     });
     group.bench_function("external", |b| {
         b.iter(|| {
-            for _ in 0..5 {
+            for _ in 0..n {
                 replay_against(&idle, ReplayOptions::default(), Some(&service))
                     .unwrap_or_else(|e| panic!("{e}"));
             }

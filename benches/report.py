@@ -396,28 +396,30 @@ def main():
     n_scen = sum(1 for k in EST if k.startswith("replay/scenario/")) or 5
     w(f"The {n_scen} scenarios of `scenarios/` replayed in-process and against `trace-harness serve --contract` "
       "started per replay from `examples/own-service/service.toml` (spans over OTLP/HTTP, "
-      "completeness by rules, no quiet period); five replays of a one-step scenario that does "
+      "completeness by rules, no quiet period); as many replays of a one-step scenario that does "
       "no work (a cron call with nothing due), both ways, whose difference is the fixed cost of "
       "an external replay; and one process started as a replay starts it (a new database, an "
       "OTLP endpoint) until it is ready, then stopped (`benches/external.rs`):\n")
     inside = ns("every_scenario/in_process")
     outside = ns("every_scenario/external")
-    idle_in = ns("five_idle_replays/in_process")
-    idle_out = ns("five_idle_replays/external")
+    idle_in = ns("idle_replays/in_process")
+    idle_out = ns("idle_replays/external")
     start = ns("process/start_until_ready_and_stop")
     # One process start per scenario, and one more for each step that restarts or crashes it.
     starts = n_scen + restart_steps()
     without_start = None if outside is None or start is None else outside - starts * start
     fixed = None if idle_out is None or idle_in is None else idle_out - idle_in
-    without_fixed = None if outside is None or fixed is None else outside - fixed
+    # The idle pair starts each process once; a restart or crash step starts one more.
+    without_fixed = (None if outside is None or fixed is None or start is None
+                     else outside - fixed - (starts - n_scen) * start)
     w(table(["case", "time"], [
         [f"in-process, {n_scen} scenarios", fmt_time(inside)],
         [f"external, {n_scen} scenarios", fmt_time(outside)],
-        ["in-process, five idle replays", fmt_time(idle_in)],
-        ["external, five idle replays", fmt_time(idle_out)],
+        [f"in-process, {n_scen} idle replays", fmt_time(idle_in)],
+        [f"external, {n_scen} idle replays", fmt_time(idle_out)],
         ["one process start until ready + stop", fmt_time(start)],
         [f"external minus {starts} process starts ({n_scen} replays, {starts - n_scen} restarts)", fmt_time(without_start)],
-        ["external minus the idle replays' difference",
+        ["external minus the idle replays' difference and the restarts' process starts",
          fmt_time(without_fixed) if without_fixed is None or without_fixed > 0 else "— (noise: the idle pair drifted)"],
     ]))
     w("")
