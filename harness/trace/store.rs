@@ -585,12 +585,17 @@ impl TraceStore {
         let own = this_thread_shard();
         // As in `open`: a span in another shard is marked under that shard's lock alone, out
         // of line so that the common case, a span of this thread's, is marked inline.
-        let foreign = span.filter(|&id| shard_of(id) != own);
-        let marked = foreign.and_then(|id| self.log_in_other_shard(id, line.level, message));
-        let mut inner = self.shard(own);
-        let span = match span {
-            Some(id) if foreign.is_none() => inner.log_in(id, line.level, message),
-            _ => marked,
+        let (mut inner, span) = match span {
+            Some(id) if shard_of(id) == own => {
+                let mut inner = self.shard(own);
+                let span = inner.log_in(id, line.level, message);
+                (inner, span)
+            }
+            Some(id) => {
+                let marked = self.log_in_other_shard(id, line.level, message);
+                (self.shard(own), marked)
+            }
+            None => (self.shard(own), None),
         };
         let seq = (inner.clock).draw(&self.mark, span.map(|(_, seq)| seq));
         let span = span.map(|(span, _)| span);
