@@ -36,17 +36,29 @@ pub(super) struct Stretch {
 
 impl<T, const FIRST: usize, const MAX: usize> Chunked<T, FIRST, MAX> {
     /// Appends `item`, starting a new chunk when the last one is full.
+    ///
+    /// The common case, a chunk with room, is a branch of its own: there `Vec::push` is known
+    /// not to grow, so `item` is written straight into the chunk rather than first copied
+    /// aside for a reallocation that cannot happen (a `memcpy` of a span or line each push).
     #[inline(always)]
     pub(super) fn push(&mut self, item: T) -> At {
         self.len += 1;
-        let room = (self.chunks.last()).is_some_and(|chunk| chunk.len() < chunk.capacity());
-        if !room {
-            self.new_chunk(1);
+        let at = self.chunks.len().wrapping_sub(1);
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < chunk.capacity() => {
+                chunk.push(item);
+                (at as u32, (chunk.len() - 1) as u32)
+            }
+            _ => self.push_into_new_chunk(item),
         }
-        let at = self.chunks.len() - 1;
-        let chunk = &mut self.chunks[at];
-        chunk.push(item);
-        (at as u32, (chunk.len() - 1) as u32)
+    }
+
+    /// [`Chunked::push`] when the last chunk is full (or there is none).
+    #[cold]
+    #[inline(never)]
+    fn push_into_new_chunk(&mut self, item: T) -> At {
+        self.new_chunk(1).push(item);
+        ((self.chunks.len() - 1) as u32, 0)
     }
 
     /// The item [`Chunked::push`] put at `at`.

@@ -45,9 +45,27 @@ pub(super) struct ShardClock {
 
 impl ShardClock {
     /// The next creation number, past `after` (a parent's or a span's number) if given.
+    ///
+    /// While `busy_since` is `None` a shard publishes every number it draws, so `published`
+    /// is `next`: if the mark still holds it, no other shard stored since, and the draw is
+    /// this shard's next number (past `after`), published at once, with nothing to decide.
     #[inline]
     pub(super) fn draw(&mut self, mark: &SeqMark, after: Option<Seq>) -> Seq {
         let seen = mark.0.load(Ordering::Relaxed);
+        if self.busy_since.is_none() && seen == self.next {
+            let seq = after.map_or(self.next, |after| self.next.max(after.wrapping_add(1)));
+            self.next = seq.wrapping_add(1);
+            mark.0.store(self.next, Ordering::Relaxed);
+            self.published = self.next;
+            return seq;
+        }
+        self.draw_seen(mark, seen, after)
+    }
+
+    /// [`ShardClock::draw`] when another shard stored into the mark since this one last did,
+    /// or this one has been busy: `seen` is what the mark held.
+    #[inline(never)]
+    fn draw_seen(&mut self, mark: &SeqMark, seen: Seq, after: Option<Seq>) -> Seq {
         let mut seq = self.next.max(seen);
         if let Some(after) = after {
             seq = seq.max(after.wrapping_add(1));

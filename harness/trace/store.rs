@@ -193,14 +193,20 @@ fn shard_of(id: LiveId) -> usize {
 }
 
 impl Inner {
+    /// The slot of the live span `id` and its index; `None` for an id whose slot was reused.
     #[inline]
-    fn live_in(slots: &mut [Slot], id: LiveId) -> Option<&mut Live> {
+    fn slot_of(slots: &mut [Slot], id: LiveId) -> Option<(usize, &mut Slot)> {
         let index = ((id & 0xFFFF_FFFF) as usize).checked_sub(1)?;
         let slot = slots.get_mut(index)?;
         if u64::from(slot.generation & GENERATION_MASK) != id >> 40 {
             return None;
         }
-        slot.live.as_mut()
+        Some((index, slot))
+    }
+
+    #[inline]
+    fn live_in(slots: &mut [Slot], id: LiveId) -> Option<&mut Live> {
+        Self::slot_of(slots, id)?.1.live.as_mut()
     }
 
     /// What a child of the live span `id` inherits, taking a handle to the parent for it.
@@ -246,13 +252,18 @@ impl Inner {
         self.spans.get_mut(at)
     }
 
-    /// Frees a live span's slot and hands back what it held.
-    fn take(&mut self, id: LiveId) -> Option<Live> {
-        Self::live_in(&mut self.slots, id)?;
-        let index = (id & 0xFFFF_FFFF) as u32 - 1;
-        let slot = &mut self.slots[index as usize];
+    /// Drops a handle to the live span `id`. The last one frees its slot and hands back what
+    /// it held; `None` while handles remain (or for an id that finds nothing).
+    #[inline]
+    fn drop_handle(&mut self, id: LiveId) -> Option<Live> {
+        let (index, slot) = Self::slot_of(&mut self.slots, id)?;
+        let live = slot.live.as_mut()?;
+        live.refs -= 1;
+        if live.refs > 0 {
+            return None;
+        }
         slot.generation = slot.generation.wrapping_add(1);
-        self.free_slots.push(index);
+        self.free_slots.push(index as u32);
         self.live -= 1;
         slot.live.take()
     }
@@ -502,14 +513,7 @@ impl TraceStore {
                 };
                 (inner, held) = (other, shard_of(id));
             }
-            let Some(live) = Inner::live_in(&mut inner.slots, id) else {
-                break;
-            };
-            live.refs -= 1;
-            if live.refs > 0 {
-                break;
-            }
-            let Some(Live { at, parent, .. }) = inner.take(id) else {
+            let Some(Live { at, parent, .. }) = inner.drop_handle(id) else {
                 break;
             };
             if let Some(span) = inner.spans.get_mut(at) {
@@ -581,12 +585,17 @@ impl TraceStore {
         let own = this_thread_shard();
         // As in `open`: a span in another shard is marked under that shard's lock alone, out
         // of line so that the common case, a span of this thread's, is marked inline.
-        let foreign = span.filter(|&id| shard_of(id) != own);
-        let marked = foreign.and_then(|id| self.log_in_other_shard(id, line.level, message));
-        let mut inner = self.shard(own);
-        let span = match span {
-            Some(id) if foreign.is_none() => inner.log_in(id, line.level, message),
-            _ => marked,
+        let (mut inner, span) = match span {
+            Some(id) if shard_of(id) == own => {
+                let mut inner = self.shard(own);
+                let span = inner.log_in(id, line.level, message);
+                (inner, span)
+            }
+            Some(id) => {
+                let marked = self.log_in_other_shard(id, line.level, message);
+                (self.shard(own), marked)
+            }
+            None => (self.shard(own), None),
         };
         let seq = (inner.clock).draw(&self.mark, span.map(|(_, seq)| seq));
         let span = span.map(|(span, _)| span);
