@@ -42,7 +42,8 @@ TOML
 # Steps of scenarios/ that start the service's process again: a restart, or a crash (the
 # process is killed at its crash point and a new one started).
 restarts=$(cat scenarios/*.toml | grep -cE '^[[:space:]]*(restart[[:space:]]*=[[:space:]]*true|crash[[:space:]]*=)' || true)
-replays=$((repeat * $(ls scenarios/*.toml | wc -l)))
+scenario_files=$(ls scenarios/*.toml | wc -l)
+replays=$((repeat * scenario_files))
 # Milliseconds per replay of one CLI run.
 per_replay() {
     local start end
@@ -65,12 +66,13 @@ for round in $(seq "$rounds"); do
 done
 col() { awk "{print \$$1}" "$idle_dir/results" | median; }
 inside=$(col 1); outside=$(col 2); idle_in=$(col 3); idle_out=$(col 4); restart_in=$(col 5); restart_out=$(col 6)
-scenario_files=$(ls scenarios/*.toml | wc -l)
 # Per round: the fixed cost f, a restart's r, and each scenario replay's share of the restarts.
 ratios=$(awk -v k="$restarts" -v n="$scenario_files" \
     '{f = $4 - $3; r = ($6 - $5) - f; printf "%.3f %.3f\n", ($2 - f - r * k / n) / $1, $2 / $1}' "$idle_dir/results")
 echo "median per replay: in-process $inside ms, external $outside ms, idle in-process $idle_in ms, idle external $idle_out ms, idle with a restart in-process $restart_in ms, external $restart_out ms"
-echo "fixed cost of an external replay (idle external - idle in-process), median: $(awk -v a="$idle_out" -v b="$idle_in" 'BEGIN {printf "%.3f", a - b}') ms"
-echo "cost of one more process start (a restart's idle pair minus the first), median: $(awk -v a="$restart_out" -v b="$restart_in" -v f="$(awk -v a="$idle_out" -v b="$idle_in" 'BEGIN {print a - b}')" 'BEGIN {printf "%.3f", a - b - f}') ms; $restarts of the $scenario_files scenarios' steps start the process again"
+fixed=$(awk -v a="$idle_out" -v b="$idle_in" 'BEGIN {printf "%.3f", a - b}')
+restart_cost=$(awk -v a="$restart_out" -v b="$restart_in" -v f="$fixed" 'BEGIN {printf "%.3f", a - b - f}')
+echo "fixed cost of an external replay (idle external - idle in-process), median: $fixed ms"
+echo "cost of one more process start (a restart's idle pair minus the first), median: $restart_cost ms; $restarts of the $scenario_files scenarios' steps start the process again"
 echo "external without its process starts / in-process, per round: $(echo "$ratios" | awk '{print $1}' | tr '\n' ' ')"
 echo "median: $(echo "$ratios" | awk '{print $1}' | median)x; with them: $(echo "$ratios" | awk '{print $2}' | median)x"
